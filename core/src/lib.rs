@@ -1,0 +1,2 @@
+//! FerryMQ core.
+#![deny(missing_docs)]

@@ -1,0 +1,3 @@
+//! `ferrymq`: the FerryMQ server binary.
+
+fn main() {}
