@@ -1,2 +1,20 @@
-//! FerryMQ core.
+//! FerryMQ core: everything but HTTP.
+//!
+//! # Layout
+//!
+//! - [`store`]: bytes on disk. The commit log, consume queues, the index, flushing,
+//!   checkpoints, recovery and retention. Knows nothing of groups or delivery.
+//! - [`broker`]: meaning. Topics, sending, pulling with filters, consumer groups and offsets,
+//!   leases, delay, retry and dead letters, transactions, long polling.
+//! - [`client`]: producers, consumers and rebalance, over a transport that is either the
+//!   embedded broker or a remote gateway.
+//!
+//! Errors of all three are one [`Error`] with a stable [`Error::kind`].
 #![deny(missing_docs)]
+
+pub mod broker;
+pub mod client;
+pub mod error;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+//! The client: producer, consumers and rebalance strategies, behind a transport.
+
+pub mod rebalance;
