@@ -1,0 +1,75 @@
+//! Store configuration: where the files live, how big they grow, and how durable an append is.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// When an append counts as done, and therefore what survives a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushMode {
+    /// An append returns once its bytes are in the memory-mapped commit log (the page cache).
+    /// A background thread msyncs every `flush_interval`.
+    ///
+    /// Survives a process crash (kill -9): yes, everything acknowledged.
+    /// Survives a machine crash or power loss: everything flushed before the last background
+    /// flush; at most the last `flush_interval` of acknowledged appends can be lost.
+    Async,
+    /// An append returns only after an msync covering its bytes has completed. Concurrent
+    /// appenders share one msync (group commit), so throughput grows with concurrency.
+    ///
+    /// Survives a process crash and a machine crash: yes, everything acknowledged.
+    Sync,
+}
+
+/// Everything the store needs to know to open a directory.
+///
+/// Build it with [`StoreConfig::new`] and change the fields you care about.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The store's directory; it holds `commitlog/`, `consumequeue/`, `index/`, `checkpoint`,
+    /// `abort` and `lock`.
+    pub dir: PathBuf,
+    /// Size of each commit log segment file in bytes (default 1 GiB). A record never spans
+    /// segments, so a record must fit into one with room for the end-of-segment marker.
+    pub segment_bytes: u64,
+    /// Durability of an append (default [`FlushMode::Async`]).
+    pub flush: FlushMode,
+    /// Period of the background flush of the log (async mode), consume queues, index and
+    /// checkpoint (default 500 ms).
+    pub flush_interval: Duration,
+    /// Number of 20-byte units per consume queue file (default 300 000, i.e. 6 MB files).
+    pub cq_units_per_file: u64,
+    /// Largest accepted message body in bytes (default 4 MiB).
+    pub max_message_bytes: usize,
+    /// Segments whose newest record is older than this are deleted (default 72 h).
+    pub retention: Duration,
+    /// Share of the data disk in use above which appends fail with
+    /// [`Error::InsufficientStorage`](crate::Error::InsufficientStorage) and retention deletes
+    /// the oldest segments early (default 0.95).
+    pub disk_max_used_ratio: f64,
+    /// Period of the background retention sweep (default 10 s).
+    pub retention_check_interval: Duration,
+    /// Hash slots per index file (default 1 048 576). Tests use small values to make index
+    /// files roll over.
+    pub index_slots: u32,
+    /// Entries per index file (default 4 194 304, about 100 MB per file, allocated sparsely).
+    pub index_entries_per_file: u32,
+}
+
+impl StoreConfig {
+    /// A configuration with the defaults for the store at `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            dir: dir.into(),
+            segment_bytes: 1 << 30,
+            flush: FlushMode::Async,
+            flush_interval: Duration::from_millis(500),
+            cq_units_per_file: 300_000,
+            max_message_bytes: 4 << 20,
+            retention: Duration::from_secs(72 * 3600),
+            disk_max_used_ratio: 0.95,
+            retention_check_interval: Duration::from_secs(10),
+            index_slots: 1 << 20,
+            index_entries_per_file: 4 << 20,
+        }
+    }
+}
