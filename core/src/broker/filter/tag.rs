@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::invalid_filter;
+use crate::store::tag_hash;
 use crate::Result;
 
 /// A filter that accepts the messages whose tag is one of a fixed set.
@@ -80,17 +81,4 @@ impl TagFilter {
     pub(super) fn matches(&self, tag: Option<&str>) -> bool {
         tag.is_some_and(|tag| self.tags.contains(tag))
     }
-}
-
-/// The consume queue's tag hash.
-///
-/// TEMPORARY: `crate::store::tag_hash` does not exist yet; this is FNV-1a 64 until it does,
-/// then this function goes away in favour of the store's.
-fn tag_hash(tag: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in tag.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }

@@ -178,7 +178,7 @@ impl Parser<'_> {
     fn comparison(&mut self) -> Result<Expr, String> {
         let (left, left_pos) = self.operand()?;
         let Some(token) = self.peek() else {
-            return lone_operand(left, left_pos, "the end of the expression".to_owned());
+            return lone_operand(left, left_pos, "the end of the expression");
         };
         let pos = token.pos;
         let op = match &token.kind {
@@ -194,8 +194,9 @@ impl Parser<'_> {
             self.next += 1;
             let (right, right_pos) = self.operand()?;
             if op.is_ordering() {
-                numeric_only(&left, left_pos, op.symbol(), pos)?;
-                numeric_only(&right, right_pos, op.symbol(), pos)?;
+                let name = format!("operator '{}'", op.symbol());
+                numeric_only(&left, left_pos, &name, pos)?;
+                numeric_only(&right, right_pos, &name, pos)?;
             }
             return Ok(Expr::Compare { left, op, right });
         }
@@ -264,7 +265,7 @@ impl Parser<'_> {
                 "expected BETWEEN, IN, CONTAINS, STARTSWITH or ENDSWITH after NOT, found {}",
                 self.found()
             )),
-            _ => lone_operand(left, left_pos, self.found()),
+            _ => lone_operand(left, left_pos, &self.found()),
         }
     }
 
@@ -418,7 +419,7 @@ fn text_op_name(op: TextOp) -> &'static str {
 }
 
 /// An operand with no operator after it: fine for `TRUE` / `FALSE`, an error otherwise.
-fn lone_operand(operand: Operand, pos: usize, found: String) -> Result<Expr, String> {
+fn lone_operand(operand: Operand, pos: usize, found: &str) -> Result<Expr, String> {
     match operand {
         Operand::Literal(Literal::Bool(value)) => Ok(Expr::Constant(value)),
         Operand::Property(name) => Err(format!(
