@@ -1,0 +1,204 @@
+//! Delayed delivery: the [`Broker::run_delay_scheduler`] task re-stores due messages from the
+//! schedule topic (one queue per delay level, due times in order within a queue) and from the
+//! timer topic (arbitrary times, held in a min-heap) into their real topic, keeping their
+//! `msg_id`. Progress is persisted in `meta/delay.json`; a message re-stored just before a crash
+//! is recognised after the restart by its id and not delivered twice.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::long_poll::{enable_all, wait_any};
+use super::meta::MetaFile;
+use super::props::{self, DELIVER_AT, REAL_TOPIC};
+use super::topic::{SCHEDULE_TOPIC, TIMER_TOPIC};
+use super::{now_ms, Broker};
+use crate::store::{NewMessage, Store, StoredMessage};
+use crate::Result;
+
+/// Longest the scheduler sleeps without re-checking (it is woken earlier by new messages).
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Progress {
+    /// Next offset to deliver per level queue.
+    levels: BTreeMap<u32, u64>,
+    /// Every timer-queue offset below this is delivered.
+    timer_below: u64,
+    /// Timer-queue offsets at or above `timer_below` already delivered.
+    timer_done: BTreeSet<u64>,
+}
+
+/// Persisted delivery progress of the delay scheduler.
+#[derive(Debug)]
+pub(crate) struct DelayState {
+    file: MetaFile,
+    progress: Mutex<Progress>,
+}
+
+impl DelayState {
+    pub(crate) fn open(file: MetaFile) -> Result<DelayState> {
+        let progress = file.load()?;
+        Ok(DelayState { file, progress: Mutex::new(progress) })
+    }
+
+    fn snapshot(&self) -> Progress {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn save(&self, p: Progress) -> Result<()> {
+        self.file.save(&p)?;
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = p;
+        Ok(())
+    }
+}
+
+fn due_of(rec: &StoredMessage) -> u64 {
+    rec.properties.get(DELIVER_AT).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// True when a copy of `rec` already sits in its real topic after the scheduled record.
+fn already_delivered(s: &Store, rec: &StoredMessage, real: &str) -> Result<bool> {
+    for offset in s.lookup_msg_id(&rec.msg_id)? {
+        if offset > rec.commit_offset && s.read(offset)?.topic == real {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+impl Broker {
+    /// Re-stores one due scheduled record into its real topic.
+    async fn deliver_scheduled(&self, rec: StoredMessage) -> Result<()> {
+        let Some(real) = rec.properties.get(REAL_TOPIC).cloned() else {
+            tracing::warn!(msg_id = %rec.msg_id, "scheduled message without a target topic dropped");
+            return Ok(());
+        };
+        let queue_id = if real.starts_with('%') {
+            0
+        } else {
+            match self.topics.get(&real) {
+                Some(t) => self.select_queue(&t, rec.properties.get(props::SHARDING_KEY).map(String::as_str)),
+                None => {
+                    tracing::warn!(topic = %real, msg_id = %rec.msg_id, "delayed message for a deleted topic dropped");
+                    return Ok(());
+                }
+            }
+        };
+        let check = rec.clone();
+        let target = real.clone();
+        if self.blocking(move |s| already_delivered(s, &check, &target)).await? {
+            return Ok(());
+        }
+        let mut properties = rec.properties;
+        properties.remove(REAL_TOPIC);
+        properties.remove(DELIVER_AT);
+        let copy = NewMessage {
+            topic: real,
+            queue_id,
+            msg_id: rec.msg_id,
+            tag: rec.tag,
+            keys: rec.keys,
+            properties,
+            body: rec.body,
+            flags: 0,
+            born_ts: rec.born_ts,
+            reconsume_times: rec.reconsume_times,
+        };
+        self.append_and_dispatch(vec![copy]).await?;
+        Ok(())
+    }
+
+    /// The delay scheduler: delivers due level and timer messages, sleeping until the next due
+    /// time or until a new scheduled message arrives.
+    pub(crate) async fn run_delay_scheduler(self: std::sync::Arc<Self>) {
+        let mut stop = self.shutdown_signal();
+        let notifiers = [self.waiters.notifier(SCHEDULE_TOPIC), self.waiters.notifier(TIMER_TOPIC)];
+        let mut heap: BinaryHeap<Reverse<(u64, u64, u64)>> = BinaryHeap::new();
+        let mut timer_scanned = self.delay.snapshot().timer_below;
+        loop {
+            let notified = enable_all(&notifiers);
+            let next = match self.delay_round(&mut heap, &mut timer_scanned).await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "delay scheduler round failed; retrying");
+                    now_ms() + 500
+                }
+            };
+            let wait = Duration::from_millis(next.saturating_sub(now_ms())).min(MAX_SLEEP);
+            tokio::select! {
+                _ = wait_any(notified, tokio::time::Instant::now() + wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Delivers everything due; returns the next due time.
+    async fn delay_round(
+        &self,
+        heap: &mut BinaryHeap<Reverse<(u64, u64, u64)>>,
+        timer_scanned: &mut u64,
+    ) -> Result<u64> {
+        let mut progress = self.delay.snapshot();
+        let mut dirty = false;
+        let mut next = u64::MAX;
+        for level in 0..self.config.delay_levels.len() as u32 {
+            loop {
+                let (min, max) = self.store.queue_bounds(SCHEDULE_TOPIC, level);
+                let pos = progress.levels.get(&level).copied().unwrap_or(0).max(min);
+                if pos >= max {
+                    break;
+                }
+                let Some(unit) = self.store.read_queue(SCHEDULE_TOPIC, level, pos, 1)?.into_iter().next() else { break };
+                let rec = self.store.read(unit.commit_offset)?;
+                let due = due_of(&rec);
+                if due > now_ms() {
+                    next = next.min(due);
+                    break;
+                }
+                self.deliver_scheduled(rec).await?;
+                progress.levels.insert(level, unit.queue_offset + 1);
+                dirty = true;
+            }
+        }
+        let (min, max) = self.store.queue_bounds(TIMER_TOPIC, 0);
+        *timer_scanned = (*timer_scanned).max(min).max(progress.timer_below);
+        while *timer_scanned < max {
+            let units = self.store.read_queue(TIMER_TOPIC, 0, *timer_scanned, 256)?;
+            let Some(last) = units.last().map(|u| u.queue_offset) else { break };
+            for u in units {
+                if !progress.timer_done.contains(&u.queue_offset) {
+                    let due = due_of(&self.store.read(u.commit_offset)?);
+                    heap.push(Reverse((due, u.queue_offset, u.commit_offset)));
+                }
+            }
+            *timer_scanned = last + 1;
+        }
+        while let Some(Reverse((due, queue_offset, commit_offset))) = heap.peek().copied() {
+            if due > now_ms() {
+                next = next.min(due);
+                break;
+            }
+            heap.pop();
+            let rec = self.store.read(commit_offset)?;
+            self.deliver_scheduled(rec).await?;
+            progress.timer_done.insert(queue_offset);
+            while progress.timer_done.remove(&progress.timer_below) {
+                progress.timer_below += 1;
+            }
+            dirty = true;
+        }
+        if progress.timer_below < min {
+            progress.timer_below = min;
+            progress.timer_done.retain(|o| *o >= min);
+            dirty = true;
+        }
+        if dirty {
+            self.delay.save(progress)?;
+        }
+        Ok(next)
+    }
+}

@@ -1,0 +1,439 @@
+//! Simple consumption (RocketMQ 5 style leases): `receive` hands out messages with a receipt and
+//! makes them invisible to the rest of the group; `ack` marks them done; `nack` or an expired
+//! lease sends them back through retry (or, orderly and broadcasting, redelivers in place).
+//!
+//! Per (owner, store topic, queue) the broker keeps the lowest offset not yet done
+//! (`committed`, written through to the offset table), the done offsets above it, and the
+//! deliveries in flight. A message is done when acked, skipped by the filter, or moved to retry
+//! or the DLQ. At most one member holds a message at a time.
+//!
+//! Reads here are mmap reads of recent data from the caller's task; appends (retry copies) go
+//! through the store's blocking path.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::long_poll::{enable_all, wait_any};
+use super::props::{self, ORIGIN_TOPIC};
+use super::receipt::Receipt;
+use super::topic::retry_topic;
+use super::types::*;
+use super::{compile_filter, validate_group_name, Broker, Filter};
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// Most units one receive scans in one queue (bounds the time the state lock is held).
+const SCAN_LIMIT: u64 = 4096;
+/// How long the outcome of an ended receipt is remembered, to answer `acked` or `expired`.
+const ENDED_MEMORY: Duration = Duration::from_secs(600);
+
+type Key = (String, String, u32);
+
+#[derive(Debug, Clone)]
+struct Inflight {
+    nonce: u64,
+    deadline: Instant,
+    client_id: String,
+    in_place: bool,
+    user_topic: String,
+    reconsume_times: u32,
+    commit_offset: u64,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    committed: u64,
+    done: BTreeSet<u64>,
+    inflight: BTreeMap<u64, Inflight>,
+    suspended_until: Option<Instant>,
+    in_place_reconsume: HashMap<u64, u32>,
+}
+
+impl QueueState {
+    fn finish(&mut self, offset: u64) {
+        self.in_place_reconsume.remove(&offset);
+        if offset >= self.committed {
+            self.done.insert(offset);
+        }
+        while self.done.remove(&self.committed) {
+            self.committed += 1;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queues: HashMap<Key, QueueState>,
+    ended: HashMap<u64, (ReceiptFailure, Instant)>,
+}
+
+/// Lease-based consumption state of every group.
+#[derive(Debug, Default)]
+pub(crate) struct Consumption {
+    inner: Mutex<Inner>,
+}
+
+/// A delivery taken out of flight by a nack or an expiry, to be sent back.
+pub(crate) struct Failed {
+    owner: String,
+    key: Key,
+    offset: u64,
+    inflight: Inflight,
+    delay: Option<Duration>,
+}
+
+impl Consumption {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn reset(&self, group: &str, topic: &str, queue_id: u32, offset: u64) {
+        let mut inner = self.lock();
+        if let Some(state) = inner.queues.get_mut(&(group.to_string(), topic.to_string(), queue_id)) {
+            state.committed = offset;
+            state.done.clear();
+            state.suspended_until = None;
+            state.in_place_reconsume.clear();
+        }
+    }
+
+    pub(crate) fn remove_topic(&self, topic: &str) {
+        self.lock().queues.retain(|(_, t, _), _| t != topic);
+    }
+
+    /// Returns what `client_id` held in `group` to the group at once; returns the user topics
+    /// to wake.
+    pub(crate) fn release_client(&self, group: &str, client_id: &str) -> HashSet<String> {
+        let mut inner = self.lock();
+        let broadcast_owner = format!("{group}\0{client_id}");
+        let mut topics = HashSet::new();
+        inner.queues.retain(|(owner, _, _), _| owner != &broadcast_owner);
+        for ((owner, _, _), state) in inner.queues.iter_mut() {
+            if owner != group {
+                continue;
+            }
+            state.inflight.retain(|_, i| {
+                let keep = i.client_id != client_id;
+                if !keep {
+                    topics.insert(i.user_topic.clone());
+                }
+                keep
+            });
+        }
+        topics
+    }
+
+    fn take_expired(&self) -> Vec<Failed> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let Inner { queues, ended } = &mut *inner;
+        ended.retain(|_, (_, at)| now.duration_since(*at) < ENDED_MEMORY);
+        let mut failed = Vec::new();
+        for (key, state) in queues.iter_mut() {
+            let expired: Vec<u64> = state.inflight.iter().filter(|(_, i)| i.deadline <= now).map(|(o, _)| *o).collect();
+            for offset in expired {
+                if let Some(inflight) = state.inflight.remove(&offset) {
+                    ended.insert(inflight.nonce, (ReceiptFailure::Expired, now));
+                    failed.push(Failed { owner: key.0.clone(), key: key.clone(), offset, inflight, delay: Some(Duration::ZERO) });
+                }
+            }
+        }
+        failed
+    }
+
+    fn mark_done(&self, key: &Key, offset: u64) -> Option<u64> {
+        let mut inner = self.lock();
+        let state = inner.queues.get_mut(key)?;
+        state.finish(offset);
+        Some(state.committed)
+    }
+}
+
+fn owner_of(group: &str, client_id: &str, mode: ConsumeMode) -> String {
+    match mode {
+        ConsumeMode::Clustering => group.to_string(),
+        ConsumeMode::Broadcasting => format!("{group}\0{client_id}"),
+    }
+}
+
+impl Broker {
+    /// Receives up to `max_messages` messages for a group, each with a receipt, invisible to the
+    /// rest of the group for `invisible`. Waits up to `wait` when nothing is available and wakes
+    /// the moment something is.
+    pub async fn receive(&self, req: ReceiveRequest) -> Result<Vec<Message>> {
+        validate_group_name(&req.group)?;
+        if req.max_messages == 0 || req.max_messages > 1000 {
+            return Err(Error::invalid("/max_messages", "must be 1 to 1000"));
+        }
+        let invisible_ms = req.invisible.as_millis();
+        if !(1_000..=43_200_000).contains(&invisible_ms) {
+            return Err(Error::invalid("/invisible_ms", "must be 1000 to 43200000"));
+        }
+        if req.wait > Duration::from_secs(30) {
+            return Err(Error::invalid("/wait_ms", "must be at most 30000"));
+        }
+        if req.client_id.is_empty() {
+            return Err(Error::invalid("/client_id", "must not be empty"));
+        }
+        let topic = self.topic_for_read(&req.topic)?;
+        let filter = compile_filter(&req.filter)?;
+        self.groups.subscribe(&req.group, Subscription { topic: req.topic.clone(), filter: req.filter.clone(), mode: req.mode })?;
+        self.groups.touch(&req.group, &req.client_id, req.transport);
+        let owner = owner_of(&req.group, &req.client_id, req.mode);
+        let retry = retry_topic(&req.group);
+        let notifiers = [self.waiters.notifier(&topic.name), self.waiters.notifier(&retry)];
+        let deadline = tokio::time::Instant::now() + req.wait;
+        loop {
+            let notified = enable_all(&notifiers);
+            let messages = self.collect(&req, &owner, &topic, &retry, &filter)?;
+            if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(messages);
+            }
+            wait_any(notified, deadline).await;
+        }
+    }
+
+    fn collect(
+        &self,
+        req: &ReceiveRequest,
+        owner: &str,
+        topic: &TopicInfo,
+        retry: &str,
+        filter: &Filter,
+    ) -> Result<Vec<Message>> {
+        let store: &Store = &self.store;
+        let mut queues: Vec<(String, u32)> = (0..topic.queues).map(|q| (topic.name.clone(), q)).collect();
+        if req.mode == ConsumeMode::Clustering && !req.orderly && store.queue_bounds(retry, 0).1 > 0 {
+            queues.push((retry.to_string(), 0));
+        }
+        let start = self.round_robin.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize % queues.len();
+        queues.rotate_left(start);
+        let in_place = req.orderly || req.mode == ConsumeMode::Broadcasting;
+        let deadline = Instant::now() + req.invisible;
+        let mut out = Vec::new();
+        let mut inner = self.consumption.lock();
+        for (store_topic, queue_id) in queues {
+            if out.len() >= req.max_messages {
+                break;
+            }
+            let is_retry = store_topic != topic.name;
+            let key = (owner.to_string(), store_topic.clone(), queue_id);
+            let (min, max) = store.queue_bounds(&store_topic, queue_id);
+            if !inner.queues.contains_key(&key) {
+                let committed = match self.offsets.get(owner, &store_topic, queue_id) {
+                    Some(c) => c,
+                    None if is_retry => min,
+                    None => match req.start {
+                        StartPosition::First => min,
+                        StartPosition::Last => {
+                            self.offsets.set(owner, &store_topic, queue_id, max);
+                            max
+                        }
+                        StartPosition::Timestamp(ts) => {
+                            let o = store.offset_for_timestamp(&store_topic, queue_id, ts)?;
+                            self.offsets.set(owner, &store_topic, queue_id, o);
+                            o
+                        }
+                    },
+                };
+                inner.queues.insert(key.clone(), QueueState { committed, ..QueueState::default() });
+            }
+            let Some(state) = inner.queues.get_mut(&key) else { continue };
+            if state.committed < min {
+                state.committed = min;
+                state.done.retain(|o| *o >= min);
+            }
+            if req.orderly && (!state.inflight.is_empty() || state.suspended_until.is_some_and(|t| t > Instant::now())) {
+                continue;
+            }
+            state.suspended_until = None;
+            let before = state.committed;
+            let mut pos = state.committed;
+            let scan_end = max.min(state.committed + SCAN_LIMIT);
+            'scan: while out.len() < req.max_messages && pos < scan_end {
+                let units = store.read_queue(&store_topic, queue_id, pos, 64)?;
+                if units.is_empty() {
+                    break;
+                }
+                for unit in units {
+                    let offset = unit.queue_offset;
+                    pos = offset + 1;
+                    if state.done.contains(&offset) || state.inflight.contains_key(&offset) {
+                        continue;
+                    }
+                    if !is_retry && !filter.may_match_hash(unit.tag_hash) {
+                        state.finish(offset);
+                        continue;
+                    }
+                    let rec = match store.read(unit.commit_offset) {
+                        Ok(rec) => rec,
+                        Err(e) => {
+                            tracing::error!(error = %e, topic = %store_topic, queue_id, offset, "unreadable message skipped");
+                            state.finish(offset);
+                            continue;
+                        }
+                    };
+                    if is_retry && rec.properties.get(ORIGIN_TOPIC).map(String::as_str) != Some(topic.name.as_str()) {
+                        continue; // another topic's retry: left for its own receives
+                    }
+                    if !filter.matches(rec.tag.as_deref(), &props::user_properties(&rec.properties)) {
+                        state.finish(offset);
+                        continue;
+                    }
+                    let nonce = rand::random::<u64>();
+                    let reconsume_times = state.in_place_reconsume.get(&offset).copied().unwrap_or(rec.reconsume_times);
+                    state.inflight.insert(
+                        offset,
+                        Inflight {
+                            nonce,
+                            deadline,
+                            client_id: req.client_id.clone(),
+                            in_place,
+                            user_topic: topic.name.clone(),
+                            reconsume_times,
+                            commit_offset: unit.commit_offset,
+                        },
+                    );
+                    let mut m = props::to_message(rec, MessageState::Stored);
+                    m.reconsume_times = reconsume_times;
+                    m.receipt = Some(
+                        Receipt { owner: owner.to_string(), topic: store_topic.clone(), queue_id, offset, nonce }.encode(),
+                    );
+                    out.push(m);
+                    if out.len() >= req.max_messages || req.orderly && is_retry {
+                        break 'scan;
+                    }
+                }
+            }
+            if state.committed != before && req.mode == ConsumeMode::Clustering {
+                self.offsets.set(owner, &store_topic, queue_id, state.committed);
+            }
+        }
+        drop(inner);
+        if !out.is_empty() {
+            self.counters.delivered(&topic.name, &req.group, out.len() as u64);
+        }
+        Ok(out)
+    }
+
+    fn parse_receipt(group: &str, receipt: &str) -> Result<Option<(Receipt, Key)>> {
+        let r = Receipt::parse(receipt)?;
+        if r.group() != group {
+            return Ok(None);
+        }
+        let key = (r.owner.clone(), r.topic.clone(), r.queue_id);
+        Ok(Some((r, key)))
+    }
+
+    /// Acknowledges a received message. `Err` only for a receipt that does not parse; a receipt
+    /// that cannot be acked is `Ok(Err(reason))`.
+    pub async fn ack(&self, group: &str, receipt: &str) -> Result<Result<(), ReceiptFailure>> {
+        let Some((r, key)) = Self::parse_receipt(group, receipt)? else { return Ok(Err(ReceiptFailure::Unknown)) };
+        let mut inner = self.consumption.lock();
+        let Inner { queues, ended } = &mut *inner;
+        if let Some(state) = queues.get_mut(&key) {
+            if state.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce) {
+                state.inflight.remove(&r.offset);
+                state.finish(r.offset);
+                ended.insert(r.nonce, (ReceiptFailure::Acked, Instant::now()));
+                if !r.owner.contains('\0') {
+                    self.offsets.set(&r.owner, &r.topic, r.queue_id, state.committed);
+                }
+                return Ok(Ok(()));
+            }
+        }
+        Ok(Err(ended.get(&r.nonce).map(|(f, _)| *f).unwrap_or(ReceiptFailure::Unknown)))
+    }
+
+    /// Gives a received message back: it returns to the group with `reconsume_times + 1` after
+    /// `delay` (default: the retry delay of level `3 + reconsume_times`), or goes to the DLQ
+    /// after the group's `max_reconsume_times`.
+    pub async fn nack(&self, group: &str, receipt: &str, delay: Option<Duration>) -> Result<Result<(), ReceiptFailure>> {
+        let Some((r, key)) = Self::parse_receipt(group, receipt)? else { return Ok(Err(ReceiptFailure::Unknown)) };
+        let failed = {
+            let mut inner = self.consumption.lock();
+            let Inner { queues, ended } = &mut *inner;
+            let taken = queues
+                .get_mut(&key)
+                .filter(|s| s.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce))
+                .and_then(|s| s.inflight.remove(&r.offset));
+            match taken {
+                Some(inflight) => Failed { owner: r.owner.clone(), key, offset: r.offset, inflight, delay },
+                None => {
+                    return Ok(Err(ended.get(&r.nonce).map(|(f, _)| *f).unwrap_or(ReceiptFailure::Unknown)));
+                }
+            }
+        };
+        self.fail_delivery(failed).await?;
+        Ok(Ok(()))
+    }
+
+    /// Extends or shortens a received message's invisibility; returns the new receipt (the old
+    /// one stops working). `NotFound` when the receipt is no longer held.
+    pub async fn change_invisible(&self, group: &str, receipt: &str, invisible: Duration) -> Result<String> {
+        let ms = invisible.as_millis();
+        if !(1_000..=43_200_000).contains(&ms) {
+            return Err(Error::invalid("/invisible_ms", "must be 1000 to 43200000"));
+        }
+        let not_held = || Error::not_found("receipt", receipt);
+        let (r, key) = Self::parse_receipt(group, receipt)?.ok_or_else(not_held)?;
+        let mut inner = self.consumption.lock();
+        let inflight = inner
+            .queues
+            .get_mut(&key)
+            .and_then(|s| s.inflight.get_mut(&r.offset))
+            .filter(|i| i.nonce == r.nonce)
+            .ok_or_else(not_held)?;
+        inflight.nonce = rand::random();
+        inflight.deadline = Instant::now() + invisible;
+        Ok(Receipt { nonce: inflight.nonce, ..r }.encode())
+    }
+
+    /// Sends a failed delivery back: in place (orderly, broadcasting) or through the retry topic,
+    /// or to the DLQ when it has been delivered `max_reconsume_times + 1` times.
+    async fn fail_delivery(&self, f: Failed) -> Result<()> {
+        let group = f.owner.split('\0').next().unwrap_or_default().to_string();
+        let max = self.max_reconsume_times(&group);
+        if f.inflight.in_place && f.inflight.reconsume_times < max {
+            let mut inner = self.consumption.lock();
+            if let Some(state) = inner.queues.get_mut(&f.key) {
+                state.in_place_reconsume.insert(f.offset, f.inflight.reconsume_times + 1);
+                let pause = f.delay.unwrap_or(self.config.orderly_suspend);
+                if !pause.is_zero() {
+                    state.suspended_until = Some(Instant::now() + pause);
+                }
+            }
+            drop(inner);
+            self.waiters.wake(&f.inflight.user_topic);
+            return Ok(());
+        }
+        let commit_offset = f.inflight.commit_offset;
+        let rec = match self.blocking(move |s| s.read(commit_offset)).await {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::error!(error = %e, "a failed message could not be read back; it stays visible");
+                return Err(e);
+            }
+        };
+        let mut rec = rec;
+        rec.reconsume_times = f.inflight.reconsume_times;
+        self.send_back(&group, rec, &f.inflight.user_topic, f.delay).await?;
+        if let Some(committed) = self.consumption.mark_done(&f.key, f.offset) {
+            if !f.owner.contains('\0') {
+                self.offsets.set(&f.key.0, &f.key.1, f.key.2, committed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes expired leases' messages visible again at once, counting a reconsume.
+    pub(crate) async fn expire_leases(&self) {
+        for f in self.consumption.take_expired() {
+            let topic = f.inflight.user_topic.clone();
+            if let Err(e) = self.fail_delivery(f).await {
+                tracing::error!(error = %e, topic, "returning an expired message failed");
+            }
+        }
+    }
+}

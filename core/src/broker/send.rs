@@ -1,0 +1,328 @@
+//! Sending: validation, queue selection, idempotency, and the one path by which every message
+//! (plain, delayed, half) reaches the store.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::dedup::{fingerprint, DedupEntry};
+use super::props;
+use super::topic::{SCHEDULE_TOPIC, TIMER_TOPIC, TRANS_HALF_TOPIC};
+use super::types::{Delay, OutgoingMessage, SendResult, TopicInfo};
+use super::{now_ms, Broker};
+use crate::store::NewMessage;
+use crate::{Error, Result};
+
+/// How long a send waits for its message to be dispatched before answering anyway.
+const DISPATCH_WAIT: Duration = Duration::from_secs(10);
+
+/// Where one outgoing message is headed in the store.
+enum Placement {
+    Visible,
+    Scheduled,
+    Half { transaction_id: String },
+}
+
+impl Broker {
+    /// Publishes one message. The topic is created on first use when `auto_create_topics` is on.
+    /// Returns once the message is stored (fsynced under `sync` flush) and dispatched, so a
+    /// receive that starts afterwards sees it.
+    pub async fn send(&self, topic: &str, msg: OutgoingMessage) -> Result<SendResult> {
+        let mut results = self.send_messages(topic, vec![msg], None, "").await?;
+        Ok(results.remove(0))
+    }
+
+    /// Publishes a batch atomically: all of it is stored, or none. `batch_key` makes the whole
+    /// batch idempotent.
+    pub async fn send_batch(
+        &self,
+        topic: &str,
+        msgs: Vec<OutgoingMessage>,
+        batch_key: Option<String>,
+    ) -> Result<Vec<SendResult>> {
+        if msgs.is_empty() {
+            return Err(Error::invalid("/messages", "a batch needs at least one message"));
+        }
+        if msgs.len() > self.config.max_batch_messages {
+            return Err(Error::MessageTooLarge { size: msgs.len(), max: self.config.max_batch_messages });
+        }
+        let bytes: usize = msgs.iter().map(|m| m.body.len()).sum();
+        if bytes > self.config.max_batch_bytes {
+            return Err(Error::MessageTooLarge { size: bytes, max: self.config.max_batch_bytes });
+        }
+        self.send_messages(topic, msgs, batch_key, "/messages").await
+    }
+
+    async fn send_messages(
+        &self,
+        topic_name: &str,
+        msgs: Vec<OutgoingMessage>,
+        batch_key: Option<String>,
+        field: &str,
+    ) -> Result<Vec<SendResult>> {
+        for (i, m) in msgs.iter().enumerate() {
+            let f = if field.is_empty() { String::new() } else { format!("{field}/{i}") };
+            self.validate_message(m, &f)?;
+        }
+        let topic = self.topic_for_write(topic_name)?;
+        let keyed = batch_key.is_some() || msgs.iter().any(|m| m.idempotency_key.is_some());
+        if !keyed {
+            return self.store_messages(&topic, msgs).await;
+        }
+        // Idempotent sends are serialised so two concurrent repeats cannot both store.
+        let _guard = self.idempotency_lock.lock().await;
+        let window = self.config.dedup_window.as_millis() as u64;
+        if let Some(key) = &batch_key {
+            let fp = fingerprint(&msgs);
+            if let Some(seen) = self.dedup.get(topic_name, &batch_key_name(key), window) {
+                return if seen.fingerprint == fp { Ok(seen.results) } else { Err(Error::IdempotencyConflict { key: key.clone() }) };
+            }
+            let results = self.store_messages(&topic, msgs).await?;
+            let entry = DedupEntry { fingerprint: fp, results: results.clone(), at_ms: now_ms() };
+            self.dedup.insert(topic_name, vec![(batch_key_name(key), entry)], window)?;
+            return Ok(results);
+        }
+        // Per-message keys: repeats answer from the table, the rest are stored together.
+        let mut answers: Vec<Option<SendResult>> = vec![None; msgs.len()];
+        let mut fresh = Vec::new();
+        for (i, m) in msgs.into_iter().enumerate() {
+            if let Some(key) = &m.idempotency_key {
+                if let Some(seen) = self.dedup.get(topic_name, key, window) {
+                    if seen.fingerprint != fingerprint([&m]) {
+                        return Err(Error::IdempotencyConflict { key: key.clone() });
+                    }
+                    answers[i] = seen.results.into_iter().next();
+                    continue;
+                }
+            }
+            fresh.push((i, m));
+        }
+        if !fresh.is_empty() {
+            let records: Vec<(String, u64)> = fresh
+                .iter()
+                .filter_map(|(_, m)| m.idempotency_key.clone().map(|k| (k, fingerprint([m]))))
+                .collect();
+            let (idx, fresh_msgs): (Vec<usize>, Vec<OutgoingMessage>) = fresh.into_iter().unzip();
+            let results = self.store_messages(&topic, fresh_msgs.clone()).await?;
+            let mut entries = Vec::new();
+            for ((i, m), r) in idx.into_iter().zip(&fresh_msgs).zip(results) {
+                if let Some(key) = &m.idempotency_key {
+                    let fp = records.iter().find(|(k, _)| k == key).map(|(_, fp)| *fp).unwrap_or(0);
+                    entries.push((key.clone(), DedupEntry { fingerprint: fp, results: vec![r.clone()], at_ms: now_ms() }));
+                }
+                answers[i] = Some(r);
+            }
+            self.dedup.insert(topic_name, entries, window)?;
+        }
+        answers.into_iter().map(|a| a.ok_or_else(|| Error::Unavailable("idempotent send lost its result".into()))).collect()
+    }
+
+    fn validate_message(&self, m: &OutgoingMessage, field: &str) -> Result<()> {
+        if m.body.len() > self.config.store.max_message_bytes {
+            return Err(Error::MessageTooLarge { size: m.body.len(), max: self.config.store.max_message_bytes });
+        }
+        if let Some(tag) = &m.tag {
+            if tag.is_empty() || tag.len() > 255 || tag.contains("||") {
+                return Err(Error::invalid(format!("{field}/tag"), "must be 1 to 255 characters without '||'"));
+            }
+        }
+        for (i, k) in m.keys.iter().enumerate() {
+            if k.is_empty() || k.len() > 255 {
+                return Err(Error::invalid(format!("{field}/keys/{i}"), "keys must be 1 to 255 characters"));
+            }
+        }
+        props::validate_user_properties(&m.properties, field)?;
+        match m.delay {
+            None => {}
+            Some(Delay::Level(l)) => {
+                if l == 0 || l as usize > self.config.delay_levels.len() {
+                    return Err(Error::invalid(
+                        format!("{field}/delay_level"),
+                        format!("must be 1 to {}", self.config.delay_levels.len()),
+                    ));
+                }
+            }
+            Some(Delay::Millis(ms)) => {
+                if ms == 0 || ms > self.config.max_delay.as_millis() as u64 {
+                    return Err(Error::invalid(
+                        format!("{field}/delay_ms"),
+                        format!("must be 1 to {} ms", self.config.max_delay.as_millis()),
+                    ));
+                }
+            }
+            Some(Delay::At(at)) => {
+                if at == 0 || at > now_ms() + self.config.max_delay.as_millis() as u64 {
+                    return Err(Error::invalid(
+                        format!("{field}/deliver_at"),
+                        "must be positive and at most max_delay ahead",
+                    ));
+                }
+            }
+        }
+        if let Some(group) = &m.transaction {
+            super::validate_group_name(group)
+                .map_err(|_| Error::invalid(format!("{field}/producer_group"), "a transactional send needs a valid producer_group"))?;
+        }
+        if let Some(key) = &m.idempotency_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(Error::invalid(format!("{field}/idempotency_key"), "must be 1 to 255 characters"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Picks a queue: the hash of the sharding key, or round robin.
+    pub(crate) fn select_queue(&self, topic: &TopicInfo, sharding_key: Option<&str>) -> u32 {
+        match sharding_key {
+            Some(key) => (crate::store::tag_hash(key) % u64::from(topic.queues)) as u32,
+            None => self.round_robin.fetch_add(1, Ordering::Relaxed) % topic.queues,
+        }
+    }
+
+    /// Stores validated messages of one topic in one atomic append and waits for dispatch.
+    async fn store_messages(&self, topic: &TopicInfo, msgs: Vec<OutgoingMessage>) -> Result<Vec<SendResult>> {
+        let now = now_ms();
+        let mut records = Vec::with_capacity(msgs.len());
+        let mut placements = Vec::with_capacity(msgs.len());
+        let mut bytes = 0u64;
+        for m in msgs {
+            bytes += m.body.len() as u64;
+            let msg_id = self.ids.next();
+            let mut rec = NewMessage {
+                topic: topic.name.clone(),
+                queue_id: 0,
+                msg_id,
+                tag: m.tag,
+                keys: m.keys,
+                properties: m.properties,
+                body: m.body,
+                flags: 0,
+                born_ts: m.born_ts.unwrap_or(now),
+                reconsume_times: 0,
+            };
+            if let Some(key) = &m.sharding_key {
+                rec.properties.insert(props::SHARDING_KEY.into(), key.clone());
+            }
+            let placement = if let Some(group) = m.transaction {
+                let transaction_id = self.ids.next();
+                rec.properties.insert(props::REAL_TOPIC.into(), topic.name.clone());
+                rec.properties.insert(props::TX_ID.into(), transaction_id.clone());
+                rec.properties.insert(props::PRODUCER_GROUP.into(), group);
+                if let Some(delay) = m.delay {
+                    rec.properties.insert(props::DELIVER_AT.into(), self.due_time(delay, now).0.to_string());
+                }
+                rec.topic = TRANS_HALF_TOPIC.into();
+                Placement::Half { transaction_id }
+            } else if let Some(delay) = m.delay {
+                self.schedule_record(&mut rec, delay, now, &topic.name);
+                Placement::Scheduled
+            } else {
+                rec.queue_id = self.select_queue(topic, m.sharding_key.as_deref());
+                Placement::Visible
+            };
+            records.push(rec);
+            placements.push(placement);
+        }
+        let half_info: Vec<(String, String)> = records.iter().map(|r| (r.msg_id.clone(), r.topic.clone())).collect();
+        let appended = self.append_and_dispatch(records).await?;
+        self.counters.published(&topic.name, appended.len() as u64, bytes);
+        let mut results = Vec::with_capacity(appended.len());
+        for ((placement, res), (msg_id, _)) in placements.into_iter().zip(&appended).zip(half_info) {
+            results.push(match placement {
+                Placement::Visible => SendResult {
+                    msg_id,
+                    queue_id: Some(res.queue_id),
+                    queue_offset: Some(res.queue_offset),
+                    transaction_id: None,
+                },
+                Placement::Scheduled => SendResult { msg_id, queue_id: None, queue_offset: None, transaction_id: None },
+                Placement::Half { transaction_id } => {
+                    self.transactions.add_half(&transaction_id, &msg_id, res.commit_offset, res.store_ts, res.group.clone());
+                    SendResult { msg_id, queue_id: None, queue_offset: None, transaction_id: Some(transaction_id) }
+                }
+            });
+        }
+        Ok(results)
+    }
+
+    /// Turns `rec` into a scheduled record for `real_topic`: a delay level goes to its queue of
+    /// the schedule topic, an arbitrary time to the timer topic.
+    pub(crate) fn schedule_record(&self, rec: &mut NewMessage, delay: Delay, now: u64, real_topic: &str) {
+        let (due, level) = self.due_time(delay, now);
+        rec.properties.insert(props::REAL_TOPIC.into(), real_topic.to_string());
+        rec.properties.insert(props::DELIVER_AT.into(), due.to_string());
+        match level {
+            Some(level) => {
+                rec.topic = SCHEDULE_TOPIC.into();
+                rec.queue_id = level - 1;
+            }
+            None => {
+                rec.topic = TIMER_TOPIC.into();
+                rec.queue_id = 0;
+            }
+        }
+    }
+
+    /// When a delay is due (epoch ms), and its level if it is one. Arbitrary times round up to
+    /// the timer precision: never early.
+    pub(crate) fn due_time(&self, delay: Delay, now: u64) -> (u64, Option<u32>) {
+        let precision = self.config.timer_precision.as_millis().max(1) as u64;
+        let round_up = |t: u64| t.div_ceil(precision) * precision;
+        match delay {
+            Delay::Level(l) => {
+                let idx = (l.max(1) as usize - 1).min(self.config.delay_levels.len() - 1);
+                (now + self.config.delay_levels[idx].as_millis() as u64, Some(idx as u32 + 1))
+            }
+            Delay::Millis(ms) => (round_up(now + ms), None),
+            Delay::At(at) => (round_up(at.max(now)), None),
+        }
+    }
+
+    /// Appends records atomically and waits until the dispatcher has made them visible.
+    pub(crate) async fn append_and_dispatch(&self, records: Vec<NewMessage>) -> Result<Vec<Appended>> {
+        let groups: Vec<Option<String>> =
+            records.iter().map(|r| r.properties.get(props::PRODUCER_GROUP).cloned()).collect();
+        let queue_ids: Vec<u32> = records.iter().map(|r| r.queue_id).collect();
+        let results = self
+            .blocking(move |s| {
+                let results = if records.len() == 1 {
+                    let rec = records.into_iter().next().map(|r| s.append(r)).transpose()?;
+                    rec.into_iter().collect()
+                } else {
+                    s.append_batch(records)?
+                };
+                if let Some(last) = results.last() {
+                    if !s.wait_dispatched(last.commit_offset + u64::from(last.size), DISPATCH_WAIT) {
+                        tracing::warn!(offset = last.commit_offset, "dispatch is slow; answering before it");
+                    }
+                }
+                Ok(results)
+            })
+            .await?;
+        Ok(results
+            .into_iter()
+            .zip(groups)
+            .zip(queue_ids)
+            .map(|((r, group), queue_id)| Appended {
+                commit_offset: r.commit_offset,
+                queue_id,
+                queue_offset: r.queue_offset,
+                store_ts: r.store_ts,
+                group,
+            })
+            .collect())
+    }
+}
+
+/// One appended record.
+#[derive(Debug, Clone)]
+pub(crate) struct Appended {
+    pub(crate) commit_offset: u64,
+    pub(crate) queue_id: u32,
+    pub(crate) queue_offset: u64,
+    pub(crate) store_ts: u64,
+    pub(crate) group: Option<String>,
+}
+
+fn batch_key_name(key: &str) -> String {
+    format!("batch:{key}")
+}
