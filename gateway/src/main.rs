@@ -1,3 +1,5 @@
 //! `ferrymq`: the FerryMQ server binary.
 
+mod config;
+
 fn main() {}
