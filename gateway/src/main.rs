@@ -1,5 +1,6 @@
 //! `ferrymq`: the FerryMQ server binary.
 
+mod auth;
 mod config;
 
 fn main() {}
