@@ -1,0 +1,200 @@
+//! Lease consumption: receipts, ack outcomes, lease expiry with redelivery, change of
+//! invisibility, filters, long polling, pulls.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use ferrymq_core::broker::*;
+use ferrymq_core::Error;
+use support::*;
+
+#[tokio::test]
+async fn ack_outcomes_and_receipt_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.send("t", msg("a")).await.unwrap();
+    let got = broker.receive(receive("g", "t", "c")).await.unwrap();
+    let receipt = got[0].receipt.clone().unwrap();
+    assert!(broker.ack("g", &receipt).await.unwrap().is_ok());
+    assert_eq!(broker.ack("g", &receipt).await.unwrap(), Err(ReceiptFailure::Acked));
+    assert_eq!(broker.ack("other", &receipt).await.unwrap(), Err(ReceiptFailure::Unknown));
+    assert!(matches!(broker.ack("g", "garbage").await, Err(Error::InvalidArgument { .. })));
+    assert!(matches!(broker.nack("g", "r1.zz", None).await, Err(Error::InvalidArgument { .. })));
+    assert!(matches!(broker.change_invisible("g", &receipt, Duration::from_secs(5)).await, Err(Error::NotFound { .. })));
+    let mut bad = receive("g", "t", "c");
+    bad.max_messages = 0;
+    assert!(matches!(broker.receive(bad).await, Err(Error::InvalidArgument { .. })));
+    let mut bad = receive("g", "t", "c");
+    bad.invisible = Duration::from_millis(10);
+    assert!(matches!(broker.receive(bad).await, Err(Error::InvalidArgument { .. })));
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn expired_lease_redelivers_with_reconsume_incremented() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    let sent = broker.send("t", msg("slow")).await.unwrap();
+    let mut req = receive("g", "t", "a");
+    req.invisible = Duration::from_secs(1);
+    let first = broker.receive(req.clone()).await.unwrap();
+    assert_eq!(first[0].reconsume_times, 0);
+    let mut again = receive("g", "t", "b");
+    again.wait = Duration::from_secs(5);
+    let started = Instant::now();
+    let second = broker.receive(again).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(800), "not before the lease expired");
+    assert_eq!(bodies(&second), ["slow"]);
+    assert_eq!(second[0].msg_id, sent.msg_id, "same message id on redelivery");
+    assert_eq!(second[0].reconsume_times, 1);
+    assert_eq!(second[0].topic, "t");
+    assert_eq!(broker.ack("g", first[0].receipt.as_ref().unwrap()).await.unwrap(), Err(ReceiptFailure::Expired));
+    assert!(broker.ack("g", second[0].receipt.as_ref().unwrap()).await.unwrap().is_ok());
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn change_invisible_issues_a_new_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.send("t", msg("x")).await.unwrap();
+    let got = broker.receive(receive("g", "t", "a")).await.unwrap();
+    let old = got[0].receipt.clone().unwrap();
+    let new = broker.change_invisible("g", &old, Duration::from_secs(60)).await.unwrap();
+    assert_ne!(old, new);
+    assert_eq!(broker.ack("g", &old).await.unwrap(), Err(ReceiptFailure::Unknown));
+    assert!(broker.ack("g", &new).await.unwrap().is_ok());
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn filters_through_receive_and_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.create_topic("f", Some(2), None).unwrap();
+    let with = |tag: &str, region: &str, price: &str| OutgoingMessage {
+        tag: Some(tag.into()),
+        properties: BTreeMap::from([("region".to_string(), region.to_string()), ("price".into(), price.into())]),
+        body: format!("{tag}-{region}-{price}").into_bytes(),
+        ..Default::default()
+    };
+    for (t, r, p) in [("A", "eu", "5"), ("B", "us", "15"), ("C", "eu", "25"), ("A", "us", "35")] {
+        broker.send("f", with(t, r, p)).await.unwrap();
+    }
+    let cases: Vec<(FilterSpec, Vec<&str>)> = vec![
+        (FilterSpec::Tag("*".into()), vec!["A-eu-5", "A-us-35", "B-us-15", "C-eu-25"]),
+        (FilterSpec::Tag("A".into()), vec!["A-eu-5", "A-us-35"]),
+        (FilterSpec::Tag("A || C".into()), vec!["A-eu-5", "A-us-35", "C-eu-25"]),
+        (FilterSpec::Sql("region = 'eu'".into()), vec!["A-eu-5", "C-eu-25"]),
+        (FilterSpec::Sql("price BETWEEN 10 AND 30".into()), vec!["B-us-15", "C-eu-25"]),
+        (FilterSpec::Sql("region IN ('us') AND price > 20".into()), vec!["A-us-35"]),
+        (FilterSpec::Sql("missing IS NULL AND NOT (region = 'eu')".into()), vec!["A-us-35", "B-us-15"]),
+    ];
+    for (i, (filter, expected)) in cases.into_iter().enumerate() {
+        let mut req = receive(&format!("g{i}"), "f", "c");
+        req.filter = filter.clone();
+        let mut got = bodies(&drain(&broker, &req, expected.len(), Duration::from_secs(2)).await);
+        got.sort();
+        assert_eq!(got, expected, "{filter:?} via receive");
+        let mut pulled = Vec::new();
+        for q in 0..2 {
+            let r = broker
+                .pull(PullRequest {
+                    group: format!("p{i}"),
+                    topic: "f".into(),
+                    queue_id: q,
+                    offset: 0,
+                    max: 32,
+                    filter: filter.clone(),
+                    wait: Duration::ZERO,
+                })
+                .await
+                .unwrap();
+            assert_eq!(r.next_offset, 2, "a pull moves past filtered-out messages too");
+            pulled.extend(bodies(&r.messages));
+        }
+        pulled.sort();
+        assert_eq!(pulled, expected, "{filter:?} via pull");
+        let lag: u64 = broker.group(&format!("g{i}")).unwrap().offsets.iter().map(|o| o.lag).sum();
+        assert_eq!(lag, 0, "filtered-out messages count as done");
+    }
+    for bad in ["a = ", "(a = 1", "a BETWEEN 1", "a IN ()", "'x"] {
+        let mut req = receive("bad", "f", "c");
+        req.filter = FilterSpec::Sql(bad.into());
+        assert!(matches!(broker.receive(req).await, Err(Error::InvalidFilter { .. })), "{bad}");
+    }
+    let mut req = receive("bad", "f", "c");
+    req.filter = FilterSpec::Tag("A ||".into());
+    assert!(matches!(broker.receive(req).await, Err(Error::InvalidFilter { .. })));
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn long_polling_wakes_on_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.create_topic("lp", Some(1), None).unwrap();
+    let b = broker.clone();
+    let waiter = tokio::spawn(async move {
+        let mut req = receive("g", "lp", "c");
+        req.wait = Duration::from_secs(20);
+        let started = Instant::now();
+        let got = b.receive(req).await.unwrap();
+        (got, started)
+    });
+    let puller = {
+        let b = broker.clone();
+        tokio::spawn(async move {
+            b.pull(PullRequest {
+                group: "p".into(),
+                topic: "lp".into(),
+                queue_id: 0,
+                offset: 0,
+                max: 10,
+                filter: FilterSpec::default(),
+                wait: Duration::from_secs(20),
+            })
+            .await
+            .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent_at = Instant::now();
+    broker.send("lp", msg("wake")).await.unwrap();
+    let (got, _) = waiter.await.unwrap();
+    let woke_after = sent_at.elapsed();
+    assert_eq!(bodies(&got), ["wake"]);
+    assert!(woke_after < Duration::from_secs(5), "woke {woke_after:?} after the send, far under the 20 s deadline");
+    let pulled = puller.await.unwrap();
+    assert_eq!(bodies(&pulled.messages), ["wake"]);
+    assert!(sent_at.elapsed() < Duration::from_secs(5));
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn orderly_receive_never_skips_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.create_topic("o", Some(1), None).unwrap();
+    for i in 0..3 {
+        broker.send("o", msg(&format!("{i}"))).await.unwrap();
+    }
+    let mut req = receive("g", "o", "c");
+    req.orderly = true;
+    req.max_messages = 1;
+    let first = broker.receive(req.clone()).await.unwrap();
+    assert_eq!(bodies(&first), ["0"]);
+    assert!(broker.receive(req.clone()).await.unwrap().is_empty(), "nothing while 0 is in flight");
+    broker.nack("g", first[0].receipt.as_ref().unwrap(), None).await.unwrap().unwrap();
+    let mut waiting = req.clone();
+    waiting.wait = Duration::from_secs(3);
+    let retried = broker.receive(waiting).await.unwrap();
+    assert_eq!(bodies(&retried), ["0"], "retried in place, not skipped");
+    assert_eq!(retried[0].reconsume_times, 1);
+    broker.ack("g", retried[0].receipt.as_ref().unwrap()).await.unwrap().unwrap();
+    let rest = drain(&broker, &req, 2, Duration::from_secs(3)).await;
+    assert_eq!(bodies(&rest), ["1", "2"]);
+    broker.shutdown().await.unwrap();
+}

@@ -1,0 +1,115 @@
+//! Topics: creation rules, permissions, auto-creation, deletion, persistence across restarts.
+
+mod support;
+
+use ferrymq_core::broker::*;
+use ferrymq_core::Error;
+use support::*;
+
+#[tokio::test]
+async fn create_list_describe_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    let t = broker.create_topic("orders", Some(4), None).unwrap();
+    assert_eq!(t, TopicInfo { name: "orders".into(), queues: 4, perm: Perm::ReadWrite });
+    assert!(matches!(broker.create_topic("orders", None, None), Err(Error::Conflict(_))));
+    for bad in ["", "a b", "%DLQ%x", "RMQ_SYS_TRANS_HALF_TOPIC", "SCHEDULE_TOPIC_XXXX"] {
+        assert!(matches!(broker.create_topic(bad, None, None), Err(Error::InvalidArgument { .. })), "{bad:?}");
+    }
+    assert!(matches!(broker.create_topic("zero", Some(0), None), Err(Error::InvalidArgument { .. })));
+    broker.send("orders", msg("a")).await.unwrap();
+    let detail = broker.topic("orders").unwrap();
+    assert_eq!(detail.queue_offsets.len(), 4);
+    assert_eq!(detail.queue_offsets.iter().map(|q| q.max).sum::<u64>(), 1);
+    broker.delete_topic("orders").await.unwrap();
+    assert!(matches!(broker.topic("orders"), Err(Error::NotFound { .. })));
+    assert!(broker.topics().is_empty());
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn permissions_and_auto_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.auto_create_topics = false;
+    let broker = Broker::open(config).await.unwrap();
+    assert!(matches!(broker.send("nope", msg("x")).await, Err(Error::NotFound { .. })));
+    broker.create_topic("ro", Some(1), Some(Perm::Read)).unwrap();
+    broker.create_topic("wo", Some(1), Some(Perm::Write)).unwrap();
+    assert!(matches!(broker.send("ro", msg("x")).await, Err(Error::Forbidden(_))));
+    broker.send("wo", msg("x")).await.unwrap();
+    assert!(matches!(broker.receive(receive("g", "wo", "c")).await, Err(Error::Forbidden(_))));
+    assert!(matches!(broker.receive(receive("g", "missing", "c")).await, Err(Error::NotFound { .. })));
+    broker.shutdown().await.unwrap();
+
+    let broker = open(dir.path()).await;
+    let r = broker.send("fresh", msg("x")).await.unwrap();
+    assert_eq!(r.queue_offset, Some(0));
+    assert_eq!(broker.topic("fresh").unwrap().topic.queues, 8, "auto-created with the default queue count");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn topics_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.create_topic("a", Some(2), Some(Perm::Write)).unwrap();
+    broker.create_topic("b", Some(3), None).unwrap();
+    broker.shutdown().await.unwrap();
+    let broker = open(dir.path()).await;
+    let names: Vec<_> = broker.topics().into_iter().map(|t| (t.name, t.queues, t.perm)).collect();
+    assert_eq!(names, vec![("a".into(), 2, Perm::Write), ("b".into(), 3, Perm::ReadWrite)]);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_messages_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.store.max_message_bytes = 1024;
+    config.max_batch_messages = 3;
+    let broker = Broker::open(config).await.unwrap();
+    let big = OutgoingMessage { body: vec![0; 1025], ..Default::default() };
+    assert!(matches!(broker.send("t", big).await, Err(Error::MessageTooLarge { .. })));
+    let reserved = OutgoingMessage {
+        properties: [("__REAL_TOPIC".to_string(), "x".to_string())].into(),
+        ..msg("x")
+    };
+    assert!(matches!(broker.send("t", reserved).await, Err(Error::InvalidArgument { .. })));
+    for delay in [Delay::Level(0), Delay::Level(19), Delay::Millis(0), Delay::At(0), Delay::Millis(10 * 24 * 3600 * 1000)] {
+        let m = OutgoingMessage { delay: Some(delay), ..msg("x") };
+        assert!(matches!(broker.send("t", m).await, Err(Error::InvalidArgument { .. })), "{delay:?}");
+    }
+    let batch = vec![msg("1"), msg("2"), msg("3"), msg("4")];
+    assert!(matches!(broker.send_batch("t", batch, None).await, Err(Error::MessageTooLarge { .. })));
+    assert!(matches!(broker.send_batch("t", vec![], None).await, Err(Error::InvalidArgument { .. })));
+    let bad_batch = vec![msg("ok"), OutgoingMessage { tag: Some(String::new()), ..msg("x") }];
+    match broker.send_batch("t", bad_batch, None).await {
+        Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "/messages/1/tag"),
+        other => panic!("expected a field error, got {other:?}"),
+    }
+    assert_eq!(broker.topic("t").map(|t| t.queue_offsets.iter().map(|q| q.max).sum::<u64>()).unwrap_or(0), 0);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn idempotent_publish_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    let keyed = OutgoingMessage { idempotency_key: Some("k1".into()), ..msg("pay 10") };
+    let first = broker.send("pay", keyed.clone()).await.unwrap();
+    let again = broker.send("pay", keyed.clone()).await.unwrap();
+    assert_eq!(first, again);
+    let other = OutgoingMessage { body: b"pay 20".to_vec(), ..keyed.clone() };
+    assert!(matches!(broker.send("pay", other).await, Err(Error::IdempotencyConflict { .. })));
+    let batch = vec![msg("a"), msg("b")];
+    let r1 = broker.send_batch("pay", batch.clone(), Some("b1".into())).await.unwrap();
+    broker.shutdown().await.unwrap();
+
+    let broker = open(dir.path()).await;
+    assert_eq!(broker.send("pay", keyed).await.unwrap(), first);
+    assert_eq!(broker.send_batch("pay", batch, Some("b1".into())).await.unwrap(), r1);
+    let total: u64 = broker.topic("pay").unwrap().queue_offsets.iter().map(|q| q.max).sum();
+    assert_eq!(total, 3, "repeats stored nothing");
+    broker.shutdown().await.unwrap();
+}
