@@ -1,0 +1,504 @@
+//! One WebSocket connection's state and one handler per [`Op`].
+//!
+//! The connection is a group member under its own id (`ws-…`) for every group it subscribes
+//! to; native clients name themselves in `heartbeat`. When it closes, every group gets its
+//! held messages back at once and loses the member at once.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrymq_core::broker::{
+    Broker, ConsumeMode, FilterSpec, PullRequest, ReceiveRequest, StartPosition, Subscription, TransactionResolution,
+    Transport,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::access::Caller;
+use crate::auth::Action;
+use crate::extract::from_value;
+use crate::problem::{ApiError, ApiResult};
+use crate::routes::consume::{filter_spec, invisible, MAX_WAIT_MS};
+use crate::routes::publish::batch_messages;
+use crate::state::AppState;
+use crate::wire::{PublishBatch, PublishContext, PublishMessage, SendResultOut};
+use crate::ws::protocol::{
+    AckFrame, CommitFrame, CreditFrame, EndTransactionFrame, FrameIds, HeartbeatFrame, LockFrame, NackFrame, Op,
+    PublishFrame, PublishedBody, PullFrame, RegisterProducerFrame, ServerFrame, StartIn, StartName, SubscribeFrame,
+    UnsubscribeFrame,
+};
+use crate::ws::window::{SubscriptionTask, Window};
+
+/// Default window of a subscription.
+pub const DEFAULT_CREDITS: u32 = 100;
+
+/// A publish waiting for its turn: publishes of one connection are stored in order.
+struct PublishJob {
+    req_id: String,
+    topic: String,
+    work: PublishWork,
+}
+
+enum PublishWork {
+    Single(ferrymq_core::broker::OutgoingMessage),
+    Batch(Vec<ferrymq_core::broker::OutgoingMessage>, Option<String>),
+}
+
+struct Sub {
+    group: String,
+    window: Arc<Window>,
+    task: JoinHandle<()>,
+}
+
+/// The state of one connection.
+pub struct Connection {
+    state: AppState,
+    broker: Arc<Broker>,
+    caller: Caller,
+    /// The member id of this connection's subscriptions.
+    conn_id: String,
+    /// Key in the producer registry.
+    seq: u64,
+    out: mpsc::Sender<ServerFrame>,
+    subs: HashMap<String, Sub>,
+    /// (group, client id) pairs this connection made members, released on close.
+    members: BTreeSet<(String, String)>,
+    publisher: mpsc::Sender<PublishJob>,
+    publisher_task: JoinHandle<()>,
+    pulls: Vec<JoinHandle<()>>,
+}
+
+impl Connection {
+    /// A new connection sending its frames to `out`.
+    pub fn new(state: AppState, broker: Arc<Broker>, caller: Caller, out: mpsc::Sender<ServerFrame>) -> Self {
+        let seq: u64 = rand::random();
+        let conn_id = format!("ws-{seq:016x}");
+        let (publisher, jobs) = mpsc::channel(256);
+        let publisher_task = tokio::spawn(run_publisher(broker.clone(), jobs, out.clone()));
+        Connection {
+            state,
+            broker,
+            caller,
+            conn_id,
+            seq,
+            out,
+            subs: HashMap::new(),
+            members: BTreeSet::new(),
+            publisher,
+            publisher_task,
+            pulls: Vec::new(),
+        }
+    }
+
+    /// This connection's member id.
+    pub fn id(&self) -> &str {
+        &self.conn_id
+    }
+
+    async fn send(&self, frame: ServerFrame) {
+        let _ = self.out.send(frame).await;
+    }
+
+    async fn fail(&self, err: &ApiError, ids: FrameIds) {
+        self.send(ServerFrame::error(err, ids)).await;
+    }
+
+    /// Handles one text frame; a bad one gets an `error` frame and changes nothing.
+    pub async fn handle_text(&mut self, text: &str) {
+        match Op::parse(text) {
+            Ok((op, ids)) => {
+                if let Err(err) = self.dispatch(op).await {
+                    self.fail(&err, ids).await;
+                }
+            }
+            Err((err, ids)) => self.fail(&err, ids).await,
+        }
+    }
+
+    /// One handler per op.
+    async fn dispatch(&mut self, op: Op) -> ApiResult<()> {
+        self.pulls.retain(|task| !task.is_finished());
+        match op {
+            Op::Subscribe(frame) => self.subscribe(frame).await,
+            Op::Ack(frame) => self.ack(frame).await,
+            Op::Nack(frame) => self.nack(frame).await,
+            Op::Credit(frame) => self.credit(frame),
+            Op::Unsubscribe(frame) => self.unsubscribe(frame).await,
+            Op::Publish(frame) => self.publish(frame).await,
+            Op::RegisterProducer(frame) => self.register_producer(frame),
+            Op::EndTransaction(frame) => self.end_transaction(frame).await,
+            Op::Heartbeat(frame) => self.heartbeat(frame).await,
+            Op::Pull(frame) => self.pull(frame),
+            Op::Commit(frame) => self.commit(frame).await,
+            Op::Lock(frame) => self.lock(frame).await,
+            Op::Unlock(frame) => self.unlock(frame).await,
+        }
+    }
+
+    async fn subscribe(&mut self, f: SubscribeFrame) -> ApiResult<()> {
+        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        if self.subs.get(&f.id).is_some_and(|s| !s.task.is_finished()) {
+            return Err(ApiError::Core(ferrymq_core::Error::Conflict(format!(
+                "subscription {:?} exists on this connection",
+                f.id
+            ))));
+        }
+        let credits = f.credits.unwrap_or(DEFAULT_CREDITS);
+        if credits == 0 {
+            return Err(ApiError::invalid("/credits", "must be at least 1"));
+        }
+        let invisible = invisible(f.invisible_ms.unwrap_or(30_000), "/invisible_ms")?;
+        let filter = filter_spec(f.filter, f.sql, "")?;
+        check_filter(&filter)?;
+        let topic = self.broker.topic(&f.topic)?;
+        if !topic.topic.perm.readable() {
+            return Err(ferrymq_core::Error::Forbidden(format!("topic {:?} is write-only", f.topic)).into());
+        }
+        let start = match f.start {
+            None | Some(StartIn::Named(StartName::First)) => StartPosition::First,
+            Some(StartIn::Named(StartName::Last)) => StartPosition::Last,
+            Some(StartIn::At { timestamp }) => StartPosition::Timestamp(timestamp),
+        };
+        let mode: ConsumeMode = f.mode.unwrap_or_default().into();
+        self.broker.heartbeat(
+            &f.group,
+            &self.conn_id,
+            Transport::Ws,
+            vec![Subscription { topic: f.topic.clone(), filter: filter.clone(), mode }],
+        )?;
+        self.members.insert((f.group.clone(), self.conn_id.clone()));
+        let window = Arc::new(Window::new(u64::from(credits)));
+        let task = SubscriptionTask {
+            id: f.id.clone(),
+            broker: self.broker.clone(),
+            request: ReceiveRequest {
+                group: f.group.clone(),
+                topic: f.topic,
+                filter,
+                max_messages: 1,
+                wait: Duration::ZERO,
+                invisible,
+                client_id: self.conn_id.clone(),
+                transport: Transport::Ws,
+                mode,
+                start,
+                orderly: f.orderly.unwrap_or(false),
+            },
+            window: window.clone(),
+            out: self.out.clone(),
+        };
+        // `subscribed` goes out before the task can send any `message`.
+        self.send(ServerFrame::Subscribed { id: f.id.clone() }).await;
+        let task = tokio::spawn(task.run());
+        self.subs.insert(f.id, Sub { group: f.group, window, task });
+        Ok(())
+    }
+
+    /// The group and window of a receipt this connection delivered; else its most likely group.
+    fn receipt_owner(&self, receipt: &str) -> ApiResult<(String, Option<Arc<Window>>)> {
+        if let Some(sub) = self.subs.values().find(|s| s.window.holds(receipt)) {
+            return Ok((sub.group.clone(), Some(sub.window.clone())));
+        }
+        // Not in flight here (expired, or from an ended subscription): ask the broker on behalf
+        // of a group of this connection, so that it can say what became of the receipt.
+        self.subs
+            .values()
+            .map(|s| s.group.clone())
+            .chain(self.members.iter().map(|(g, _)| g.clone()))
+            .next()
+            .map(|group| (group, None))
+            .ok_or_else(|| ApiError::Core(ferrymq_core::Error::not_found("receipt", receipt)))
+    }
+
+    async fn ack(&mut self, f: AckFrame) -> ApiResult<()> {
+        let (group, window) = self.receipt_owner(&f.receipt)?;
+        let outcome = self.broker.ack(&group, &f.receipt).await.map_err(|e| receipt_error(e, &f.receipt))?;
+        if let Some(window) = window {
+            window.release(&f.receipt);
+        }
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(failure) => {
+                self.receipt_failed(&f.receipt, failure).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn nack(&mut self, f: NackFrame) -> ApiResult<()> {
+        let (group, window) = self.receipt_owner(&f.receipt)?;
+        let delay = f.delay_ms.map(Duration::from_millis);
+        if delay.is_some_and(|d| d > self.broker.config().max_delay) {
+            return Err(ApiError::invalid("/delay_ms", "must be at most max_delay"));
+        }
+        let outcome = self.broker.nack(&group, &f.receipt, delay).await.map_err(|e| receipt_error(e, &f.receipt))?;
+        if let Some(window) = window {
+            window.release(&f.receipt);
+        }
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(failure) => {
+                self.receipt_failed(&f.receipt, failure).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// The `error` frame of an ack or nack that did not apply.
+    async fn receipt_failed(&self, receipt: &str, failure: ferrymq_core::broker::ReceiptFailure) {
+        let err = match failure {
+            ferrymq_core::broker::ReceiptFailure::Unknown => {
+                ApiError::Core(ferrymq_core::Error::not_found("receipt", receipt))
+            }
+            ferrymq_core::broker::ReceiptFailure::Expired => ApiError::Core(ferrymq_core::Error::Conflict(
+                "the lease of this receipt expired; the message went back to the group".to_string(),
+            )),
+            ferrymq_core::broker::ReceiptFailure::Acked => {
+                ApiError::Core(ferrymq_core::Error::Conflict("this receipt was acknowledged already".to_string()))
+            }
+        };
+        let mut frame = crate::ws::protocol::ErrorFrame::new(&err, FrameIds::default());
+        frame.receipt = Some(receipt.to_string());
+        frame.reason = Some(failure.as_str().to_string());
+        self.send(ServerFrame::Error(frame)).await;
+    }
+
+    fn credit(&mut self, f: CreditFrame) -> ApiResult<()> {
+        if f.n == 0 {
+            return Err(ApiError::invalid("/n", "must be at least 1"));
+        }
+        let sub = self
+            .subs
+            .get(&f.id)
+            .ok_or_else(|| ApiError::Core(ferrymq_core::Error::not_found("subscription", &f.id)))?;
+        sub.window.grant(u64::from(f.n));
+        Ok(())
+    }
+
+    async fn unsubscribe(&mut self, f: UnsubscribeFrame) -> ApiResult<()> {
+        let sub = self
+            .subs
+            .remove(&f.id)
+            .ok_or_else(|| ApiError::Core(ferrymq_core::Error::not_found("subscription", &f.id)))?;
+        sub.task.abort();
+        // Leaving the last subscription of a group leaves the group: its held messages go back.
+        if !self.subs.values().any(|s| s.group == sub.group) {
+            self.broker.release_client(&sub.group, &self.conn_id);
+            self.members.remove(&(sub.group.clone(), self.conn_id.clone()));
+        }
+        self.send(ServerFrame::Unsubscribed { id: f.id }).await;
+        Ok(())
+    }
+
+    async fn publish(&mut self, f: PublishFrame) -> ApiResult<()> {
+        self.caller.require(Action::Publish, Some(&f.topic), None)?;
+        let ctx = PublishContext {
+            delay_levels: self.broker.config().delay_levels.len(),
+            max_delay: self.broker.config().max_delay,
+            traceparent: None,
+        };
+        let mut body = f.body;
+        let work = if body.contains_key("messages") {
+            let batch_key = match body.remove("idempotency_key") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(key)) => Some(key),
+                Some(_) => return Err(ApiError::invalid("/idempotency_key", "must be a string")),
+            };
+            let batch: PublishBatch = from_value(serde_json::Value::Object(body), "")?;
+            for message in &batch.messages {
+                self.register_publisher_group(message);
+            }
+            PublishWork::Batch(batch_messages(batch, &ctx)?, batch_key)
+        } else {
+            let message: PublishMessage = from_value(serde_json::Value::Object(body), "")?;
+            self.register_publisher_group(&message);
+            PublishWork::Single(message.into_outgoing("", &ctx)?)
+        };
+        let job = PublishJob { req_id: f.req_id, topic: f.topic, work };
+        self.publisher.send(job).await.map_err(|_| ApiError::Unavailable("the connection is closing".to_string()))
+    }
+
+    /// A connection that publishes for a producer group answers that group's checks.
+    fn register_publisher_group(&self, message: &PublishMessage) {
+        if let Some(group) = message.producer_group.as_deref().filter(|g| !g.is_empty()) {
+            self.state.producers().register(group, self.seq, self.out.clone());
+        }
+    }
+
+    fn register_producer(&mut self, f: RegisterProducerFrame) -> ApiResult<()> {
+        self.caller.require(Action::Publish, None, Some(&f.group))?;
+        if f.group.is_empty() {
+            return Err(ApiError::invalid("/group", "must not be empty"));
+        }
+        self.state.producers().register(&f.group, self.seq, self.out.clone());
+        Ok(())
+    }
+
+    async fn end_transaction(&mut self, f: EndTransactionFrame) -> ApiResult<()> {
+        self.caller.require(Action::Publish, None, None)?;
+        let resolution = TransactionResolution::parse(&f.status)?;
+        if resolution == TransactionResolution::Unknown {
+            // Nothing to do: the broker asks again at its next check.
+            return Ok(());
+        }
+        let outcome = self.broker.end_transaction(&f.transaction_id, resolution).await?;
+        if let Some(req_id) = f.req_id {
+            let out: crate::wire::TransactionOut = outcome.into();
+            self.send(ServerFrame::TransactionEnded {
+                req_id,
+                transaction_id: out.transaction_id,
+                msg_id: out.msg_id,
+                status: out.status,
+            })
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self, f: HeartbeatFrame) -> ApiResult<()> {
+        self.caller.require(Action::Consume, None, Some(&f.group))?;
+        let mut subscriptions = Vec::with_capacity(f.subscriptions.len());
+        for (index, s) in f.subscriptions.into_iter().enumerate() {
+            self.caller.require(Action::Consume, Some(&s.topic), Some(&f.group))?;
+            let filter = filter_spec(s.filter, s.sql, &format!("/subscriptions/{index}"))?;
+            check_filter(&filter)?;
+            subscriptions.push(Subscription { topic: s.topic, filter, mode: s.mode.unwrap_or_default().into() });
+        }
+        let client_id = f.client_id.unwrap_or_else(|| self.conn_id.clone());
+        if client_id.is_empty() {
+            return Err(ApiError::invalid("/client_id", "must not be empty"));
+        }
+        self.broker.heartbeat(&f.group, &client_id, Transport::Native, subscriptions)?;
+        self.members.insert((f.group.clone(), client_id));
+        if let Some(req_id) = f.req_id {
+            let members = self.broker.members(&f.group).into_iter().map(Into::into).collect();
+            self.send(ServerFrame::HeartbeatAck { req_id, group: f.group, members }).await;
+        }
+        Ok(())
+    }
+
+    fn pull(&mut self, f: PullFrame) -> ApiResult<()> {
+        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        let max = f.max.unwrap_or(32);
+        if !(1..=1000).contains(&max) {
+            return Err(ApiError::invalid("/max", "must be between 1 and 1000"));
+        }
+        let wait_ms = f.wait_ms.unwrap_or(0);
+        if wait_ms > MAX_WAIT_MS {
+            return Err(ApiError::invalid("/wait_ms", "must be at most 30000"));
+        }
+        let filter = filter_spec(f.filter, f.sql, "")?;
+        let request = PullRequest {
+            group: f.group,
+            topic: f.topic,
+            queue_id: f.queue_id,
+            offset: f.offset,
+            max: max as usize,
+            filter,
+            wait: Duration::from_millis(wait_ms),
+        };
+        let broker = self.broker.clone();
+        let out = self.out.clone();
+        let req_id = f.req_id;
+        // Long polls run beside the connection's other frames.
+        self.pulls.push(tokio::spawn(async move {
+            let frame = match broker.pull(request).await {
+                Ok(result) => ServerFrame::Pulled {
+                    req_id,
+                    messages: result.messages.into_iter().map(Into::into).collect(),
+                    next_offset: result.next_offset,
+                    min_offset: result.min_offset,
+                    max_offset: result.max_offset,
+                },
+                Err(err) => ServerFrame::error(&ApiError::Core(err), FrameIds { id: None, req_id: Some(req_id) }),
+            };
+            let _ = out.send(frame).await;
+        }));
+        Ok(())
+    }
+
+    async fn commit(&mut self, f: CommitFrame) -> ApiResult<()> {
+        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.broker.commit_offset(&f.group, &f.topic, f.queue_id, f.offset)?;
+        if let Some(req_id) = f.req_id {
+            self.send(ServerFrame::Committed { req_id }).await;
+        }
+        Ok(())
+    }
+
+    async fn lock(&mut self, f: LockFrame) -> ApiResult<()> {
+        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        let req_id = f.req_id.ok_or_else(|| ApiError::invalid("/req_id", "missing field `req_id`: lock needs one"))?;
+        let client_id = f.client_id.unwrap_or_else(|| self.conn_id.clone());
+        let locked = self.broker.lock_queue(&f.group, &f.topic, f.queue_id, &client_id)?;
+        self.send(ServerFrame::Locked { req_id, locked }).await;
+        Ok(())
+    }
+
+    async fn unlock(&mut self, f: LockFrame) -> ApiResult<()> {
+        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        let client_id = f.client_id.unwrap_or_else(|| self.conn_id.clone());
+        self.broker.unlock_queue(&f.group, &f.topic, f.queue_id, &client_id);
+        if let Some(req_id) = f.req_id {
+            self.send(ServerFrame::Unlocked { req_id }).await;
+        }
+        Ok(())
+    }
+
+    /// The connection closed: stop its work, give back what it held, leave its groups.
+    pub fn close(mut self) {
+        for (_, sub) in self.subs.drain() {
+            sub.task.abort();
+        }
+        for task in self.pulls.drain(..) {
+            task.abort();
+        }
+        self.publisher_task.abort();
+        for (group, client_id) in &self.members {
+            self.broker.release_client(group, client_id);
+        }
+        self.state.producers().unregister(self.seq);
+    }
+}
+
+/// Rejects a filter that does not compile, before the subscription starts.
+fn check_filter(filter: &FilterSpec) -> ApiResult<()> {
+    match filter {
+        FilterSpec::Tag(expression) => ferrymq_core::broker::filter::Filter::tag(expression)?,
+        FilterSpec::Sql(expression) => ferrymq_core::broker::filter::Filter::sql(expression)?,
+    };
+    Ok(())
+}
+
+/// An unparseable receipt: `invalid-argument` on `/receipt`.
+fn receipt_error(err: ferrymq_core::Error, receipt: &str) -> ApiError {
+    match err {
+        ferrymq_core::Error::InvalidArgument { message, .. } => {
+            ApiError::invalid("/receipt", format!("{message} ({receipt:?})"))
+        }
+        other => other.into(),
+    }
+}
+
+/// Stores a connection's publishes one after another, in the order they arrived.
+async fn run_publisher(broker: Arc<Broker>, mut jobs: mpsc::Receiver<PublishJob>, out: mpsc::Sender<ServerFrame>) {
+    while let Some(job) = jobs.recv().await {
+        let result = match job.work {
+            PublishWork::Single(msg) => {
+                broker.send(&job.topic, msg).await.map(|r| PublishedBody::Single(SendResultOut::from(r)))
+            }
+            PublishWork::Batch(msgs, key) => broker
+                .send_batch(&job.topic, msgs, key)
+                .await
+                .map(|rs| PublishedBody::Batch { results: rs.into_iter().map(Into::into).collect() }),
+        };
+        let frame = match result {
+            Ok(result) => ServerFrame::Published { req_id: job.req_id, result },
+            Err(err) => ServerFrame::error(&ApiError::Core(err), FrameIds { id: None, req_id: Some(job.req_id) }),
+        };
+        if out.send(frame).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `GET /v1/ws`: the WebSocket protocol. One connection multiplexes subscriptions (as a full
+//! group member), publishes, transaction checks and the native clients' low-level ops.
+//!
+//! [`run`] is generic over a `Sink` and a `Stream` of text frames, so tests drive it through
+//! channels; [`upgrade`] adapts an axum socket to it.
+
+pub mod connection;
+pub mod protocol;
+pub mod window;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::access::Caller;
+use crate::problem::ApiError;
+use crate::state::AppState;
+use crate::ws::connection::Connection;
+use crate::ws::protocol::ServerFrame;
+
+/// Frames queued towards one client before its subscriptions wait.
+const OUTBOX: usize = 256;
+
+/// Opens a WebSocket connection (auth: bearer token, `?token=` or a single-use `?ticket=`).
+#[utoipa::path(
+    get,
+    path = "/v1/ws",
+    tag = "websocket",
+    params(
+        ("ticket" = Option<String>, Query, description = "Single-use ticket from POST /v1/ws/tickets"),
+        ("token" = Option<String>, Query, description = "Token, for clients that cannot send headers"),
+    ),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol of openapi/asyncapi.yaml"),
+        (status = 400, description = "Not a WebSocket upgrade request", body = crate::problem::Problem,
+            content_type = "application/problem+json"),
+    )
+)]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    caller: Caller,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::invalid("", format!("this route needs a WebSocket upgrade: {rejection}")).into_response()
+        }
+    };
+    if let Err(err) = state.broker() {
+        return err.into_response();
+    }
+    ws.on_upgrade(move |socket| serve_socket(state, caller, socket))
+}
+
+async fn serve_socket(state: AppState, caller: Caller, socket: WebSocket) {
+    let (tx, rx) = socket.split();
+    let tx = tx.with(|text: String| futures::future::ready(Ok::<_, axum::Error>(Message::Text(text.into()))));
+    let rx = rx
+        .take_while(|m| futures::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_)))))
+        .filter_map(|m| {
+            futures::future::ready(match m {
+                Ok(Message::Text(text)) => Some(text.to_string()),
+                Ok(Message::Binary(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                _ => None,
+            })
+        });
+    run(state, caller, Box::pin(tx), Box::pin(rx)).await;
+}
+
+/// Runs one connection until the client goes away or the server shuts down.
+pub async fn run<Tx, Rx>(state: AppState, caller: Caller, mut tx: Tx, mut rx: Rx)
+where
+    Tx: Sink<String> + Unpin + Send + 'static,
+    Rx: Stream<Item = String> + Unpin + Send,
+{
+    let Ok(broker) = state.broker() else { return };
+    let (out, mut outbox) = mpsc::channel::<ServerFrame>(OUTBOX);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = outbox.recv().await {
+            let Ok(text) = serde_json::to_string(&frame) else { continue };
+            if tx.send(text).await.is_err() {
+                break;
+            }
+        }
+        let _ = tx.close().await;
+    });
+    state.metrics().ws_connection(1);
+    let mut connection = Connection::new(state.clone(), broker, caller, out);
+    tracing::debug!(conn = connection.id(), "websocket connection opened");
+    let stopping = state.stopping();
+    tokio::pin!(stopping);
+    loop {
+        tokio::select! {
+            text = rx.next() => match text {
+                Some(text) => connection.handle_text(&text).await,
+                None => break,
+            },
+            _ = &mut stopping => break,
+        }
+    }
+    tracing::debug!(conn = connection.id(), "websocket connection closed");
+    connection.close();
+    state.metrics().ws_connection(-1);
+    // Every sender is gone now, so the writer drains what is queued and ends.
+    let _ = writer.await;
+}

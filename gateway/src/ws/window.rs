@@ -1,0 +1,190 @@
+//! A WebSocket subscription: the credit window that bounds the messages in flight, and the
+//! task that receives from the broker as a group member and never exceeds the window.
+//!
+//! A message is in flight from its `message` frame until its ack or nack, or until its lease
+//! runs out (the broker then hands it out again, so it no longer occupies the window).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ferrymq_core::broker::{Broker, ReceiveRequest, Subscription, Transport};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use crate::problem::ApiError;
+use crate::ws::protocol::{FrameIds, ServerFrame};
+
+/// Most messages one receive asks for, so that a wide window still streams in small steps.
+const MAX_RECEIVE: usize = 64;
+/// Longest long poll of one receive.
+const MAX_POLL: Duration = Duration::from_secs(10);
+
+/// The credit window of one subscription.
+#[derive(Debug)]
+pub struct Window {
+    inner: Mutex<WindowState>,
+    changed: Notify,
+}
+
+#[derive(Debug)]
+struct WindowState {
+    credits: u64,
+    /// Receipt → when its lease ends.
+    in_flight: HashMap<String, Instant>,
+}
+
+impl Window {
+    /// A window of `credits` messages.
+    pub fn new(credits: u64) -> Self {
+        Window { inner: Mutex::new(WindowState { credits, in_flight: HashMap::new() }), changed: Notify::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WindowState> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Widens the window by `n`.
+    pub fn grant(&self, n: u64) {
+        let mut state = self.lock();
+        state.credits = state.credits.saturating_add(n);
+        drop(state);
+        self.changed.notify_one();
+    }
+
+    /// A message went out under `receipt`, leased until `until`.
+    pub fn record(&self, receipt: String, until: Instant) {
+        self.lock().in_flight.insert(receipt, until);
+    }
+
+    /// Whether `receipt` is in flight here.
+    pub fn holds(&self, receipt: &str) -> bool {
+        self.lock().in_flight.contains_key(receipt)
+    }
+
+    /// Frees the slot of `receipt` (acked, nacked or failed); whether it was held.
+    pub fn release(&self, receipt: &str) -> bool {
+        let removed = self.lock().in_flight.remove(receipt).is_some();
+        if removed {
+            self.changed.notify_one();
+        }
+        removed
+    }
+
+    /// Messages in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight.len()
+    }
+
+    /// Free slots after dropping expired leases, and the next lease end.
+    fn available(&self, now: Instant) -> (usize, Option<Instant>) {
+        let mut state = self.lock();
+        state.in_flight.retain(|_, until| *until > now);
+        let used = state.in_flight.len() as u64;
+        let free = state.credits.saturating_sub(used);
+        let next = state.in_flight.values().min().copied();
+        (usize::try_from(free).unwrap_or(usize::MAX), next)
+    }
+}
+
+/// What a subscription task needs.
+pub struct SubscriptionTask {
+    /// Subscription id (echoed on frames).
+    pub id: String,
+    /// The broker.
+    pub broker: Arc<Broker>,
+    /// The receive template (`max_messages` and `wait` are set per call).
+    pub request: ReceiveRequest,
+    /// Its window.
+    pub window: Arc<Window>,
+    /// The connection's outgoing frames.
+    pub out: mpsc::Sender<ServerFrame>,
+}
+
+impl SubscriptionTask {
+    /// Runs until the connection goes away or the broker refuses (then an `error` frame).
+    pub async fn run(self) {
+        let lease_ttl = self.broker.config().lease_ttl;
+        // Often enough that the member never expires while its window is full.
+        let keepalive = (lease_ttl / 3).max(Duration::from_millis(50));
+        let poll = (lease_ttl / 2).clamp(Duration::from_millis(100), MAX_POLL);
+        loop {
+            let free = loop {
+                let (free, next_expiry) = self.window.available(Instant::now());
+                if free > 0 {
+                    break free;
+                }
+                let mut wake = Instant::now() + keepalive;
+                if let Some(expiry) = next_expiry {
+                    wake = wake.min(expiry);
+                }
+                tokio::select! {
+                    _ = self.window.changed.notified() => {}
+                    _ = tokio::time::sleep_until(wake) => self.keep_membership(),
+                }
+            };
+            let mut request = self.request.clone();
+            request.max_messages = free.min(MAX_RECEIVE);
+            request.wait = poll;
+            let messages = match self.broker.receive(request).await {
+                Ok(messages) => messages,
+                Err(err) => {
+                    let ids = FrameIds { id: Some(self.id.clone()), req_id: None };
+                    let _ = self.out.send(ServerFrame::error(&ApiError::Core(err), ids)).await;
+                    return;
+                }
+            };
+            for message in messages {
+                let until = Instant::now() + self.request.invisible;
+                if let Some(receipt) = &message.receipt {
+                    self.window.record(receipt.clone(), until);
+                }
+                let frame = ServerFrame::Message { id: self.id.clone(), message: message.into() };
+                if self.out.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Keeps the connection a live member while it is not receiving.
+    fn keep_membership(&self) {
+        let subscription = Subscription {
+            topic: self.request.topic.clone(),
+            filter: self.request.filter.clone(),
+            mode: self.request.mode,
+        };
+        let _ = self.broker.heartbeat(&self.request.group, &self.request.client_id, Transport::Ws, vec![subscription]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_counts_in_flight_against_credits() {
+        let window = Window::new(2);
+        let now = Instant::now();
+        let later = now + Duration::from_secs(30);
+        assert_eq!(window.available(now).0, 2);
+        window.record("a".into(), later);
+        window.record("b".into(), later);
+        assert_eq!(window.available(now).0, 0);
+        assert!(window.release("a"));
+        assert!(!window.release("a"));
+        assert_eq!(window.available(now).0, 1);
+        window.grant(3);
+        assert_eq!(window.available(now).0, 4);
+    }
+
+    #[test]
+    fn expired_leases_free_their_slots() {
+        let window = Window::new(1);
+        let now = Instant::now();
+        window.record("a".into(), now + Duration::from_millis(10));
+        assert_eq!(window.available(now).0, 0);
+        assert_eq!(window.available(now + Duration::from_millis(20)).0, 1);
+        assert!(!window.holds("a"));
+    }
+}
