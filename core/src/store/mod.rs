@@ -1,17 +1,44 @@
 //! The storage engine: commit log, consume queues, index, checkpoint, recovery, retention.
 //!
 //! It owns bytes on disk and nothing else: it knows topics and queues only as names and
-//! numbers, and knows nothing of groups, filters or delivery.
+//! numbers, and knows nothing of groups, filters or delivery. Its API is synchronous and does
+//! blocking I/O on the caller's thread (appends, reads) and on its own threads (dispatcher,
+//! flusher, retention); async code calls it through `spawn_blocking`.
+//!
+//! On disk, under the store directory:
+//!
+//! ```text
+//! lock                      flock'ed while a Store has the directory open
+//! abort                     exists while the store runs; left behind by a crash
+//! checkpoint                durable positions (see checkpoint.rs)
+//! commitlog/<offset>        segments, named by their 20-digit starting commit offset
+//! consumequeue/<topic>/<queue_id>/<offset>   20-byte units, see consume_queue.rs
+//! index/<offset>            hash index files, see index.rs
+//! ```
 
+mod checkpoint;
+mod commit_log;
 mod config;
+mod consume_queue;
+mod dispatcher;
+mod flush;
 mod hash;
+mod index;
 mod message;
 mod meta;
+mod mmap;
+mod record;
+mod recovery;
+mod retention;
+mod segment;
 mod stats;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use config::{FlushMode, StoreConfig};
 pub use hash::tag_hash;
@@ -19,145 +46,573 @@ pub use message::{AppendResult, CqUnit, NewMessage, StoredMessage, FLAG_BATCH_CO
 pub use meta::write_atomic;
 pub use stats::{StoreStats, FLUSH_BUCKETS};
 
+use checkpoint::Checkpoint;
+use commit_log::CommitLog;
+use consume_queue::ConsumeQueues;
+use dispatcher::Dispatcher;
+use flush::Flusher;
+use index::{key_hash, msg_id_hash, Index};
+use meta::sync_dir;
+use retention::Retention;
+
 use crate::{Error, Result};
 
 /// Callback run on the dispatcher thread with (topic, queue id, new max offset).
 pub type DispatchListener = Arc<dyn Fn(&str, u32, u64) + Send + Sync>;
 
+/// Smallest accepted `segment_bytes`.
+const MIN_SEGMENT_BYTES: u64 = 4096;
+
+/// Wakes the background threads when the store stops (no sleep loops).
+#[derive(Debug, Default)]
+struct StopSignal {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl StopSignal {
+    /// Waits up to `d`; true once stopped.
+    fn wait(&self, d: Duration) -> bool {
+        let g = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self.cv.wait_timeout_while(g, d, |s| !*s).unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+
+    fn stop(&self) {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cv.notify_all();
+    }
+}
+
+/// State shared by the store handle and its threads.
+struct Inner {
+    config: StoreConfig,
+    log: CommitLog,
+    queues: ConsumeQueues,
+    index: Index,
+    dispatcher: Dispatcher,
+    flusher: Flusher,
+    retention: Retention,
+    closed: AtomicBool,
+    /// Last measured disk usage (f64 bits) and whether it is above the limit.
+    disk_ratio: AtomicU64,
+    disk_full: AtomicBool,
+    stop: StopSignal,
+    /// Serialises checkpoint writers; holds the last checkpoint written.
+    last_checkpoint: Mutex<Option<Checkpoint>>,
+    _lock: File,
+}
+
 /// The storage engine of one directory. `Send + Sync`; share it as `Arc<Store>`.
 pub struct Store {
-    dir: PathBuf,
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    shut_down: Mutex<bool>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("dir", &self.dir)
+            .field("dir", &self.inner.config.dir)
+            .field("max_offset", &self.inner.log.write_pos())
             .finish_non_exhaustive()
     }
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn validate_config(c: &StoreConfig) -> Result<()> {
+    if c.segment_bytes < MIN_SEGMENT_BYTES || c.segment_bytes > u64::from(u32::MAX) * 4 {
+        return Err(Error::invalid("/segment_bytes", format!("must be between {MIN_SEGMENT_BYTES} and 16 GiB")));
+    }
+    if c.cq_units_per_file == 0 || c.cq_units_per_file > (1 << 40) {
+        return Err(Error::invalid("/cq_units_per_file", "must be at least 1"));
+    }
+    if c.index_slots == 0 || c.index_entries_per_file == 0 {
+        return Err(Error::invalid("/index_slots", "index geometry must be at least 1"));
+    }
+    if !(c.disk_max_used_ratio > 0.0 && c.disk_max_used_ratio <= 1.0) {
+        return Err(Error::invalid("/disk_max_used_ratio", "must be in (0, 1]"));
+    }
+    if c.flush_interval.is_zero() || c.retention_check_interval.is_zero() {
+        return Err(Error::invalid("/flush_interval", "intervals must be positive"));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `config.dir`, takes an exclusive lock on the
-    /// directory (a second open fails), runs recovery, and starts the flusher, dispatcher and
+    /// directory (a second open of the same directory, from this or another process, fails
+    /// with [`Error::Conflict`]), runs recovery, and starts the flusher, dispatcher and
     /// retention threads.
     pub fn open(config: StoreConfig) -> Result<Arc<Store>> {
-        Ok(Arc::new(Store { dir: config.dir }))
+        validate_config(&config)?;
+        let dir = config.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        if let Err(e) = mmap::lock_exclusive(&lock) {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                return Err(Error::Conflict(format!(
+                    "the store directory {} is already open (its lock file is held)",
+                    dir.display()
+                )));
+            }
+            return Err(Error::io(&lock_path, e));
+        }
+
+        let rec = recovery::recover(&config)?;
+        let end = rec.end;
+        let abort = dir.join("abort");
+        File::create(&abort).and_then(|f| f.sync_all()).map_err(|e| Error::io(&abort, e))?;
+        sync_dir(&dir)?;
+
+        let dispatcher = Dispatcher::new(end, rec.index.mark());
+        let retention = Retention { max_age: config.retention, max_used_ratio: config.disk_max_used_ratio };
+        let inner = Arc::new(Inner {
+            log: rec.log,
+            queues: rec.queues,
+            index: rec.index,
+            dispatcher,
+            flusher: Flusher::new(end),
+            retention,
+            closed: AtomicBool::new(false),
+            disk_ratio: AtomicU64::new(0f64.to_bits()),
+            disk_full: AtomicBool::new(false),
+            stop: StopSignal::default(),
+            last_checkpoint: Mutex::new(None),
+            _lock: lock,
+            config,
+        });
+        if !rec.clean {
+            // Make the recovered state the new starting point, so a crash right away does not
+            // redo the work.
+            inner.checkpoint()?;
+        }
+        inner.update_disk(retention::measure(&dir));
+        tracing::info!(dir = %dir.display(), end, clean = rec.clean, "store opened");
+
+        let mut threads = Vec::new();
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new().name(name.to_string()).spawn(f).map_err(|e| Error::io(&dir, e))
+        };
+        let i = inner.clone();
+        threads.push(spawn("ferrymq-dispatch", Box::new(move || i.dispatcher.run(&i.log, &i.queues, &i.index)))?);
+        let i = inner.clone();
+        threads.push(spawn(
+            "ferrymq-flush",
+            Box::new(move || {
+                while !i.stop.wait(i.config.flush_interval) {
+                    if let Err(e) = i.checkpoint() {
+                        tracing::warn!(error = %e, "periodic flush failed");
+                    }
+                }
+            }),
+        )?);
+        let i = inner.clone();
+        threads.push(spawn(
+            "ferrymq-retention",
+            Box::new(move || {
+                while !i.stop.wait(i.config.retention_check_interval) {
+                    if let Err(e) = i.run_retention(now_ms()) {
+                        tracing::warn!(error = %e, "retention sweep failed");
+                    }
+                }
+            }),
+        )?);
+        Ok(Arc::new(Store { inner, threads: Mutex::new(threads), shut_down: Mutex::new(false) }))
     }
 
-    /// Appends one message and returns once it is durable per the flush mode.
+    /// Appends one message: assigns its queue offset (next of topic/queue_id) and commit
+    /// offset under the append lock and writes it. Returns once it is durable per the flush
+    /// mode: `Sync`, after an msync covering it (shared with concurrent appenders); `Async`,
+    /// once written to the mapped log. Does not wait for dispatch (see
+    /// [`Store::wait_dispatched`]).
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a bad topic or field, [`Error::MessageTooLarge`],
+    /// [`Error::InsufficientStorage`], [`Error::Poisoned`], [`Error::Closed`], I/O errors.
     pub fn append(&self, msg: NewMessage) -> Result<AppendResult> {
-        let _ = msg;
-        Err(Error::Unavailable("store not implemented yet".into()))
+        let mut r = self.append_batch(vec![msg])?;
+        r.pop().ok_or_else(|| Error::Unavailable("append produced no result".into()))
     }
 
-    /// Appends an atomic batch: after a crash either all or none of it is recovered.
+    /// Appends an atomic batch: contiguous records and one durability wait. After a crash
+    /// either all or none of the batch is recovered (every record but the last carries
+    /// [`FLAG_BATCH_CONTINUES`]; recovery drops an incomplete trailing batch). Messages may
+    /// target different topics and queues. An empty batch does nothing.
     pub fn append_batch(&self, msgs: Vec<NewMessage>) -> Result<Vec<AppendResult>> {
-        let _ = msgs;
-        Err(Error::Unavailable("store not implemented yet".into()))
+        let inner = &self.inner;
+        inner.check_writable()?;
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let max_record = inner.log.max_record_len();
+        let mut tails = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            record::validate(&msg, inner.config.max_message_bytes)?;
+            let body = msg.body.len();
+            let tail = record::encode_tail(msg);
+            let len = tail.record_len() as u64;
+            if len > max_record {
+                return Err(Error::MessageTooLarge { size: body, max: (max_record - (len - body as u64)) as usize });
+            }
+            tails.push(tail);
+        }
+        let sync = inner.config.flush == FlushMode::Sync;
+        if sync {
+            inner.flusher.enter();
+        }
+        let (results, end) = match inner.log.append(&tails, now_ms()) {
+            Ok(r) => r,
+            Err((e, partial)) => {
+                if sync {
+                    inner.flusher.leave();
+                }
+                if partial {
+                    inner.flusher.poison("commit log (batch half written)", &std::io::Error::other(e.to_string()));
+                }
+                return Err(e);
+            }
+        };
+        inner.dispatcher.notify();
+        if sync {
+            inner.flusher.wait_durable(&inner.log, end)?;
+        }
+        Ok(results)
     }
 
-    /// Blocks until every record starting below `commit_offset_end` is dispatched, or until
-    /// `timeout`. Returns true if dispatched.
+    /// Blocks until the dispatcher has built consume queue and index entries for every record
+    /// that starts below `commit_offset_end` (e.g. `result.commit_offset + result.size`), or
+    /// until `timeout`. Returns true if dispatched. Waits on a condition variable.
     pub fn wait_dispatched(&self, commit_offset_end: u64, timeout: Duration) -> bool {
-        let _ = (commit_offset_end, timeout);
-        false
+        self.inner.dispatcher.wait(commit_offset_end, timeout)
     }
 
-    /// Reads and CRC-validates one record by commit offset.
+    /// Reads and CRC-checks one record by commit offset, copying only that record.
+    ///
+    /// Errors: [`Error::OffsetOutOfRange`] (empty topic) for an offset outside the retained
+    /// log, [`Error::InvalidArgument`] when no record starts there, [`Error::Corrupt`] when
+    /// the record fails its CRC.
     pub fn read(&self, commit_offset: u64) -> Result<StoredMessage> {
-        let _ = commit_offset;
-        Err(Error::Unavailable("store not implemented yet".into()))
+        self.inner.log.read(commit_offset)
     }
 
-    /// Up to `max` dispatched units of `topic`/`queue_id` starting at `from`.
-    pub fn read_queue(
-        &self,
-        topic: &str,
-        queue_id: u32,
-        from: u64,
-        max: usize,
-    ) -> Result<Vec<CqUnit>> {
-        let _ = (topic, queue_id, from, max);
-        Ok(Vec::new())
+    /// Up to `max` dispatched units of `topic`/`queue_id` starting at `from`. `from` below the
+    /// queue's min is clamped up to it; `from == max` gives an empty vec; `from > max` is
+    /// [`Error::OffsetOutOfRange`]. An unknown topic or queue gives an empty vec.
+    pub fn read_queue(&self, topic: &str, queue_id: u32, from: u64, max: usize) -> Result<Vec<CqUnit>> {
+        match self.inner.queues.get(topic, queue_id) {
+            Some(q) => q.read(from, max),
+            None => Ok(Vec::new()),
+        }
     }
 
-    /// `(min, max)` of a queue; `(0, 0)` if unknown.
+    /// `(min, max)` of a queue: min is the lowest retained offset, max the next offset to be
+    /// dispatched. `(0, 0)` if unknown.
     pub fn queue_bounds(&self, topic: &str, queue_id: u32) -> (u64, u64) {
-        let _ = (topic, queue_id);
-        (0, 0)
+        self.inner.queues.get(topic, queue_id).map_or((0, 0), |q| (q.min(), q.max()))
     }
 
-    /// Queue ids that have a consume queue for this topic.
+    /// Queue ids that have a consume queue for this topic, ascending.
     pub fn queue_ids(&self, topic: &str) -> Vec<u32> {
-        let _ = topic;
-        Vec::new()
+        self.inner.queues.queue_ids(topic)
     }
 
-    /// First queue offset whose message has `store_ts >= ts`; the queue's max if none.
+    /// First queue offset whose message has `store_ts >= ts` (binary search over the consume
+    /// queue, reading store timestamps from the log); the queue's max if none, 0 for an
+    /// unknown queue.
     pub fn offset_for_timestamp(&self, topic: &str, queue_id: u32, ts: u64) -> Result<u64> {
-        let _ = (topic, queue_id, ts);
-        Ok(0)
+        let Some(q) = self.inner.queues.get(topic, queue_id) else {
+            return Ok(0);
+        };
+        Ok(self.inner.first_at_or_after(&q, ts))
     }
 
-    /// Commit offsets of records with this msg_id, oldest first.
+    /// Commit offsets of records with this msg_id, oldest first. A msg_id can be stored more
+    /// than once (delay and retry re-store it). Index hits are verified against the record.
     pub fn lookup_msg_id(&self, msg_id: &str) -> Result<Vec<u64>> {
-        let _ = msg_id;
-        Ok(Vec::new())
+        let log = &self.inner.log;
+        Ok(self
+            .inner
+            .index
+            .candidates(msg_id_hash(msg_id))
+            .into_iter()
+            .filter(|&off| log.with_record(off, false, |v| v.msg_id == msg_id).unwrap_or(false))
+            .collect())
     }
 
     /// Commit offsets of records of `topic` carrying `key`, oldest first, at most `limit`.
     pub fn lookup_key(&self, topic: &str, key: &str, limit: usize) -> Result<Vec<u64>> {
-        let _ = (topic, key, limit);
-        Ok(Vec::new())
+        let log = &self.inner.log;
+        Ok(self
+            .inner
+            .index
+            .candidates(key_hash(topic, key))
+            .into_iter()
+            .filter(|&off| {
+                log.with_record(off, false, |v| v.topic == topic && v.keys().any(|k| k == key)).unwrap_or(false)
+            })
+            .take(limit)
+            .collect())
     }
 
-    /// Commit offsets of records of `topic` with `from_ts <= store_ts < to_ts`, oldest first.
-    pub fn lookup_time(
-        &self,
-        topic: &str,
-        from_ts: u64,
-        to_ts: u64,
-        limit: usize,
-    ) -> Result<Vec<u64>> {
-        let _ = (topic, from_ts, to_ts, limit);
-        Ok(Vec::new())
+    /// Commit offsets of records of `topic` with `from_ts <= store_ts < to_ts`, oldest first,
+    /// at most `limit`. Answered per queue by binary search on the consume queue, then merged.
+    pub fn lookup_time(&self, topic: &str, from_ts: u64, to_ts: u64, limit: usize) -> Result<Vec<u64>> {
+        let inner = &self.inner;
+        let mut out = Vec::new();
+        if from_ts >= to_ts || limit == 0 {
+            return Ok(out);
+        }
+        for q in inner.queues.topic_queues(topic) {
+            let mut next = inner.first_at_or_after(&q, from_ts);
+            let mut taken = 0;
+            'queue: while taken < limit {
+                let units = q.read(next, 256.min(limit - taken))?;
+                if units.is_empty() {
+                    break;
+                }
+                for u in &units {
+                    match inner.log.store_ts_at(u.commit_offset) {
+                        Ok(ts) if ts >= to_ts => break 'queue,
+                        Ok(ts) if ts >= from_ts => {
+                            out.push(u.commit_offset);
+                            taken += 1;
+                        }
+                        _ => {}
+                    }
+                    next = u.queue_offset + 1;
+                }
+            }
+        }
+        out.sort_unstable();
+        out.truncate(limit);
+        Ok(out)
     }
 
-    /// Drops every consume queue of the topic.
+    /// Drops every consume queue of the topic (its records stay in the log until retention).
+    /// Waits (up to 5 s) for records already appended to be dispatched first, so they do not
+    /// bring the queues back; the next append to the topic starts a queue at the offset where
+    /// the old one ended.
     pub fn delete_topic(&self, topic: &str) -> Result<()> {
-        let _ = topic;
-        Ok(())
+        record::validate_topic(topic)?;
+        let inner = &self.inner;
+        inner.dispatcher.wait(inner.log.write_pos(), Duration::from_secs(5));
+        {
+            let _paused = inner.dispatcher.pause();
+            inner.queues.remove_topic(topic)?;
+        }
+        inner.checkpoint()
     }
 
-    /// Registers the callback run after each dispatched batch for each queue that grew.
+    /// Registers a callback run on the dispatcher thread after each dispatched batch, with
+    /// (topic, queue_id, new max offset) for each queue that grew. Used for long-poll wake-ups;
+    /// it must be cheap. Replaces any earlier listener.
     pub fn set_dispatch_listener(&self, f: DispatchListener) {
-        let _ = f;
+        self.inner.dispatcher.set_listener(f);
     }
 
-    /// Forces a flush of log, consume queues, index and checkpoint now.
+    /// Forces a flush of the log, consume queues, index and checkpoint now.
     pub fn flush(&self) -> Result<()> {
-        Ok(())
+        self.inner.checkpoint()
     }
 
-    /// Runs one retention sweep now with the given current time; returns segments deleted.
+    /// Runs one retention sweep now with the given current time (epoch ms); returns the number
+    /// of segments deleted. Also refreshes the disk usage that gates appends.
     pub fn run_retention(&self, now_ms: u64) -> Result<usize> {
-        let _ = now_ms;
-        Ok(0)
+        self.inner.run_retention(now_ms)
     }
 
-    /// Clean shutdown. Idempotent; also done on drop.
+    /// Clean shutdown: refuses new appends, stops the threads, dispatches and flushes
+    /// everything, writes the checkpoint and removes the abort file. Idempotent; also done on
+    /// drop (best effort). Reads keep working afterwards.
     pub fn shutdown(&self) -> Result<()> {
+        let mut done = self.shut_down.lock().unwrap_or_else(|p| p.into_inner());
+        if *done {
+            return Ok(());
+        }
+        *done = true;
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::SeqCst);
+        inner.stop.stop();
+        inner.dispatcher.stop();
+        let threads: Vec<_> = self.threads.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        for t in threads {
+            if t.join().is_err() {
+                tracing::error!("a store thread panicked");
+            }
+        }
+        // Appends that were already past the closed check have finished once we hold the
+        // append lock (tail_snapshot takes it).
+        let (end, last_record, last_ts) = inner.log.tail_snapshot();
+        if inner.dispatcher.dispatched() < end {
+            let from = inner.dispatcher.dispatched();
+            let (reached, _) =
+                dispatcher::dispatch_range(&inner.log, &inner.queues, &inner.index, from, end, usize::MAX)?;
+            if reached < end {
+                return Err(Error::Unavailable("dispatch did not reach the log end".into()));
+            }
+        }
+        inner.flush_queues_and_index()?;
+        let flushed = inner.flusher.flush_all(&inner.log)?;
+        if flushed < end {
+            return Err(Error::Poisoned);
+        }
+        let cp = Checkpoint {
+            log_flushed: end,
+            dispatched: end,
+            index: inner.index.mark(),
+            last_record,
+            last_store_ts: last_ts,
+        };
+        inner.write_checkpoint(cp)?;
+        let abort = inner.config.dir.join("abort");
+        std::fs::remove_file(&abort).map_err(|e| Error::io(&abort, e))?;
+        sync_dir(&inner.config.dir)?;
+        tracing::info!(dir = %inner.config.dir.display(), end, "store shut down cleanly");
         Ok(())
     }
 
-    /// Positions and flush timings.
+    /// Counters for metrics and tests.
     pub fn stats(&self) -> StoreStats {
-        StoreStats::default()
+        let inner = &self.inner;
+        let t = inner.flusher.timings();
+        StoreStats {
+            max_offset: inner.log.write_pos(),
+            min_offset: inner.log.min_offset(),
+            flushed_offset: inner.flusher.flushed(),
+            dispatched_offset: inner.dispatcher.dispatched(),
+            segment_count: inner.log.segment_count(),
+            flush_count: t.count,
+            flush_seconds_sum: t.seconds_sum,
+            flush_buckets: t.buckets,
+            poisoned: inner.flusher.is_poisoned(),
+        }
     }
 
-    /// The directory of the store.
+    /// The directory of the store (the broker keeps its metadata in a `meta/` subfolder).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inner.config.dir
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "store shutdown on drop failed; the next open will recover");
+        }
+    }
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.flusher.check()?;
+        if self.disk_full.load(Ordering::Acquire) {
+            return Err(Error::InsufficientStorage {
+                used_ratio: f64::from_bits(self.disk_ratio.load(Ordering::Acquire)),
+                max_ratio: self.config.disk_max_used_ratio,
+            });
+        }
+        Ok(())
+    }
+
+    fn update_disk(&self, ratio: Option<f64>) {
+        if let Some(r) = ratio {
+            self.disk_ratio.store(r.to_bits(), Ordering::Release);
+            let full = r > self.config.disk_max_used_ratio;
+            if full != self.disk_full.swap(full, Ordering::AcqRel) {
+                if full {
+                    tracing::warn!(used = r, "disk usage above the limit; refusing appends");
+                } else {
+                    tracing::info!(used = r, "disk usage back under the limit");
+                }
+            }
+        }
+    }
+
+    fn first_at_or_after(&self, q: &consume_queue::ConsumeQueue, ts: u64) -> u64 {
+        let (mut lo, mut hi) = (q.min(), q.max());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let at = q.unit(mid).and_then(|u| self.log.store_ts_at(u.commit_offset).ok()).unwrap_or(0);
+            if at >= ts {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    }
+
+    fn flush_queues_and_index(&self) -> Result<()> {
+        for q in self.queues.all() {
+            if let Err(e) = q.flush() {
+                self.flusher.poison("consume queue", &e);
+                return Err(Error::io(self.queues.root(), e));
+            }
+        }
+        if let Err(e) = self.index.flush() {
+            self.flusher.poison("index", &e);
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    /// Flushes queues, index and log, then writes the checkpoint (if it changed).
+    fn checkpoint(&self) -> Result<()> {
+        self.flusher.check()?;
+        let (dispatched, mark) = self.dispatcher.mark();
+        self.flush_queues_and_index()?;
+        let flushed = self.flusher.flush_all(&self.log)?;
+        let (_, _, last_ts) = self.log.tail_snapshot();
+        self.write_checkpoint(Checkpoint {
+            log_flushed: flushed,
+            dispatched,
+            index: mark,
+            last_record: u64::MAX,
+            last_store_ts: last_ts,
+        })
+    }
+
+    fn write_checkpoint(&self, cp: Checkpoint) -> Result<()> {
+        let mut last = self.last_checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == Some(cp) {
+            return Ok(());
+        }
+        if let Err(e) = cp.write(&self.config.dir.join("checkpoint")) {
+            if let Error::Io { source, .. } = &e {
+                self.flusher.poison("checkpoint", source);
+            }
+            return Err(e);
+        }
+        *last = Some(cp);
+        Ok(())
+    }
+
+    fn run_retention(&self, now_ms: u64) -> Result<usize> {
+        // Never delete below what the checkpoint covers: recovery starts scanning there.
+        let safe = if self.flusher.is_poisoned() {
+            0
+        } else {
+            self.checkpoint()?;
+            self.last_checkpoint
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map_or(0, |cp| cp.log_flushed.min(cp.dispatched))
+        };
+        let out = self.retention.sweep(&self.config.dir, &self.log, &self.queues, &self.index, now_ms, safe)?;
+        self.update_disk(out.used_ratio);
+        Ok(out.segments)
     }
 }

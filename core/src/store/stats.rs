@@ -1,9 +1,7 @@
 //! Counters the store exposes for metrics and tests.
 
 /// Upper bounds (seconds) of the flush-duration histogram buckets in [`StoreStats`].
-pub const FLUSH_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
+pub const FLUSH_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 /// A snapshot of the store's positions and flush timings.
 #[derive(Clone, Debug, Default)]

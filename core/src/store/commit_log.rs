@@ -1,0 +1,324 @@
+//! The commit log: every record of every topic, appended to a chain of fixed-size segments.
+//!
+//! One append lock serialises writers: it assigns the commit offset, the queue offset (next
+//! of the topic/queue) and a non-decreasing store timestamp, copies the pre-encoded record into
+//! the active segment and publishes the new end (`write_pos`) when the whole append (or batch)
+//! is in place. Readers and the dispatcher never look at or past `write_pos`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use super::message::{AppendResult, StoredMessage};
+use super::meta::sync_dir;
+use super::record::{self, EncodedTail, Placement, RecordView, FILLER_RESERVE, MAGIC_MESSAGE};
+use super::segment::Segment;
+use crate::{Error, Result};
+
+/// Bytes faulted in ahead of the write position so appends rarely take page faults.
+const PREFAULT_CHUNK: u64 = 4 << 20;
+
+/// The append side: held under the append lock.
+struct Appender {
+    active: Arc<Segment>,
+    pos: u64,
+    last_record: u64,
+    last_store_ts: u64,
+    prefaulted: u64,
+    queue_offsets: HashMap<String, HashMap<u32, u64>>,
+}
+
+/// The commit log of one store.
+pub(crate) struct CommitLog {
+    dir: PathBuf,
+    segment_bytes: u64,
+    segments: RwLock<Vec<Arc<Segment>>>,
+    write_pos: AtomicU64,
+    min_offset: AtomicU64,
+    appender: Mutex<Appender>,
+}
+
+impl std::fmt::Debug for CommitLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitLog")
+            .field("dir", &self.dir)
+            .field("write_pos", &self.write_pos())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an offset does not name a record.
+fn out_of_range(offset: u64, min: u64, max: u64) -> Error {
+    Error::OffsetOutOfRange { topic: String::new(), queue_id: 0, offset, min, max }
+}
+
+impl CommitLog {
+    /// Builds the log from recovered segments (sorted, contiguous, the last one active) whose
+    /// published ends are set, with `end` the log end inside or at the end of the last segment.
+    pub(crate) fn new(
+        dir: PathBuf,
+        segment_bytes: u64,
+        segments: Vec<Segment>,
+        end: u64,
+        last_record: u64,
+        last_store_ts: u64,
+    ) -> Result<CommitLog> {
+        let mut segments: Vec<Arc<Segment>> = segments.into_iter().map(Arc::new).collect();
+        if segments.last().is_none_or(|s| end >= s.end()) {
+            let base = segments.last().map_or(end, |s| s.end());
+            let seg = Segment::create(&dir, base, segment_bytes)?;
+            sync_dir(&dir)?;
+            segments.push(Arc::new(seg));
+        }
+        let active = segments.last().cloned().ok_or_else(|| Error::Unavailable("no segment".into()))?;
+        let min = segments.first().map_or(end, |s| s.base());
+        let pos = end.max(active.base());
+        Ok(CommitLog {
+            dir,
+            segment_bytes,
+            segments: RwLock::new(segments),
+            write_pos: AtomicU64::new(pos),
+            min_offset: AtomicU64::new(min),
+            appender: Mutex::new(Appender {
+                active,
+                pos,
+                last_record,
+                last_store_ts,
+                prefaulted: 0,
+                queue_offsets: HashMap::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Appender> {
+        self.appender.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory of the segments.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// End of the published log: every record below is complete.
+    pub(crate) fn write_pos(&self) -> u64 {
+        self.write_pos.load(Ordering::Acquire)
+    }
+
+    /// Lowest retained commit offset.
+    pub(crate) fn min_offset(&self) -> u64 {
+        self.min_offset.load(Ordering::Acquire)
+    }
+
+    /// Largest record (header included) that fits into a segment.
+    pub(crate) fn max_record_len(&self) -> u64 {
+        self.segment_bytes.saturating_sub(FILLER_RESERVE)
+    }
+
+    /// Seeds the next queue offsets (after recovery).
+    pub(crate) fn set_queue_offsets(&self, table: HashMap<String, HashMap<u32, u64>>) {
+        self.lock().queue_offsets = table;
+    }
+
+    /// `(write_pos, start of the last record or u64::MAX, last store ts)` under the append
+    /// lock, for the shutdown checkpoint.
+    pub(crate) fn tail_snapshot(&self) -> (u64, u64, u64) {
+        let a = self.lock();
+        (a.pos, a.last_record, a.last_store_ts)
+    }
+
+    /// Appends the records in order, as one contiguous batch when there is more than one. On
+    /// success the records are published; returns their placements and the new log end.
+    ///
+    /// An error before the first record is written leaves the log unchanged. An error in the
+    /// middle of a batch (only possible when creating a segment fails) leaves a partial batch
+    /// behind; the caller must then poison the store.
+    pub(crate) fn append(&self, tails: &[EncodedTail], now_ms: u64) -> Result<(Vec<AppendResult>, u64), (Error, bool)> {
+        let mut a = self.lock();
+        let store_ts = now_ms.max(a.last_store_ts);
+        a.last_store_ts = store_ts;
+        let mut results = Vec::with_capacity(tails.len());
+        for (i, tail) in tails.iter().enumerate() {
+            let len = tail.record_len() as u64;
+            if a.pos - a.active.base() + len + FILLER_RESERVE > a.active.len() {
+                self.roll(&mut a).map_err(|e| (e, i > 0))?;
+            }
+            let queue_offset =
+                a.queue_offsets.get(&tail.topic).and_then(|m| m.get(&tail.queue_id)).copied().unwrap_or(0);
+            let p = Placement { queue_offset, commit_offset: a.pos, store_ts, batch_continues: i + 1 < tails.len() };
+            let local = (a.pos - a.active.base()) as usize;
+            let file = a.active.file();
+            file.write_with(local, len as usize, |dst| record::write_record(dst, tail, p)).map_err(|e| (e, i > 0))?;
+            file.publish(local + len as usize);
+            a.active.note_store_ts(store_ts);
+            match a.queue_offsets.get_mut(&tail.topic) {
+                Some(m) => {
+                    m.insert(tail.queue_id, queue_offset + 1);
+                }
+                None => {
+                    let mut m = HashMap::new();
+                    m.insert(tail.queue_id, queue_offset + 1);
+                    a.queue_offsets.insert(tail.topic.clone(), m);
+                }
+            }
+            results.push(AppendResult { commit_offset: a.pos, size: len as u32, queue_offset, store_ts });
+            a.last_record = a.pos;
+            a.pos += len;
+        }
+        let end = a.pos;
+        self.write_pos.store(end, Ordering::SeqCst);
+        // Fault in the next chunk while we still own the tail, so that the following appends
+        // copy into resident pages instead of trapping once per page.
+        let local = end - a.active.base();
+        if local + PREFAULT_CHUNK / 2 > a.prefaulted && a.prefaulted < a.active.len() {
+            let from = a.prefaulted.max(local);
+            a.active.file().prefault(from as usize, PREFAULT_CHUNK as usize);
+            a.prefaulted = from + PREFAULT_CHUNK;
+        }
+        Ok((results, end))
+    }
+
+    /// Seals the active segment with a filler and starts the next one.
+    fn roll(&self, a: &mut Appender) -> Result<()> {
+        if a.pos < a.active.end() {
+            let local = (a.pos - a.active.base()) as usize;
+            let len = a.active.len() as usize - local;
+            let ts = a.last_store_ts.max(a.active.last_store_ts());
+            let file = a.active.file();
+            file.write_with(local, len, |dst| record::write_filler(dst, ts))?;
+            file.publish(local + len);
+            a.pos = a.active.end();
+        }
+        let seg = Arc::new(Segment::create(&self.dir, a.pos, self.segment_bytes)?);
+        sync_dir(&self.dir)?;
+        self.segments.write().unwrap_or_else(|p| p.into_inner()).push(seg.clone());
+        a.active = seg;
+        a.prefaulted = 0;
+        tracing::debug!(base = a.pos, "commit log rolled to a new segment");
+        Ok(())
+    }
+
+    /// The segment holding `offset`, if retained.
+    pub(crate) fn segment_for(&self, offset: u64) -> Option<Arc<Segment>> {
+        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        let i = segs.partition_point(|s| s.base() <= offset);
+        let seg = segs.get(i.checked_sub(1)?)?;
+        seg.contains(offset).then(|| seg.clone())
+    }
+
+    /// All segments, oldest first.
+    pub(crate) fn segments(&self) -> Vec<Arc<Segment>> {
+        self.segments.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Number of segments.
+    pub(crate) fn segment_count(&self) -> usize {
+        self.segments.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// msyncs `[from, to)` of the log.
+    pub(crate) fn flush(&self, from: u64, to: u64) -> std::io::Result<()> {
+        if to <= from {
+            return Ok(());
+        }
+        let segs: Vec<Arc<Segment>> = {
+            let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
+            segs.iter().filter(|s| s.end() > from && s.base() < to).cloned().collect()
+        };
+        for s in segs {
+            let a = from.max(s.base()) - s.base();
+            let b = to.min(s.end()) - s.base();
+            s.file().flush_range(a as usize, (b - a) as usize)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the parsed record at `offset` (no copy, CRC checked only if
+    /// `verify_crc`).
+    pub(crate) fn with_record<R>(
+        &self,
+        offset: u64,
+        verify_crc: bool,
+        f: impl FnOnce(&RecordView<'_>) -> R,
+    ) -> Result<R> {
+        let max = self.write_pos();
+        let min = self.min_offset();
+        if offset >= max || offset < min {
+            return Err(out_of_range(offset, min, max));
+        }
+        let seg = self.segment_for(offset).ok_or_else(|| out_of_range(offset, min, max))?;
+        let local = offset - seg.base();
+        let bytes = record_bytes(&seg, local, offset)?;
+        let view = record::parse(bytes, verify_crc).map_err(|reason| Error::Corrupt {
+            path: seg.path().to_path_buf(),
+            offset: local,
+            reason: reason.to_string(),
+        })?;
+        if view.commit_offset != offset {
+            return Err(no_record(offset));
+        }
+        Ok(f(&view))
+    }
+
+    /// Reads and CRC-checks the record at `offset`, copying only that record.
+    pub(crate) fn read(&self, offset: u64) -> Result<StoredMessage> {
+        let max = self.write_pos();
+        let min = self.min_offset();
+        if offset >= max || offset < min {
+            return Err(out_of_range(offset, min, max));
+        }
+        let seg = self.segment_for(offset).ok_or_else(|| out_of_range(offset, min, max))?;
+        let local = offset - seg.base();
+        let bytes = record_bytes(&seg, local, offset)?;
+        let msg = record::decode(bytes).map_err(|reason| Error::Corrupt {
+            path: seg.path().to_path_buf(),
+            offset: local,
+            reason: reason.to_string(),
+        })?;
+        if msg.commit_offset != offset {
+            return Err(no_record(offset));
+        }
+        Ok(msg)
+    }
+
+    /// Store timestamp of the record at `offset`, reading only its header.
+    pub(crate) fn store_ts_at(&self, offset: u64) -> Result<u64> {
+        let max = self.write_pos();
+        let min = self.min_offset();
+        if offset >= max || offset < min {
+            return Err(out_of_range(offset, min, max));
+        }
+        let seg = self.segment_for(offset).ok_or_else(|| out_of_range(offset, min, max))?;
+        let h = seg.read(offset - seg.base(), record::HEADER_LEN).ok_or_else(|| no_record(offset))?;
+        if record::peek(h).1 != MAGIC_MESSAGE || record::u64_at(h, 24) != offset {
+            return Err(no_record(offset));
+        }
+        Ok(record::u64_at(h, 44))
+    }
+
+    /// Removes the oldest segment if it ends at or below `limit` and is not the active one.
+    /// Returns it (its file is deleted by the caller).
+    pub(crate) fn remove_oldest(&self, limit: u64) -> Option<Arc<Segment>> {
+        let mut segs = self.segments.write().unwrap_or_else(|p| p.into_inner());
+        if segs.len() < 2 || segs[0].end() > limit {
+            return None;
+        }
+        let seg = segs.remove(0);
+        self.min_offset.store(segs[0].base(), Ordering::Release);
+        Some(seg)
+    }
+}
+
+fn no_record(offset: u64) -> Error {
+    Error::invalid("/commit_offset", format!("no record starts at commit offset {offset}"))
+}
+
+/// The bytes of the message record starting at `local` in `seg`.
+fn record_bytes(seg: &Segment, local: u64, offset: u64) -> Result<&[u8]> {
+    let head = seg.read(local, 8).ok_or_else(|| no_record(offset))?;
+    let (len, magic) = record::peek(head);
+    if magic != MAGIC_MESSAGE || (len as usize) < record::MIN_RECORD_LEN {
+        return Err(no_record(offset));
+    }
+    seg.read(local, len as usize).ok_or_else(|| no_record(offset))
+}

@@ -1,0 +1,275 @@
+//! The dispatcher: follows the commit log and builds consume queue units and index entries
+//! for every record, on its own thread (and synchronously during recovery).
+//!
+//! Progress (`dispatched`) only moves to batch boundaries, so a reader never sees part of an
+//! atomic batch in the queues, and the checkpoint never points into the middle of one.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use super::commit_log::CommitLog;
+use super::consume_queue::{ConsumeQueue, ConsumeQueues};
+use super::hash::tag_hash;
+use super::index::{key_hash, msg_id_hash, Index, IndexMark};
+use super::record::{self, MAGIC_BLANK, MAGIC_MESSAGE};
+use super::DispatchListener;
+use crate::{Error, Result};
+
+/// Records dispatched before progress is published (at the next batch boundary).
+const CHUNK_RECORDS: usize = 512;
+
+/// Indexes one record (already validated) into its consume queue and the index.
+pub(crate) fn dispatch_record(
+    view: &record::RecordView<'_>,
+    commit_offset: u64,
+    queues: &ConsumeQueues,
+    index: &Index,
+    cache: &mut Option<Arc<ConsumeQueue>>,
+) -> Result<Arc<ConsumeQueue>> {
+    let cq = match cache {
+        Some(q) if q.queue_id() == view.queue_id && q.topic() == view.topic => q.clone(),
+        _ => {
+            let q = queues.get_or_create(view.topic, view.queue_id);
+            *cache = Some(q.clone());
+            q
+        }
+    };
+    let th = view.tag.map_or(0, tag_hash);
+    if !cq.put(view.queue_offset, commit_offset, view.size, th)? {
+        tracing::debug!(
+            topic = view.topic,
+            queue_id = view.queue_id,
+            queue_offset = view.queue_offset,
+            "queue offset already dispatched; skipping"
+        );
+    }
+    if !view.msg_id.is_empty() {
+        index.put(msg_id_hash(view.msg_id), commit_offset, view.store_ts)?;
+    }
+    for key in view.keys() {
+        index.put(key_hash(view.topic, key), commit_offset, view.store_ts)?;
+    }
+    Ok(cq)
+}
+
+/// Dispatches records of `[from, to)` (both record boundaries), stopping early at a batch
+/// boundary after `max_records`. Returns the position reached and the queues that grew.
+pub(crate) fn dispatch_range(
+    log: &CommitLog,
+    queues: &ConsumeQueues,
+    index: &Index,
+    from: u64,
+    to: u64,
+    max_records: usize,
+) -> Result<(u64, Vec<Arc<ConsumeQueue>>)> {
+    let mut pos = from;
+    let mut boundary = from;
+    let mut grown: Vec<Arc<ConsumeQueue>> = Vec::new();
+    let mut cache = None;
+    let mut n = 0;
+    while pos < to {
+        let seg = log.segment_for(pos).ok_or_else(|| Error::Corrupt {
+            path: log.dir().to_path_buf(),
+            offset: pos,
+            reason: "no segment holds this dispatch position".into(),
+        })?;
+        while pos < to && pos < seg.end() {
+            let local = pos - seg.base();
+            let corrupt = |reason: &str| Error::Corrupt {
+                path: seg.path().to_path_buf(),
+                offset: local,
+                reason: reason.to_string(),
+            };
+            let head = seg.read(local, 8).ok_or_else(|| corrupt("record header not readable"))?;
+            let (len, magic) = record::peek(head);
+            if magic == MAGIC_BLANK {
+                pos = seg.end();
+                boundary = pos;
+                break;
+            }
+            if magic != MAGIC_MESSAGE {
+                return Err(corrupt("bad magic while dispatching"));
+            }
+            let bytes = seg.read(local, len as usize).ok_or_else(|| corrupt("record not readable"))?;
+            let view = record::parse(bytes, false).map_err(corrupt)?;
+            let cq = dispatch_record(&view, pos, queues, index, &mut cache)?;
+            if !grown.iter().any(|g| Arc::ptr_eq(g, &cq)) {
+                grown.push(cq);
+            }
+            pos += u64::from(len);
+            n += 1;
+            if !view.batch_continues() {
+                boundary = pos;
+                if n >= max_records {
+                    return Ok((boundary, grown));
+                }
+            }
+        }
+    }
+    Ok((boundary, grown))
+}
+
+/// Dispatch progress, its waiters and the dispatcher thread's wake-up.
+pub(crate) struct Dispatcher {
+    dispatched: AtomicU64,
+    /// `(dispatched, index mark)` published together for the checkpoint.
+    mark: Mutex<(u64, IndexMark)>,
+    progress: Mutex<()>,
+    progress_cv: Condvar,
+    waiting: AtomicUsize,
+    sleeping: AtomicBool,
+    wake_lock: Mutex<()>,
+    wake_cv: Condvar,
+    stop: AtomicBool,
+    /// Held while dispatching a chunk; `delete_topic` takes it to not race file creation.
+    work: Mutex<()>,
+    listener: RwLock<Option<DispatchListener>>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").field("dispatched", &self.dispatched()).finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher that has dispatched everything below `dispatched`.
+    pub(crate) fn new(dispatched: u64, mark: IndexMark) -> Dispatcher {
+        Dispatcher {
+            dispatched: AtomicU64::new(dispatched),
+            mark: Mutex::new((dispatched, mark)),
+            progress: Mutex::new(()),
+            progress_cv: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            sleeping: AtomicBool::new(false),
+            wake_lock: Mutex::new(()),
+            wake_cv: Condvar::new(),
+            stop: AtomicBool::new(false),
+            work: Mutex::new(()),
+            listener: RwLock::new(None),
+        }
+    }
+
+    /// Every record below this offset is in the queues and the index.
+    pub(crate) fn dispatched(&self) -> u64 {
+        self.dispatched.load(Ordering::SeqCst)
+    }
+
+    /// `(dispatched, index mark)` consistent with each other.
+    pub(crate) fn mark(&self) -> (u64, IndexMark) {
+        *self.mark.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the listener.
+    pub(crate) fn set_listener(&self, f: DispatchListener) {
+        *self.listener.write().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// Takes the work lock (no dispatch runs while it is held).
+    pub(crate) fn pause(&self) -> MutexGuard<'_, ()> {
+        self.work.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the dispatcher thread if it sleeps (cheap when it does not).
+    pub(crate) fn notify(&self) {
+        if self.sleeping.load(Ordering::SeqCst) {
+            let _g = self.wake_lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.wake_cv.notify_one();
+        }
+    }
+
+    /// Asks the thread to finish what is written and exit.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _g = self.wake_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.wake_cv.notify_one();
+    }
+
+    fn publish(&self, pos: u64, index: IndexMark) {
+        {
+            let mut m = self.mark.lock().unwrap_or_else(|p| p.into_inner());
+            *m = (pos, index);
+            self.dispatched.store(pos, Ordering::SeqCst);
+        }
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let _g = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+            self.progress_cv.notify_all();
+        }
+    }
+
+    /// Blocks until `dispatched >= end` or the timeout passes (Condvar, no polling).
+    pub(crate) fn wait(&self, end: u64, timeout: Duration) -> bool {
+        if self.dispatched() >= end {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut g = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        let ok = loop {
+            if self.dispatched() >= end {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            g = self.progress_cv.wait_timeout(g, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        };
+        drop(g);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        ok
+    }
+
+    /// The dispatcher thread: follows the log until stopped, then dispatches what is left.
+    pub(crate) fn run(&self, log: &CommitLog, queues: &ConsumeQueues, index: &Index) {
+        let mut failing = false;
+        loop {
+            let end = log.write_pos();
+            let pos = self.dispatched();
+            if pos < end {
+                let result = {
+                    let _g = self.pause();
+                    dispatch_range(log, queues, index, pos, end, CHUNK_RECORDS)
+                };
+                match result {
+                    Ok((reached, grown)) => {
+                        failing = false;
+                        self.publish(reached, index.mark());
+                        let listener = self.listener.read().unwrap_or_else(|p| p.into_inner()).clone();
+                        if let Some(l) = listener {
+                            for q in grown {
+                                l(q.topic(), q.queue_id(), q.max());
+                            }
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::error!(error = %e, pos, "dispatch failed; retrying");
+                        }
+                        failing = true;
+                        if self.stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        self.sleep(Duration::from_millis(100), || false);
+                        continue;
+                    }
+                }
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            self.sleep(Duration::from_millis(200), || log.write_pos() > pos || self.stop.load(Ordering::SeqCst));
+        }
+    }
+
+    fn sleep(&self, timeout: Duration, ready: impl Fn() -> bool) {
+        let g = self.wake_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.sleeping.store(true, Ordering::SeqCst);
+        if !ready() {
+            let _ = self.wake_cv.wait_timeout(g, timeout);
+        }
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+}

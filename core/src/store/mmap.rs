@@ -1,0 +1,318 @@
+//! The only module of the crate that uses `unsafe`: memory-mapped files and the two libc calls
+//! the store needs (`flock` for the directory lock, `statvfs` for disk usage).
+//!
+//! A [`MappedFile`] maps a whole file read-write and shared, and hands out only safe views of
+//! it. Its bytes are split into three regions by two boundaries:
+//!
+//! ```text
+//! [0, atomic_end)            words accessed only through AtomicU32 / AtomicU64 views
+//! [atomic_end, published)    immutable bytes, readable as &[u8] by any thread
+//! [published, len)           writable by one writer at a time (an internal mutex), invisible to readers
+//! ```
+//!
+//! `published` only grows at runtime (a Release store after the bytes are written; readers load
+//! it with Acquire), so a slice handed out never aliases a write. Methods that touch bytes
+//! below `published` or move it backwards take `&mut self`: only recovery uses them, while it
+//! owns the file exclusively.
+//!
+//! Invariants kept by the rest of the store (named in the SAFETY comments below):
+//! - the store holds an exclusive `flock` on its directory, so no other FerryMQ process maps or
+//!   modifies these files;
+//! - the store never truncates or shrinks a file while it is mapped (recovery unmaps a segment
+//!   before cutting it), so every mapped page stays backed by the file (no SIGBUS).
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use memmap2::{Advice, MmapOptions, MmapRaw};
+
+use crate::{Error, Result};
+
+/// A file mapped read-write and shared in full, with safe views (see the module docs).
+pub(crate) struct MappedFile {
+    path: PathBuf,
+    /// Kept open for the mapping's lifetime.
+    _file: File,
+    map: MmapRaw,
+    len: usize,
+    atomic_end: usize,
+    published: AtomicUsize,
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for MappedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedFile")
+            .field("path", &self.path)
+            .field("len", &self.len)
+            .field("published", &self.published())
+            .finish()
+    }
+}
+
+impl MappedFile {
+    /// Opens (creating if `create`) the file at `path`, grows it to `len` bytes if it is
+    /// shorter (sparsely), and maps it. Nothing is readable until [`MappedFile::publish`] or
+    /// [`MappedFile::set_published`]; `[0, atomic_end)` is the atomic-word region.
+    pub(crate) fn open(path: &Path, len: u64, atomic_end: usize, create: bool) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let current = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if current < len {
+            file.set_len(len).map_err(|e| Error::io(path, e))?;
+        }
+        let len = usize::try_from(len).map_err(|_| Error::invalid("/len", format!("{len} does not fit in memory")))?;
+        if len == 0 || atomic_end > len || !atomic_end.is_multiple_of(8) {
+            return Err(Error::invalid("/len", format!("cannot map {} with length {len}", path.display())));
+        }
+        let map = MmapOptions::new().len(len).map_raw(&file).map_err(|e| Error::io(path, e))?;
+        Ok(MappedFile {
+            path: path.to_path_buf(),
+            _file: file,
+            map,
+            len,
+            atomic_end,
+            published: AtomicUsize::new(atomic_end),
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Mapped length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes below this offset are readable.
+    pub(crate) fn published(&self) -> usize {
+        self.published.load(Ordering::Acquire)
+    }
+
+    /// The immutable bytes `[offset, offset + len)`, or `None` unless they lie in
+    /// `[atomic_end, published)`.
+    pub(crate) fn read(&self, offset: usize, len: usize) -> Option<&[u8]> {
+        let end = offset.checked_add(len)?;
+        if offset < self.atomic_end || end > self.published() {
+            return None;
+        }
+        // SAFETY: the range is inside the mapping (published <= self.len) and below
+        // `published`, which only grows at runtime and was stored with Release after the bytes
+        // were written (we loaded it with Acquire). Writers only touch bytes at or above
+        // `published`; bytes below it change only through `&mut self` methods, which cannot run
+        // while this `&self` borrow (and so the returned slice) lives. The mapping lives as long
+        // as `self` and the file is never truncated while mapped (module invariant).
+        Some(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset), len) })
+    }
+
+    /// Runs `f` on the unpublished bytes `[offset, offset + len)` as a mutable slice. Fails if
+    /// the range is not entirely in `[published, len)`. Writers are serialised by a mutex.
+    pub(crate) fn write_with<R>(&self, offset: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let end = offset.checked_add(len).filter(|&e| e <= self.len);
+        if end.is_none() || offset < self.published() {
+            return Err(self.bounds_error(offset, "write outside the unpublished region"));
+        }
+        // SAFETY: `[offset, offset + len)` is inside the mapping and at or above `published`, so
+        // no reader holds a slice of it (`read` stops below `published`) and no atomic view
+        // covers it (atomics live below `atomic_end <= published`). The `writer` mutex, held
+        // until `f` returns, makes this the only mutable view. `published` cannot move below
+        // `offset` meanwhile: `set_published` takes `&mut self`, `publish` only grows it and
+        // takes the same mutex.
+        let slice = unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(offset), len) };
+        Ok(f(slice))
+    }
+
+    /// Copies `data` to the unpublished bytes at `offset` (see [`MappedFile::write_with`]).
+    pub(crate) fn write(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.write_with(offset, data.len(), |dst| dst.copy_from_slice(data))
+    }
+
+    /// Makes `[.., upto)` readable. Never moves the boundary backwards; `upto` is clamped to
+    /// the file length.
+    pub(crate) fn publish(&self, upto: usize) {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let upto = upto.min(self.len);
+        if upto > self.published.load(Ordering::Relaxed) {
+            self.published.store(upto, Ordering::Release);
+        }
+    }
+
+    /// Sets the readable boundary to `upto` (clamped to `[atomic_end, len]`), also backwards.
+    /// Exclusive access: used by recovery and truncation.
+    pub(crate) fn set_published(&mut self, upto: usize) {
+        *self.published.get_mut() = upto.clamp(self.atomic_end, self.len);
+    }
+
+    /// The whole data region `[atomic_end, len)` for exclusive use (recovery). Offsets in the
+    /// slice are relative to `atomic_end`.
+    pub(crate) fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `&mut self` guarantees that no slice from `read`, no atomic view and no
+        // `write_with` closure of this mapping is alive, and the file is mapped only once, by
+        // this value (the directory lock keeps other processes out). The range is inside the
+        // mapping.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(self.atomic_end), self.len - self.atomic_end)
+        }
+    }
+
+    /// An atomic view of the aligned u32 at `offset` in the atomic region.
+    pub(crate) fn atomic_u32(&self, offset: usize) -> Option<&AtomicU32> {
+        if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.atomic_end {
+            return None;
+        }
+        // SAFETY: the mapping starts page-aligned, so `offset % 4 == 0` makes the pointer
+        // aligned for AtomicU32; the word is inside the mapping and inside `[0, atomic_end)`,
+        // which is only ever accessed through atomic views (never through `read`, `write_with`
+        // or `data_mut`, which start at `atomic_end`), so every access to it is atomic.
+        Some(unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU32) })
+    }
+
+    /// An atomic view of the aligned u64 at `offset` in the atomic region.
+    pub(crate) fn atomic_u64(&self, offset: usize) -> Option<&AtomicU64> {
+        if !offset.is_multiple_of(8) || offset.checked_add(8)? > self.atomic_end {
+            return None;
+        }
+        // SAFETY: as in `atomic_u32`, with 8-byte alignment.
+        Some(unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU64) })
+    }
+
+    /// msyncs `[offset, offset + len)` (clamped to the mapping) and waits for it (MS_SYNC).
+    pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        if offset >= self.len || len == 0 {
+            return Ok(());
+        }
+        let len = len.min(self.len - offset);
+        self.map.flush_range(offset, len)
+    }
+
+    /// msyncs the whole mapping.
+    pub(crate) fn flush_all(&self) -> io::Result<()> {
+        self.map.flush()
+    }
+
+    /// Asks the kernel to fault in `[offset, offset + len)` writable without changing its
+    /// content (MADV_POPULATE_WRITE), so appends do not take page faults. Best effort.
+    pub(crate) fn prefault(&self, offset: usize, len: usize) {
+        if offset >= self.len {
+            return;
+        }
+        let len = len.min(self.len - offset);
+        let _ = self.map.advise_range(Advice::PopulateWrite, offset, len);
+    }
+}
+
+/// Takes an exclusive, non-blocking `flock` on `file`. Fails with `WouldBlock` when another
+/// open file description (another process, or another open in this one) holds it.
+pub(crate) fn lock_exclusive(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock takes a file descriptor and flags, no pointers; the descriptor is valid
+    // for the duration of the call because `file` is borrowed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Share of the file system holding `path` that is in use, as `df` computes it:
+/// `used / (used + available to unprivileged users)`.
+pub(crate) fn disk_used_ratio(path: &Path) -> io::Result<f64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c_path` is a valid NUL-terminated string and `st` points to writable memory
+    // the size of a statvfs; statvfs writes only into it.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised the struct (and it was zeroed anyway).
+    let st = unsafe { st.assume_init() };
+    let total = st.f_blocks as f64;
+    let free = st.f_bfree as f64;
+    let avail = st.f_bavail as f64;
+    let used = total - free;
+    if used + avail <= 0.0 {
+        return Ok(0.0);
+    }
+    Ok(used / (used + avail))
+}
+
+impl MappedFile {
+    fn bounds_error(&self, offset: usize, reason: &str) -> Error {
+        Error::Corrupt { path: self.path.clone(), offset: offset as u64, reason: reason.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_controls_visibility() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = MappedFile::open(&dir.path().join("f"), 4096, 16, true).unwrap();
+        assert!(f.read(16, 4).is_none());
+        f.write(16, b"abcd").unwrap();
+        assert!(f.read(16, 4).is_none());
+        f.publish(20);
+        assert_eq!(f.read(16, 4).unwrap(), b"abcd");
+        // Published bytes can no longer be written, reads below atomic_end are refused.
+        assert!(f.write(18, b"x").is_err());
+        assert!(f.read(8, 4).is_none());
+        assert!(f.write(4090, b"too long").is_err());
+        f.atomic_u64(8).unwrap().store(7, Ordering::Release);
+        assert!(f.atomic_u64(12).is_none());
+        assert!(f.atomic_u32(16).is_none());
+        f.flush_range(0, 4096).unwrap();
+    }
+
+    #[test]
+    fn contents_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        {
+            let f = MappedFile::open(&path, 8192, 8, true).unwrap();
+            f.atomic_u64(0).unwrap().store(42, Ordering::Release);
+            f.write(100, b"hello").unwrap();
+            f.publish(105);
+            f.flush_all().unwrap();
+        }
+        let mut f = MappedFile::open(&path, 8192, 8, false).unwrap();
+        assert_eq!(f.atomic_u64(0).unwrap().load(Ordering::Acquire), 42);
+        assert_eq!(&f.data_mut()[92..97], b"hello");
+        f.set_published(105);
+        assert_eq!(f.read(100, 5).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn disk_ratio_is_a_share() {
+        let r = disk_used_ratio(Path::new("/")).unwrap();
+        assert!((0.0..=1.0).contains(&r));
+    }
+
+    #[test]
+    fn second_lock_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let a = File::create(&p).unwrap();
+        let b = File::create(&p).unwrap();
+        lock_exclusive(&a).unwrap();
+        assert!(lock_exclusive(&b).is_err());
+    }
+}

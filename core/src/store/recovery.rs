@@ -1,0 +1,380 @@
+//! Recovery: turns whatever is on disk into a consistent log, consume queues and index.
+//!
+//! After a clean stop (no `abort` file) the checkpoint is trusted once a few checks pass: the
+//! segments are contiguous and whole, the last record named by the shutdown checkpoint is
+//! intact and ends at the checkpoint's end, and nothing follows it. No scan.
+//!
+//! Otherwise (the `abort` file exists, the checkpoint is missing or a check fails) recovery
+//! scans forward from the start of the segment before the checkpoint's older position
+//! (`min(log_flushed, dispatched)`; the first segment without a checkpoint) and validates each
+//! record: length, magic, CRC, its own commit offset, and every field's bounds. The log ends at
+//! the first record that fails, or at the start of a trailing batch whose last record is
+//! missing. The rest of that segment is zeroed and later segments are deleted. Consume queue
+//! units that point at or past the end (or past the checkpointed dispatch position, which is
+//! about to be rebuilt) are cut, the index is cut back to the checkpoint's mark, and every
+//! record from the checkpointed dispatch position to the end is dispatched again. Queue
+//! offsets then continue from the rebuilt queues.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::checkpoint::Checkpoint;
+use super::commit_log::CommitLog;
+use super::config::StoreConfig;
+use super::consume_queue::ConsumeQueues;
+use super::dispatcher::dispatch_range;
+use super::index::{Index, IndexMark};
+use super::meta::sync_dir;
+use super::record::{self, FILLER_RESERVE, MAGIC_BLANK, MAGIC_MESSAGE, MIN_RECORD_LEN, TRAILER_LEN};
+use super::segment::{parse_file_name, Segment};
+use crate::{Error, Result};
+
+/// What recovery hands to the store.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    pub(crate) log: CommitLog,
+    pub(crate) queues: ConsumeQueues,
+    pub(crate) index: Index,
+    /// End of the log; everything below is msynced and dispatched.
+    pub(crate) end: u64,
+    /// Whether the previous stop was clean and trusted.
+    pub(crate) clean: bool,
+}
+
+/// Outcome of the forward scan.
+struct Scan {
+    end: u64,
+    last_record: u64,
+    last_store_ts: u64,
+    /// Start of the scan (a record boundary).
+    from: u64,
+    /// Whether the scan passed through this position as a record boundary.
+    saw_boundary: bool,
+}
+
+/// Paths of the store's parts.
+pub(crate) fn commitlog_dir(dir: &Path) -> PathBuf {
+    dir.join("commitlog")
+}
+
+/// Recovers the store in `config.dir` (the caller holds the directory lock).
+pub(crate) fn recover(config: &StoreConfig) -> Result<Recovered> {
+    let dir = &config.dir;
+    let log_dir = commitlog_dir(dir);
+    fs::create_dir_all(&log_dir).map_err(|e| Error::io(&log_dir, e))?;
+    let cp = Checkpoint::read(&dir.join("checkpoint"))?;
+    let abort = dir.join("abort").exists();
+
+    let (mut segs, damaged) = load_segments(&log_dir, config.segment_bytes)?;
+
+    let clean_end = match cp {
+        Some(cp) if !abort && !damaged => check_clean(&mut segs, &cp),
+        _ => None,
+    };
+    let clean = clean_end.is_some();
+    let (end, last_record, last_ts, redispatch_hint) = match clean_end {
+        Some(end) => {
+            let cp = cp.ok_or_else(|| Error::Unavailable("checkpoint vanished".into()))?;
+            (end, cp.last_record, cp.last_store_ts, end)
+        }
+        None => {
+            if abort {
+                tracing::warn!(dir = %dir.display(), "the store was not stopped cleanly; recovering");
+            } else if !segs.is_empty() {
+                tracing::warn!(dir = %dir.display(), "checkpoint missing or inconsistent; recovering");
+            }
+            let cp_pos = cp.map(|c| c.log_flushed.min(c.dispatched));
+            let s = scan(&mut segs, cp_pos, cp.map(|c| c.dispatched))?;
+            tracing::info!(from = s.from, end = s.end, "commit log scanned");
+            // Re-dispatch from the checkpointed dispatch position if the scan confirmed it is
+            // a record boundary below the end; otherwise from where the scan started.
+            let hint = match cp {
+                Some(c) if s.saw_boundary && c.dispatched <= s.end => c.dispatched,
+                Some(c) if c.dispatched >= s.end => s.end.min(c.dispatched),
+                _ => s.from,
+            };
+            let ts = s.last_store_ts.max(cp.map_or(0, |c| c.last_store_ts));
+            (s.end, s.last_record, ts, hint)
+        }
+    };
+
+    // Cut the log at `end`.
+    let segs = truncate_log(segs, end, clean, &log_dir)?;
+    let log_min = segs.first().map_or(end, Segment::base);
+    let log = CommitLog::new(log_dir, config.segment_bytes, segs, end, last_record, last_ts)?;
+    if !clean {
+        let from = cp.map_or(log_min, |c| c.log_flushed.min(end)).max(log_min);
+        log.flush(from, end).map_err(|e| Error::io(log.dir(), e))?;
+    }
+
+    // Index: trusted after a clean stop, cut back to the checkpoint's mark otherwise.
+    let mark = if clean { None } else { Some(cp.map_or(IndexMark { begin: u64::MAX, count: 0 }, |c| c.index)) };
+    let (index, wiped) = Index::load(dir.join("index"), config.index_slots, config.index_entries_per_file, mark)?;
+    let mut redispatch_from = if wiped || (!clean && cp.is_none()) { log_min } else { redispatch_hint.min(end) };
+    redispatch_from = redispatch_from.max(log_min);
+
+    // Consume queues: keep the newest unit that points into the log below the re-dispatch
+    // position and matches its record.
+    let queues = ConsumeQueues::load(dir.join("consumequeue"), config.cq_units_per_file.max(1), |topic, qid, u| {
+        let end_of = u.commit_offset.saturating_add(u64::from(u.size));
+        if u.commit_offset >= redispatch_from || end_of > end {
+            return false;
+        }
+        if u.commit_offset < log_min {
+            return true; // its record was deleted by retention; nothing to compare
+        }
+        log.with_record(u.commit_offset, false, |v| {
+            v.topic == topic && v.queue_id == qid && v.queue_offset == u.queue_offset && v.size == u.size
+        })
+        .unwrap_or(false)
+    })?;
+
+    if redispatch_from < end {
+        let (reached, _) = dispatch_range(&log, &queues, &index, redispatch_from, end, usize::MAX)?;
+        tracing::info!(from = redispatch_from, to = reached, "re-dispatched records");
+    }
+    log.set_queue_offsets(queues.max_offsets());
+    Ok(Recovered { log, queues, index, end, clean })
+}
+
+/// Opens every segment file, oldest first, at its expected length. `damaged` is set when a
+/// file's length does not match (truncated by hand, half-created, config changed).
+fn load_segments(dir: &Path, segment_bytes: u64) -> Result<(Vec<Segment>, bool)> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if let Some(base) = entry.file_name().to_str().and_then(parse_file_name) {
+            let len = entry.metadata().map_err(|e| Error::io(entry.path(), e))?.len();
+            files.push((base, entry.path(), len));
+        }
+    }
+    files.sort_by_key(|f| f.0);
+    let mut damaged = false;
+    let mut segs = Vec::with_capacity(files.len());
+    for i in 0..files.len() {
+        let (base, ref path, actual) = files[i];
+        let len = match files.get(i + 1) {
+            Some(next) => next.0 - base,
+            None => actual.max(segment_bytes),
+        };
+        if actual != len {
+            tracing::warn!(path = %path.display(), actual, expected = len, "segment has an unexpected length");
+            damaged = true;
+        }
+        if len == 0 {
+            return Err(Error::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                reason: "two segments start at the same offset".into(),
+            });
+        }
+        segs.push(Segment::open(path, base, len)?);
+    }
+    Ok((segs, damaged))
+}
+
+/// The checks that let a clean stop skip the scan; returns the log end if they pass.
+fn check_clean(segs: &mut [Segment], cp: &Checkpoint) -> Option<u64> {
+    let end = cp.log_flushed;
+    if cp.dispatched != end {
+        return None;
+    }
+    let Some(last) = segs.last() else {
+        // No segment yet: only an empty log at 0 is consistent.
+        return (end == 0).then_some(end);
+    };
+    if end < segs[0].base() || end > last.end() {
+        return None;
+    }
+    // Nothing may follow the end: it lies in the last segment (or ends the one before it).
+    let k = segs.iter().position(|s| s.contains(end)).unwrap_or(segs.len());
+    if k + 1 < segs.len() {
+        return None;
+    }
+    if k < segs.len() {
+        let local = (end - segs[k].base()) as usize;
+        let data = segs[k].file_mut().data_mut();
+        if data.len() >= local + 8 && data[local..local + 8].iter().any(|&b| b != 0) {
+            return None;
+        }
+    }
+    // The last record is intact and reaches the end (directly or through a filler).
+    if cp.last_record == u64::MAX {
+        return (end == segs[0].base() && k == 0).then_some(end);
+    }
+    let j = segs.iter().position(|s| s.contains(cp.last_record))?;
+    let seg = &mut segs[j];
+    let seg_end = seg.end();
+    let local = (cp.last_record - seg.base()) as usize;
+    let data = seg.file_mut().data_mut();
+    let head = data.get(local..local + 8)?;
+    let (len, _) = record::peek(head);
+    let bytes = data.get(local..local + len as usize)?;
+    let view = record::parse(bytes, true).ok()?;
+    if view.commit_offset != cp.last_record || view.batch_continues() {
+        return None;
+    }
+    let rec_end = cp.last_record + u64::from(len);
+    if rec_end == end {
+        return Some(end);
+    }
+    let filler = data.get(local + len as usize..local + len as usize + 8)?;
+    (record::peek(filler).1 == MAGIC_BLANK && seg_end == end).then_some(end)
+}
+
+/// Scans forward from the segment before `hint` (or the first segment), validating records.
+fn scan(segs: &mut [Segment], hint: Option<u64>, boundary_of_interest: Option<u64>) -> Result<Scan> {
+    let Some(first) = segs.first() else {
+        return Ok(Scan { end: 0, last_record: u64::MAX, last_store_ts: 0, from: 0, saw_boundary: false });
+    };
+    let mut start_idx = 0;
+    if let Some(h) = hint {
+        if h > first.base() {
+            let probe = h - 1;
+            start_idx = segs.iter().position(|s| s.contains(probe)).unwrap_or(segs.len() - 1);
+        }
+    }
+    let from = segs[start_idx].base();
+    let mut pos = from;
+    let mut last_complete = u64::MAX;
+    let mut last_ts = 0;
+    let mut batch_start: Option<u64> = None;
+    let mut saw = boundary_of_interest == Some(pos);
+    let n = segs.len();
+    let mut seg_ts = vec![0u64; n];
+    let mut end = None;
+    'segments: for (i, seg) in segs.iter_mut().enumerate().skip(start_idx) {
+        let base = seg.base();
+        let seg_len = seg.len();
+        let data = seg.file_mut().data_mut();
+        loop {
+            let local = (pos - base) as usize;
+            if local as u64 + FILLER_RESERVE > seg_len {
+                // Only a record that broke the reserve rule could leave us here.
+                end = Some(pos);
+                break 'segments;
+            }
+            let (len, magic) = record::peek(&data[local..local + 8]);
+            if magic == MAGIC_BLANK {
+                let ok = u64::from(len) == seg_len - local as u64
+                    && record::read_trailer(&data[data.len() - TRAILER_LEN..]).is_some();
+                if !ok {
+                    end = Some(pos);
+                    break 'segments;
+                }
+                pos = base + seg_len;
+                if boundary_of_interest == Some(pos) {
+                    saw = true;
+                }
+                if i + 1 == n {
+                    end = Some(pos);
+                    break 'segments;
+                }
+                continue 'segments;
+            }
+            if magic != MAGIC_MESSAGE {
+                end = Some(pos);
+                break 'segments;
+            }
+            let len = len as usize;
+            if len < MIN_RECORD_LEN || (local + len) as u64 + FILLER_RESERVE > seg_len {
+                end = Some(pos);
+                break 'segments;
+            }
+            let view = match record::parse(&data[local..local + len], true) {
+                Ok(v) if v.commit_offset == pos => v,
+                _ => {
+                    end = Some(pos);
+                    break 'segments;
+                }
+            };
+            if view.batch_continues() {
+                batch_start.get_or_insert(pos);
+            } else {
+                batch_start = None;
+                last_complete = pos;
+                last_ts = last_ts.max(view.store_ts);
+            }
+            pos += len as u64;
+            if boundary_of_interest == Some(pos) {
+                saw = true;
+            }
+            seg_ts[i] = seg_ts[i].max(view.store_ts);
+        }
+    }
+    for (seg, ts) in segs.iter().zip(seg_ts) {
+        seg.note_store_ts(ts);
+    }
+    let mut end = end.unwrap_or(pos);
+    if let Some(b) = batch_start {
+        if b < end {
+            tracing::warn!(batch_start = b, "dropping an incomplete trailing batch");
+            end = b;
+            if boundary_of_interest.is_some_and(|x| x > end) {
+                saw = false;
+            }
+        }
+    }
+    Ok(Scan {
+        end,
+        last_record: if last_complete < end { last_complete } else { u64::MAX },
+        last_store_ts: last_ts,
+        from,
+        saw_boundary: saw,
+    })
+}
+
+/// Zeroes the log after `end`, deletes later segments, publishes what remains and loads the
+/// sealed segments' last store timestamps.
+fn truncate_log(segs: Vec<Segment>, end: u64, clean: bool, dir: &Path) -> Result<Vec<Segment>> {
+    let mut kept = Vec::with_capacity(segs.len());
+    let mut removed = false;
+    for seg in segs {
+        if seg.base() > end {
+            let path = seg.path().to_path_buf();
+            drop(seg);
+            tracing::warn!(path = %path.display(), "deleting a segment past the end of the log");
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            removed = true;
+            continue;
+        }
+        if seg.contains(end) {
+            let local = end - seg.base();
+            let mut seg = if clean { seg } else { seg.truncate_tail(local)? };
+            seg.set_published(local);
+            kept.push(seg);
+        } else {
+            let mut seg = seg;
+            let len = seg.len();
+            seg.set_published(len);
+            if let Some(ts) = seg.trailer_ts() {
+                seg.note_store_ts(ts);
+            } else if seg.end() <= end {
+                let ts = last_ts_by_walking(&mut seg);
+                seg.note_store_ts(ts);
+            }
+            kept.push(seg);
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(kept)
+}
+
+/// Newest store timestamp of a segment without a trailer, by walking its record headers.
+fn last_ts_by_walking(seg: &mut Segment) -> u64 {
+    let len = seg.len() as usize;
+    let data = seg.file_mut().data_mut();
+    let mut local = 0usize;
+    let mut ts = 0;
+    while local + record::HEADER_LEN <= len {
+        let (l, magic) = record::peek(&data[local..local + 8]);
+        if magic != MAGIC_MESSAGE || (l as usize) < MIN_RECORD_LEN || local + l as usize > len {
+            break;
+        }
+        ts = ts.max(record::u64_at(data, local + 44));
+        local += l as usize;
+    }
+    ts
+}
