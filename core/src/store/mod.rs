@@ -433,7 +433,8 @@ impl Store {
 
     /// Clean shutdown: refuses new appends, stops the threads, dispatches and flushes
     /// everything, writes the checkpoint and removes the abort file. Idempotent; also done on
-    /// drop (best effort). Reads keep working afterwards.
+    /// drop (best effort). Reads keep working afterwards; the directory lock is held until the
+    /// `Store` is dropped.
     pub fn shutdown(&self) -> Result<()> {
         let mut done = self.shut_down.lock().unwrap_or_else(|p| p.into_inner());
         if *done {

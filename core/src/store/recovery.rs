@@ -133,6 +133,11 @@ pub(crate) fn recover(config: &StoreConfig) -> Result<Recovered> {
         let (reached, _) = dispatch_range(&log, &queues, &index, redispatch_from, end, usize::MAX)?;
         tracing::info!(from = redispatch_from, to = reached, "re-dispatched records");
     }
+    // Queue minimums (and files) follow the log's retained start.
+    for q in queues.all() {
+        q.truncate_below(log_min)?;
+    }
+    index.truncate_below(log_min)?;
     log.set_queue_offsets(queues.max_offsets());
     Ok(Recovered { log, queues, index, end, clean })
 }
