@@ -6,6 +6,7 @@
 //! `spawn_blocking` threads, never on a runtime worker. It knows nothing of HTTP.
 
 mod config;
+mod consumer_back;
 mod dedup;
 mod delay;
 pub mod filter;

@@ -46,10 +46,7 @@ pub struct QueueRef {
 impl QueueRef {
     /// A queue of `topic` numbered `queue_id`.
     pub fn new(topic: impl Into<String>, queue_id: u32) -> Self {
-        QueueRef {
-            topic: topic.into(),
-            queue_id,
-        }
+        QueueRef { topic: topic.into(), queue_id }
     }
 }
 
@@ -66,18 +63,12 @@ pub struct Member {
 impl Member {
     /// A member with no machine room.
     pub fn new(client_id: impl Into<String>) -> Self {
-        Member {
-            client_id: client_id.into(),
-            machine_room: None,
-        }
+        Member { client_id: client_id.into(), machine_room: None }
     }
 
     /// A member running in `room`.
     pub fn in_room(client_id: impl Into<String>, room: impl Into<String>) -> Self {
-        Member {
-            client_id: client_id.into(),
-            machine_room: Some(room.into()),
-        }
+        Member { client_id: client_id.into(), machine_room: Some(room.into()) }
     }
 }
 
@@ -134,12 +125,7 @@ pub enum Strategy {
 }
 
 /// The SDK names, in declaration order.
-const NAMES: [&str; 4] = [
-    "average",
-    "average_by_circle",
-    "consistent_hash",
-    "machine_room",
-];
+const NAMES: [&str; 4] = ["average", "average_by_circle", "consistent_hash", "machine_room"];
 
 impl Strategy {
     /// Parses the SDK name: `average`, `average_by_circle`, `consistent_hash` (with
@@ -151,18 +137,11 @@ impl Strategy {
         match name {
             "average" => Ok(Strategy::Average),
             "average_by_circle" => Ok(Strategy::AverageByCircle),
-            "consistent_hash" => Ok(Strategy::ConsistentHash {
-                virtual_nodes: DEFAULT_VIRTUAL_NODES,
-            }),
-            "machine_room" => Ok(Strategy::MachineRoom {
-                queue_rooms: BTreeMap::new(),
-            }),
+            "consistent_hash" => Ok(Strategy::ConsistentHash { virtual_nodes: DEFAULT_VIRTUAL_NODES }),
+            "machine_room" => Ok(Strategy::MachineRoom { queue_rooms: BTreeMap::new() }),
             other => Err(Error::invalid(
                 "/strategy",
-                format!(
-                    "unknown allocation strategy {other:?}; expected one of {}",
-                    NAMES.join(", ")
-                ),
+                format!("unknown allocation strategy {other:?}; expected one of {}", NAMES.join(", ")),
             )),
         }
     }
@@ -195,9 +174,7 @@ impl Strategy {
             Strategy::ConsistentHash { virtual_nodes } => {
                 consistent_hash_share(&queues, &members, index, *virtual_nodes)
             }
-            Strategy::MachineRoom { queue_rooms } => {
-                machine_room_share(&queues, &members, index, queue_rooms)
-            }
+            Strategy::MachineRoom { queue_rooms } => machine_room_share(&queues, &members, index, queue_rooms),
         }
     }
 }
@@ -232,9 +209,7 @@ pub fn stable_hash(key: &str) -> u64 {
 fn fnv1a64(bytes: &[u8]) -> u64 {
     const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET_BASIS, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
-    })
+    bytes.iter().fold(OFFSET_BASIS, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
 }
 
 /// MurmurHash3's 64-bit finalizer: a bijection that makes each output bit depend on every
@@ -285,12 +260,7 @@ fn circle_share<T: Clone>(items: &[T], count: usize, index: usize) -> Vec<T> {
 }
 
 /// The queues whose successor node on the ring belongs to `members[index]`.
-fn consistent_hash_share(
-    queues: &[QueueRef],
-    members: &[Member],
-    index: usize,
-    virtual_nodes: usize,
-) -> Vec<QueueRef> {
+fn consistent_hash_share(queues: &[QueueRef], members: &[Member], index: usize, virtual_nodes: usize) -> Vec<QueueRef> {
     let virtual_nodes = virtual_nodes.clamp(1, MAX_VIRTUAL_NODES);
     // Ties between equal hashes are broken by member index (client-id order), then node number,
     // so the ring is the same on every member; removing a member never reorders the others.
@@ -298,8 +268,7 @@ fn consistent_hash_share(
         .iter()
         .enumerate()
         .flat_map(|(owner, member)| {
-            (0..virtual_nodes)
-                .map(move |i| (stable_hash(&format!("{}-{i}", member.client_id)), owner))
+            (0..virtual_nodes).map(move |i| (stable_hash(&format!("{}-{i}", member.client_id)), owner))
         })
         .collect();
     ring.sort_unstable();
@@ -326,10 +295,7 @@ fn machine_room_share(
     index: usize,
     queue_rooms: &BTreeMap<u32, String>,
 ) -> Vec<QueueRef> {
-    let served: BTreeSet<&str> = members
-        .iter()
-        .filter_map(|m| m.machine_room.as_deref())
-        .collect();
+    let served: BTreeSet<&str> = members.iter().filter_map(|m| m.machine_room.as_deref()).collect();
     let Some(me) = members.get(index) else {
         return Vec::new();
     };
@@ -351,10 +317,7 @@ fn machine_room_share(
     let mut share = Vec::new();
     if let Some(room) = my_room {
         // Members are sorted, so the room's members keep their relative order on every member.
-        let roommates: Vec<&Member> = members
-            .iter()
-            .filter(|m| m.machine_room.as_deref() == Some(room))
-            .collect();
+        let roommates: Vec<&Member> = members.iter().filter(|m| m.machine_room.as_deref() == Some(room)).collect();
         if let Some(room_index) = roommates.iter().position(|m| m.client_id == me.client_id) {
             share.extend_from_slice(average_share(&mine_in_room, roommates.len(), room_index));
         }
@@ -386,20 +349,8 @@ mod tests {
     }
 
     /// Every distinct member's share, keyed by client id.
-    fn all_shares(
-        strategy: &Strategy,
-        members: &[Member],
-        queues: &[QueueRef],
-    ) -> BTreeMap<String, Vec<QueueRef>> {
-        members
-            .iter()
-            .map(|m| {
-                (
-                    m.client_id.clone(),
-                    strategy.allocate(&m.client_id, members, queues),
-                )
-            })
-            .collect()
+    fn all_shares(strategy: &Strategy, members: &[Member], queues: &[QueueRef]) -> BTreeMap<String, Vec<QueueRef>> {
+        members.iter().map(|m| (m.client_id.clone(), strategy.allocate(&m.client_id, members, queues))).collect()
     }
 
     /// Asserts that the shares partition the distinct queues.
@@ -408,11 +359,7 @@ mod tests {
         let total = allocated.len();
         allocated.sort();
         allocated.dedup();
-        assert_eq!(
-            allocated.len(),
-            total,
-            "a queue was allocated twice: {shares:?}"
-        );
+        assert_eq!(allocated.len(), total, "a queue was allocated twice: {shares:?}");
         let expected: BTreeSet<QueueRef> = queues.iter().cloned().collect();
         let actual: BTreeSet<QueueRef> = allocated.into_iter().collect();
         assert_eq!(actual, expected, "allocation is not the queue set");
@@ -422,9 +369,7 @@ mod tests {
     fn table(strategy: &Strategy, ids_: &[&str], queue_count: u32) -> Vec<Vec<u32>> {
         let members = members(ids_);
         let queues = queues("t", queue_count);
-        ids_.iter()
-            .map(|id| ids(&strategy.allocate(id, &members, &queues)))
-            .collect()
+        ids_.iter().map(|id| ids(&strategy.allocate(id, &members, &queues))).collect()
     }
 
     #[test]
@@ -435,10 +380,7 @@ mod tests {
             assert_eq!(strategy.to_string(), name);
             assert_eq!(name.parse::<Strategy>().unwrap(), strategy);
         }
-        assert_eq!(
-            Strategy::from_name("consistent_hash").unwrap(),
-            Strategy::ConsistentHash { virtual_nodes: 10 }
-        );
+        assert_eq!(Strategy::from_name("consistent_hash").unwrap(), Strategy::ConsistentHash { virtual_nodes: 10 });
         assert_eq!(Strategy::default(), Strategy::Average);
     }
 
@@ -455,22 +397,10 @@ mod tests {
     #[test]
     fn average_tables() {
         let s = Strategy::Average;
-        assert_eq!(
-            table(&s, &["a", "b", "c"], 8),
-            vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7]]
-        );
-        assert_eq!(
-            table(&s, &["a", "b", "c", "d"], 10),
-            vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7], vec![8, 9]]
-        );
-        assert_eq!(
-            table(&s, &["a", "b", "c"], 9),
-            vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7, 8]]
-        );
-        assert_eq!(
-            table(&s, &["a", "b", "c"], 2),
-            vec![vec![0], vec![1], vec![]]
-        );
+        assert_eq!(table(&s, &["a", "b", "c"], 8), vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7]]);
+        assert_eq!(table(&s, &["a", "b", "c", "d"], 10), vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7], vec![8, 9]]);
+        assert_eq!(table(&s, &["a", "b", "c"], 9), vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7, 8]]);
+        assert_eq!(table(&s, &["a", "b", "c"], 2), vec![vec![0], vec![1], vec![]]);
         assert_eq!(table(&s, &["a"], 5), vec![vec![0, 1, 2, 3, 4]]);
         assert_eq!(table(&s, &["a", "b", "c"], 0), vec![Vec::<u32>::new(); 3]);
     }
@@ -478,14 +408,8 @@ mod tests {
     #[test]
     fn average_by_circle_tables() {
         let s = Strategy::AverageByCircle;
-        assert_eq!(
-            table(&s, &["a", "b", "c"], 8),
-            vec![vec![0, 3, 6], vec![1, 4, 7], vec![2, 5]]
-        );
-        assert_eq!(
-            table(&s, &["a", "b", "c"], 2),
-            vec![vec![0], vec![1], vec![]]
-        );
+        assert_eq!(table(&s, &["a", "b", "c"], 8), vec![vec![0, 3, 6], vec![1, 4, 7], vec![2, 5]]);
+        assert_eq!(table(&s, &["a", "b", "c"], 2), vec![vec![0], vec![1], vec![]]);
         assert_eq!(table(&s, &["a"], 5), vec![vec![0, 1, 2, 3, 4]]);
         assert_eq!(table(&s, &["a", "b", "c"], 0), vec![Vec::<u32>::new(); 3]);
     }
@@ -511,10 +435,7 @@ mod tests {
             Strategy::Average.allocate("b", &shuffled, &queues_shuffled),
             Strategy::Average.allocate("b", &sorted, &queues("t", 8))
         );
-        assert_eq!(
-            ids(&Strategy::Average.allocate("b", &shuffled, &queues_shuffled)),
-            vec![3, 4, 5]
-        );
+        assert_eq!(ids(&Strategy::Average.allocate("b", &shuffled, &queues_shuffled)), vec![3, 4, 5]);
     }
 
     #[test]
@@ -577,33 +498,23 @@ mod tests {
         let members = members(&["a", "b"]);
         let queues = queues("t", 16);
         assert_partition(&all_shares(&s, &members, &queues), &queues);
-        let huge = Strategy::ConsistentHash {
-            virtual_nodes: usize::MAX,
-        };
+        let huge = Strategy::ConsistentHash { virtual_nodes: usize::MAX };
         assert_partition(&all_shares(&huge, &members, &queues), &queues);
     }
 
     fn two_rooms() -> Strategy {
-        let queue_rooms = (0..4)
-            .map(|id| (id, "east".to_string()))
-            .chain((4..8).map(|id| (id, "west".to_string())))
-            .collect();
+        let queue_rooms =
+            (0..4).map(|id| (id, "east".to_string())).chain((4..8).map(|id| (id, "west".to_string()))).collect();
         Strategy::MachineRoom { queue_rooms }
     }
 
     #[test]
     fn machine_room_keeps_queues_in_their_room() {
         let s = two_rooms();
-        let members = vec![
-            Member::in_room("e1", "east"),
-            Member::in_room("e2", "east"),
-            Member::in_room("w1", "west"),
-        ];
+        let members = vec![Member::in_room("e1", "east"), Member::in_room("e2", "east"), Member::in_room("w1", "west")];
         let queues = queues("t", 8);
-        let table: Vec<Vec<u32>> = ["e1", "e2", "w1"]
-            .iter()
-            .map(|id| ids(&s.allocate(id, &members, &queues)))
-            .collect();
+        let table: Vec<Vec<u32>> =
+            ["e1", "e2", "w1"].iter().map(|id| ids(&s.allocate(id, &members, &queues))).collect();
         assert_eq!(table, vec![vec![0, 1], vec![2, 3], vec![4, 5, 6, 7]]);
     }
 
@@ -611,16 +522,9 @@ mod tests {
     fn machine_room_shares_unserved_rooms_among_everyone() {
         let s = two_rooms();
         // Nobody in the west; queue 8 has no room; `x` advertises no room.
-        let members = vec![
-            Member::in_room("e1", "east"),
-            Member::in_room("e2", "east"),
-            Member::new("x"),
-        ];
+        let members = vec![Member::in_room("e1", "east"), Member::in_room("e2", "east"), Member::new("x")];
         let queues = queues("t", 9);
-        let table: Vec<Vec<u32>> = ["e1", "e2", "x"]
-            .iter()
-            .map(|id| ids(&s.allocate(id, &members, &queues)))
-            .collect();
+        let table: Vec<Vec<u32>> = ["e1", "e2", "x"].iter().map(|id| ids(&s.allocate(id, &members, &queues))).collect();
         // East: 0..4 between e1 and e2. Orphans 4..9 (five queues) among all three.
         assert_eq!(table, vec![vec![0, 1, 4, 5], vec![2, 3, 6, 7], vec![8]]);
     }
@@ -628,30 +532,21 @@ mod tests {
     #[test]
     fn machine_room_without_a_map_is_average() {
         let s = Strategy::from_name("machine_room").unwrap();
-        assert_eq!(
-            table(&s, &["a", "b", "c"], 8),
-            table(&Strategy::Average, &["a", "b", "c"], 8)
-        );
+        assert_eq!(table(&s, &["a", "b", "c"], 8), table(&Strategy::Average, &["a", "b", "c"], 8));
     }
 
     fn arb_members() -> impl proptest::strategy::Strategy<Value = Vec<Member>> {
         prop::collection::vec(
-            (
-                0u8..12,
-                prop::option::of(prop::sample::select(vec!["east", "west", "north"])),
-            )
-                .prop_map(|(id, room)| Member {
-                    client_id: format!("client-{id}"),
-                    machine_room: room.map(str::to_string),
-                }),
+            (0u8..12, prop::option::of(prop::sample::select(vec!["east", "west", "north"]))).prop_map(|(id, room)| {
+                Member { client_id: format!("client-{id}"), machine_room: room.map(str::to_string) }
+            }),
             0..10,
         )
     }
 
     fn arb_queues() -> impl proptest::strategy::Strategy<Value = Vec<QueueRef>> {
         prop::collection::vec(
-            (prop::sample::select(vec!["t1", "t2"]), 0u32..24)
-                .prop_map(|(topic, id)| QueueRef::new(topic, id)),
+            (prop::sample::select(vec!["t1", "t2"]), 0u32..24).prop_map(|(topic, id)| QueueRef::new(topic, id)),
             0..40,
         )
     }
@@ -674,9 +569,7 @@ mod tests {
     type WithShuffled<T> = (Vec<T>, Vec<T>);
 
     /// Members and queues, each with a shuffled copy.
-    fn arb_inputs(
-    ) -> impl proptest::strategy::Strategy<Value = (WithShuffled<Member>, WithShuffled<QueueRef>)>
-    {
+    fn arb_inputs() -> impl proptest::strategy::Strategy<Value = (WithShuffled<Member>, WithShuffled<QueueRef>)> {
         (
             arb_members().prop_flat_map(|m| (Just(m.clone()), Just(m).prop_shuffle())),
             arb_queues().prop_flat_map(|q| (Just(q.clone()), Just(q).prop_shuffle())),

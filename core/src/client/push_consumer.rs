@@ -1,0 +1,745 @@
+//! [`PushConsumer`]: a member of a consumer group that learns the group, takes its share of
+//! the topic's queues, pulls them with long polling, and hands messages to a listener (or to
+//! the application through [`PushConsumer::recv`] when there is none).
+//!
+//! Its background task heartbeats every `lease_ttl / 3` (the broker forgets members after
+//! `lease_ttl`), renews its orderly leases on the same beat, and rebalances: at once when the
+//! broker reports a membership change, when a heartbeat finds the member list changed, and on
+//! a timer (`rebalance_interval`, 20 s by default, as in RocketMQ). Each member runs the same
+//! [`Strategy`] over the same members and queues, so shares never overlap at steady state.
+//!
+//! Each assigned queue is a [`ProcessQueue`] (see `process_queue.rs`). When a queue moves away,
+//! the old owner stops pulling, lets running listeners finish, commits and only then (orderly)
+//! releases its lease, so the new owner starts exactly after the last message done.
+//!
+//! Clustering members share the group's offsets on the broker and, unless orderly, also
+//! consume the group's retry queue (`%RETRY%<group>`, queue 0), allocated like any other
+//! queue. Broadcasting members consume every queue and keep their offsets in memory: a member
+//! that restarts begins at its start position again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::broker::{
+    retry_topic, ConsumeMode, FilterSpec, Message, StartPosition, Subscription, Transport as MemberTransport,
+};
+use crate::{Error, Result};
+
+use super::process_queue::{ConsumerCore, ProcessQueue, Sink};
+use super::rebalance::{Member, QueueRef, Strategy};
+use super::transport::Transport;
+
+/// Rebalance period when none is given, as in RocketMQ.
+pub const DEFAULT_REBALANCE_INTERVAL: Duration = Duration::from_secs(20);
+
+/// The verdict on one delivered message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Consumed.
+    Ack,
+    /// Failed: redeliver, after this delay if given.
+    Nack(Option<Duration>),
+    /// Not consumed because the queue stopped first: leave it to the next owner.
+    Abandon,
+}
+
+pub(crate) const DELIVERY_QUEUED: u8 = 0;
+pub(crate) const DELIVERY_TAKEN: u8 = 1;
+pub(crate) const DELIVERY_ABANDONED: u8 = 2;
+
+/// A message on its way to the application through the stream.
+pub(crate) struct Delivery {
+    pub(crate) message: Message,
+    pub(crate) reply: oneshot::Sender<Outcome>,
+    /// Queued, taken by the application, or abandoned because its queue stopped first.
+    pub(crate) state: Arc<AtomicU8>,
+}
+
+/// A listener's failure: the message is redelivered (through retry, or in place for orderly
+/// and broadcasting consumers).
+///
+/// Any error type converts into it with `?`; [`ListenerError::new`] makes one from text.
+#[derive(Debug)]
+pub struct ListenerError {
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+impl ListenerError {
+    /// A failure with this description.
+    pub fn new(message: impl Into<String>) -> Self {
+        ListenerError { message: message.into(), retry_after: None }
+    }
+
+    /// Asks for redelivery after `delay` instead of the default retry delay.
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
+    }
+
+    /// The redelivery delay asked for, if any.
+    pub fn retry_delay(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for ListenerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error> From<E> for ListenerError {
+    fn from(e: E) -> Self {
+        ListenerError::new(e.to_string())
+    }
+}
+
+type ListenerFn = dyn Fn(Message) -> BoxFuture<'static, std::result::Result<(), ListenerError>> + Send + Sync;
+
+/// What a push consumer calls for each message: `Ok(())` consumes it, an error (or a panic)
+/// fails it.
+#[derive(Clone)]
+pub struct Listener(Arc<ListenerFn>);
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Listener")
+    }
+}
+
+impl Listener {
+    /// An async listener.
+    pub fn new<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), ListenerError>> + Send + 'static,
+    {
+        Listener(Arc::new(move |m| f(m).boxed()))
+    }
+
+    /// A blocking listener, run on Tokio's blocking threads (for code that does blocking I/O,
+    /// and for the SDKs' synchronous callbacks).
+    pub fn blocking<F>(f: F) -> Self
+    where
+        F: Fn(Message) -> std::result::Result<(), ListenerError> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        Listener(Arc::new(move |m| {
+            let f = f.clone();
+            async move {
+                tokio::task::spawn_blocking(move || f(m))
+                    .await
+                    .unwrap_or_else(|e| Err(ListenerError::new(format!("listener failed: {e}"))))
+            }
+            .boxed()
+        }))
+    }
+
+    pub(crate) fn call(&self, message: Message) -> BoxFuture<'static, std::result::Result<(), ListenerError>> {
+        (self.0)(message)
+    }
+}
+
+/// How a push consumer consumes. Every field has a default; set what differs.
+#[derive(Clone, Debug)]
+pub struct PushConsumerOptions {
+    /// Tag expression or SQL92 filter, applied by the broker (default: every message).
+    pub filter: FilterSpec,
+    /// Clustering (each message to one member, the default) or broadcasting (to every member).
+    pub mode: ConsumeMode,
+    /// Orderly: one message at a time per queue, in queue order, under a broker lease.
+    pub orderly: bool,
+    /// How the group's queues are shared among its members (default `average`).
+    pub strategy: Strategy,
+    /// Where to begin on a queue the group has no committed offset for (default: the first
+    /// retained message).
+    pub start: StartPosition,
+    /// Called for each message; without one, read messages with [`PushConsumer::recv`].
+    pub listener: Option<Listener>,
+    /// Most listener calls running at once, across all queues (default 16).
+    pub consume_workers: usize,
+    /// Most messages one pull asks for (default 32).
+    pub pull_batch: usize,
+    /// Most messages pulled and not yet done per queue; pulling pauses above it (default 1000).
+    pub max_buffered_per_queue: usize,
+    /// How long one pull waits for new messages (default 5 s).
+    pub pull_wait: Duration,
+    /// Rebalance period (default 20 s); membership changes also rebalance at once.
+    pub rebalance_interval: Duration,
+    /// Heartbeat period (default: a third of the broker's `lease_ttl`).
+    pub heartbeat_interval: Option<Duration>,
+    /// How often consumed offsets are committed (default 1 s); also on every queue release.
+    pub commit_interval: Duration,
+    /// Pause before an orderly (or broadcasting) retry in place (default: the broker's
+    /// `orderly_suspend`).
+    pub orderly_suspend: Option<Duration>,
+    /// How long closing, or releasing a queue, waits for running listeners (default 10 s).
+    pub close_timeout: Duration,
+}
+
+impl Default for PushConsumerOptions {
+    fn default() -> Self {
+        PushConsumerOptions {
+            filter: FilterSpec::default(),
+            mode: ConsumeMode::Clustering,
+            orderly: false,
+            strategy: Strategy::Average,
+            start: StartPosition::First,
+            listener: None,
+            consume_workers: 16,
+            pull_batch: 32,
+            max_buffered_per_queue: 1000,
+            pull_wait: Duration::from_secs(5),
+            rebalance_interval: DEFAULT_REBALANCE_INTERVAL,
+            heartbeat_interval: None,
+            commit_interval: Duration::from_secs(1),
+            orderly_suspend: None,
+            close_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl PushConsumerOptions {
+    /// Filters by tag expression (`*`, `TagA`, `TagA || TagB`).
+    pub fn tag_filter(mut self, expression: impl Into<String>) -> Self {
+        self.filter = FilterSpec::Tag(expression.into());
+        self
+    }
+
+    /// Filters by SQL92 over properties.
+    pub fn sql_filter(mut self, expression: impl Into<String>) -> Self {
+        self.filter = FilterSpec::Sql(expression.into());
+        self
+    }
+
+    /// Sets clustering or broadcasting.
+    pub fn mode(mut self, mode: ConsumeMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Consumes each queue in order, one message at a time.
+    pub fn orderly(mut self, orderly: bool) -> Self {
+        self.orderly = orderly;
+        self
+    }
+
+    /// Sets the allocation strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Sets the start position for queues the group has not consumed yet.
+    pub fn start(mut self, start: StartPosition) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Sets the listener.
+    pub fn listener(mut self, listener: Listener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Sets the rebalance period.
+    pub fn rebalance_interval(mut self, interval: Duration) -> Self {
+        self.rebalance_interval = interval;
+        self
+    }
+
+    /// Sets how many listener calls may run at once.
+    pub fn consume_workers(mut self, workers: usize) -> Self {
+        self.consume_workers = workers;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        crate::broker::compile_filter(&self.filter)?;
+        if self.consume_workers == 0 {
+            return Err(Error::invalid("/consume_workers", "must be at least 1"));
+        }
+        if self.pull_batch == 0 || self.pull_batch > 1000 {
+            return Err(Error::invalid("/pull_batch", "must be 1 to 1000"));
+        }
+        if self.max_buffered_per_queue < self.pull_batch {
+            return Err(Error::invalid("/max_buffered_per_queue", "must be at least pull_batch"));
+        }
+        if self.pull_wait > Duration::from_secs(30) {
+            return Err(Error::invalid("/pull_wait", "must be at most 30 s"));
+        }
+        for (field, d) in [("/rebalance_interval", self.rebalance_interval), ("/commit_interval", self.commit_interval)]
+        {
+            if d.is_zero() {
+                return Err(Error::invalid(field, "must be longer than zero"));
+            }
+        }
+        if self.heartbeat_interval.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid("/heartbeat_interval", "must be longer than zero"));
+        }
+        Ok(())
+    }
+}
+
+/// A message handed to the application by [`PushConsumer::recv`]. Call [`ack`](Self::ack)
+/// once it is consumed or [`nack`](Self::nack) to have it redelivered; dropping it without
+/// either counts as a nack.
+///
+/// For an orderly consumer the next message of the same queue comes only after this one is
+/// acked.
+#[derive(Debug)]
+pub struct ReceivedMessage {
+    message: Message,
+    reply: oneshot::Sender<Outcome>,
+}
+
+impl ReceivedMessage {
+    /// The message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// Marks it consumed.
+    pub fn ack(self) {
+        let _ = self.reply.send(Outcome::Ack);
+    }
+
+    /// Marks it failed: redelivered after the retry delay (in place after `orderly_suspend`
+    /// for orderly and broadcasting consumers).
+    pub fn nack(self) {
+        let _ = self.reply.send(Outcome::Nack(None));
+    }
+
+    /// Marks it failed, to be redelivered after `delay`.
+    pub fn nack_after(self, delay: Duration) {
+        let _ = self.reply.send(Outcome::Nack(Some(delay)));
+    }
+}
+
+impl std::ops::Deref for ReceivedMessage {
+    type Target = Message;
+
+    fn deref(&self) -> &Message {
+        &self.message
+    }
+}
+
+/// An assigned queue and the task that runs it.
+struct Running {
+    pq: Arc<ProcessQueue>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct State {
+    started: bool,
+    closed: bool,
+    assigned: BTreeMap<QueueRef, Running>,
+    /// Queues taken away whose final commit may still be running; a queue that comes back
+    /// waits for it.
+    releasing: HashMap<QueueRef, JoinHandle<()>>,
+    main: Option<JoinHandle<()>>,
+    /// Member list of the last rebalance.
+    members: Vec<String>,
+}
+
+pub(crate) struct Inner {
+    core: Arc<ConsumerCore>,
+    strategy: Strategy,
+    heartbeat_interval: Duration,
+    rebalance_interval: Duration,
+    commit_interval: Duration,
+    retry_topic: String,
+    state: Mutex<State>,
+    stop: watch::Sender<bool>,
+    stream: Option<tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>>,
+    close_started: AtomicBool,
+}
+
+/// A push consumer: one member of a consumer group on one topic.
+///
+/// Created by [`Client::push_consumer`](super::Client::push_consumer); nothing happens until
+/// [`start`](Self::start). [`close`](Self::close) leaves cleanly (offsets committed, leases
+/// released, the group told at once); dropping the consumer only stops its tasks, and the
+/// group notices when the member's heartbeat lapses.
+pub struct PushConsumer {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PushConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushConsumer")
+            .field("group", &self.inner.core.group)
+            .field("topic", &self.inner.core.topic)
+            .field("client_id", &self.inner.core.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushConsumer {
+    pub(crate) fn new(
+        transport: Arc<dyn Transport>,
+        group: &str,
+        topic: &str,
+        client_id: String,
+        options: PushConsumerOptions,
+    ) -> Result<Self> {
+        crate::broker::validate_group_name(group)?;
+        crate::broker::validate_topic_name(topic)?;
+        options.validate()?;
+        let mut timings = transport.timings();
+        if let Some(d) = options.orderly_suspend {
+            timings.orderly_suspend = d;
+        }
+        let heartbeat_interval =
+            options.heartbeat_interval.unwrap_or(timings.lease_ttl / 3).max(Duration::from_millis(10));
+        let (sink, stream) = match options.listener {
+            Some(listener) => (Sink::Listener(listener), None),
+            None => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Sink::Stream(Mutex::new(Some(tx))), Some(tokio::sync::Mutex::new(rx)))
+            }
+        };
+        let core = Arc::new(ConsumerCore {
+            transport,
+            group: group.to_string(),
+            topic: topic.to_string(),
+            client_id,
+            filter: options.filter,
+            mode: options.mode,
+            orderly: options.orderly,
+            start: options.start,
+            pull_batch: options.pull_batch,
+            max_buffered_per_queue: options.max_buffered_per_queue,
+            pull_wait: options.pull_wait,
+            close_timeout: options.close_timeout,
+            timings,
+            sink,
+            workers: Arc::new(Semaphore::new(options.consume_workers)),
+            max_reconsume_times: AtomicU32::new(timings.max_reconsume_times),
+            local_offsets: Mutex::new(HashMap::new()),
+        });
+        Ok(PushConsumer {
+            inner: Arc::new(Inner {
+                core,
+                strategy: options.strategy,
+                heartbeat_interval,
+                rebalance_interval: options.rebalance_interval,
+                commit_interval: options.commit_interval,
+                retry_topic: retry_topic(group),
+                state: Mutex::new(State::default()),
+                stop: watch::channel(false).0,
+                stream,
+                close_started: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub(crate) fn closer(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The consumer group.
+    pub fn group(&self) -> &str {
+        &self.inner.core.group
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.inner.core.topic
+    }
+
+    /// This member's client id, unique in the group.
+    pub fn client_id(&self) -> &str {
+        &self.inner.core.client_id
+    }
+
+    /// The queues this member consumes now, sorted (the retry queue appears under the group's
+    /// retry topic).
+    pub fn assignment(&self) -> Vec<QueueRef> {
+        self.inner.state().assigned.keys().cloned().collect()
+    }
+
+    /// Joins the group and starts consuming: registers with a heartbeat, takes a share of the
+    /// queues, and starts the background task. [`Error::NotFound`] when the topic does not
+    /// exist; [`Error::Conflict`] when started twice or after close.
+    pub async fn start(&self) -> Result<()> {
+        {
+            let mut state = self.inner.state();
+            if state.started || state.closed {
+                return Err(Error::Conflict("the push consumer was started already".into()));
+            }
+            state.started = true;
+        }
+        let started = self.inner.clone().begin().await;
+        if let Err(e) = started {
+            self.inner.state().started = false;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The next message, for a consumer without a listener; `None` once the consumer is closed
+    /// (or if it has a listener).
+    pub async fn recv(&self) -> Option<ReceivedMessage> {
+        let stream = self.inner.stream.as_ref()?;
+        let mut rx = stream.lock().await;
+        loop {
+            let delivery = rx.recv().await?;
+            let taken = delivery
+                .state
+                .compare_exchange(DELIVERY_QUEUED, DELIVERY_TAKEN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            if taken {
+                return Some(ReceivedMessage { message: delivery.message, reply: delivery.reply });
+            }
+        }
+    }
+
+    /// The messages as a stream, for a consumer without a listener; it ends when the consumer
+    /// closes.
+    pub fn stream(&self) -> impl futures::Stream<Item = ReceivedMessage> + '_ {
+        futures::stream::unfold(self, |c| async move { c.recv().await.map(|m| (m, c)) })
+    }
+
+    /// Leaves the group cleanly: stops pulling, waits (up to `close_timeout`) for running
+    /// listeners, commits every queue's offset, releases orderly leases and tells the broker
+    /// the member left, so the others take its queues at once. Idempotent.
+    pub async fn close(&self) -> Result<()> {
+        self.inner.close().await
+    }
+}
+
+impl Drop for PushConsumer {
+    fn drop(&mut self) {
+        // Without close: stop the tasks; the group notices when the heartbeat lapses.
+        self.inner.stop.send_replace(true);
+        let state = self.inner.state();
+        for running in state.assigned.values() {
+            running.pq.stop();
+        }
+    }
+}
+
+impl Inner {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    async fn begin(self: Arc<Self>) -> Result<()> {
+        let core = &self.core;
+        core.transport.topic(&core.topic).await?;
+        self.heartbeat().await?;
+        if let Ok(group) = core.transport.group(&core.group).await {
+            core.max_reconsume_times.store(group.max_reconsume_times, Ordering::Relaxed);
+        }
+        self.rebalance().await;
+        let task = tokio::spawn(self.clone().run());
+        self.state().main = Some(task);
+        Ok(())
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        let core = &self.core;
+        let subscription = Subscription { topic: core.topic.clone(), filter: core.filter.clone(), mode: core.mode };
+        core.transport.heartbeat(&core.group, &core.client_id, vec![subscription]).await
+    }
+
+    /// The background task: heartbeats, lease renewal, rebalancing and offset commits.
+    async fn run(self: Arc<Self>) {
+        let start = tokio::time::Instant::now();
+        let mut heartbeat = tokio::time::interval_at(start + self.heartbeat_interval, self.heartbeat_interval);
+        let mut rebalance = tokio::time::interval_at(start + self.rebalance_interval, self.rebalance_interval);
+        let mut commit = tokio::time::interval_at(start + self.commit_interval, self.commit_interval);
+        for t in [&mut heartbeat, &mut rebalance, &mut commit] {
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        let mut membership = self.core.transport.watch_membership();
+        let mut stop = self.stop.subscribe();
+        loop {
+            tokio::select! {
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+                _ = heartbeat.tick() => {
+                    if let Err(e) = self.heartbeat().await {
+                        tracing::warn!(group = %self.core.group, error = %e, "heartbeat failed");
+                    }
+                    self.renew_leases().await;
+                    if self.members_changed().await {
+                        self.rebalance().await;
+                    }
+                }
+                _ = rebalance.tick() => self.rebalance().await,
+                _ = membership_changed(&mut membership) => self.rebalance().await,
+                _ = commit.tick() => self.commit_all().await,
+            }
+        }
+    }
+
+    fn running_queues(&self) -> Vec<Arc<ProcessQueue>> {
+        self.state().assigned.values().map(|r| r.pq.clone()).collect()
+    }
+
+    async fn commit_all(&self) {
+        for pq in self.running_queues() {
+            pq.commit(&self.core).await;
+        }
+    }
+
+    /// Renews every orderly lease; a queue whose lease another member took stops, and the
+    /// next rebalance brings it back if it is still ours.
+    async fn renew_leases(&self) {
+        if !self.core.orderly || self.core.mode != ConsumeMode::Clustering {
+            return;
+        }
+        for pq in self.running_queues() {
+            if !pq.renew_lease(&self.core).await {
+                tracing::warn!(group = %self.core.group, queue = ?pq.queue, "lost the lease on a queue");
+                let mut state = self.state();
+                if state.assigned.get(&pq.queue).is_some_and(|r| Arc::ptr_eq(&r.pq, &pq)) {
+                    if let Some(r) = state.assigned.remove(&pq.queue) {
+                        r.pq.stop();
+                        state.releasing.insert(pq.queue.clone(), r.task);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The group's members that run the member logic themselves (native clients), by id.
+    async fn native_members(&self) -> Result<Vec<String>> {
+        let members = self.core.transport.members(&self.core.group).await?;
+        let mut ids: Vec<String> =
+            members.into_iter().filter(|m| m.transport == MemberTransport::Native).map(|m| m.client_id).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    async fn members_changed(&self) -> bool {
+        match self.native_members().await {
+            Ok(ids) => self.state().members != ids,
+            Err(_) => false,
+        }
+    }
+
+    /// The queues this member should consume now.
+    async fn target(&self) -> Result<BTreeSet<QueueRef>> {
+        let core = &self.core;
+        let topic = core.transport.topic(&core.topic).await?;
+        let mut queues: Vec<QueueRef> =
+            topic.queue_offsets.iter().map(|q| QueueRef::new(core.topic.clone(), q.queue_id)).collect();
+        if core.mode == ConsumeMode::Broadcasting {
+            return Ok(queues.into_iter().collect());
+        }
+        if !core.orderly {
+            queues.push(QueueRef::new(self.retry_topic.clone(), 0));
+        }
+        let ids = self.native_members().await?;
+        self.state().members = ids.clone();
+        let members: Vec<Member> = ids.iter().map(Member::new).collect();
+        Ok(self.strategy.allocate(&core.client_id, &members, &queues).into_iter().collect())
+    }
+
+    /// Computes this member's share and starts and stops queues to match.
+    async fn rebalance(&self) {
+        if self.is_stopping() {
+            return;
+        }
+        let target = match self.target().await {
+            Ok(t) => t,
+            Err(Error::NotFound { .. }) => BTreeSet::new(),
+            Err(e) => {
+                tracing::warn!(group = %self.core.group, error = %e, "rebalance failed; keeping the current queues");
+                return;
+            }
+        };
+        let mut state = self.state();
+        if state.closed || self.is_stopping() {
+            return;
+        }
+        state.releasing.retain(|_, task| !task.is_finished());
+        let gone: Vec<QueueRef> = state.assigned.keys().filter(|q| !target.contains(q)).cloned().collect();
+        for queue in gone {
+            if let Some(running) = state.assigned.remove(&queue) {
+                running.pq.stop();
+                state.releasing.insert(queue, running.task);
+            }
+        }
+        for queue in target {
+            if state.assigned.contains_key(&queue) {
+                continue;
+            }
+            let is_retry = queue.topic == self.retry_topic;
+            let pq = ProcessQueue::new(queue.clone(), is_retry, self.core.max_buffered_per_queue);
+            let previous = state.releasing.remove(&queue);
+            let core = self.core.clone();
+            let run = pq.clone();
+            let task = tokio::spawn(async move {
+                if let Some(previous) = previous {
+                    let _ = previous.await;
+                }
+                run.run(core).await;
+            });
+            state.assigned.insert(queue, Running { pq, task });
+        }
+        tracing::debug!(group = %self.core.group, client_id = %self.core.client_id, queues = ?state.assigned.keys().collect::<Vec<_>>(), "rebalanced");
+    }
+
+    pub(crate) async fn close(&self) -> Result<()> {
+        if self.close_started.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.stop.send_replace(true);
+        let (main, tasks, started) = {
+            let mut state = self.state();
+            state.closed = true;
+            let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+            for (_, running) in std::mem::take(&mut state.assigned) {
+                running.pq.stop();
+                tasks.push(running.task);
+            }
+            tasks.extend(state.releasing.drain().map(|(_, t)| t));
+            (state.main.take(), tasks, state.started)
+        };
+        if let Some(main) = main {
+            let _ = main.await;
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        if let Sink::Stream(sender) = &self.core.sink {
+            sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        if started {
+            self.core.transport.release_client(&self.core.group, &self.core.client_id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves when the broker's membership counter moves; never, when there is none.
+async fn membership_changed(watch: &mut Option<watch::Receiver<u64>>) {
+    match watch {
+        Some(w) => {
+            if w.changed().await.is_err() {
+                *watch = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
