@@ -1,0 +1,265 @@
+//! Push consumers through the public client API on an embedded broker: members share a
+//! topic without losing or repeating messages, a member that leaves hands its queues over,
+//! failures come back through retry, and consumers without a listener are streams.
+
+mod client_util;
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferrymq_core::broker::{ConsumeMode, Message};
+use ferrymq_core::client::{Listener, ListenerError, MessageBuilder, PushConsumer, PushConsumerOptions};
+use ferrymq_core::Error;
+
+use client_util::*;
+
+async fn send_numbered(client: &ferrymq_core::client::Client, topic: &str, from: usize, to: usize) {
+    let producer = client.producer(None);
+    let batch: Vec<_> = (from..to).map(|i| format!("m{i}")).collect();
+    for chunk in batch.chunks(50) {
+        producer.send_batch(topic, chunk.iter().map(String::as_str)).await.expect("batch sent");
+    }
+}
+
+fn expected(from: usize, to: usize) -> BTreeSet<String> {
+    (from..to).map(|i| format!("m{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_share_a_topic_without_loss_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("orders", 8).await.unwrap();
+    let seen: Seen = Arc::default();
+    let mut consumers = Vec::new();
+    for name in ["a", "b", "c"] {
+        let c = client.push_consumer("workers", "orders", fast().listener(recorder(name, &seen))).unwrap();
+        c.start().await.unwrap();
+        consumers.push(c);
+    }
+    let refs: Vec<&PushConsumer> = consumers.iter().collect();
+    // 8 topic queues plus the group's retry queue.
+    assert!(eventually(Duration::from_secs(5), || partitioned(&refs, 9)).await, "members never settled");
+
+    send_numbered(&client, "orders", 0, 600).await;
+    assert!(eventually(Duration::from_secs(10), || seen.lock().unwrap().len() >= 600).await, "not all consumed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let got = bodies(&seen);
+    assert_eq!(got.len(), 600, "a message was consumed twice");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected(0, 600));
+    for name in ["a", "b", "c"] {
+        assert!(seen.lock().unwrap().iter().any(|(n, _)| n == name), "{name} consumed nothing");
+    }
+    let group = client.admin().group("workers").await.unwrap();
+    assert_eq!(group.members.len(), 3);
+    for c in &consumers {
+        c.close().await.unwrap();
+    }
+    let group = client.admin().group("workers").await.unwrap();
+    assert!(group.members.is_empty(), "closed members leave at once");
+    assert!(group.offsets.iter().all(|o| o.lag == 0), "offsets committed on close: {:?}", group.offsets);
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_member_hands_its_queues_over_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("jobs", 8).await.unwrap();
+    let seen: Seen = Arc::default();
+    let mut consumers = Vec::new();
+    for name in ["a", "b", "c"] {
+        let c = client.push_consumer("crew", "jobs", fast().listener(recorder(name, &seen))).unwrap();
+        c.start().await.unwrap();
+        consumers.push(c);
+    }
+    {
+        let refs: Vec<&PushConsumer> = consumers.iter().collect();
+        assert!(eventually(Duration::from_secs(5), || partitioned(&refs, 9)).await);
+    }
+
+    // Publish all along while member b leaves.
+    let producer_client = client.clone();
+    let publishing = tokio::spawn(async move {
+        for round in 0..20 {
+            send_numbered(&producer_client, "jobs", round * 20, round * 20 + 20).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let leaving = consumers.remove(1);
+    let queues_of_b = leaving.assignment();
+    let closed_at = Instant::now();
+    leaving.close().await.unwrap();
+    let refs: Vec<&PushConsumer> = consumers.iter().collect();
+    assert!(eventually(Duration::from_secs(3), || partitioned(&refs, 9)).await, "queues did not move");
+    let moved_after = closed_at.elapsed();
+    assert!(moved_after < Duration::from_secs(3), "took {moved_after:?}");
+    for q in &queues_of_b {
+        assert!(refs.iter().any(|c| c.assignment().contains(q)), "{q:?} has no owner");
+    }
+    publishing.await.unwrap();
+
+    assert!(eventually(Duration::from_secs(10), || seen.lock().unwrap().len() >= 400).await, "lost messages");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = bodies(&seen);
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), expected(0, 400), "nothing lost");
+    assert_eq!(got.len(), 400, "a clean hand-over repeats nothing");
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_message_comes_back_through_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("flaky", 2).await.unwrap();
+    let attempts: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let log = attempts.clone();
+    let listener = Listener::new(move |m: Message| {
+        let log = log.clone();
+        async move {
+            let body = String::from_utf8_lossy(&m.body).into_owned();
+            log.lock().unwrap().push((body.clone(), m.reconsume_times));
+            if body == "bad" && m.reconsume_times < 2 {
+                return Err(ListenerError::new("not yet"));
+            }
+            Ok(())
+        }
+    });
+    let consumer = client.push_consumer("retrying", "flaky", fast().listener(listener)).unwrap();
+    consumer.start().await.unwrap();
+    let producer = client.producer(None);
+    producer.send("flaky", "good").await.unwrap();
+    let bad = producer.send("flaky", MessageBuilder::new("bad").tag("x")).await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || attempts.lock().unwrap().len() >= 4).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = attempts.lock().unwrap().clone();
+    let bad_tries: Vec<u32> = log.iter().filter(|(b, _)| b == "bad").map(|(_, r)| *r).collect();
+    assert_eq!(bad_tries, [0, 1, 2], "redelivered with reconsume_times + 1 until it succeeds");
+    assert_eq!(log.iter().filter(|(b, _)| b == "good").count(), 1);
+    let again = client.admin().message(&bad.msg_id).await.unwrap();
+    assert_eq!(again.topic, "flaky", "a retried message keeps its topic");
+    consumer.close().await.unwrap();
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_failing_every_time_ends_in_the_dead_letter_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("doomed", 1).await.unwrap();
+    client.admin().put_group("hopeless", Some(2)).await.unwrap();
+    let tries = Arc::new(Mutex::new(0u32));
+    let t = tries.clone();
+    let listener = Listener::blocking(move |_m| {
+        *t.lock().unwrap() += 1;
+        Err(ListenerError::new("always"))
+    });
+    let consumer = client.push_consumer("hopeless", "doomed", fast().listener(listener)).unwrap();
+    consumer.start().await.unwrap();
+    let sent = client.producer(None).send("doomed", "poison").await.unwrap();
+    let admin = client.admin();
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        dead = admin.dlq("hopeless").await.unwrap();
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead.len(), 1, "moved to the DLQ");
+    assert_eq!(dead[0].msg_id, sent.msg_id);
+    assert_eq!(*tries.lock().unwrap(), 3, "delivered max_reconsume_times + 1 times");
+    consumer.close().await.unwrap();
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_listener_the_consumer_is_a_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("feed", 2).await.unwrap();
+    let consumer = client.push_consumer("readers", "feed", fast()).unwrap();
+    consumer.start().await.unwrap();
+    let producer = client.producer(None);
+    producer.send("feed", "one").await.unwrap();
+    producer.send("feed", "two").await.unwrap();
+
+    let mut got = BTreeSet::new();
+    let mut nacked = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while got.len() < 2 {
+        let m = tokio::time::timeout_at(deadline, consumer.recv()).await.expect("in time").expect("open");
+        let body = String::from_utf8_lossy(&m.body).into_owned();
+        if body == "two" && !nacked {
+            nacked = true;
+            m.nack_after(Duration::from_millis(50));
+            continue;
+        }
+        if body == "two" {
+            assert_eq!(m.reconsume_times, 1, "a nacked message comes back counted");
+        }
+        got.insert(body);
+        m.ack();
+    }
+    assert!(nacked);
+    let closing = async {
+        consumer.close().await.unwrap();
+        consumer.recv().await.is_none()
+    };
+    assert!(closing.await, "the stream ends at close");
+    let group = client.admin().group("readers").await.unwrap();
+    assert!(group.offsets.iter().filter(|o| o.topic == "feed").all(|o| o.lag == 0), "{:?}", group.offsets);
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasting_gives_every_member_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("news", 4).await.unwrap();
+    let seen: Seen = Arc::default();
+    let mut consumers = Vec::new();
+    for name in ["x", "y"] {
+        let options = fast().mode(ConsumeMode::Broadcasting).listener(recorder(name, &seen));
+        let c = client.push_consumer("everyone", "news", options).unwrap();
+        c.start().await.unwrap();
+        assert_eq!(c.assignment().len(), 4, "a broadcasting member reads every queue");
+        consumers.push(c);
+    }
+    send_numbered(&client, "news", 0, 40).await;
+    assert!(eventually(Duration::from_secs(5), || seen.lock().unwrap().len() >= 80).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 80);
+    for name in ["x", "y"] {
+        let mine: BTreeSet<String> = seen
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, m)| String::from_utf8_lossy(&m.body).into_owned())
+            .collect();
+        assert_eq!(mine, expected(0, 40), "{name} got them all");
+    }
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_on_a_missing_topic_or_twice_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    let c = client.push_consumer("g", "nowhere", PushConsumerOptions::default()).unwrap();
+    assert!(matches!(c.start().await, Err(Error::NotFound { .. })));
+    client.admin().create_topic("somewhere", 1).await.unwrap();
+    let c = client.push_consumer("g", "somewhere", fast()).unwrap();
+    c.start().await.unwrap();
+    assert!(matches!(c.start().await, Err(Error::Conflict(_))));
+    assert!(matches!(client.push_consumer("bad group!", "somewhere", fast()), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        client.push_consumer("g", "somewhere", fast().tag_filter("a ||")),
+        Err(Error::InvalidFilter { .. })
+    ));
+    client.close().await.unwrap();
+}
