@@ -263,3 +263,26 @@ async fn starting_on_a_missing_topic_or_twice_fails() {
     ));
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_vanishes_is_replaced_once_its_heartbeat_lapses() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("tickets", 4).await.unwrap();
+    let seen: Seen = Arc::default();
+    let stays = client.push_consumer("desk", "tickets", fast().listener(recorder("stays", &seen))).unwrap();
+    stays.start().await.unwrap();
+    let vanishes = client.push_consumer("desk", "tickets", fast().listener(recorder("vanishes", &seen))).unwrap();
+    vanishes.start().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || partitioned(&[&stays, &vanishes], 5)).await);
+
+    // No close: heartbeats just stop, as when a process dies.
+    drop(vanishes);
+    send_numbered(&client, "tickets", 0, 100).await;
+    // lease_ttl is 2 s in the test configuration.
+    assert!(eventually(Duration::from_secs(5), || stays.assignment().len() == 5).await, "queues never moved");
+    assert!(eventually(Duration::from_secs(5), || seen.lock().unwrap().len() >= 100).await, "lost messages");
+    let got: BTreeSet<String> = bodies(&seen).into_iter().collect();
+    assert_eq!(got, expected(0, 100));
+    client.close().await.unwrap();
+}
