@@ -1,7 +1,8 @@
 //! The client: producers, consumers and rebalance, behind a [`Transport`].
 //!
 //! One [`Client`] per process and broker: [`Client::embedded`] runs a broker in this process
-//! on a local directory; [`Client::connect`] talks to a running gateway. From it come the
+//! on a local directory ([`EmbeddedTransport`]); [`Client::connect`] talks to a running gateway
+//! ([`RemoteTransport`]). From it come the
 //! [`Producer`], the [`TransactionProducer`], the [`PushConsumer`] (group member with
 //! rebalancing, listener or stream), the [`SimpleConsumer`] (leases and receipts) and the
 //! [`Admin`]. The same calls, in each language's idiom, are what every SDK wraps.
@@ -32,6 +33,7 @@ mod process_queue;
 mod producer;
 mod push_consumer;
 pub mod rebalance;
+mod remote;
 mod simple_consumer;
 mod transaction;
 mod transport;
@@ -48,6 +50,7 @@ pub use push_consumer::{
     Listener, ListenerError, PushConsumer, PushConsumerOptions, ReceivedMessage, DEFAULT_REBALANCE_INTERVAL,
 };
 pub use rebalance::{Member, QueueRef, Strategy};
+pub use remote::{RemoteOptions, RemoteTransport};
 pub use simple_consumer::{SimpleConsumer, DEFAULT_INVISIBLE, DEFAULT_MAX_MESSAGES};
 pub use transaction::{TransactionChecker, TransactionProducer};
 pub use transport::{BrokerTimings, FindQuery, Transport};
@@ -92,6 +95,17 @@ impl Client {
     /// Opens a broker in this process with `config`.
     pub async fn embedded_with(config: BrokerConfig) -> Result<Client> {
         Ok(Client::with_transport(Arc::new(EmbeddedTransport::open(config).await?)))
+    }
+
+    /// Connects to a gateway at `url` (`http://host:port`) with default options.
+    /// [`crate::Error::Connection`] when it cannot be reached.
+    pub async fn connect(url: &str) -> Result<Client> {
+        Client::connect_with(url, RemoteOptions::default()).await
+    }
+
+    /// Connects to a gateway with a token, timeouts and the gateway's timing settings.
+    pub async fn connect_with(url: &str, options: RemoteOptions) -> Result<Client> {
+        Ok(Client::with_transport(Arc::new(RemoteTransport::connect(url, options).await?)))
     }
 
     /// A client over any transport (for instance an [`EmbeddedTransport`] on a broker that a

@@ -534,12 +534,14 @@ impl ProcessQueue {
                 Outcome::Ack => return self.done(position),
                 Outcome::Abandon => return,
                 Outcome::Nack(delay) => {
-                    let redeliver_here =
-                        core.mode == ConsumeMode::Broadcasting && message.reconsume_times < core.max_reconsume_times();
+                    // Broadcasting members, and members whose transport cannot send back,
+                    // retry in place until the group's maximum.
+                    let in_place = core.mode == ConsumeMode::Broadcasting || !core.transport.supports_send_back();
+                    let redeliver_here = in_place && message.reconsume_times < core.max_reconsume_times();
                     if !redeliver_here && core.send_back(&message, delay).await {
                         return self.done(position);
                     }
-                    // Broadcasting retries in place; clustering does when the send-back failed.
+                    // In place, or because the send-back failed: consume it again here.
                     if !self.pause(delay.unwrap_or(core.timings.orderly_suspend)).await {
                         return;
                     }

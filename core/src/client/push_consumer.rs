@@ -645,7 +645,7 @@ impl Inner {
         if core.mode == ConsumeMode::Broadcasting {
             return Ok(queues.into_iter().collect());
         }
-        if !core.orderly {
+        if !core.orderly && core.transport.supports_send_back() {
             queues.push(QueueRef::new(self.retry_topic.clone(), 0));
         }
         let ids = self.native_members().await?;

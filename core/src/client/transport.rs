@@ -66,6 +66,12 @@ pub trait Transport: Send + Sync + 'static {
     /// The broker's timing settings (lease expiry, orderly suspension).
     fn timings(&self) -> BrokerTimings;
 
+    /// Whether [`Transport::send_back`] works. Without it, push consumers retry failed
+    /// messages in place and leave the group's retry queue alone.
+    fn supports_send_back(&self) -> bool {
+        true
+    }
+
     // ----- producing -----
 
     /// Publishes one message.

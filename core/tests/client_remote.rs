@@ -1,0 +1,238 @@
+//! The client over a real gateway: the `ferrymq` binary runs on a free port and the client
+//! connects with [`Client::connect_with`]. Publishing, pulling, commits, leases, heartbeats
+//! and check-backs go over the WebSocket protocol; lease consumption and admin over REST.
+//!
+//! The binary is the one `cargo test --workspace` builds (`target/debug/ferrymq`), or
+//! `FERRYMQ_GATEWAY_BIN`. When neither exists the tests say so and pass without running.
+
+mod client_util;
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrymq_core::broker::{FilterSpec, Message, MessageState, ResetTarget, TransactionResolution};
+use ferrymq_core::client::{
+    BrokerTimings, Client, FindQuery, Listener, ListenerError, MessageBuilder, PushConsumer, RemoteOptions,
+    DEFAULT_INVISIBLE,
+};
+use ferrymq_core::Error;
+
+use client_util::*;
+
+/// A gateway process on a temporary directory, killed on drop.
+struct Gateway {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gateway_binary() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("FERRYMQ_GATEWAY_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    // target/debug/deps/client_remote-… → target/debug/ferrymq
+    let exe = std::env::current_exe().ok()?;
+    let candidate = exe.parent()?.parent()?.join("ferrymq");
+    candidate.is_file().then_some(candidate)
+}
+
+async fn start_gateway() -> Option<(Gateway, Client)> {
+    let Some(binary) = gateway_binary() else {
+        eprintln!("client_remote: no ferrymq binary (build it with `cargo build -p ferrymq-gateway`); not run");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let levels: Vec<String> = (1..=18).map(|n| format!("{}ms", 40 * n)).collect();
+    let child = Command::new(binary)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--set", "lease_ttl=2s", "--set", "orderly_suspend=50ms", "--set", "flush=async"])
+        .args(["--set", "transaction_timeout=150ms", "--set", "transaction_check_interval=150ms"])
+        .args(["--set", "segment_bytes=4MiB"])
+        .arg("--set")
+        .arg(format!("delay_levels={}", levels.join(" ")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gateway starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let gateway = Gateway { child, _dir: dir };
+    let options = RemoteOptions {
+        timings: BrokerTimings {
+            lease_ttl: Duration::from_secs(2),
+            orderly_suspend: Duration::from_millis(50),
+            max_reconsume_times: 16,
+        },
+        ..RemoteOptions::default()
+    };
+    for _ in 0..200 {
+        match Client::connect_with(&url, options.clone()).await {
+            Ok(client) => return Some((gateway, client)),
+            Err(Error::Connection(_) | Error::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("connecting failed: {e}"),
+        }
+    }
+    panic!("the gateway at {url} never became ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_to_nothing_is_a_connection_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = Client::connect(&format!("http://127.0.0.1:{port}")).await.unwrap_err();
+    assert!(matches!(err, Error::Connection(_)), "{err:?}");
+    assert!(matches!(Client::connect("ftp://x").await, Err(Error::InvalidArgument { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_receive_and_administer_over_a_gateway() {
+    let Some((_gateway, client)) = start_gateway().await else { return };
+    let admin = client.admin();
+    admin.create_topic("remote-orders", 2).await.unwrap();
+    assert!(matches!(admin.create_topic("remote-orders", 2).await, Err(Error::Conflict(_))));
+    assert!(matches!(admin.topic("missing").await, Err(Error::NotFound { what: "topic", .. })));
+
+    let producer = client.producer(None);
+    let one = producer
+        .send("remote-orders", MessageBuilder::new("first").tag("a").key("k1").property("p", "v"))
+        .await
+        .unwrap();
+    assert!(one.queue_offset.is_some());
+    let batch = producer.send_batch("remote-orders", ["b1", "b2"]).await.unwrap();
+    assert_eq!(batch.len(), 2);
+    producer.send("remote-orders", vec![0xffu8, 0x00]).await.unwrap();
+    assert!(matches!(producer.send("bad topic!", "x").await, Err(Error::InvalidArgument { .. })));
+
+    let stored = admin.message(&one.msg_id).await.unwrap();
+    assert_eq!((stored.body.as_slice(), stored.tag.as_deref()), (b"first".as_slice(), Some("a")));
+    assert_eq!(stored.properties.get("p").map(String::as_str), Some("v"));
+    let found = admin.find_messages("remote-orders", FindQuery { key: Some("k1".into()), ..FindQuery::default() });
+    assert_eq!(found.await.unwrap().len(), 1);
+
+    let consumer = client.simple_consumer("remote-readers", "remote-orders", FilterSpec::default()).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.extend(consumer.receive(16, Duration::from_millis(200), DEFAULT_INVISIBLE).await.unwrap());
+        if got.len() >= 4 {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().any(|m| m.body == [0xff, 0x00]), "binary bodies survive");
+    for m in &got[1..] {
+        consumer.ack(m).await.unwrap();
+    }
+    assert!(matches!(consumer.ack(&got[1]).await, Err(Error::Conflict(_))));
+    consumer.nack(&got[0], Some(Duration::from_millis(50))).await.unwrap();
+    let back = consumer.receive(16, Duration::from_secs(2), DEFAULT_INVISIBLE).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].msg_id.as_str(), back[0].reconsume_times), (got[0].msg_id.as_str(), 1));
+    let mut held = back[0].clone();
+    consumer.change_invisible_duration(&mut held, Duration::from_secs(10)).await.unwrap();
+    consumer.ack(&held).await.unwrap();
+
+    let group = admin.group("remote-readers").await.unwrap();
+    assert!(group.offsets.iter().all(|o| o.lag == 0), "{:?}", group.offsets);
+    let reset = admin.reset_offsets("remote-readers", "remote-orders", ResetTarget::Earliest).await.unwrap();
+    assert_eq!(reset.len(), 2);
+    assert!(admin.dlq("remote-readers").await.unwrap().is_empty());
+    assert!(admin.topics().await.unwrap().iter().any(|t| t.name == "remote-orders"));
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_consumers_share_and_hand_over_over_a_gateway() {
+    let Some((_gateway, client)) = start_gateway().await else { return };
+    client.admin().create_topic("remote-jobs", 6).await.unwrap();
+    let seen: Seen = Arc::default();
+    let mut consumers = Vec::new();
+    for name in ["a", "b"] {
+        let c = client.push_consumer("remote-crew", "remote-jobs", fast().listener(recorder(name, &seen))).unwrap();
+        c.start().await.unwrap();
+        consumers.push(c);
+    }
+    // Without membership notifications, members notice each other at a heartbeat.
+    {
+        let refs: Vec<&PushConsumer> = consumers.iter().collect();
+        assert!(eventually(Duration::from_secs(5), || partitioned(&refs, 6)).await, "members never settled");
+    }
+    let producer = client.producer(None);
+    let bodies_sent: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    for chunk in bodies_sent.chunks(50) {
+        producer.send_batch("remote-jobs", chunk.iter().map(String::as_str)).await.unwrap();
+    }
+    assert!(eventually(Duration::from_secs(10), || seen.lock().unwrap().len() >= 200).await, "not all consumed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bodies(&seen).len(), 200, "consumed twice");
+
+    let leaving = consumers.remove(0);
+    leaving.close().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || consumers[0].assignment().len() == 6).await, "queues did not move");
+    for chunk in bodies_sent.chunks(50) {
+        let again: Vec<String> = chunk.iter().map(|b| format!("{b}-again")).collect();
+        producer.send_batch("remote-jobs", again.iter().map(String::as_str)).await.unwrap();
+    }
+    assert!(eventually(Duration::from_secs(10), || seen.lock().unwrap().len() >= 400).await, "lost messages");
+    let got: BTreeSet<String> = bodies(&seen).into_iter().collect();
+    assert_eq!(got.len(), 400);
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orderly_failures_and_check_backs_over_a_gateway() {
+    let Some((_gateway, client)) = start_gateway().await else { return };
+    client.admin().create_topic("remote-steps", 1).await.unwrap();
+    let log: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let l = log.clone();
+    let listener = Listener::new(move |m: Message| {
+        let l = l.clone();
+        async move {
+            let body = String::from_utf8_lossy(&m.body).into_owned();
+            l.lock().unwrap().push((body.clone(), m.reconsume_times));
+            if body == "2" && m.reconsume_times < 1 {
+                return Err(ListenerError::new("again"));
+            }
+            Ok(())
+        }
+    });
+    let consumer =
+        client.push_consumer("remote-stepper", "remote-steps", fast().orderly(true).listener(listener)).unwrap();
+    consumer.start().await.unwrap();
+
+    let checked = Arc::new(Mutex::new(0));
+    let c = checked.clone();
+    let tx = client
+        .transaction_producer("remote-tx", move |_: &Message| {
+            *c.lock().unwrap() += 1;
+            TransactionResolution::Commit
+        })
+        .await
+        .unwrap();
+    let producer = client.producer(None);
+    producer.send("remote-steps", "1").await.unwrap();
+    let half = tx.send_in_transaction("remote-steps", "2", |_| TransactionResolution::Unknown).await.unwrap();
+    assert_eq!(client.admin().message(&half.msg_id).await.unwrap().state, MessageState::Half);
+    assert!(eventually(Duration::from_secs(5), || *checked.lock().unwrap() >= 1).await, "no check-back arrived");
+    assert!(eventually(Duration::from_secs(5), || log.lock().unwrap().iter().any(|(b, _)| b == "2")).await);
+    producer.send("remote-steps", "3").await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || log.lock().unwrap().len() >= 4).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = log.lock().unwrap().clone();
+    let expected: Vec<(String, u32)> =
+        [("1", 0), ("2", 0), ("2", 1), ("3", 0)].iter().map(|(b, r)| (b.to_string(), *r)).collect();
+    assert_eq!(got, expected, "committed by check-back, retried in place, in order");
+    client.close().await.unwrap();
+}
