@@ -286,3 +286,61 @@ async fn a_member_that_vanishes_is_replaced_once_its_heartbeat_lapses() {
     assert_eq!(got, expected(0, 100));
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_apply_and_start_last_skips_the_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("mixed", 2).await.unwrap();
+    let producer = client.producer(None);
+    producer.send("mixed", MessageBuilder::new("old-a").tag("a")).await.unwrap();
+    producer.send("mixed", MessageBuilder::new("old-b").tag("b").property("n", "5")).await.unwrap();
+
+    let tags: Seen = Arc::default();
+    let by_tag =
+        client.push_consumer("tagged", "mixed", fast().tag_filter("b").listener(recorder("t", &tags))).unwrap();
+    by_tag.start().await.unwrap();
+    let sql: Seen = Arc::default();
+    let by_sql =
+        client.push_consumer("queried", "mixed", fast().sql_filter("n > 3").listener(recorder("s", &sql))).unwrap();
+    by_sql.start().await.unwrap();
+    let late: Seen = Arc::default();
+    let options = fast().start(ferrymq_core::broker::StartPosition::Last).listener(recorder("l", &late));
+    let from_now = client.push_consumer("latecomers", "mixed", options).unwrap();
+    from_now.start().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    producer.send("mixed", MessageBuilder::new("new-a").tag("a").property("n", "1")).await.unwrap();
+
+    assert!(eventually(Duration::from_secs(3), || late.lock().unwrap().len() >= 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bodies(&tags), ["old-b"]);
+    assert_eq!(bodies(&sql), ["old-b"]);
+    assert_eq!(bodies(&late), ["new-a"], "start last skips what was there");
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_close_commits_and_a_restart_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let client = client(dir.path()).await;
+        client.admin().create_topic("durable", 4).await.unwrap();
+        send_numbered(&client, "durable", 0, 50).await;
+        let seen: Seen = Arc::default();
+        let c = client.push_consumer("keepers", "durable", fast().listener(recorder("first", &seen))).unwrap();
+        c.start().await.unwrap();
+        assert!(eventually(Duration::from_secs(5), || seen.lock().unwrap().len() >= 50).await);
+        // Only the client is closed: it closes its consumers, which commit.
+        client.close().await.unwrap();
+    }
+    let client = client(dir.path()).await;
+    send_numbered(&client, "durable", 50, 60).await;
+    let seen: Seen = Arc::default();
+    let c = client.push_consumer("keepers", "durable", fast().listener(recorder("second", &seen))).unwrap();
+    c.start().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || seen.lock().unwrap().len() >= 10).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got: BTreeSet<String> = bodies(&seen).into_iter().collect();
+    assert_eq!(got, expected(50, 60), "only what came after the restart");
+    client.close().await.unwrap();
+}

@@ -166,7 +166,8 @@ pub struct PushConsumerOptions {
     pub start: StartPosition,
     /// Called for each message; without one, read messages with [`PushConsumer::recv`].
     pub listener: Option<Listener>,
-    /// Most listener calls running at once, across all queues (default 16).
+    /// Most listener calls running at once, across all queues (default 16); without a
+    /// listener, the most messages handed out by [`PushConsumer::recv`] and not yet answered.
     pub consume_workers: usize,
     /// Most messages one pull asks for (default 32).
     pub pull_batch: usize,
