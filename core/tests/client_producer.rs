@@ -87,5 +87,9 @@ async fn validation_errors_are_returned_at_once() {
     assert!(matches!(producer.send("t", big).await, Err(Error::MessageTooLarge { .. })));
     assert!(started.elapsed() < Duration::from_millis(100), "not retried");
     client.close().await.unwrap();
-    assert!(matches!(producer.send("t", "after close").await, Err(Error::Unavailable(_))));
+    // A closed broker is unavailable: transient, so retried (after 100 ms, then 200 ms).
+    let started = std::time::Instant::now();
+    let after_close = producer.with_retries(2).send("t", "after close").await;
+    assert!(matches!(after_close, Err(Error::Unavailable(_))), "{after_close:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "retried with backoff");
 }
