@@ -29,7 +29,7 @@ async fn topics_groups_offsets_dead_letters_and_lookups() {
     producer.send("catalog", MessageBuilder::new("two").key("sku-2")).await.unwrap();
     let found =
         admin.find_messages("catalog", FindQuery { key: Some("sku-1".into()), ..FindQuery::default() }).await.unwrap();
-    assert_eq!(found.iter().map(|m| m.msg_id.clone()).collect::<Vec<_>>(), [first.msg_id.clone()]);
+    assert_eq!(found.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>(), [first.msg_id.as_str()]);
     assert_eq!(admin.message(&first.msg_id).await.unwrap().body, b"one");
     assert!(matches!(admin.message("nope").await, Err(Error::NotFound { .. })));
 
@@ -53,7 +53,7 @@ async fn topics_groups_offsets_dead_letters_and_lookups() {
     let victim = again.iter().find(|m| m.body == b"one").unwrap();
     consumer.nack(victim, None).await.unwrap();
     let dead = admin.dlq("shoppers").await.unwrap();
-    assert_eq!(dead.iter().map(|m| m.msg_id.clone()).collect::<Vec<_>>(), [first.msg_id.clone()]);
+    assert_eq!(dead.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>(), [first.msg_id.as_str()]);
     let resent = admin.resend_dlq("shoppers", &first.msg_id).await.unwrap();
     assert_eq!(resent.msg_id, first.msg_id);
     assert!(admin.dlq("shoppers").await.unwrap().is_empty());

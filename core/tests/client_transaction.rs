@@ -73,7 +73,7 @@ async fn the_local_transaction_commits_or_rolls_back_at_once() {
     let dropped = producer.send_in_transaction("ledger", "dropped", |_| TransactionResolution::Rollback).await.unwrap();
     let consumer = client.simple_consumer("readers", "ledger", FilterSpec::default()).unwrap();
     let got = consumer.receive(16, Duration::from_millis(300), DEFAULT_INVISIBLE).await.unwrap();
-    assert_eq!(got.iter().map(|m| m.msg_id.clone()).collect::<Vec<_>>(), [kept.msg_id.clone()]);
+    assert_eq!(got.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>(), [kept.msg_id.as_str()]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(*asked.lock().unwrap(), 0, "ended transactions are not checked back");
     assert!(matches!(client.admin().message(&dropped.msg_id).await, Err(Error::NotFound { .. })));
