@@ -344,3 +344,40 @@ async fn client_close_commits_and_a_restart_resumes_where_it_stopped() {
     assert_eq!(got, expected(50, 60), "only what came after the restart");
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_listener_stops_the_pulling_at_the_buffer_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ferrymq_core::broker::Broker::open(support::config(dir.path())).await.unwrap();
+    let client = ferrymq_core::client::Client::with_transport(Arc::new(ferrymq_core::client::EmbeddedTransport::new(
+        broker.clone(),
+    )));
+    client.admin().create_topic("backlog", 1).await.unwrap();
+    send_numbered(&client, "backlog", 0, 300).await;
+
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let done = Arc::new(Mutex::new(0usize));
+    let (g, d) = (gate.clone(), done.clone());
+    let listener = Listener::new(move |_m: Message| {
+        let (g, d) = (g.clone(), d.clone());
+        async move {
+            g.acquire().await.map_err(|e| ListenerError::new(e.to_string()))?.forget();
+            *d.lock().unwrap() += 1;
+            Ok(())
+        }
+    });
+    let options = PushConsumerOptions { pull_batch: 10, max_buffered_per_queue: 25, ..fast() }.listener(listener);
+    let consumer = client.push_consumer("slow", "backlog", options).unwrap();
+    consumer.start().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = |b: &ferrymq_core::broker::Broker| {
+        b.metrics().messages_out.get(&("backlog".to_string(), "slow".to_string())).copied().unwrap_or(0)
+    };
+    let pulled = delivered(&broker);
+    assert!(pulled > 0 && pulled <= 25, "pulled {pulled} with 25 buffered at most");
+
+    gate.add_permits(300);
+    assert!(eventually(Duration::from_secs(10), || *done.lock().unwrap() >= 300).await, "drains once released");
+    assert_eq!(delivered(&broker), 300, "each pulled once");
+    client.close().await.unwrap();
+}
