@@ -70,7 +70,14 @@ async fn the_local_transaction_commits_or_rolls_back_at_once() {
         .await
         .unwrap();
     let kept = producer.send_in_transaction("ledger", "kept", |_| TransactionResolution::Commit).await.unwrap();
-    let dropped = producer.send_in_transaction("ledger", "dropped", |_| TransactionResolution::Rollback).await.unwrap();
+    let dropped = producer
+        .send_in_transaction_async("ledger", "dropped", |half| async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(half.body, b"dropped");
+            TransactionResolution::Rollback
+        })
+        .await
+        .unwrap();
     let consumer = client.simple_consumer("readers", "ledger", FilterSpec::default()).unwrap();
     let got = consumer.receive(16, Duration::from_millis(300), DEFAULT_INVISIBLE).await.unwrap();
     assert_eq!(got.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>(), [kept.msg_id.as_str()]);

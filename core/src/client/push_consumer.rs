@@ -16,6 +16,12 @@
 //! consume the group's retry queue (`%RETRY%<group>`, queue 0), allocated like any other
 //! queue. Broadcasting members consume every queue and keep their offsets in memory: a member
 //! that restarts begins at its start position again.
+//!
+//! As in RocketMQ, every member of a group must subscribe the same topic with the same filter,
+//! mode and strategy: each computes the allocation alone, so members that disagree on the
+//! queues or the rule can both claim a queue, or leave one unclaimed. Delivery is at least
+//! once: while queues move (a member joins, or one vanishes without closing) a message can be
+//! consumed again by its new owner; at steady state and across clean closes it is not.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;

@@ -76,8 +76,8 @@ impl TransactionProducer {
     /// transaction as it answers. Returns the send result with its `transaction_id`.
     ///
     /// On `unknown`, or if ending fails, the transaction stays open and the checker decides
-    /// at a check-back. `local_transaction` runs on the calling task: keep it short, or do the
-    /// slow part before calling.
+    /// at a check-back. `local_transaction` runs on the calling task: keep it short, or use
+    /// [`send_in_transaction_async`](Self::send_in_transaction_async).
     pub async fn send_in_transaction<F>(
         &self,
         topic: &str,
@@ -87,14 +87,32 @@ impl TransactionProducer {
     where
         F: FnOnce(&Message) -> TransactionResolution,
     {
+        self.send_in_transaction_async(topic, message, |half| {
+            let resolution = local_transaction(&half);
+            async move { resolution }
+        })
+        .await
+    }
+
+    /// As [`send_in_transaction`](Self::send_in_transaction), with an async local
+    /// transaction (one that awaits a database, say).
+    pub async fn send_in_transaction_async<F, Fut>(
+        &self,
+        topic: &str,
+        message: impl Into<OutgoingMessage>,
+        local_transaction: F,
+    ) -> Result<SendResult>
+    where
+        F: FnOnce(Message) -> Fut,
+        Fut: std::future::Future<Output = TransactionResolution>,
+    {
         let mut message = message.into();
         message.transaction = Some(self.group.clone());
         let result = self.producer.send(topic, message.clone()).await?;
         let transaction_id = result.transaction_id.clone().ok_or_else(|| {
             Error::Unavailable("the broker answered a transactional send without a transaction id".into())
         })?;
-        let half = half_message(topic, &message, &result);
-        let resolution = local_transaction(&half);
+        let resolution = local_transaction(half_message(topic, &message, &result)).await;
         if resolution != TransactionResolution::Unknown {
             if let Err(e) = self.producer_transport().end_transaction(&transaction_id, resolution).await {
                 tracing::warn!(transaction_id = %transaction_id, error = %e, "ending a transaction failed; the check-back will decide");
