@@ -4,7 +4,8 @@
 //!
 //! Its background task heartbeats every `lease_ttl / 3` (the broker forgets members after
 //! `lease_ttl`), renews its orderly leases on the same beat, and rebalances: at once when the
-//! broker reports a membership change, when a heartbeat finds the member list changed, and on
+//! broker reports a membership change (embedded), when a look at the member list (every
+//! heartbeat, and every 2 s over a transport without notifications) finds it changed, and on
 //! a timer (`rebalance_interval`, 20 s by default, as in RocketMQ). Each member runs the same
 //! [`Strategy`] over the same members and queues, so shares never overlap at steady state.
 //!
@@ -46,6 +47,10 @@ use super::transport::Transport;
 
 /// Rebalance period when none is given, as in RocketMQ.
 pub const DEFAULT_REBALANCE_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Longest time between two looks at the member list when the transport cannot report
+/// membership changes.
+const MEMBERSHIP_POLL: Duration = Duration::from_secs(2);
 
 /// The verdict on one delivered message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -576,6 +581,14 @@ impl Inner {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         let mut membership = self.core.transport.watch_membership();
+        // Without notifications from the broker, look at the member list often enough to
+        // rebalance within seconds of a join or leave.
+        let mut poll = membership.is_none().then(|| {
+            let every = self.heartbeat_interval.min(MEMBERSHIP_POLL);
+            let mut poll = tokio::time::interval_at(start + every, every);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            poll
+        });
         let mut stop = self.stop.subscribe();
         loop {
             tokio::select! {
@@ -591,6 +604,11 @@ impl Inner {
                 }
                 _ = rebalance.tick() => self.rebalance().await,
                 _ = membership_changed(&mut membership) => self.rebalance().await,
+                _ = tick(&mut poll) => {
+                    if self.members_changed().await {
+                        self.rebalance().await;
+                    }
+                }
                 _ = commit.tick() => self.commit_all().await,
             }
         }
@@ -735,6 +753,16 @@ impl Inner {
             self.core.transport.release_client(&self.core.group, &self.core.client_id).await?;
         }
         Ok(())
+    }
+}
+
+/// Resolves at the interval's next tick; never, without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 
