@@ -381,3 +381,31 @@ async fn a_slow_listener_stops_the_pulling_at_the_buffer_bound() {
     assert_eq!(delivered(&broker), 300, "each pulled once");
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_listener_fails_the_message_and_consumption_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("fragile", 1).await.unwrap();
+    let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let s = seen.clone();
+    let listener = Listener::new(move |m: Message| {
+        let s = s.clone();
+        async move {
+            let body = String::from_utf8_lossy(&m.body).into_owned();
+            s.lock().unwrap().push((body.clone(), m.reconsume_times));
+            assert!(body != "boom" || m.reconsume_times > 0, "listener bug on first delivery");
+            Ok(())
+        }
+    });
+    let consumer = client.push_consumer("careful", "fragile", fast().listener(listener)).unwrap();
+    consumer.start().await.unwrap();
+    let producer = client.producer(None);
+    producer.send("fragile", "boom").await.unwrap();
+    producer.send("fragile", "fine").await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || seen.lock().unwrap().len() >= 3).await);
+    let mut got = seen.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, [("boom".to_string(), 0), ("boom".to_string(), 1), ("fine".to_string(), 0)]);
+    client.close().await.unwrap();
+}
