@@ -131,7 +131,7 @@ impl Broker {
             let wait = Duration::from_millis(next.saturating_sub(now_ms())).min(MAX_SLEEP);
             tokio::select! {
                 _ = wait_any(notified, tokio::time::Instant::now() + wait) => {}
-                _ = stop.changed() => return,
+                _ = stop.wait_for(|stopped| *stopped) => return,
             }
         }
     }

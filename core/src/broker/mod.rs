@@ -139,7 +139,7 @@ impl Broker {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let _ = self.shutdown.send(true);
+        self.shutdown.send_replace(true);
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for t in tasks {
             let _ = t.await;
@@ -430,7 +430,7 @@ impl Broker {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = stop.changed() => return,
+                _ = stop.wait_for(|stopped| *stopped) => return,
             }
             n += 1;
             self.expire_leases().await;

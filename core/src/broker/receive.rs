@@ -27,6 +27,8 @@ use crate::{Error, Result};
 const SCAN_LIMIT: u64 = 4096;
 /// How long the outcome of an ended receipt is remembered, to answer `acked` or `expired`.
 const ENDED_MEMORY: Duration = Duration::from_secs(600);
+/// How long a failing delivery stays invisible while its retry copy is stored.
+const FAILING_HOLD: Duration = Duration::from_secs(24 * 3600);
 
 type Key = (String, String, u32);
 
@@ -39,6 +41,8 @@ struct Inflight {
     user_topic: String,
     reconsume_times: u32,
     commit_offset: u64,
+    /// Being sent back to retry or the DLQ: not to be handed out, not to expire again.
+    failing: bool,
 }
 
 #[derive(Debug, Default)]
@@ -51,7 +55,23 @@ struct QueueState {
 }
 
 impl QueueState {
+    /// Takes a delivery out of its member's hands for a nack or an expiry. In-place deliveries
+    /// become visible again at once; others stay invisible (under a fresh nonce, so the old
+    /// receipt no longer works) until their retry copy is stored, then are finished.
+    fn hold_for_failure(&mut self, offset: u64) -> Option<Inflight> {
+        let inflight = self.inflight.get(&offset)?.clone();
+        if inflight.in_place {
+            self.inflight.remove(&offset);
+        } else if let Some(held) = self.inflight.get_mut(&offset) {
+            held.nonce = rand::random();
+            held.deadline = Instant::now() + FAILING_HOLD;
+            held.failing = true;
+        }
+        Some(inflight)
+    }
+
     fn finish(&mut self, offset: u64) {
+        self.inflight.remove(&offset);
         self.in_place_reconsume.remove(&offset);
         if offset >= self.committed {
             self.done.insert(offset);
@@ -114,7 +134,7 @@ impl Consumption {
                 continue;
             }
             state.inflight.retain(|_, i| {
-                let keep = i.client_id != client_id;
+                let keep = i.client_id != client_id || i.failing;
                 if !keep {
                     topics.insert(i.user_topic.clone());
                 }
@@ -131,15 +151,22 @@ impl Consumption {
         ended.retain(|_, (_, at)| now.duration_since(*at) < ENDED_MEMORY);
         let mut failed = Vec::new();
         for (key, state) in queues.iter_mut() {
-            let expired: Vec<u64> = state.inflight.iter().filter(|(_, i)| i.deadline <= now).map(|(o, _)| *o).collect();
+            let expired: Vec<u64> =
+                state.inflight.iter().filter(|(_, i)| !i.failing && i.deadline <= now).map(|(o, _)| *o).collect();
             for offset in expired {
-                if let Some(inflight) = state.inflight.remove(&offset) {
+                if let Some(inflight) = state.hold_for_failure(offset) {
                     ended.insert(inflight.nonce, (ReceiptFailure::Expired, now));
                     failed.push(Failed { owner: key.0.clone(), key: key.clone(), offset, inflight, delay: Some(Duration::ZERO) });
                 }
             }
         }
         failed
+    }
+
+    fn release_hold(&self, key: &Key, offset: u64) {
+        if let Some(state) = self.lock().queues.get_mut(key) {
+            state.inflight.remove(&offset);
+        }
     }
 
     fn mark_done(&self, key: &Key, offset: u64) -> Option<u64> {
@@ -293,6 +320,7 @@ impl Broker {
                             user_topic: topic.name.clone(),
                             reconsume_times,
                             commit_offset: unit.commit_offset,
+                            failing: false,
                         },
                     );
                     let mut m = props::to_message(rec, MessageState::Stored);
@@ -333,8 +361,7 @@ impl Broker {
         let mut inner = self.consumption.lock();
         let Inner { queues, ended } = &mut *inner;
         if let Some(state) = queues.get_mut(&key) {
-            if state.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce) {
-                state.inflight.remove(&r.offset);
+            if state.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing) {
                 state.finish(r.offset);
                 ended.insert(r.nonce, (ReceiptFailure::Acked, Instant::now()));
                 if !r.owner.contains('\0') {
@@ -356,8 +383,8 @@ impl Broker {
             let Inner { queues, ended } = &mut *inner;
             let taken = queues
                 .get_mut(&key)
-                .filter(|s| s.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce))
-                .and_then(|s| s.inflight.remove(&r.offset));
+                .filter(|s| s.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing))
+                .and_then(|s| s.hold_for_failure(r.offset));
             match taken {
                 Some(inflight) => Failed { owner: r.owner.clone(), key, offset: r.offset, inflight, delay },
                 None => {
@@ -383,7 +410,7 @@ impl Broker {
             .queues
             .get_mut(&key)
             .and_then(|s| s.inflight.get_mut(&r.offset))
-            .filter(|i| i.nonce == r.nonce)
+            .filter(|i| i.nonce == r.nonce && !i.failing)
             .ok_or_else(not_held)?;
         inflight.nonce = rand::random();
         inflight.deadline = Instant::now() + invisible;
@@ -409,16 +436,16 @@ impl Broker {
             return Ok(());
         }
         let commit_offset = f.inflight.commit_offset;
-        let rec = match self.blocking(move |s| s.read(commit_offset)).await {
-            Ok(rec) => rec,
-            Err(e) => {
-                tracing::error!(error = %e, "a failed message could not be read back; it stays visible");
-                return Err(e);
-            }
+        let sent_back = async {
+            let mut rec = self.blocking(move |s| s.read(commit_offset)).await?;
+            rec.reconsume_times = f.inflight.reconsume_times;
+            self.send_back(&group, rec, &f.inflight.user_topic, f.delay).await
         };
-        let mut rec = rec;
-        rec.reconsume_times = f.inflight.reconsume_times;
-        self.send_back(&group, rec, &f.inflight.user_topic, f.delay).await?;
+        if let Err(e) = sent_back.await {
+            tracing::error!(error = %e, "a failed message could not be sent back; it is visible again");
+            self.consumption.release_hold(&f.key, f.offset);
+            return Err(e);
+        }
         if let Some(committed) = self.consumption.mark_done(&f.key, f.offset) {
             if !f.owner.contains('\0') {
                 self.offsets.set(&f.key.0, &f.key.1, f.key.2, committed);

@@ -230,7 +230,7 @@ impl Broker {
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
-                _ = stop.changed() => return,
+                _ = stop.wait_for(|stopped| *stopped) => return,
             }
             if let Err(e) = self.check_round().await {
                 tracing::error!(error = %e, "transaction check round failed");
