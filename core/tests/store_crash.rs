@@ -36,7 +36,7 @@ fn crash_msg(g: u32, t: u32, i: u64) -> NewMessage {
         topic: TOPIC.to_string(),
         queue_id: ((i + u64::from(t)) % u64::from(QUEUES)) as u32,
         msg_id: format!("m-{g}-{t}-{i}"),
-        tag: (i % 2 == 0).then(|| "even".to_string()),
+        tag: i.is_multiple_of(2).then(|| "even".to_string()),
         keys: vec![format!("key-{g}-{t}-{i}")],
         properties: BTreeMap::new(),
         body: seed.bytes().cycle().take(len).collect(),

@@ -198,6 +198,19 @@ impl CommitLog {
         Ok(())
     }
 
+    /// One step of pre-allocation for sync mode: zero-fills and msyncs the next `chunk` bytes
+    /// of the active segment if less than `ahead` bytes past the write position are prepared.
+    /// Overwriting allocated, already-written blocks lets an msync write data only, without a
+    /// file system journal commit for block allocation, which roughly halves its latency.
+    /// Returns whether it did anything (call again until it does not).
+    pub(crate) fn prezero_step(&self, ahead: u64, chunk: u64) -> std::io::Result<bool> {
+        let Some(seg) = self.segments.read().unwrap_or_else(|p| p.into_inner()).last().cloned() else {
+            return Ok(false);
+        };
+        let local = self.write_pos().saturating_sub(seg.base());
+        seg.prezero(local, local.saturating_add(ahead), chunk)
+    }
+
     /// The segment holding `offset`, if retained.
     pub(crate) fn segment_for(&self, offset: u64) -> Option<Arc<Segment>> {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());

@@ -1,32 +1,51 @@
 //! Flushing the commit log: group commit for `FlushMode::Sync`, the same path for the periodic
 //! flush of `FlushMode::Async`, flush timings, and the poison flag.
 //!
-//! Group commit: an appender that needs its bytes durable waits for `flushed >= its end`. If
-//! nobody is flushing, it becomes the flusher: it msyncs everything written so far (not just
-//! its own record), publishes the new `flushed` and wakes all waiters. Appenders that arrive
-//! during an msync wait for it and the next one covers all of them, so concurrent appends
-//! share one msync. With several concurrent appenders the flusher first waits briefly
-//! (bounded by a fraction of the last msync's duration) for appenders that are still copying
-//! their records, which keeps batches from alternating between "those who were waiting" and
-//! "those who just woke up".
+//! Group commit: an appender that needs its bytes durable waits until `flushed` covers its
+//! end. If nobody is flushing it becomes the leader: it msyncs everything written so far (not
+//! just its own record), publishes the new `flushed`, wakes exactly the waiters that flush
+//! covered, and hands the leader role to one waiter it did not cover (one that appended while
+//! the msync ran), which flushes next for all of those. Concurrent appends thus share one msync,
+//! and nobody is woken just to go back to sleep.
+//!
+//! Before its msync a leader waits briefly for more appenders when recent concurrency says
+//! they are coming (at most a quarter of the last msync's duration, never for a lone
+//! appender), so batches do not shrink to "whoever happened to be waiting".
 //!
 //! A failed msync poisons the store: nobody knows what reached the disk, so every later write
 //! fails with [`Error::Poisoned`] instead of retrying and pretending.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::commit_log::CommitLog;
 use super::stats::FLUSH_BUCKETS;
 use crate::{Error, Result};
 
+const WAITING: u8 = 0;
+const DONE: u8 = 1;
+const FAILED: u8 = 2;
+const LEAD: u8 = 3;
+
+/// One parked waiter.
+#[derive(Debug)]
+struct Waiter {
+    target: u64,
+    thread: Thread,
+    state: AtomicU8,
+}
+
 #[derive(Debug, Default)]
 struct FlushState {
     flushed: u64,
+    /// A leader is flushing (or gathering).
     flushing: bool,
-    /// Appenders waiting in `wait_durable`.
-    waiters: usize,
+    waiters: VecDeque<Arc<Waiter>>,
+    /// The gathering leader, woken when enough waiters have arrived.
+    gathering: Option<Thread>,
     /// Nanoseconds the last msync took.
     last_nanos: u64,
     /// Recent peak of concurrent appenders (waiting or appending), times 256, decaying.
@@ -45,9 +64,6 @@ pub(crate) struct FlushTimings {
 #[derive(Debug)]
 pub(crate) struct Flusher {
     state: Mutex<FlushState>,
-    done: Condvar,
-    /// Wakes a flusher that is gathering appenders.
-    gather: Condvar,
     poisoned: AtomicBool,
     /// Appenders between the start of `append` and their durability wait.
     in_flight: AtomicUsize,
@@ -59,8 +75,6 @@ impl Flusher {
     pub(crate) fn new(flushed: u64) -> Flusher {
         Flusher {
             state: Mutex::new(FlushState { flushed, ..FlushState::default() }),
-            done: Condvar::new(),
-            gather: Condvar::new(),
             poisoned: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             timings: Mutex::new(FlushTimings::default()),
@@ -76,14 +90,17 @@ impl Flusher {
         self.poisoned.load(Ordering::Acquire)
     }
 
-    /// Marks the store poisoned (a flush of the log, queues or index failed).
+    /// Marks the store poisoned (a flush of the log, queues or index failed) and fails every
+    /// waiter.
     pub(crate) fn poison(&self, what: &str, err: &std::io::Error) {
         if !self.poisoned.swap(true, Ordering::AcqRel) {
             tracing::error!(error = %err, what, "flush failed; the store is poisoned and refuses writes");
         }
-        let _g = self.lock();
-        self.done.notify_all();
-        self.gather.notify_all();
+        let waiters: Vec<_> = self.lock().waiters.drain(..).collect();
+        for w in waiters {
+            w.state.store(FAILED, Ordering::Release);
+            w.thread.unpark();
+        }
     }
 
     /// Fails with [`Error::Poisoned`] once poisoned.
@@ -105,29 +122,26 @@ impl Flusher {
         self.timings.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Counts an appender in (call before taking the append lock, with a matching
-    /// [`Flusher::leave`] or [`Flusher::wait_durable`]).
+    /// Counts an appender in (before it takes the append lock); pair with [`Flusher::leave`]
+    /// or [`Flusher::wait_durable`].
     pub(crate) fn enter(&self) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Counts an appender out without waiting (async mode or a failed append).
+    /// Counts an appender out without waiting (a failed append).
     pub(crate) fn leave(&self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Blocks until the log is durable below `target` (group commit). Counts the appender out.
-    pub(crate) fn wait_durable(&self, log: &CommitLog, target: u64) -> Result<()> {
+    /// Blocks until the log is durable below `target` (group commit) and counts the appender
+    /// out. `before_flush` runs right before each msync this thread leads (the store wakes
+    /// the dispatcher there, once per batch rather than once per append).
+    pub(crate) fn wait_durable(&self, log: &CommitLog, target: u64, before_flush: &dyn Fn()) -> Result<()> {
         let mut st = self.lock();
-        st.waiters += 1;
         let appending = self.in_flight.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
-        let concurrent = (st.waiters + appending) as u64;
+        let concurrent = (st.waiters.len() + 1 + appending) as u64;
         st.peak_x256 = st.peak_x256.max(concurrent * 256);
-        if st.flushing && st.waiters as u64 * 256 >= st.peak_x256 {
-            self.gather.notify_one();
-        }
-        let result = self.flush_until(st, log, target, true);
-        result.1
+        self.wait_locked(st, log, target, true, before_flush)
     }
 
     /// Flushes everything written so far (periodic flush, `Store::flush`, shutdown) and returns
@@ -135,71 +149,121 @@ impl Flusher {
     pub(crate) fn flush_all(&self, log: &CommitLog) -> Result<u64> {
         let target = log.write_pos();
         let st = self.lock();
-        let (st, r) = self.flush_until(st, log, target, false);
-        r.map(|()| st.flushed)
+        self.wait_locked(st, log, target, false, &|| {})?;
+        Ok(self.lock().flushed)
     }
 
-    fn flush_until<'a>(
+    fn wait_locked<'a>(
         &'a self,
         mut st: MutexGuard<'a, FlushState>,
         log: &CommitLog,
         target: u64,
-        waiter: bool,
-    ) -> (MutexGuard<'a, FlushState>, Result<()>) {
-        let result = loop {
-            if self.is_poisoned() {
-                break Err(Error::Poisoned);
-            }
-            if st.flushed >= target {
-                break Ok(());
-            }
-            if st.flushing {
-                st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            st.flushing = true;
-            if waiter {
-                st = self.gather_appenders(st);
-            }
-            let from = st.flushed;
-            drop(st);
-            let to = log.write_pos();
-            let started = Instant::now();
-            let r = log.flush(from, to);
-            let took = started.elapsed();
-            self.record(took);
-            st = self.lock();
-            st.flushing = false;
-            st.last_nanos = took.as_nanos().min(u128::from(u64::MAX)) as u64;
-            st.peak_x256 -= st.peak_x256 / 16;
-            match r {
-                Ok(()) => st.flushed = st.flushed.max(to),
-                Err(e) => {
-                    drop(st);
-                    self.poison("commit log", &e);
-                    st = self.lock();
-                }
-            }
-            self.done.notify_all();
-        };
-        if waiter {
-            st.waiters -= 1;
+        gather: bool,
+        before_flush: &dyn Fn(),
+    ) -> Result<()> {
+        self.check()?;
+        if st.flushed >= target {
+            return Ok(());
         }
-        (st, result)
+        if !st.flushing {
+            st.flushing = true;
+            return self.lead(st, log, gather, before_flush);
+        }
+        let w = Arc::new(Waiter { target, thread: std::thread::current(), state: AtomicU8::new(WAITING) });
+        st.waiters.push_back(w.clone());
+        if (st.waiters.len() as u64 + 1) * 256 >= st.peak_x256 {
+            if let Some(leader) = &st.gathering {
+                leader.unpark();
+            }
+        }
+        drop(st);
+        loop {
+            match w.state.load(Ordering::Acquire) {
+                DONE => return Ok(()),
+                FAILED => return Err(Error::Poisoned),
+                LEAD => return self.lead(self.lock(), log, gather, before_flush),
+                _ => std::thread::park(),
+            }
+        }
     }
 
-    /// Before an msync that other appenders could join, waits until as many appenders are
-    /// waiting as recently ran concurrently (a decaying peak), or a quarter of the last msync's
-    /// duration (at most 2 ms) has passed. A lone appender never waits.
-    fn gather_appenders<'a>(&'a self, mut st: MutexGuard<'a, FlushState>) -> MutexGuard<'a, FlushState> {
+    /// Runs one flush as the leader (the caller set `flushing`), then wakes the covered
+    /// waiters and hands the role to an uncovered one. The leader's own bytes were published
+    /// before it got here, so the flush always covers them.
+    fn lead<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, FlushState>,
+        log: &CommitLog,
+        gather: bool,
+        before_flush: &dyn Fn(),
+    ) -> Result<()> {
+        if gather {
+            st = self.gather(st);
+        }
+        let from = st.flushed;
+        drop(st);
+        before_flush();
+        let to = log.write_pos();
+        let started = Instant::now();
+        let r = log.flush(from, to);
+        let took = started.elapsed();
+        self.record(took);
+        if let Err(e) = &r {
+            self.poisoned.store(true, Ordering::Release);
+            tracing::error!(error = %e, "msync of the commit log failed; the store is poisoned and refuses writes");
+        }
+        let mut st = self.lock();
+        st.last_nanos = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+        st.peak_x256 -= st.peak_x256 / 16;
+        let poisoned = self.is_poisoned();
+        if !poisoned {
+            st.flushed = st.flushed.max(to);
+        }
+        let flushed = st.flushed;
+        let mut wake = Vec::new();
+        let mut i = 0;
+        while i < st.waiters.len() {
+            if poisoned || st.waiters[i].target <= flushed {
+                if let Some(w) = st.waiters.remove(i) {
+                    w.state.store(if poisoned { FAILED } else { DONE }, Ordering::Release);
+                    wake.push(w);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        let next = st.waiters.pop_front();
+        st.flushing = next.is_some();
+        drop(st);
+        if let Some(n) = next {
+            n.state.store(LEAD, Ordering::Release);
+            n.thread.unpark();
+        }
+        for w in wake {
+            w.thread.unpark();
+        }
+        if poisoned {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Waits (parked, bounded by a quarter of the last msync, at most 2 ms) until as many
+    /// appenders are waiting as recently ran concurrently. A lone appender never waits.
+    fn gather<'a>(&'a self, mut st: MutexGuard<'a, FlushState>) -> MutexGuard<'a, FlushState> {
         let budget = Duration::from_nanos((st.last_nanos / 4).min(2_000_000));
         let deadline = Instant::now() + budget;
-        while (st.waiters as u64) * 256 < st.peak_x256 && !self.is_poisoned() {
+        while (st.waiters.len() as u64 + 1) * 256 < st.peak_x256 && !self.is_poisoned() {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            st = self.gather.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            st.gathering = Some(std::thread::current());
+            drop(st);
+            std::thread::park_timeout(deadline - now);
+            st = self.lock();
+            st.gathering = None;
         }
         st
     }
@@ -214,5 +278,31 @@ impl Flusher {
                 t.buckets[i] += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_cumulative() {
+        let f = Flusher::new(0);
+        f.record(Duration::from_micros(300));
+        f.record(Duration::from_millis(30));
+        let t = f.timings();
+        assert_eq!(t.count, 2);
+        assert_eq!(t.buckets[0], 1);
+        assert_eq!(t.buckets[FLUSH_BUCKETS.len() - 1], 2);
+        assert!((t.seconds_sum - 0.0303).abs() < 1e-9);
+    }
+
+    #[test]
+    fn poison_fails_checks() {
+        let f = Flusher::new(0);
+        f.check().unwrap();
+        f.poison("test", &std::io::Error::other("boom"));
+        assert!(matches!(f.check(), Err(Error::Poisoned)));
+        assert!(f.is_poisoned());
     }
 }

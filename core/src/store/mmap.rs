@@ -121,8 +121,10 @@ impl MappedFile {
     /// the range is not entirely in `[published, len)`. Writers are serialised by a mutex.
     pub(crate) fn write_with<R>(&self, offset: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let end = offset.checked_add(len).filter(|&e| e <= self.len);
-        if end.is_none() || offset < self.published() {
+        if offset.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(self.bounds_error(offset, "write past the end of the file"));
+        }
+        if offset < self.published() {
             return Err(self.bounds_error(offset, "write outside the unpublished region"));
         }
         // SAFETY: `[offset, offset + len)` is inside the mapping and at or above `published`, so
@@ -204,7 +206,9 @@ impl MappedFile {
     }
 
     /// Asks the kernel to fault in `[offset, offset + len)` writable without changing its
-    /// content (MADV_POPULATE_WRITE), so appends do not take page faults. Best effort.
+    /// content (MADV_POPULATE_WRITE), so appends do not take page faults. The pages become
+    /// dirty, so a following msync allocates their file blocks. Best effort: safe at any time,
+    /// also on bytes that are being written, because the content does not change.
     pub(crate) fn prefault(&self, offset: usize, len: usize) {
         if offset >= self.len {
             return;

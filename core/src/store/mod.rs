@@ -60,6 +60,13 @@ use crate::{Error, Result};
 /// Callback run on the dispatcher thread with (topic, queue id, new max offset).
 pub type DispatchListener = Arc<dyn Fn(&str, u32, u64) + Send + Sync>;
 
+/// Sync mode keeps this much of the active segment zero-filled and msynced ahead of the
+/// write position (see `CommitLog::prezero_step`), in steps of `PREZERO_CHUNK`, checking every
+/// `PREZERO_INTERVAL`.
+const PREZERO_AHEAD: u64 = 64 << 20;
+const PREZERO_CHUNK: u64 = 4 << 20;
+const PREZERO_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Smallest accepted `segment_bytes`.
 const MIN_SEGMENT_BYTES: u64 = 4096;
 
@@ -100,7 +107,9 @@ struct Inner {
     stop: StopSignal,
     /// Serialises checkpoint writers; holds the last checkpoint written.
     last_checkpoint: Mutex<Option<Checkpoint>>,
-    _lock: File,
+    /// The flock'ed lock file; dropped (unlocked) by a clean shutdown so the directory can be
+    /// reopened while this handle still serves reads.
+    dir_lock: Mutex<Option<File>>,
 }
 
 /// The storage engine of one directory. `Send + Sync`; share it as `Arc<Store>`.
@@ -189,7 +198,7 @@ impl Store {
             disk_full: AtomicBool::new(false),
             stop: StopSignal::default(),
             last_checkpoint: Mutex::new(None),
-            _lock: lock,
+            dir_lock: Mutex::new(Some(lock)),
             config,
         });
         if !rec.clean {
@@ -217,6 +226,27 @@ impl Store {
                 }
             }),
         )?);
+        if inner.config.flush == FlushMode::Sync {
+            let i = inner.clone();
+            threads.push(spawn(
+                "ferrymq-prealloc",
+                Box::new(move || {
+                    while !i.stop.wait(PREZERO_INTERVAL) {
+                        loop {
+                            match i.log.prezero_step(PREZERO_AHEAD, PREZERO_CHUNK) {
+                                Ok(true) if !i.closed.load(Ordering::Acquire) => continue,
+                                Ok(_) => break,
+                                Err(e) => {
+                                    // Only a performance aid: appends work without it.
+                                    tracing::warn!(error = %e, "pre-allocating the log failed");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }),
+            )?);
+        }
         let i = inner.clone();
         threads.push(spawn(
             "ferrymq-retention",
@@ -282,9 +312,12 @@ impl Store {
                 return Err(e);
             }
         };
-        inner.dispatcher.notify();
         if sync {
-            inner.flusher.wait_durable(&inner.log, end)?;
+            // The leader of the msync wakes the dispatcher once for the whole batch, so it
+            // dispatches while the msync runs.
+            inner.flusher.wait_durable(&inner.log, end, &|| inner.dispatcher.notify())?;
+        } else {
+            inner.dispatcher.notify();
         }
         Ok(results)
     }
@@ -433,8 +466,8 @@ impl Store {
 
     /// Clean shutdown: refuses new appends, stops the threads, dispatches and flushes
     /// everything, writes the checkpoint and removes the abort file. Idempotent; also done on
-    /// drop (best effort). Reads keep working afterwards; the directory lock is held until the
-    /// `Store` is dropped.
+    /// drop (best effort). Reads keep working afterwards; the directory lock is released, so the
+    /// directory can be opened again (by this process or another) while this handle lives.
     pub fn shutdown(&self) -> Result<()> {
         let mut done = self.shut_down.lock().unwrap_or_else(|p| p.into_inner());
         if *done {
@@ -478,6 +511,7 @@ impl Store {
         let abort = inner.config.dir.join("abort");
         std::fs::remove_file(&abort).map_err(|e| Error::io(&abort, e))?;
         sync_dir(&inner.config.dir)?;
+        inner.dir_lock.lock().unwrap_or_else(|p| p.into_inner()).take();
         tracing::info!(dir = %inner.config.dir.display(), end, "store shut down cleanly");
         Ok(())
     }

@@ -6,9 +6,11 @@
 //! off len field
 //!   0   4 total_len        whole record, this field included
 //!   4   4 magic            MAGIC_MESSAGE
-//!   8   4 crc              CRC32 (crc32fast, IEEE) of bytes [12, total_len): every field after
-//!                          the CRC, so offsets, timestamps and strings are protected, not only
-//!                          the body
+//!   8   4 crc              CRC32 (crc32fast, IEEE) over bytes [56, total_len) followed by
+//!                          bytes [12, 56): every field after the CRC, so offsets, timestamps
+//!                          and strings are protected, not only the body. The variable part
+//!                          comes first so it is checksummed before the append lock is taken;
+//!                          under the lock only the 44 bytes of assigned fields are added.
 //!  12   4 queue_id
 //!  16   8 queue_offset
 //!  24   8 commit_offset    the record's own position; recovery checks it
@@ -54,7 +56,7 @@ pub(crate) const MIN_RECORD_LEN: usize = HEADER_LEN + 2 + 1 + 1 + 2 + 2 + 2 + 4;
 pub(crate) struct EncodedTail {
     /// Bytes from offset 56 to the end of the record.
     pub(crate) bytes: Vec<u8>,
-    /// CRC state over `bytes`, combined with the fixed fields under the lock.
+    /// CRC state over `bytes`, continued with the fixed fields under the lock.
     pub(crate) crc: crc32fast::Hasher,
     /// Queue id of the message.
     pub(crate) queue_id: u32,
@@ -200,9 +202,8 @@ pub(crate) fn write_record(dst: &mut [u8], tail: &EncodedTail, p: Placement) {
     h[36..44].copy_from_slice(&tail.born_ts.to_le_bytes());
     h[44..52].copy_from_slice(&p.store_ts.to_le_bytes());
     h[52..56].copy_from_slice(&tail.reconsume_times.to_le_bytes());
-    let mut crc = crc32fast::Hasher::new();
+    let mut crc = tail.crc.clone();
     crc.update(&h[12..]);
-    crc.combine(&tail.crc);
     h[8..12].copy_from_slice(&crc.finalize().to_le_bytes());
     dst[..HEADER_LEN].copy_from_slice(&h);
     dst[HEADER_LEN..].copy_from_slice(&tail.bytes);
@@ -281,6 +282,14 @@ impl<'a> RecordView<'a> {
     }
 }
 
+/// The CRC a message record must carry (see the module docs for the byte order).
+pub(crate) fn record_crc(b: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&b[HEADER_LEN..]);
+    h.update(&b[12..HEADER_LEN]);
+    h.finalize()
+}
+
 /// Parses a whole message record. With `verify_crc`, also checks the CRC. Every length is
 /// bounds-checked: garbage yields an error, never a panic.
 pub(crate) fn parse(b: &[u8], verify_crc: bool) -> Result<RecordView<'_>, &'static str> {
@@ -294,7 +303,7 @@ pub(crate) fn parse(b: &[u8], verify_crc: bool) -> Result<RecordView<'_>, &'stat
     if total as usize != b.len() {
         return Err("length field does not match");
     }
-    if verify_crc && crc32fast::hash(&b[12..]) != u32_at(b, 8) {
+    if verify_crc && record_crc(b) != u32_at(b, 8) {
         return Err("CRC mismatch");
     }
     let mut c = Cursor { b, pos: HEADER_LEN };

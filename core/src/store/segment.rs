@@ -29,6 +29,9 @@ pub(crate) struct Segment {
     file: MappedFile,
     /// Newest store timestamp of a record in this segment (0 if unknown or empty).
     last_store_ts: AtomicU64,
+    /// Bytes below this (segment-relative) have been zero-filled and msynced ahead of the
+    /// appender (sync mode), so appends there overwrite allocated blocks.
+    prezeroed: AtomicU64,
 }
 
 impl Segment {
@@ -39,13 +42,23 @@ impl Segment {
         if path.exists() {
             return Err(Error::Corrupt { path, offset: base, reason: "segment file already exists".into() });
         }
-        Ok(Segment { base, file: MappedFile::open(&path, len, 0, true)?, last_store_ts: AtomicU64::new(0) })
+        Ok(Segment {
+            base,
+            file: MappedFile::open(&path, len, 0, true)?,
+            last_store_ts: AtomicU64::new(0),
+            prezeroed: AtomicU64::new(0),
+        })
     }
 
     /// Opens an existing segment file, growing it to `len` if shorter. Nothing is readable
     /// until recovery calls [`Segment::set_published`].
     pub(crate) fn open(path: &Path, base: u64, len: u64) -> Result<Segment> {
-        Ok(Segment { base, file: MappedFile::open(path, len, 0, false)?, last_store_ts: AtomicU64::new(0) })
+        Ok(Segment {
+            base,
+            file: MappedFile::open(path, len, 0, false)?,
+            last_store_ts: AtomicU64::new(0),
+            prezeroed: AtomicU64::new(0),
+        })
     }
 
     /// Commit offset of the first byte.
@@ -101,6 +114,23 @@ impl Segment {
     /// Raises the newest store timestamp.
     pub(crate) fn note_store_ts(&self, ts: u64) {
         self.last_store_ts.fetch_max(ts, Ordering::AcqRel);
+    }
+
+    /// Pre-allocates the next `chunk` bytes after `max(prezeroed, from)` if that is below
+    /// `until` (segment-relative): faults the pages in writable (the kernel fills holes with
+    /// zeros and marks them dirty) and msyncs them, so the file system allocates and writes
+    /// their blocks now. Content is unchanged. Returns whether it did anything.
+    pub(crate) fn prezero(&self, from: u64, until: u64, chunk: u64) -> std::io::Result<bool> {
+        let start = self.prezeroed.load(Ordering::Acquire).max(from);
+        let until = until.min(self.len());
+        if start >= until {
+            return Ok(false);
+        }
+        let end = (start + chunk).min(self.len());
+        self.file.prefault(start as usize, (end - start) as usize);
+        self.file.flush_range(start as usize, (end - start) as usize)?;
+        self.prezeroed.fetch_max(end, Ordering::AcqRel);
+        Ok(true)
     }
 
     /// The trailer's timestamp, if this is a sealed segment with an intact trailer.
