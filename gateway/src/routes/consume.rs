@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use ferrymq_core::broker::{ConsumeMode, FilterSpec, ReceiveRequest, StartPosition, Transport};
+use ferrymq_core::broker::{Broker, ConsumeMode, FilterSpec, ReceiveRequest, StartPosition, Transport};
 
 use crate::access::Caller;
 use crate::auth::Action;
@@ -46,6 +46,7 @@ pub fn invisible(ms: u64, field: &str) -> ApiResult<Duration> {
 #[utoipa::path(
     post,
     path = "/v1/groups/{group}/receive",
+    operation_id = "receive_messages",
     tag = "consume",
     params(
         ("group" = String, Path, description = "Consumer group"),
@@ -96,17 +97,27 @@ pub async fn receive(
     Ok(Json(MessageList::from_messages(messages)))
 }
 
-fn check_receipts(receipts: &[String]) -> ApiResult<()> {
+/// Refuses the whole request if any receipt does not parse, before any of them takes effect.
+async fn check_receipts(broker: &Broker, receipts: &[String]) -> ApiResult<()> {
     if receipts.len() > MAX_RECEIPTS {
         return Err(ApiError::invalid("/receipts", format!("at most {MAX_RECEIPTS} receipts at once")));
     }
+    for (index, receipt) in receipts.iter().enumerate() {
+        // The broker parses a receipt before it looks at the group, and no receipt belongs to
+        // the empty group, so this probe validates without acknowledging anything.
+        let _unknown_there = broker.ack(PROBE_GROUP, receipt).await.map_err(|e| at_receipt(e, index))?;
+    }
     Ok(())
 }
+
+/// A group name no receipt can carry.
+const PROBE_GROUP: &str = "";
 
 /// Acknowledges received messages.
 #[utoipa::path(
     post,
     path = "/v1/groups/{group}/ack",
+    operation_id = "ack_messages",
     tag = "consume",
     params(("group" = String, Path, description = "Consumer group")),
     request_body = AckBody,
@@ -122,8 +133,8 @@ pub async fn ack(
     Json(body): Json<AckBody>,
 ) -> ApiResult<Json<AckResult>> {
     caller.require(Action::Consume, None, Some(&group))?;
-    check_receipts(&body.receipts)?;
     let broker = state.broker()?;
+    check_receipts(&broker, &body.receipts).await?;
     let mut result = AckResult { acked: 0, failed: Vec::new() };
     for (index, receipt) in body.receipts.into_iter().enumerate() {
         match broker.ack(&group, &receipt).await.map_err(|e| at_receipt(e, index))? {
@@ -148,6 +159,7 @@ fn at_receipt(err: ferrymq_core::Error, index: usize) -> ApiError {
 #[utoipa::path(
     post,
     path = "/v1/groups/{group}/nack",
+    operation_id = "nack_messages",
     tag = "consume",
     params(("group" = String, Path, description = "Consumer group")),
     request_body = NackBody,
@@ -163,8 +175,8 @@ pub async fn nack(
     Json(body): Json<NackBody>,
 ) -> ApiResult<Json<NackResult>> {
     caller.require(Action::Consume, None, Some(&group))?;
-    check_receipts(&body.receipts)?;
     let broker = state.broker()?;
+    check_receipts(&broker, &body.receipts).await?;
     let delay = body.delay_ms.map(Duration::from_millis);
     if let Some(delay) = delay {
         if delay > broker.config().max_delay {
@@ -185,6 +197,7 @@ pub async fn nack(
 #[utoipa::path(
     post,
     path = "/v1/groups/{group}/change_invisible",
+    operation_id = "change_invisible",
     tag = "consume",
     params(("group" = String, Path, description = "Consumer group")),
     request_body = ChangeInvisibleBody,

@@ -17,6 +17,7 @@ use crate::wire::{
 #[utoipa::path(
     get,
     path = "/v1/groups",
+    operation_id = "list_groups",
     tag = "groups",
     responses((status = 200, description = "Every group", body = GroupList))
 )]
@@ -36,6 +37,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 #[utoipa::path(
     get,
     path = "/v1/groups/{group}",
+    operation_id = "get_group",
     tag = "groups",
     params(("group" = String, Path, description = "Consumer group")),
     responses(
@@ -57,6 +59,7 @@ pub async fn get(
 #[utoipa::path(
     put,
     path = "/v1/groups/{group}",
+    operation_id = "put_group",
     tag = "groups",
     params(("group" = String, Path, description = "Consumer group")),
     request_body = PutGroup,
@@ -80,6 +83,7 @@ pub async fn put(
 #[utoipa::path(
     post,
     path = "/v1/groups/{group}/offsets/reset",
+    operation_id = "reset_offsets",
     tag = "groups",
     params(("group" = String, Path, description = "Consumer group")),
     request_body = ResetBody,
@@ -114,6 +118,7 @@ pub async fn reset(
 #[utoipa::path(
     get,
     path = "/v1/groups/{group}/dlq",
+    operation_id = "list_dlq",
     tag = "groups",
     params(("group" = String, Path, description = "Consumer group")),
     responses(
@@ -135,6 +140,7 @@ pub async fn dlq(
 #[utoipa::path(
     post,
     path = "/v1/groups/{group}/dlq/{msg_id}/resend",
+    operation_id = "resend_dlq",
     tag = "groups",
     params(
         ("group" = String, Path, description = "Consumer group"),

@@ -17,6 +17,7 @@ const MAX_LIMIT: u32 = 1000;
 #[utoipa::path(
     get,
     path = "/v1/topics/{topic}/messages",
+    operation_id = "find_messages",
     tag = "messages",
     params(("topic" = String, Path, description = "Topic name"), FindMessagesQuery),
     responses(
@@ -45,6 +46,7 @@ pub async fn find(
 #[utoipa::path(
     get,
     path = "/v1/messages/{msg_id}",
+    operation_id = "get_message",
     tag = "messages",
     params(("msg_id" = String, Path, description = "Message id")),
     responses(

@@ -15,6 +15,7 @@ use crate::wire::HealthOut;
 #[utoipa::path(
     get,
     path = "/healthz",
+    operation_id = "health",
     tag = "operations",
     responses(
         (status = 200, description = "The broker is open", body = HealthOut),
@@ -31,6 +32,7 @@ pub async fn healthz(State(state): State<AppState>) -> ApiResult<Json<HealthOut>
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "metrics",
     tag = "operations",
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain"))
 )]
@@ -45,6 +47,7 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> ApiResult
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "openapi",
     tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
 )]

@@ -29,6 +29,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 #[utoipa::path(
     post,
     path = "/v1/topics/{topic}/messages",
+    operation_id = "publish_messages",
     tag = "messages",
     params(
         ("topic" = String, Path, description = "Topic name"),

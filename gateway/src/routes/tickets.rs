@@ -13,6 +13,7 @@ use crate::wire::TicketOut;
 #[utoipa::path(
     post,
     path = "/v1/ws/tickets",
+    operation_id = "issue_ticket",
     tag = "websocket",
     responses((status = 200, description = "A ticket for `/v1/ws?ticket=`", body = TicketOut))
 )]

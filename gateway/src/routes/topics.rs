@@ -14,6 +14,7 @@ use crate::wire::{CreateTopic, TopicDetailOut, TopicList, TopicOut};
 #[utoipa::path(
     post,
     path = "/v1/topics",
+    operation_id = "create_topic",
     tag = "topics",
     request_body = CreateTopic,
     responses(
@@ -37,6 +38,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/topics",
+    operation_id = "list_topics",
     tag = "topics",
     responses((status = 200, description = "Every topic", body = TopicList))
 )]
@@ -56,6 +58,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 #[utoipa::path(
     get,
     path = "/v1/topics/{topic}",
+    operation_id = "get_topic",
     tag = "topics",
     params(("topic" = String, Path, description = "Topic name")),
     responses(
@@ -77,6 +80,7 @@ pub async fn get(
 #[utoipa::path(
     delete,
     path = "/v1/topics/{topic}",
+    operation_id = "delete_topic",
     tag = "topics",
     params(("topic" = String, Path, description = "Topic name")),
     responses(

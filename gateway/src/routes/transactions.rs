@@ -25,6 +25,7 @@ async fn end(
 #[utoipa::path(
     post,
     path = "/v1/transactions/{id}/commit",
+    operation_id = "commit_transaction",
     tag = "transactions",
     params(("id" = String, Path, description = "Transaction id")),
     responses(
@@ -45,6 +46,7 @@ pub async fn commit(
 #[utoipa::path(
     post,
     path = "/v1/transactions/{id}/rollback",
+    operation_id = "rollback_transaction",
     tag = "transactions",
     params(("id" = String, Path, description = "Transaction id")),
     responses(
@@ -65,6 +67,7 @@ pub async fn rollback(
 #[utoipa::path(
     put,
     path = "/v1/producers/{group}",
+    operation_id = "put_producer",
     tag = "transactions",
     params(("group" = String, Path, description = "Producer group")),
     request_body = ProducerBody,

@@ -196,23 +196,26 @@ impl Connection {
     }
 
     /// The group and window of a receipt this connection delivered; else its most likely group.
-    fn receipt_owner(&self, receipt: &str) -> ApiResult<(String, Option<Arc<Window>>)> {
+    fn receipt_owner(&self, receipt: &str) -> (String, Option<Arc<Window>>) {
         if let Some(sub) = self.subs.values().find(|s| s.window.holds(receipt)) {
-            return Ok((sub.group.clone(), Some(sub.window.clone())));
+            return (sub.group.clone(), Some(sub.window.clone()));
         }
         // Not in flight here (expired, or from an ended subscription): ask the broker on behalf
         // of a group of this connection, so that it can say what became of the receipt.
-        self.subs
+        // With no group at all, the empty group: the broker still says whether the receipt
+        // parses, and calls a well-formed one unknown.
+        let group = self
+            .subs
             .values()
             .map(|s| s.group.clone())
             .chain(self.members.iter().map(|(g, _)| g.clone()))
             .next()
-            .map(|group| (group, None))
-            .ok_or_else(|| ApiError::Core(ferrymq_core::Error::not_found("receipt", receipt)))
+            .unwrap_or_default();
+        (group, None)
     }
 
     async fn ack(&mut self, f: AckFrame) -> ApiResult<()> {
-        let (group, window) = self.receipt_owner(&f.receipt)?;
+        let (group, window) = self.receipt_owner(&f.receipt);
         let outcome = self.broker.ack(&group, &f.receipt).await.map_err(|e| receipt_error(e, &f.receipt))?;
         if let Some(window) = window {
             window.release(&f.receipt);
@@ -227,7 +230,7 @@ impl Connection {
     }
 
     async fn nack(&mut self, f: NackFrame) -> ApiResult<()> {
-        let (group, window) = self.receipt_owner(&f.receipt)?;
+        let (group, window) = self.receipt_owner(&f.receipt);
         let delay = f.delay_ms.map(Duration::from_millis);
         if delay.is_some_and(|d| d > self.broker.config().max_delay) {
             return Err(ApiError::invalid("/delay_ms", "must be at most max_delay"));

@@ -27,6 +27,7 @@ const OUTBOX: usize = 256;
 #[utoipa::path(
     get,
     path = "/v1/ws",
+    operation_id = "open_websocket",
     tag = "websocket",
     params(
         ("ticket" = Option<String>, Query, description = "Single-use ticket from POST /v1/ws/tickets"),

@@ -1,0 +1,94 @@
+//! The `ferrymq` binary: a bad configuration key stops `serve` with status 2, and the client
+//! subcommands talk to a running server.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn ferrymq() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferrymq"))
+}
+
+#[test]
+fn unknown_config_key_exits_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = ferrymq()
+        .args(["serve", "--listen", "127.0.0.1:0", "--set", "no_such_key=1"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no_such_key"), "{stderr}");
+}
+
+#[test]
+fn unknown_key_in_the_config_file_exits_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ferrymq.toml");
+    std::fs::write(&file, "flush = \"sync\"\nbogus = 3\n").unwrap();
+    let output = ferrymq()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+async fn run(url: &str, args: &[&str]) -> (bool, String) {
+    let url = url.to_string();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let output = ferrymq().env("FERRYMQ_URL", url).args(args).output().unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn client_subcommands_round_trip() {
+    let t = TestApp::start().await;
+    let url = format!("http://{}", t.serve().await);
+    let (ok, out) = run(&url, &["topic", "create", "cli", "--queues", "2"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["queues"], 2);
+    let (ok, out) = run(&url, &["topic", "list"]).await;
+    assert!(ok && out.contains("\"cli\""), "{out}");
+
+    let (ok, out) = run(&url, &["produce", "cli", "hello", "--key", "k1", "--tag", "T"]).await;
+    assert!(ok, "{out}");
+    let sent: Value = serde_json::from_str(&out).unwrap();
+    let msg_id = sent["msg_id"].as_str().unwrap();
+
+    let (ok, out) = run(&url, &["message", "get", msg_id]).await;
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["body"], "hello");
+    let (ok, out) = run(&url, &["message", "find", "cli", "--key", "k1"]).await;
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["messages"][0]["msg_id"], msg_id);
+
+    let (ok, out) = run(&url, &["consume", "cg", "cli", "--count", "1", "--wait-ms", "500"]).await;
+    assert!(ok);
+    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(line["body"], "hello");
+
+    let (ok, out) = run(&url, &["group", "show", "cg"]).await;
+    assert!(ok);
+    let group: Value = serde_json::from_str(&out).unwrap();
+    let lag: u64 = group["offsets"].as_array().unwrap().iter().map(|o| o["lag"].as_u64().unwrap()).sum();
+    assert_eq!(lag, 0, "consume acked");
+
+    let (ok, out) = run(&url, &["group", "reset", "cg", "--topic", "cli", "--to", "earliest"]).await;
+    assert!(ok, "{out}");
+    assert!(serde_json::from_str::<Value>(&out).unwrap()["offsets"].is_array());
+
+    let (ok, _) = run(&url, &["message", "get", "missing"]).await;
+    assert!(!ok, "a 404 fails the command");
+}

@@ -1,0 +1,346 @@
+//! The WebSocket protocol against a real server: subscriptions as full group members with
+//! credit windows, acks and nacks, publish, bad frames, producer checks, closing, and the
+//! native clients' low-level ops.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::*;
+use serde_json::{json, Value};
+
+async fn lag(t: &TestApp, group: &str) -> u64 {
+    let reply = t.get(&format!("/v1/groups/{group}")).await;
+    reply.body["offsets"].as_array().map_or(u64::MAX, |o| o.iter().map(|o| o["lag"].as_u64().unwrap()).sum())
+}
+
+#[tokio::test]
+async fn subscribe_receive_ack_leaves_no_lag() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.publish("t", json!({"body": "before"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "s1", "group": "g", "topic": "t"})).await;
+    assert_eq!(ws.next().await, json!({"op": "subscribed", "id": "s1"}));
+    let first = ws.next_op("message").await;
+    assert_eq!(first["id"], "s1");
+    assert_eq!(first["body"], "before", "a new group starts at the first message");
+    assert!(first["receipt"].is_string());
+    for field in [
+        "msg_id",
+        "topic",
+        "queue_id",
+        "queue_offset",
+        "commit_offset",
+        "body_base64",
+        "tag",
+        "keys",
+        "properties",
+        "born_ts",
+        "store_ts",
+        "reconsume_times",
+    ] {
+        assert!(first.get(field).is_some(), "{field} missing");
+    }
+    t.publish("t", json!({"body": "after"})).await;
+    let second = ws.next_op("message").await;
+    assert_eq!(second["body"], "after");
+    for m in [&first, &second] {
+        ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    }
+    eventually("lag 0", || async { lag(&t, "g").await == 0 }).await;
+    let group = t.get("/v1/groups/g").await;
+    assert_eq!(group.body["members"][0]["transport"], "ws");
+    assert_eq!(group.body["subscriptions"][0]["topic"], "t");
+    assert!(ws.next_within(Duration::from_millis(200)).await.is_none(), "acks get no reply");
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn never_more_in_flight_than_credits() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    for i in 0..6 {
+        t.publish("c", json!({"body": i.to_string()})).await;
+    }
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "s", "group": "g", "topic": "c", "credits": 2})).await;
+    ws.next_op("subscribed").await;
+    let a = ws.next_op("message").await;
+    let _b = ws.next_op("message").await;
+    assert!(ws.next_within(Duration::from_millis(500)).await.is_none(), "window of 2 is full");
+
+    ws.send(json!({"op": "ack", "receipt": a["receipt"]})).await;
+    let c = ws.next_op("message").await;
+    assert!(ws.next_within(Duration::from_millis(400)).await.is_none(), "one slot freed, one message");
+
+    ws.send(json!({"op": "nack", "receipt": c["receipt"], "delay_ms": 5000})).await;
+    ws.next_op("message").await;
+    assert!(ws.next_within(Duration::from_millis(400)).await.is_none());
+
+    ws.send(json!({"op": "credit", "id": "s", "n": 2})).await;
+    ws.next_op("message").await;
+    ws.next_op("message").await;
+    assert!(ws.next_within(Duration::from_millis(400)).await.is_none(), "window of 4 is full again");
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn bad_frames_get_errors_and_the_connection_stays_open() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send_text("this is not json").await;
+    let error = ws.next().await;
+    assert_eq!(error["op"], "error");
+    assert_eq!(error["type"], "urn:ferrymq:error:invalid-argument");
+    assert!(error["title"].is_string() && error["detail"].is_string());
+
+    ws.send(json!({"op": "teleport", "id": "x"})).await;
+    let error = ws.next().await;
+    assert_eq!(error["type"], "urn:ferrymq:error:invalid-argument");
+    assert_eq!(error["id"], "x");
+
+    ws.send(json!({"op": "credit", "id": "s", "n": "lots"})).await;
+    let error = ws.next().await;
+    assert_eq!(error["errors"][0]["field"], "/n");
+
+    ws.send(json!({"op": "publish", "topic": "t", "body": "no req_id"})).await;
+    assert_eq!(ws.next().await["type"], "urn:ferrymq:error:invalid-argument");
+
+    ws.send(json!({"op": "subscribe", "id": "m", "group": "g", "topic": "missing"})).await;
+    let error = ws.next().await;
+    assert_eq!(error["type"], "urn:ferrymq:error:not-found");
+    assert_eq!(error["id"], "m");
+
+    t.post("/v1/topics", json!({"name": "f"})).await;
+    ws.send(json!({"op": "subscribe", "id": "f", "group": "g", "topic": "f", "sql": "a >"})).await;
+    assert_eq!(ws.next().await["type"], "urn:ferrymq:error:invalid-filter");
+
+    ws.send(json!({"op": "ack", "receipt": "garbage"})).await;
+    assert_eq!(ws.next().await["type"], "urn:ferrymq:error:invalid-argument");
+
+    ws.send(json!({"op": "credit", "id": "nope", "n": 1})).await;
+    assert_eq!(ws.next().await["type"], "urn:ferrymq:error:not-found");
+
+    // Still open and working.
+    ws.send(json!({"op": "publish", "req_id": "r1", "topic": "t", "body": "ok"})).await;
+    let published = ws.next_op("published").await;
+    assert_eq!(published["req_id"], "r1");
+    assert!(published["msg_id"].is_string());
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn acking_an_unknown_receipt_reports_unknown() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.publish("t", json!({"body": "a"})).await;
+    let rest = t.receive_n("other", "t", 1).await;
+    let foreign = rest[0]["receipt"].clone();
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "s", "group": "g", "topic": "t"})).await;
+    ws.next_op("subscribed").await;
+    let m = ws.next_op("message").await;
+    ws.send(json!({"op": "ack", "receipt": foreign})).await;
+    let error = ws.next_op("error").await;
+    assert_eq!(error["reason"], "unknown");
+    assert_eq!(error["receipt"], foreign);
+    ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    let error = ws.next_op("error").await;
+    assert_eq!(error["reason"], "acked");
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn publish_batch_and_errors_echo_req_id() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "publish", "req_id": "b", "topic": "t", "messages": [{"body": "1"}, {"body": "2"}]})).await;
+    let published = ws.next_op("published").await;
+    assert_eq!(published["req_id"], "b");
+    assert_eq!(published["results"].as_array().unwrap().len(), 2);
+    ws.send(json!({"op": "publish", "req_id": "big", "topic": "t", "body": "x".repeat(MAX_MESSAGE_BYTES + 1)})).await;
+    let error = ws.next_op("error").await;
+    assert_eq!(error["req_id"], "big");
+    assert_eq!(error["type"], "urn:ferrymq:error:payload-too-large");
+    ws.send(json!({"op": "publish", "req_id": "k1", "topic": "t", "body": "same", "idempotency_key": "k"})).await;
+    let first = ws.next_op("published").await;
+    ws.send(json!({"op": "publish", "req_id": "k2", "topic": "t", "body": "same", "idempotency_key": "k"})).await;
+    let second = ws.next_op("published").await;
+    assert_eq!(first["msg_id"], second["msg_id"]);
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn closing_returns_held_messages_and_leaves_the_group_at_once() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.publish("t", json!({"body": "held"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "s", "group": "g", "topic": "t"})).await;
+    ws.next_op("message").await;
+    assert_eq!(t.get("/v1/groups/g").await.body["members"].as_array().unwrap().len(), 1);
+    ws.close().await;
+    eventually("the member gone", || async {
+        t.get("/v1/groups/g").await.body["members"].as_array().is_some_and(|m| m.is_empty())
+    })
+    .await;
+    let reply = t.post("/v1/groups/g/receive", json!({"topic": "t", "wait_ms": 1000})).await;
+    let messages = reply.body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "back at once, long before the 30 s lease: {}", reply.text);
+    assert_eq!(messages[0]["reconsume_times"], 0, "a closed connection counts no reconsume");
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_delivery() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "u"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "s", "group": "g", "topic": "u", "start": "last"})).await;
+    ws.next_op("subscribed").await;
+    ws.send(json!({"op": "unsubscribe", "id": "s"})).await;
+    assert_eq!(ws.next_op("unsubscribed").await["id"], "s");
+    t.publish("u", json!({"body": "nobody listens"})).await;
+    assert!(ws.next_within(Duration::from_millis(400)).await.is_none());
+    ws.send(json!({"op": "unsubscribe", "id": "s"})).await;
+    assert_eq!(ws.next().await["type"], "urn:ferrymq:error:not-found");
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn broadcasting_delivers_to_every_member() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "b"})).await;
+    let mut one = WsClient::connect(addr, "").await;
+    let mut two = WsClient::connect(addr, "").await;
+    for ws in [&mut one, &mut two] {
+        ws.send(json!({"op": "subscribe", "id": "s", "group": "bg", "topic": "b", "mode": "broadcasting"})).await;
+        ws.next_op("subscribed").await;
+    }
+    t.publish("b", json!({"body": "all"})).await;
+    assert_eq!(one.next_op("message").await["body"], "all");
+    assert_eq!(two.next_op("message").await["body"], "all");
+}
+
+#[tokio::test]
+async fn checks_go_to_the_producer_connection_which_ends_them() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "register_producer", "group": "wpg"})).await;
+    ws.send(json!({"op": "publish", "req_id": "tx", "topic": "t", "body": "half", "transaction": true, "producer_group": "wpg"}))
+        .await;
+    let published = ws.next_op("published").await;
+    let transaction_id = published["transaction_id"].clone();
+    assert!(transaction_id.is_string());
+    let check = ws.next_op("check").await;
+    assert_eq!(check["transaction_id"], transaction_id);
+    assert_eq!(check["msg_id"], published["msg_id"]);
+    assert_eq!(check["message"]["body"], "half");
+    ws.send(json!({"op": "end_transaction", "transaction_id": transaction_id, "status": "commit", "req_id": "e"}))
+        .await;
+    let ended = ws.next_op("transaction_ended").await;
+    assert_eq!(ended["status"], "committed");
+    assert_eq!(t.receive_n("g", "t", 1).await.len(), 1);
+
+    ws.send(json!({"op": "end_transaction", "transaction_id": transaction_id, "status": "rollback"})).await;
+    assert_eq!(ws.next_op("error").await["type"], "urn:ferrymq:error:conflict");
+    ws.send(json!({"op": "end_transaction", "transaction_id": "x", "status": "maybe"})).await;
+    assert_eq!(ws.next_op("error").await["type"], "urn:ferrymq:error:invalid-argument");
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn native_ops_heartbeat_pull_commit_lock() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "n", "queues": 1})).await;
+    for i in 0..3 {
+        t.publish("n", json!({"body": i.to_string(), "tag": if i == 1 { "B" } else { "A" }})).await;
+    }
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "heartbeat", "req_id": "h", "group": "ng", "client_id": "native-1",
+                   "subscriptions": [{"topic": "n", "filter": "*"}]}))
+        .await;
+    let ack = ws.next_op("heartbeat_ack").await;
+    assert_eq!(ack["req_id"], "h");
+    assert_eq!(ack["members"][0]["client_id"], "native-1");
+    assert_eq!(ack["members"][0]["transport"], "native");
+
+    ws.send(json!({"op": "pull", "req_id": "p1", "group": "ng", "topic": "n", "queue_id": 0, "offset": 0, "max": 10, "filter": "A"}))
+        .await;
+    let pulled = ws.next_op("pulled").await;
+    assert_eq!(pulled["req_id"], "p1");
+    let bodies: Vec<Value> = pulled["messages"].as_array().unwrap().iter().map(|m| m["body"].clone()).collect();
+    assert_eq!(bodies, [json!("0"), json!("2")]);
+    assert_eq!(pulled["next_offset"], 3);
+    assert_eq!(pulled["max_offset"], 3);
+
+    ws.send(
+        json!({"op": "pull", "req_id": "p2", "group": "ng", "topic": "n", "queue_id": 0, "offset": 3, "wait_ms": 5000}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.publish("n", json!({"body": "late"})).await;
+    let pulled = ws.next_op("pulled").await;
+    assert_eq!(pulled["messages"][0]["body"], "late", "long poll woke");
+
+    ws.send(json!({"op": "commit", "req_id": "c", "group": "ng", "topic": "n", "queue_id": 0, "offset": 4})).await;
+    assert_eq!(ws.next_op("committed").await["req_id"], "c");
+    assert_eq!(lag(&t, "ng").await, 0);
+    ws.send(json!({"op": "commit", "req_id": "c2", "group": "ng", "topic": "n", "queue_id": 0, "offset": 99})).await;
+    assert_eq!(ws.next_op("error").await["type"], "urn:ferrymq:error:invalid-argument");
+
+    ws.send(json!({"op": "lock", "req_id": "l1", "group": "ng", "topic": "n", "queue_id": 0, "client_id": "native-1"}))
+        .await;
+    assert_eq!(ws.next_op("locked").await["locked"], true);
+    let mut other = WsClient::connect(addr, "").await;
+    other
+        .send(
+            json!({"op": "lock", "req_id": "l2", "group": "ng", "topic": "n", "queue_id": 0, "client_id": "native-2"}),
+        )
+        .await;
+    assert_eq!(other.next_op("locked").await["locked"], false);
+    ws.send(
+        json!({"op": "unlock", "req_id": "u", "group": "ng", "topic": "n", "queue_id": 0, "client_id": "native-1"}),
+    )
+    .await;
+    assert_eq!(ws.next_op("unlocked").await["req_id"], "u");
+    other
+        .send(
+            json!({"op": "lock", "req_id": "l3", "group": "ng", "topic": "n", "queue_id": 0, "client_id": "native-2"}),
+        )
+        .await;
+    assert_eq!(other.next_op("locked").await["locked"], true);
+
+    ws.close().await;
+    eventually("native-1 gone with its connection", || async {
+        let members = t.get("/v1/groups/ng").await.body["members"].clone();
+        members.as_array().is_some_and(|m| m.iter().all(|m| m["client_id"] != "native-1"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn plain_get_on_the_ws_route_is_a_problem() {
+    let t = TestApp::start().await;
+    let reply = t.get("/v1/ws").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    reply.problem(400, "invalid-argument");
+}
+
+#[tokio::test]
+async fn ws_connections_gauge_counts_open_sockets() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    let ws = WsClient::connect(addr, "").await;
+    eventually("gauge at 1", || async { t.get("/metrics").await.text.contains("ferrymq_ws_connections 1") }).await;
+    ws.close().await;
+    eventually("gauge at 0", || async { t.get("/metrics").await.text.contains("ferrymq_ws_connections 0") }).await;
+}
