@@ -1,0 +1,345 @@
+//! [`Client`]: one connection to a broker, embedded or remote, and the factory of producers,
+//! consumers and the admin.
+//!
+//! Everything made from a client holds its [`ClientCell`], so a client stays open while any of
+//! them is alive. A client that Python collects without `close()` is closed in the background;
+//! `ferrymq` closes the ones still open when the interpreter exits, so that consumers commit
+//! their offsets and an embedded broker shuts down cleanly.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use ferrymq_core::broker::{ConsumeMode, FilterSpec, StartPosition};
+use ferrymq_core::client::{BrokerTimings, Client as CoreClient, PushConsumerOptions, RemoteOptions, Strategy};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyInt, PyString};
+
+use crate::admin::Admin;
+use crate::config::broker_config;
+use crate::consumer::{py_listener, PushConsumer, SimpleConsumer};
+use crate::errors::{invalid, raise, Outcome};
+use crate::message::{millis, type_name};
+use crate::producer::{Producer, PyChecker, TransactionProducer};
+use crate::runtime;
+
+/// The shared state of a client and everything made from it.
+pub struct ClientCell {
+    /// The Rust client.
+    pub client: CoreClient,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl ClientCell {
+    fn new(client: CoreClient) -> Arc<ClientCell> {
+        let cell = Arc::new(ClientCell { client, closed: Default::default() });
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|c| c.strong_count() > 0);
+        open.push(Arc::downgrade(&cell));
+        cell
+    }
+
+    async fn close(&self) -> Outcome<()> {
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        Ok(self.client.close().await?)
+    }
+}
+
+impl Drop for ClientCell {
+    fn drop(&mut self) {
+        if !self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            let client = self.client.clone();
+            runtime::handle().spawn(async move {
+                if let Err(e) = client.close().await {
+                    tracing::warn!(error = %e, "closing a dropped client failed");
+                }
+            });
+        }
+    }
+}
+
+/// Every client not yet dropped, for [`close_all`].
+static OPEN: Mutex<Vec<Weak<ClientCell>>> = Mutex::new(Vec::new());
+
+/// Closes every client still open (at interpreter exit), each within `timeout_ms`.
+#[pyfunction]
+#[pyo3(signature = (timeout_ms=10_000))]
+pub fn close_all(py: Python<'_>, timeout_ms: u64) {
+    let open: Vec<Arc<ClientCell>> =
+        OPEN.lock().unwrap_or_else(|e| e.into_inner()).drain(..).filter_map(|c| c.upgrade()).collect();
+    let _ = runtime::block_on(py, async move {
+        for cell in open {
+            let _ = tokio::time::timeout(Duration::from_millis(timeout_ms), cell.close()).await;
+        }
+        Ok(())
+    });
+}
+
+/// A connection to one broker: `Client.embedded(path)` runs a broker in this process on a
+/// local directory; `Client.connect(url)` talks to a running `ferrymq serve`.
+///
+/// Use it as a context manager, or call `close()`: that closes its push consumers (committing
+/// their offsets), then the connection (an embedded broker shuts down cleanly).
+#[pyclass(frozen, module = "ferrymq._native")]
+pub struct Client {
+    cell: Arc<ClientCell>,
+}
+
+fn remote_options(
+    token: Option<String>,
+    request_timeout_ms: i64,
+    lease_ttl_ms: Option<i64>,
+    orderly_suspend_ms: Option<i64>,
+    max_reconsume_times: Option<u32>,
+) -> Outcome<RemoteOptions> {
+    let defaults = BrokerTimings::default();
+    let timings = BrokerTimings {
+        lease_ttl: lease_ttl_ms.map(|v| millis("/lease_ttl_ms", v)).transpose()?.unwrap_or(defaults.lease_ttl),
+        orderly_suspend: orderly_suspend_ms
+            .map(|v| millis("/orderly_suspend_ms", v))
+            .transpose()?
+            .unwrap_or(defaults.orderly_suspend),
+        max_reconsume_times: max_reconsume_times.unwrap_or(defaults.max_reconsume_times),
+    };
+    if timings.lease_ttl.is_zero() {
+        return Err(invalid("/lease_ttl_ms", "must be positive"));
+    }
+    let request_timeout = millis("/request_timeout_ms", request_timeout_ms)?;
+    if request_timeout.is_zero() {
+        return Err(invalid("/request_timeout_ms", "must be positive"));
+    }
+    Ok(RemoteOptions { token, request_timeout, timings })
+}
+
+async fn connect(url: String, options: Outcome<RemoteOptions>) -> Outcome<Client> {
+    let client = CoreClient::connect_with(&url, options?).await?;
+    Ok(Client { cell: ClientCell::new(client) })
+}
+
+async fn embedded(config: Outcome<ferrymq_core::broker::BrokerConfig>) -> Outcome<Client> {
+    let client = CoreClient::embedded_with(config?).await?;
+    Ok(Client { cell: ClientCell::new(client) })
+}
+
+/// A tag expression or an SQL92 filter; giving both is an error.
+pub fn filter_spec(filter: &str, sql: Option<String>) -> Outcome<FilterSpec> {
+    match sql {
+        Some(_) if filter != "*" => Err(invalid("/sql", "give a tag filter or an sql filter, not both")),
+        Some(sql) => Ok(FilterSpec::Sql(sql)),
+        None => Ok(FilterSpec::Tag(filter.to_string())),
+    }
+}
+
+fn start_position(start: &Bound<'_, PyAny>) -> Outcome<StartPosition> {
+    if let Ok(name) = start.cast::<PyString>() {
+        return match &*name.to_cow()? {
+            "first" => Ok(StartPosition::First),
+            "last" => Ok(StartPosition::Last),
+            other => Err(invalid("/start", format!("{other:?} is not first, last or an epoch-ms timestamp"))),
+        };
+    }
+    if start.is_instance_of::<PyInt>() {
+        let ts: i64 = start.extract()?;
+        return u64::try_from(ts).map(StartPosition::Timestamp).map_err(|_| invalid("/start", "must not be negative"));
+    }
+    Err(invalid("/start", format!("expected \"first\", \"last\" or an int timestamp, not {}", type_name(start))))
+}
+
+#[pymethods]
+impl Client {
+    /// Connects to a gateway at `url` (`http://host:port`), with a bearer `token` when the
+    /// server has an `auth_file`. The gateway's protocol does not carry its timing settings:
+    /// pass the server's `lease_ttl` (ms), `orderly_suspend` (ms) and `max_reconsume_times`
+    /// when they differ from the defaults, so that consumers keep pace with it.
+    #[staticmethod]
+    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None))]
+    fn connect(
+        py: Python<'_>,
+        url: String,
+        token: Option<String>,
+        request_timeout_ms: i64,
+        lease_ttl_ms: Option<i64>,
+        orderly_suspend_ms: Option<i64>,
+        max_reconsume_times: Option<u32>,
+    ) -> PyResult<Client> {
+        let options = remote_options(token, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
+        raise(py, runtime::block_on(py, connect(url, options)))
+    }
+
+    /// `connect()` for asyncio.
+    #[staticmethod]
+    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None))]
+    fn connect_async(
+        py: Python<'_>,
+        url: String,
+        token: Option<String>,
+        request_timeout_ms: i64,
+        lease_ttl_ms: Option<i64>,
+        orderly_suspend_ms: Option<i64>,
+        max_reconsume_times: Option<u32>,
+    ) -> PyResult<Bound<'_, PyAny>> {
+        let options = remote_options(token, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
+        runtime::awaitable(py, connect(url, options))
+    }
+
+    /// Opens a broker in this process on the directory `path` (created if missing, recovered
+    /// if it holds data). `config` takes the server's settings by name, e.g.
+    /// `{"delay_levels": "100ms 200ms 1s", "segment_bytes": "1MiB", "lease_ttl": "3s"}`.
+    #[staticmethod]
+    #[pyo3(signature = (path, config=None))]
+    fn embedded(py: Python<'_>, path: PathBuf, config: Option<&Bound<'_, PyDict>>) -> PyResult<Client> {
+        let config = broker_config(path, config);
+        raise(py, runtime::block_on(py, embedded(config)))
+    }
+
+    /// `embedded()` for asyncio.
+    #[staticmethod]
+    #[pyo3(signature = (path, config=None))]
+    fn embedded_async<'py>(
+        py: Python<'py>,
+        path: PathBuf,
+        config: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let config = broker_config(path, config);
+        runtime::awaitable(py, embedded(config))
+    }
+
+    /// `"embedded"` or `"remote"`.
+    #[getter]
+    fn transport(&self) -> &'static str {
+        self.cell.client.transport().name()
+    }
+
+    /// A producer, optionally in a producer group.
+    #[pyo3(signature = (group=None))]
+    fn producer(&self, group: Option<String>) -> Producer {
+        Producer::new(self.cell.clone(), group)
+    }
+
+    /// A transactional producer of `group`. `checker(message)` answers the broker's
+    /// check-backs about the group's unresolved transactions with `"commit"`, `"rollback"`
+    /// or `"unknown"`; it runs on a worker thread, and an exception counts as `"unknown"`.
+    fn transaction_producer(&self, py: Python<'_>, group: String, checker: Py<PyAny>) -> PyResult<TransactionProducer> {
+        let cell = self.cell.clone();
+        raise(py, runtime::block_on(py, TransactionProducer::start(cell, group, PyChecker::new(checker))))
+    }
+
+    /// `transaction_producer()` for asyncio.
+    fn transaction_producer_async<'py>(
+        &self,
+        py: Python<'py>,
+        group: String,
+        checker: Py<PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cell = self.cell.clone();
+        runtime::awaitable(py, TransactionProducer::start(cell, group, PyChecker::new(checker)))
+    }
+
+    /// A push consumer: a member of `group` on `topic`, sharing its queues with the other
+    /// members (`mode="clustering"`) or getting every message (`"broadcasting"`).
+    ///
+    /// With a `listener(message)`, each message is passed to it on a worker thread: returning
+    /// acks, raising nacks (the message is redelivered through retry, or in place when
+    /// `orderly`). Without one, iterate over the consumer and `ack()` each message. Nothing
+    /// happens until `start()`. `strategy` is `average`, `average_by_circle`,
+    /// `consistent_hash` or `machine_room` (with `queue_rooms`); `start` is where a new group
+    /// begins: `"first"`, `"last"` or an epoch-ms timestamp.
+    #[pyo3(signature = (group, topic, *, filter="*", sql=None, mode="clustering", orderly=false, strategy="average", listener=None, start=None, consume_workers=16, rebalance_interval_ms=20_000, queue_rooms=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn push_consumer(
+        &self,
+        py: Python<'_>,
+        group: String,
+        topic: String,
+        filter: &str,
+        sql: Option<String>,
+        mode: &str,
+        orderly: bool,
+        strategy: &str,
+        listener: Option<Py<PyAny>>,
+        start: Option<&Bound<'_, PyAny>>,
+        consume_workers: i64,
+        rebalance_interval_ms: i64,
+        queue_rooms: Option<std::collections::BTreeMap<u32, String>>,
+    ) -> PyResult<PushConsumer> {
+        let options = (|| -> Outcome<PushConsumerOptions> {
+            let mut options = PushConsumerOptions { filter: filter_spec(filter, sql)?, orderly, ..Default::default() };
+            options.mode = match mode {
+                "clustering" => ConsumeMode::Clustering,
+                "broadcasting" => ConsumeMode::Broadcasting,
+                other => return Err(invalid("/mode", format!("{other:?} is not clustering or broadcasting"))),
+            };
+            options.strategy = match (Strategy::from_name(strategy)?, queue_rooms) {
+                (Strategy::MachineRoom { .. }, Some(rooms)) => Strategy::MachineRoom { queue_rooms: rooms },
+                (_, Some(_)) => {
+                    return Err(invalid("/queue_rooms", "only the machine_room strategy takes queue_rooms"))
+                }
+                (s, None) => s,
+            };
+            if let Some(start) = start {
+                options.start = start_position(start)?;
+            }
+            options.consume_workers = usize::try_from(consume_workers)
+                .ok()
+                .filter(|&w| w > 0)
+                .ok_or_else(|| invalid("/consume_workers", "must be at least 1"))?;
+            options.rebalance_interval = millis("/rebalance_interval_ms", rebalance_interval_ms)?;
+            Ok(options)
+        })();
+        let mut options = raise(py, options)?;
+        let has_listener = listener.is_some();
+        if let Some(listener) = listener {
+            options.listener = Some(raise(py, py_listener(py, listener))?);
+        }
+        let consumer = raise(py, self.cell.client.push_consumer(&group, &topic, options).map_err(Into::into))?;
+        Ok(PushConsumer::new(self.cell.clone(), consumer, has_listener))
+    }
+
+    /// A simple (lease-based) consumer of `topic` in `group`, with a tag `filter` or an
+    /// `sql` filter: `receive()` messages, then `ack()` or `nack()` each.
+    #[pyo3(signature = (group, topic, *, filter="*", sql=None))]
+    fn simple_consumer(
+        &self,
+        py: Python<'_>,
+        group: String,
+        topic: String,
+        filter: &str,
+        sql: Option<String>,
+    ) -> PyResult<SimpleConsumer> {
+        let filter = raise(py, filter_spec(filter, sql))?;
+        let consumer = raise(py, self.cell.client.simple_consumer(&group, &topic, filter).map_err(Into::into))?;
+        Ok(SimpleConsumer::new(self.cell.clone(), consumer))
+    }
+
+    /// Administration: topics, groups, offsets, dead letters, lookups.
+    fn admin(&self) -> Admin {
+        Admin::new(self.cell.clone())
+    }
+
+    /// Closes the push consumers made by this client (committing their offsets), then the
+    /// connection. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let cell = self.cell.clone();
+        raise(py, runtime::block_on(py, async move { cell.close().await }))
+    }
+
+    /// `close()` for asyncio.
+    fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let cell = self.cell.clone();
+        runtime::awaitable(py, async move { cell.close().await })
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Client(transport={:?})", self.transport())
+    }
+}
