@@ -248,21 +248,24 @@ impl Broker {
             let key = (owner.to_string(), store_topic.clone(), queue_id);
             let (min, max) = store.queue_bounds(&store_topic, queue_id);
             if !inner.queues.contains_key(&key) {
-                let committed = match self.offsets.get(owner, &store_topic, queue_id) {
+                // Broadcasting members keep their own position (in memory); clustering groups
+                // commit theirs to the offset table.
+                let clustering = req.mode == ConsumeMode::Clustering;
+                let stored = if clustering { self.offsets.get(owner, &store_topic, queue_id) } else { None };
+                let committed = match stored {
                     Some(c) => c,
                     None if is_retry => min,
-                    None => match req.start {
-                        StartPosition::First => min,
-                        StartPosition::Last => {
-                            self.offsets.set(owner, &store_topic, queue_id, max);
-                            max
+                    None => {
+                        let start = match req.start {
+                            StartPosition::First => min,
+                            StartPosition::Last => max,
+                            StartPosition::Timestamp(ts) => store.offset_for_timestamp(&store_topic, queue_id, ts)?,
+                        };
+                        if clustering && start != min {
+                            self.offsets.set(owner, &store_topic, queue_id, start);
                         }
-                        StartPosition::Timestamp(ts) => {
-                            let o = store.offset_for_timestamp(&store_topic, queue_id, ts)?;
-                            self.offsets.set(owner, &store_topic, queue_id, o);
-                            o
-                        }
-                    },
+                        start
+                    }
                 };
                 inner.queues.insert(key.clone(), QueueState { committed, ..QueueState::default() });
             }
