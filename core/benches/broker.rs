@@ -21,7 +21,8 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn open() -> (tempfile::TempDir, Arc<Broker>) {
-    let root = std::env::var("FERRYMQ_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
+    let root =
+        std::env::var("FERRYMQ_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
     let dir = tempfile::tempdir_in(root).expect("bench dir");
     let broker = Broker::open(BrokerConfig::new(dir.path())).await.expect("broker");
     broker.create_topic("bench", Some(QUEUES), None).expect("topic");

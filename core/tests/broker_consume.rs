@@ -22,7 +22,10 @@ async fn ack_outcomes_and_receipt_validation() {
     assert_eq!(broker.ack("other", &receipt).await.unwrap(), Err(ReceiptFailure::Unknown));
     assert!(matches!(broker.ack("g", "garbage").await, Err(Error::InvalidArgument { .. })));
     assert!(matches!(broker.nack("g", "r1.zz", None).await, Err(Error::InvalidArgument { .. })));
-    assert!(matches!(broker.change_invisible("g", &receipt, Duration::from_secs(5)).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        broker.change_invisible("g", &receipt, Duration::from_secs(5)).await,
+        Err(Error::NotFound { .. })
+    ));
     let mut bad = receive("g", "t", "c");
     bad.max_messages = 0;
     assert!(matches!(broker.receive(bad).await, Err(Error::InvalidArgument { .. })));

@@ -56,7 +56,10 @@ async fn state_survives_sigkill() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let line = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).find_map(|l| l.split_once("READY ").map(|(_, rest)| rest.to_string()))
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_once("READY ").map(|(_, rest)| rest.to_string()))
     })
     .await
     .unwrap()

@@ -23,7 +23,8 @@ async fn each_level_waits_its_delay() {
         let topic = format!("d{level}");
         broker.create_topic(&topic, Some(1), None).unwrap();
         let sent = Instant::now();
-        let r = broker.send(&topic, OutgoingMessage { delay: Some(Delay::Level(level)), ..msg("later") }).await.unwrap();
+        let r =
+            broker.send(&topic, OutgoingMessage { delay: Some(Delay::Level(level)), ..msg("later") }).await.unwrap();
         assert_eq!((r.queue_id, r.queue_offset), (None, None), "no place yet while scheduled");
         assert_eq!(broker.message(&r.msg_id).await.unwrap().state, MessageState::Scheduled);
         let m = receive_one(&broker, "g", &topic, Duration::from_secs(5)).await.expect("delivered");
@@ -46,7 +47,10 @@ async fn deliver_at_and_delay_ms_are_never_early() {
     let due = now_ms() + 300;
     let props = [("k".to_string(), "v".to_string())].into();
     broker
-        .send("at", OutgoingMessage { delay: Some(Delay::At(due)), tag: Some("T".into()), properties: props, ..msg("at") })
+        .send(
+            "at",
+            OutgoingMessage { delay: Some(Delay::At(due)), tag: Some("T".into()), properties: props, ..msg("at") },
+        )
         .await
         .unwrap();
     broker.send("at", OutgoingMessage { delay: Some(Delay::Millis(150)), ..msg("ms") }).await.unwrap();

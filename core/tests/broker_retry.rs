@@ -16,7 +16,8 @@ async fn failing_message_retries_then_goes_to_dlq_and_can_be_resent() {
     let broker = open(dir.path()).await;
     broker.put_group("g", Some(3)).unwrap();
     let props = [("order".to_string(), "42".to_string())].into();
-    let sent = broker.send("pay", OutgoingMessage { tag: Some("T".into()), properties: props, ..msg("boom") }).await.unwrap();
+    let sent =
+        broker.send("pay", OutgoingMessage { tag: Some("T".into()), properties: props, ..msg("boom") }).await.unwrap();
     let mut deliveries = Vec::new();
     let mut last = Instant::now();
     let mut gaps = Vec::new();

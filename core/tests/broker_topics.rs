@@ -71,12 +71,11 @@ async fn bad_messages_are_typed_errors() {
     let broker = Broker::open(config).await.unwrap();
     let big = OutgoingMessage { body: vec![0; 1025], ..Default::default() };
     assert!(matches!(broker.send("t", big).await, Err(Error::MessageTooLarge { .. })));
-    let reserved = OutgoingMessage {
-        properties: [("__REAL_TOPIC".to_string(), "x".to_string())].into(),
-        ..msg("x")
-    };
+    let reserved = OutgoingMessage { properties: [("__REAL_TOPIC".to_string(), "x".to_string())].into(), ..msg("x") };
     assert!(matches!(broker.send("t", reserved).await, Err(Error::InvalidArgument { .. })));
-    for delay in [Delay::Level(0), Delay::Level(19), Delay::Millis(0), Delay::At(0), Delay::Millis(10 * 24 * 3600 * 1000)] {
+    for delay in
+        [Delay::Level(0), Delay::Level(19), Delay::Millis(0), Delay::At(0), Delay::Millis(10 * 24 * 3600 * 1000)]
+    {
         let m = OutgoingMessage { delay: Some(delay), ..msg("x") };
         assert!(matches!(broker.send("t", m).await, Err(Error::InvalidArgument { .. })), "{delay:?}");
     }

@@ -152,7 +152,9 @@ impl Broker {
                 if pos >= max {
                     break;
                 }
-                let Some(unit) = self.store.read_queue(SCHEDULE_TOPIC, level, pos, 1)?.into_iter().next() else { break };
+                let Some(unit) = self.store.read_queue(SCHEDULE_TOPIC, level, pos, 1)?.into_iter().next() else {
+                    break;
+                };
                 let rec = self.store.read(unit.commit_offset)?;
                 let due = due_of(&rec);
                 if due > now_ms() {

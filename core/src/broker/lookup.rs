@@ -15,9 +15,7 @@ impl Broker {
         }
         let id = msg_id.to_string();
         let records = self
-            .blocking(move |s| {
-                s.lookup_msg_id(&id)?.into_iter().map(|o| s.read(o)).collect::<Result<Vec<_>>>()
-            })
+            .blocking(move |s| s.lookup_msg_id(&id)?.into_iter().map(|o| s.read(o)).collect::<Result<Vec<_>>>())
             .await?;
         let mut scheduled = None;
         let mut half = None;

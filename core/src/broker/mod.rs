@@ -39,8 +39,8 @@ pub use config::{default_delay_levels, BrokerConfig};
 pub use filter::Filter;
 pub use metrics::BrokerMetrics;
 pub use topic::{
-    dlq_topic, retry_topic, validate_group_name, validate_topic_name, SCHEDULE_TOPIC, TIMER_TOPIC,
-    TRANS_HALF_TOPIC, TRANS_OP_TOPIC,
+    dlq_topic, retry_topic, validate_group_name, validate_topic_name, SCHEDULE_TOPIC, TIMER_TOPIC, TRANS_HALF_TOPIC,
+    TRANS_OP_TOPIC,
 };
 pub use types::*;
 
@@ -162,10 +162,7 @@ impl Broker {
     }
 
     /// Runs a blocking store operation off the async runtime.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> Result<T> + Send + 'static) -> Result<T> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Unavailable("the broker is shutting down".into()));
         }

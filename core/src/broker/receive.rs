@@ -156,7 +156,13 @@ impl Consumption {
             for offset in expired {
                 if let Some(inflight) = state.hold_for_failure(offset) {
                     ended.insert(inflight.nonce, (ReceiptFailure::Expired, now));
-                    failed.push(Failed { owner: key.0.clone(), key: key.clone(), offset, inflight, delay: Some(Duration::ZERO) });
+                    failed.push(Failed {
+                        owner: key.0.clone(),
+                        key: key.clone(),
+                        offset,
+                        inflight,
+                        delay: Some(Duration::ZERO),
+                    });
                 }
             }
         }
@@ -205,7 +211,10 @@ impl Broker {
         }
         let topic = self.topic_for_read(&req.topic)?;
         let filter = compile_filter(&req.filter)?;
-        self.groups.subscribe(&req.group, Subscription { topic: req.topic.clone(), filter: req.filter.clone(), mode: req.mode })?;
+        self.groups.subscribe(
+            &req.group,
+            Subscription { topic: req.topic.clone(), filter: req.filter.clone(), mode: req.mode },
+        )?;
         self.groups.touch(&req.group, &req.client_id, req.transport);
         let owner = owner_of(&req.group, &req.client_id, req.mode);
         let retry = retry_topic(&req.group);
@@ -274,7 +283,8 @@ impl Broker {
                 state.committed = min;
                 state.done.retain(|o| *o >= min);
             }
-            if req.orderly && (!state.inflight.is_empty() || state.suspended_until.is_some_and(|t| t > Instant::now())) {
+            if req.orderly && (!state.inflight.is_empty() || state.suspended_until.is_some_and(|t| t > Instant::now()))
+            {
                 continue;
             }
             state.suspended_until = None;
@@ -329,7 +339,8 @@ impl Broker {
                     let mut m = props::to_message(rec, MessageState::Stored);
                     m.reconsume_times = reconsume_times;
                     m.receipt = Some(
-                        Receipt { owner: owner.to_string(), topic: store_topic.clone(), queue_id, offset, nonce }.encode(),
+                        Receipt { owner: owner.to_string(), topic: store_topic.clone(), queue_id, offset, nonce }
+                            .encode(),
                     );
                     out.push(m);
                     if out.len() >= req.max_messages || req.orderly && is_retry {
@@ -379,7 +390,12 @@ impl Broker {
     /// Gives a received message back: it returns to the group with `reconsume_times + 1` after
     /// `delay` (default: the retry delay of level `3 + reconsume_times`), or goes to the DLQ
     /// after the group's `max_reconsume_times`.
-    pub async fn nack(&self, group: &str, receipt: &str, delay: Option<Duration>) -> Result<Result<(), ReceiptFailure>> {
+    pub async fn nack(
+        &self,
+        group: &str,
+        receipt: &str,
+        delay: Option<Duration>,
+    ) -> Result<Result<(), ReceiptFailure>> {
         let Some((r, key)) = Self::parse_receipt(group, receipt)? else { return Ok(Err(ReceiptFailure::Unknown)) };
         let failed = {
             let mut inner = self.consumption.lock();

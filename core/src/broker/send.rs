@@ -74,7 +74,11 @@ impl Broker {
         if let Some(key) = &batch_key {
             let fp = fingerprint(&msgs);
             if let Some(seen) = self.dedup.get(topic_name, &batch_key_name(key), window) {
-                return if seen.fingerprint == fp { Ok(seen.results) } else { Err(Error::IdempotencyConflict { key: key.clone() }) };
+                return if seen.fingerprint == fp {
+                    Ok(seen.results)
+                } else {
+                    Err(Error::IdempotencyConflict { key: key.clone() })
+                };
             }
             let results = self.store_messages(&topic, msgs).await?;
             let entry = DedupEntry { fingerprint: fp, results: results.clone(), at_ms: now_ms() };
@@ -97,23 +101,25 @@ impl Broker {
             fresh.push((i, m));
         }
         if !fresh.is_empty() {
-            let records: Vec<(String, u64)> = fresh
-                .iter()
-                .filter_map(|(_, m)| m.idempotency_key.clone().map(|k| (k, fingerprint([m]))))
-                .collect();
+            let records: Vec<(String, u64)> =
+                fresh.iter().filter_map(|(_, m)| m.idempotency_key.clone().map(|k| (k, fingerprint([m])))).collect();
             let (idx, fresh_msgs): (Vec<usize>, Vec<OutgoingMessage>) = fresh.into_iter().unzip();
             let results = self.store_messages(&topic, fresh_msgs.clone()).await?;
             let mut entries = Vec::new();
             for ((i, m), r) in idx.into_iter().zip(&fresh_msgs).zip(results) {
                 if let Some(key) = &m.idempotency_key {
                     let fp = records.iter().find(|(k, _)| k == key).map(|(_, fp)| *fp).unwrap_or(0);
-                    entries.push((key.clone(), DedupEntry { fingerprint: fp, results: vec![r.clone()], at_ms: now_ms() }));
+                    entries
+                        .push((key.clone(), DedupEntry { fingerprint: fp, results: vec![r.clone()], at_ms: now_ms() }));
                 }
                 answers[i] = Some(r);
             }
             self.dedup.insert(topic_name, entries, window)?;
         }
-        answers.into_iter().map(|a| a.ok_or_else(|| Error::Unavailable("idempotent send lost its result".into()))).collect()
+        answers
+            .into_iter()
+            .map(|a| a.ok_or_else(|| Error::Unavailable("idempotent send lost its result".into())))
+            .collect()
     }
 
     fn validate_message(&self, m: &OutgoingMessage, field: &str) -> Result<()> {
@@ -159,8 +165,9 @@ impl Broker {
             }
         }
         if let Some(group) = &m.transaction {
-            super::validate_group_name(group)
-                .map_err(|_| Error::invalid(format!("{field}/producer_group"), "a transactional send needs a valid producer_group"))?;
+            super::validate_group_name(group).map_err(|_| {
+                Error::invalid(format!("{field}/producer_group"), "a transactional send needs a valid producer_group")
+            })?;
         }
         if let Some(key) = &m.idempotency_key {
             if key.is_empty() || key.len() > 255 {
@@ -236,7 +243,13 @@ impl Broker {
                 },
                 Placement::Scheduled => SendResult { msg_id, queue_id: None, queue_offset: None, transaction_id: None },
                 Placement::Half { transaction_id } => {
-                    self.transactions.add_half(&transaction_id, &msg_id, res.commit_offset, res.store_ts, res.group.clone());
+                    self.transactions.add_half(
+                        &transaction_id,
+                        &msg_id,
+                        res.commit_offset,
+                        res.store_ts,
+                        res.group.clone(),
+                    );
                     SendResult { msg_id, queue_id: None, queue_offset: None, transaction_id: Some(transaction_id) }
                 }
             });

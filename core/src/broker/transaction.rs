@@ -106,7 +106,13 @@ impl Broker {
             .await?;
         for h in halves {
             if let Some(tx) = h.properties.get(TX_ID) {
-                this.transactions.add_half(tx, &h.msg_id, h.commit_offset, h.store_ts, h.properties.get(PRODUCER_GROUP).cloned());
+                this.transactions.add_half(
+                    tx,
+                    &h.msg_id,
+                    h.commit_offset,
+                    h.store_ts,
+                    h.properties.get(PRODUCER_GROUP).cloned(),
+                );
             }
         }
         let mut table = this.transactions.lock();
@@ -129,7 +135,11 @@ impl Broker {
 
     /// Ends a transaction: commit makes its message visible in its topic (exactly once),
     /// rollback discards it. `NotFound` for an unknown id, `Conflict` when it has ended already.
-    pub async fn end_transaction(&self, transaction_id: &str, resolution: TransactionResolution) -> Result<TransactionOutcome> {
+    pub async fn end_transaction(
+        &self,
+        transaction_id: &str,
+        resolution: TransactionResolution,
+    ) -> Result<TransactionOutcome> {
         let (op, status) = match resolution {
             TransactionResolution::Commit => ("commit", TransactionStatus::Committed),
             TransactionResolution::Rollback => ("rollback", TransactionStatus::RolledBack),
@@ -190,7 +200,8 @@ impl Broker {
                     records.push(copy);
                 }
                 (_, Some(topic)) => {
-                    copy.queue_id = self.select_queue(&topic, copy.properties.get(props::SHARDING_KEY).map(String::as_str));
+                    copy.queue_id =
+                        self.select_queue(&topic, copy.properties.get(props::SHARDING_KEY).map(String::as_str));
                     records.push(copy);
                 }
             }
@@ -224,7 +235,11 @@ impl Broker {
     /// The check-back service.
     pub(crate) async fn run_transaction_checks(self: Arc<Self>) {
         let mut stop = self.shutdown_signal();
-        let tick = self.config.transaction_check_interval.min(self.config.transaction_timeout).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        let tick = self
+            .config
+            .transaction_check_interval
+            .min(self.config.transaction_timeout)
+            .clamp(Duration::from_millis(20), Duration::from_secs(1));
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -428,10 +428,9 @@ impl TransactionResolution {
             "commit" => Ok(Self::Commit),
             "rollback" => Ok(Self::Rollback),
             "unknown" => Ok(Self::Unknown),
-            other => Err(crate::Error::invalid(
-                "/status",
-                format!("{other:?} is not one of commit, rollback, unknown"),
-            )),
+            other => {
+                Err(crate::Error::invalid("/status", format!("{other:?} is not one of commit, rollback, unknown")))
+            }
         }
     }
 }

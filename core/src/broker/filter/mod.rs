@@ -99,10 +99,7 @@ impl Filter {
 
 /// The error for an expression that does not parse.
 fn invalid_filter(expression: &str, message: impl Into<String>) -> Error {
-    Error::InvalidFilter {
-        expression: expression.to_owned(),
-        message: message.into(),
-    }
+    Error::InvalidFilter { expression: expression.to_owned(), message: message.into() }
 }
 
 #[cfg(test)]
@@ -111,16 +108,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
-    fn message_of(
-        tag: Option<&str>,
-        pairs: &[(&str, &str)],
-    ) -> (Option<String>, BTreeMap<String, String>) {
+    fn message_of(tag: Option<&str>, pairs: &[(&str, &str)]) -> (Option<String>, BTreeMap<String, String>) {
         (tag.map(str::to_owned), props(pairs))
     }
 
@@ -149,19 +140,12 @@ mod tests {
     fn tag_expressions_match_as_expected() {
         for &(expression, tag, expected) in TAG_CASES {
             let filter = Filter::tag(expression).expect(expression);
-            assert_eq!(
-                filter.matches(tag, &BTreeMap::new()),
-                expected,
-                "{expression:?} on {tag:?}"
-            );
+            assert_eq!(filter.matches(tag, &BTreeMap::new()), expected, "{expression:?} on {tag:?}");
             assert!(!filter.is_sql());
             // The prefilter must never reject a message the exact match accepts.
             if expected {
                 let hash = tag.map_or(0, crate::store::tag_hash);
-                assert!(
-                    filter.may_match_hash(hash),
-                    "{expression:?} prefilter on {tag:?}"
-                );
+                assert!(filter.may_match_hash(hash), "{expression:?} prefilter on {tag:?}");
             }
         }
     }
@@ -172,10 +156,7 @@ mod tests {
         assert!(filter.may_match_hash(crate::store::tag_hash("TagA")));
         assert!(filter.may_match_hash(crate::store::tag_hash("TagB")));
         assert!(!filter.may_match_hash(crate::store::tag_hash("TagC")));
-        assert!(
-            !filter.may_match_hash(0),
-            "messages without a tag have hash 0"
-        );
+        assert!(!filter.may_match_hash(0), "messages without a tag have hash 0");
         assert!(Filter::all().may_match_hash(0));
         assert!(Filter::sql("a = 1").expect("parses").may_match_hash(12345));
     }
@@ -185,27 +166,17 @@ mod tests {
         assert_eq!(Filter::all().expression(), "*");
         assert_eq!(Filter::tag("").expect("parses").expression(), "*");
         assert_eq!(Filter::tag("TagA || *").expect("parses").expression(), "*");
-        assert_eq!(
-            Filter::tag("TagA || TagB").expect("parses").expression(),
-            "TagA || TagB"
-        );
+        assert_eq!(Filter::tag("TagA || TagB").expect("parses").expression(), "TagA || TagB");
         let sql = Filter::sql("a > 1 AND b = 'x'").expect("parses");
         assert_eq!(sql.expression(), "a > 1 AND b = 'x'");
         assert!(sql.is_sql());
         assert!(matches!(Filter::tag("*"), Ok(Filter::All)));
-        let Ok(Filter::Tags(tags)) = Filter::tag("B || A || B") else {
-            panic!("expected tags")
-        };
+        let Ok(Filter::Tags(tags)) = Filter::tag("B || A || B") else { panic!("expected tags") };
         assert_eq!(tags.tags().collect::<Vec<_>>(), ["A", "B"]);
     }
 
     /// SQL expression, message tag, message properties, expected match.
-    type SqlCase = (
-        &'static str,
-        Option<&'static str>,
-        &'static [(&'static str, &'static str)],
-        bool,
-    );
+    type SqlCase = (&'static str, Option<&'static str>, &'static [(&'static str, &'static str)], bool);
 
     const SQL_CASES: &[SqlCase] = &[
         // Equality on strings is exact.
@@ -233,33 +204,18 @@ mod tests {
         ("a < b", None, &[("a", "9"), ("b", "10")], true),
         ("a = b", None, &[("a", "x"), ("b", "x")], true),
         ("price > 10", None, &[("price", "inf")], false),
-        (
-            "n = -9223372036854775808",
-            None,
-            &[("n", "-9223372036854775808")],
-            true,
-        ),
+        ("n = -9223372036854775808", None, &[("n", "-9223372036854775808")], true),
         // BETWEEN is inclusive.
         ("price BETWEEN 1 AND 5", None, &[("price", "1")], true),
         ("price BETWEEN 1 AND 5", None, &[("price", "5")], true),
         ("price BETWEEN 1 AND 5", None, &[("price", "6")], false),
         ("price NOT BETWEEN 1 AND 5", None, &[("price", "6")], true),
         ("price NOT BETWEEN 1 AND 5", None, &[], false),
-        (
-            "price between 1 and 5 and color = 'red'",
-            None,
-            &[("price", "3"), ("color", "red")],
-            true,
-        ),
+        ("price between 1 and 5 and color = 'red'", None, &[("price", "3"), ("color", "red")], true),
         // IN.
         ("region IN ('eu', 'us')", None, &[("region", "us")], true),
         ("region IN ('eu', 'us')", None, &[("region", "asia")], false),
-        (
-            "region NOT IN ('eu', 'us')",
-            None,
-            &[("region", "asia")],
-            true,
-        ),
+        ("region NOT IN ('eu', 'us')", None, &[("region", "asia")], true),
         ("region NOT IN ('eu', 'us')", None, &[], false),
         // IS NULL.
         ("region IS NULL", None, &[], true),
@@ -270,41 +226,16 @@ mod tests {
         ("(a = 1 OR b = 1) AND c = 1", None, &[("a", "1")], false),
         ("NOT a = 1", None, &[("a", "2")], true),
         ("NOT a = 1 AND b = 1", None, &[("a", "2"), ("b", "1")], true),
-        (
-            "NOT (a = 1 AND b = 1)",
-            None,
-            &[("a", "1"), ("b", "2")],
-            true,
-        ),
+        ("NOT (a = 1 AND b = 1)", None, &[("a", "1"), ("b", "2")], true),
         ("NOT NOT a = 1", None, &[("a", "1")], true),
         // Unknown stays unknown under NOT, and OR with true is true.
         ("NOT (price > 10)", None, &[], false),
         ("NOT (price > 10)", None, &[("price", "abc")], false),
-        (
-            "price > 10 OR color = 'red'",
-            None,
-            &[("color", "red")],
-            true,
-        ),
-        (
-            "price > 10 AND color = 'red'",
-            None,
-            &[("color", "red")],
-            false,
-        ),
-        (
-            "NOT (price > 10 AND color = 'blue')",
-            None,
-            &[("color", "red")],
-            true,
-        ),
+        ("price > 10 OR color = 'red'", None, &[("color", "red")], true),
+        ("price > 10 AND color = 'red'", None, &[("color", "red")], false),
+        ("NOT (price > 10 AND color = 'blue')", None, &[("color", "red")], true),
         // Keywords are case-insensitive; property names are not.
-        (
-            "a = 1 and NOT b is null",
-            None,
-            &[("a", "1"), ("b", "x")],
-            true,
-        ),
+        ("a = 1 and NOT b is null", None, &[("a", "1"), ("b", "x")], true),
         ("A = 1", None, &[("a", "1")], false),
         ("x.y_z = 'ok'", None, &[("x.y_z", "ok")], true),
         // Booleans.
@@ -353,15 +284,9 @@ mod tests {
         ("a = 1 b = 2", "unexpected identifier 'b' at position 7"),
         ("a = = 1", "unexpected '=' at position 5"),
         ("a == 1", "unexpected '=' at position 4"),
-        (
-            "a",
-            "expected a comparison after identifier 'a' at position 1",
-        ),
+        ("a", "expected a comparison after identifier 'a' at position 1"),
         ("NOT", "unexpected end of expression"),
-        (
-            "a = 'abc",
-            "unterminated string literal starting at position 5",
-        ),
+        ("a = 'abc", "unterminated string literal starting at position 5"),
         ("a = 'it''s", "unterminated string literal"),
         ("a = \"abc\"", "single quotes"),
         ("a = 1.2.3", "malformed number"),
@@ -372,15 +297,9 @@ mod tests {
         ("a = - b", "expected a number after '-' at position 5"),
         ("a # 1", "unexpected character '#' at position 3"),
         ("a ! 1", "unexpected character '!' at position 3"),
-        (
-            "a > 'x'",
-            "operator '>' at position 3 compares numbers only, but found a string literal at position 5",
-        ),
+        ("a > 'x'", "operator '>' at position 3 compares numbers only, but found a string literal at position 5"),
         ("a <= TRUE", "compares numbers only"),
-        (
-            "a BETWEEN 1 5",
-            "BETWEEN at position 3 expects AND after its lower bound",
-        ),
+        ("a BETWEEN 1 5", "BETWEEN at position 3 expects AND after its lower bound"),
         ("a BETWEEN 1", "expects AND"),
         ("a BETWEEN 'a' AND 'z'", "compares numbers only"),
         ("a BETWEEN 1 AND", "unexpected end of expression"),
@@ -388,24 +307,12 @@ mod tests {
         ("a IN 'x'", "expected '(' after IN"),
         ("a IN ('x',)", "accepts only string literals, found ')'"),
         ("a IN ('x' 'y')", "expected ',' or ')'"),
-        (
-            "a IN (1, 2)",
-            "accepts only string literals, found number '1'",
-        ),
-        (
-            "a IN ('x'",
-            "expected ',' or ')' in IN list at position 3, found the end",
-        ),
+        ("a IN (1, 2)", "accepts only string literals, found number '1'"),
+        ("a IN ('x'", "expected ',' or ')' in IN list at position 3, found the end"),
         ("a = NULL", "NULL at position 5 is only allowed in IS NULL"),
         ("a IS 1", "expected NULL after IS"),
-        (
-            "a NOT = 1",
-            "expected BETWEEN, IN, CONTAINS, STARTSWITH or ENDSWITH after NOT",
-        ),
-        (
-            "a CONTAINS 1",
-            "CONTAINS at position 3 expects a string literal",
-        ),
+        ("a NOT = 1", "expected BETWEEN, IN, CONTAINS, STARTSWITH or ENDSWITH after NOT"),
+        ("a CONTAINS 1", "CONTAINS at position 3 expects a string literal"),
         ("a = 1 AND AND b = 2", "unexpected 'AND' at position 11"),
         ("a = 1 OR", "unexpected end of expression"),
     ];
@@ -414,15 +321,9 @@ mod tests {
     fn malformed_sql_is_an_invalid_filter_error() {
         for &(expression, needle) in BAD_SQL {
             match Filter::sql(expression) {
-                Err(Error::InvalidFilter {
-                    expression: reported,
-                    message,
-                }) => {
+                Err(Error::InvalidFilter { expression: reported, message }) => {
                     assert_eq!(reported, expression);
-                    assert!(
-                        message.contains(needle),
-                        "{expression:?}: {message:?} lacks {needle:?}"
-                    );
+                    assert!(message.contains(needle), "{expression:?}: {message:?} lacks {needle:?}");
                 }
                 other => panic!("{expression:?} should not parse, got {other:?}"),
             }
@@ -448,14 +349,7 @@ mod tests {
 
     #[test]
     fn malformed_tags_are_an_invalid_filter_error() {
-        for expression in [
-            "TagA ||",
-            "|| TagA",
-            "TagA || || TagB",
-            "TagA ||| TagB",
-            "TagA | TagB",
-            "||",
-        ] {
+        for expression in ["TagA ||", "|| TagA", "TagA || || TagB", "TagA ||| TagB", "TagA | TagB", "||"] {
             assert!(
                 matches!(Filter::tag(expression), Err(Error::InvalidFilter { .. })),
                 "{expression:?} should not parse"

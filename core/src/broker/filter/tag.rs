@@ -40,10 +40,7 @@ impl TagFilter {
                 ));
             }
             if tag.contains('|') {
-                return Err(invalid_filter(
-                    expression,
-                    format!("tag {tag:?} contains '|'; separate tags with '||'"),
-                ));
+                return Err(invalid_filter(expression, format!("tag {tag:?} contains '|'; separate tags with '||'")));
             }
             if tag == "*" {
                 all = true;
@@ -55,11 +52,7 @@ impl TagFilter {
             return Ok(None);
         }
         let hashes = tags.iter().map(|tag| tag_hash(tag)).collect();
-        Ok(Some(TagFilter {
-            expression: expression.to_owned(),
-            tags,
-            hashes,
-        }))
+        Ok(Some(TagFilter { expression: expression.to_owned(), tags, hashes }))
     }
 
     /// The accepted tags, in sorted order.

@@ -96,11 +96,7 @@ impl Number {
 }
 
 /// Evaluates `expr` for a message with this tag and these properties.
-pub(super) fn evaluate(
-    expr: &Expr,
-    tag: Option<&str>,
-    properties: &BTreeMap<String, String>,
-) -> Truth {
+pub(super) fn evaluate(expr: &Expr, tag: Option<&str>, properties: &BTreeMap<String, String>) -> Truth {
     eval(expr, &Message { tag, properties })
 }
 
@@ -130,48 +126,24 @@ fn eval(expr: &Expr, message: &Message<'_>) -> Truth {
         }
         Expr::Not(inner) => eval(inner, message).not(),
         Expr::Constant(value) => Truth::from_bool(*value),
-        Expr::Compare { left, op, right } => {
-            match (resolve(left, message), resolve(right, message)) {
-                (Some(left), Some(right)) => compare(left, *op, right),
-                _ => Truth::Unknown,
-            }
-        }
-        Expr::Between {
-            operand,
-            low,
-            high,
-            negated,
-        } => {
-            match (
-                resolve(operand, message),
-                resolve(low, message),
-                resolve(high, message),
-            ) {
-                (Some(value), Some(low), Some(high)) => compare(value, CompareOp::Ge, low)
-                    .and(compare(value, CompareOp::Le, high))
-                    .negate_if(*negated),
-                _ => Truth::Unknown,
-            }
-        }
-        Expr::In {
-            operand,
-            list,
-            negated,
-        } => match resolve(operand, message) {
-            Some(Value::Str(value)) => {
-                Truth::from_bool(list.iter().any(|item| item == value)).negate_if(*negated)
-            }
+        Expr::Compare { left, op, right } => match (resolve(left, message), resolve(right, message)) {
+            (Some(left), Some(right)) => compare(left, *op, right),
             _ => Truth::Unknown,
         },
-        Expr::IsNull { operand, negated } => {
-            Truth::from_bool(resolve(operand, message).is_none()).negate_if(*negated)
+        Expr::Between { operand, low, high, negated } => {
+            match (resolve(operand, message), resolve(low, message), resolve(high, message)) {
+                (Some(value), Some(low), Some(high)) => {
+                    compare(value, CompareOp::Ge, low).and(compare(value, CompareOp::Le, high)).negate_if(*negated)
+                }
+                _ => Truth::Unknown,
+            }
         }
-        Expr::Text {
-            operand,
-            op,
-            pattern,
-            negated,
-        } => match resolve(operand, message) {
+        Expr::In { operand, list, negated } => match resolve(operand, message) {
+            Some(Value::Str(value)) => Truth::from_bool(list.iter().any(|item| item == value)).negate_if(*negated),
+            _ => Truth::Unknown,
+        },
+        Expr::IsNull { operand, negated } => Truth::from_bool(resolve(operand, message).is_none()).negate_if(*negated),
+        Expr::Text { operand, op, pattern, negated } => match resolve(operand, message) {
             Some(Value::Str(value)) => Truth::from_bool(match op {
                 TextOp::Contains => value.contains(pattern.as_str()),
                 TextOp::StartsWith => value.starts_with(pattern.as_str()),
@@ -244,16 +216,11 @@ fn parse_number(text: &str) -> Option<Number> {
         return Some(Number::Int(value));
     }
     let decimal = text.bytes().any(|b| b.is_ascii_digit())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
+        && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
     if !decimal {
         return None;
     }
-    text.parse::<f64>()
-        .ok()
-        .filter(|value| !value.is_nan())
-        .map(Number::Float)
+    text.parse::<f64>().ok().filter(|value| !value.is_nan()).map(Number::Float)
 }
 
 /// Reads a property value as a boolean: `true` or `false`, any case.

@@ -78,10 +78,7 @@ impl Keyword {
             ("STARTSWITH", Keyword::StartsWith),
             ("ENDSWITH", Keyword::EndsWith),
         ];
-        WORDS
-            .iter()
-            .find(|(w, _)| w.eq_ignore_ascii_case(word))
-            .map(|&(_, k)| k)
+        WORDS.iter().find(|(w, _)| w.eq_ignore_ascii_case(word)).map(|&(_, k)| k)
     }
 
     /// The keyword in upper case.
@@ -154,14 +151,10 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             },
             '!' if next == Some('=') => (TokenKind::Ne, 2),
             '\'' => string(&chars, i)?,
-            c if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) => {
-                number(&chars, i)?
-            }
+            c if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) => number(&chars, i)?,
             c if c.is_ascii_alphabetic() || c == '_' => {
-                let len = chars[i..]
-                    .iter()
-                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '_' || **c == '.')
-                    .count();
+                let len =
+                    chars[i..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == '_' || **c == '.').count();
                 let word: String = chars[i..i + len].iter().collect();
                 let kind = match Keyword::from_word(&word) {
                     Some(keyword) => TokenKind::Keyword(keyword),
@@ -170,9 +163,7 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 (kind, len)
             }
             '"' => {
-                return Err(format!(
-                    "unexpected character '\"' at position {pos}; string literals use single quotes"
-                ))
+                return Err(format!("unexpected character '\"' at position {pos}; string literals use single quotes"))
             }
             c => return Err(format!("unexpected character {c:?} at position {pos}")),
         };
@@ -188,12 +179,7 @@ fn string(chars: &[char], start: usize) -> Result<(TokenKind, usize), String> {
     let mut i = start + 1;
     loop {
         match chars.get(i) {
-            None => {
-                return Err(format!(
-                    "unterminated string literal starting at position {}",
-                    start + 1
-                ))
-            }
+            None => return Err(format!("unterminated string literal starting at position {}", start + 1)),
             Some('\'') if chars.get(i + 1) == Some(&'\'') => {
                 value.push('\'');
                 i += 2;
@@ -209,12 +195,7 @@ fn string(chars: &[char], start: usize) -> Result<(TokenKind, usize), String> {
 
 /// Reads an unsigned number at `start`: `digits[.digits][(e|E)[+|-]digits]` or `.digits...`.
 fn number(chars: &[char], start: usize) -> Result<(TokenKind, usize), String> {
-    let digits = |from: usize| {
-        chars[from..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count()
-    };
+    let digits = |from: usize| chars[from..].iter().take_while(|c| c.is_ascii_digit()).count();
     let mut i = start + digits(start);
     let mut float = false;
     if chars.get(i) == Some(&'.') {
@@ -230,22 +211,13 @@ fn number(chars: &[char], start: usize) -> Result<(TokenKind, usize), String> {
         }
         let exponent = digits(i);
         if exponent == 0 {
-            return Err(format!(
-                "malformed number at position {}: exponent has no digits",
-                start + 1
-            ));
+            return Err(format!("malformed number at position {}: exponent has no digits", start + 1));
         }
         i += exponent;
     }
-    if let Some(c) = chars
-        .get(i)
-        .filter(|c| c.is_ascii_alphanumeric() || **c == '_' || **c == '.')
-    {
+    if let Some(c) = chars.get(i).filter(|c| c.is_ascii_alphanumeric() || **c == '_' || **c == '.') {
         let text: String = chars[start..=i].iter().collect();
-        return Err(format!(
-            "malformed number '{text}' at position {}: unexpected {c:?} after the number",
-            start + 1
-        ));
+        return Err(format!("malformed number '{text}' at position {}: unexpected {c:?} after the number", start + 1));
     }
     let text = chars[start..i].iter().collect();
     Ok((TokenKind::Number { text, float }, i - start))

@@ -31,10 +31,7 @@ impl SqlFilter {
     pub(super) fn compile(expression: &str) -> Result<SqlFilter> {
         let tokens = lexer::tokenize(expression).map_err(|m| invalid_filter(expression, m))?;
         let root = parser::parse(&tokens).map_err(|m| invalid_filter(expression, m))?;
-        Ok(SqlFilter {
-            expression: expression.to_owned(),
-            root,
-        })
+        Ok(SqlFilter { expression: expression.to_owned(), root })
     }
 
     /// The expression as given.
@@ -60,33 +57,15 @@ enum Expr {
     /// `TRUE` or `FALSE` on its own.
     Constant(bool),
     /// `left op right`.
-    Compare {
-        left: Operand,
-        op: CompareOp,
-        right: Operand,
-    },
+    Compare { left: Operand, op: CompareOp, right: Operand },
     /// `operand [NOT] BETWEEN low AND high`, bounds inclusive.
-    Between {
-        operand: Operand,
-        low: Operand,
-        high: Operand,
-        negated: bool,
-    },
+    Between { operand: Operand, low: Operand, high: Operand, negated: bool },
     /// `operand [NOT] IN ('a', 'b', ...)`.
-    In {
-        operand: Operand,
-        list: Vec<String>,
-        negated: bool,
-    },
+    In { operand: Operand, list: Vec<String>, negated: bool },
     /// `operand IS [NOT] NULL`.
     IsNull { operand: Operand, negated: bool },
     /// `operand [NOT] CONTAINS|STARTSWITH|ENDSWITH 'text'`.
-    Text {
-        operand: Operand,
-        op: TextOp,
-        pattern: String,
-        negated: bool,
-    },
+    Text { operand: Operand, op: TextOp, pattern: String, negated: bool },
 }
 
 /// One side of a comparison.
@@ -125,10 +104,7 @@ enum CompareOp {
 impl CompareOp {
     /// True for the operators RocketMQ allows on numbers only.
     fn is_ordering(self) -> bool {
-        matches!(
-            self,
-            CompareOp::Lt | CompareOp::Le | CompareOp::Gt | CompareOp::Ge
-        )
+        matches!(self, CompareOp::Lt | CompareOp::Le | CompareOp::Gt | CompareOp::Ge)
     }
 
     /// The operator as written, for messages.

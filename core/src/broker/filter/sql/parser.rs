@@ -30,20 +30,13 @@ pub(super) fn parse(tokens: &[Token]) -> Result<Expr, String> {
     if tokens.is_empty() {
         return Err("empty SQL expression".to_owned());
     }
-    let mut parser = Parser {
-        tokens,
-        next: 0,
-        depth: 0,
-    };
+    let mut parser = Parser { tokens, next: 0, depth: 0 };
     let expr = parser.or()?;
     match parser.peek() {
         None => Ok(expr),
-        Some(Token {
-            kind: TokenKind::RParen,
-            pos,
-        }) => Err(format!(
-            "unexpected ')' at position {pos} without a matching '('"
-        )),
+        Some(Token { kind: TokenKind::RParen, pos }) => {
+            Err(format!("unexpected ')' at position {pos} without a matching '('"))
+        }
         Some(token) => Err(format!(
             "unexpected {} at position {}; expected AND, OR or the end of the expression",
             token.kind, token.pos
@@ -75,8 +68,7 @@ impl Parser<'_> {
 
     /// Consumes the next token if it is `keyword`.
     fn eat_keyword(&mut self, keyword: Keyword) -> bool {
-        let found =
-            matches!(self.peek(), Some(Token { kind: TokenKind::Keyword(k), .. }) if *k == keyword);
+        let found = matches!(self.peek(), Some(Token { kind: TokenKind::Keyword(k), .. }) if *k == keyword);
         if found {
             self.next += 1;
         }
@@ -95,9 +87,7 @@ impl Parser<'_> {
     fn descend(&mut self, pos: usize) -> Result<(), String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(format!(
-                "expression nests deeper than {MAX_DEPTH} levels at position {pos}"
-            ));
+            return Err(format!("expression nests deeper than {MAX_DEPTH} levels at position {pos}"));
         }
         Ok(())
     }
@@ -108,11 +98,7 @@ impl Parser<'_> {
         while self.eat_keyword(Keyword::Or) {
             items.push(self.and()?);
         }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Expr::Or(items)
-        })
+        Ok(if items.len() == 1 { items.remove(0) } else { Expr::Or(items) })
     }
 
     fn and(&mut self) -> Result<Expr, String> {
@@ -121,19 +107,12 @@ impl Parser<'_> {
         while self.eat_keyword(Keyword::And) {
             items.push(self.not()?);
         }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Expr::And(items)
-        })
+        Ok(if items.len() == 1 { items.remove(0) } else { Expr::And(items) })
     }
 
     fn not(&mut self) -> Result<Expr, String> {
         match self.peek() {
-            Some(Token {
-                kind: TokenKind::Keyword(Keyword::Not),
-                pos,
-            }) => {
+            Some(Token { kind: TokenKind::Keyword(Keyword::Not), pos }) => {
                 let pos = *pos;
                 self.next += 1;
                 self.descend(pos)?;
@@ -147,19 +126,13 @@ impl Parser<'_> {
 
     fn primary(&mut self) -> Result<Expr, String> {
         match self.peek() {
-            Some(Token {
-                kind: TokenKind::LParen,
-                pos,
-            }) => {
+            Some(Token { kind: TokenKind::LParen, pos }) => {
                 let open = *pos;
                 self.next += 1;
                 self.descend(open)?;
                 let inner = self.or()?;
                 match self.advance() {
-                    Some(Token {
-                        kind: TokenKind::RParen,
-                        ..
-                    }) => {}
+                    Some(Token { kind: TokenKind::RParen, .. }) => {}
                     Some(token) => {
                         return Err(format!(
                             "expected ')' to close '(' at position {open}, found {} at position {}",
@@ -202,10 +175,7 @@ impl Parser<'_> {
         }
         let negated = self.eat_keyword(Keyword::Not);
         let (keyword, pos) = match self.peek() {
-            Some(Token {
-                kind: TokenKind::Keyword(k),
-                pos,
-            }) => (Some(*k), *pos),
+            Some(Token { kind: TokenKind::Keyword(k), pos }) => (Some(*k), *pos),
             Some(token) => (None, token.pos),
             None => (None, pos),
         };
@@ -226,18 +196,10 @@ impl Parser<'_> {
                     _ => TextOp::EndsWith,
                 };
                 match self.peek() {
-                    Some(Token {
-                        kind: TokenKind::Str(pattern),
-                        ..
-                    }) => {
+                    Some(Token { kind: TokenKind::Str(pattern), .. }) => {
                         let pattern = pattern.clone();
                         self.next += 1;
-                        Ok(Expr::Text {
-                            operand: left,
-                            op,
-                            pattern,
-                            negated,
-                        })
+                        Ok(Expr::Text { operand: left, op, pattern, negated })
                     }
                     _ => Err(format!(
                         "{} at position {pos} expects a string literal, found {}",
@@ -250,83 +212,44 @@ impl Parser<'_> {
                 self.next += 1;
                 let negated = self.eat_keyword(Keyword::Not);
                 if self.eat_keyword(Keyword::Null) {
-                    Ok(Expr::IsNull {
-                        operand: left,
-                        negated,
-                    })
+                    Ok(Expr::IsNull { operand: left, negated })
                 } else {
-                    Err(format!(
-                        "expected NULL after IS at position {pos}, found {}",
-                        self.found()
-                    ))
+                    Err(format!("expected NULL after IS at position {pos}, found {}", self.found()))
                 }
             }
-            _ if negated => Err(format!(
-                "expected BETWEEN, IN, CONTAINS, STARTSWITH or ENDSWITH after NOT, found {}",
-                self.found()
-            )),
+            _ if negated => {
+                Err(format!("expected BETWEEN, IN, CONTAINS, STARTSWITH or ENDSWITH after NOT, found {}", self.found()))
+            }
             _ => lone_operand(left, left_pos, &self.found()),
         }
     }
 
     /// After `[NOT] BETWEEN`: `low AND high`, both numeric.
-    fn between(
-        &mut self,
-        operand: Operand,
-        operand_pos: usize,
-        negated: bool,
-        pos: usize,
-    ) -> Result<Expr, String> {
+    fn between(&mut self, operand: Operand, operand_pos: usize, negated: bool, pos: usize) -> Result<Expr, String> {
         numeric_only(&operand, operand_pos, "BETWEEN", pos)?;
         let (low, low_pos) = self.operand()?;
         numeric_only(&low, low_pos, "BETWEEN", pos)?;
         if !self.eat_keyword(Keyword::And) {
-            return Err(format!(
-                "BETWEEN at position {pos} expects AND after its lower bound, found {}",
-                self.found()
-            ));
+            return Err(format!("BETWEEN at position {pos} expects AND after its lower bound, found {}", self.found()));
         }
         let (high, high_pos) = self.operand()?;
         numeric_only(&high, high_pos, "BETWEEN", pos)?;
-        Ok(Expr::Between {
-            operand,
-            low,
-            high,
-            negated,
-        })
+        Ok(Expr::Between { operand, low, high, negated })
     }
 
     /// After `[NOT] IN`: `('a', 'b', ...)`, string literals only, at least one.
     fn in_list(&mut self, operand: Operand, negated: bool, pos: usize) -> Result<Expr, String> {
-        if !matches!(
-            self.peek(),
-            Some(Token {
-                kind: TokenKind::LParen,
-                ..
-            })
-        ) {
-            return Err(format!(
-                "expected '(' after IN at position {pos}, found {}",
-                self.found()
-            ));
+        if !matches!(self.peek(), Some(Token { kind: TokenKind::LParen, .. })) {
+            return Err(format!("expected '(' after IN at position {pos}, found {}", self.found()));
         }
         self.next += 1;
-        if matches!(
-            self.peek(),
-            Some(Token {
-                kind: TokenKind::RParen,
-                ..
-            })
-        ) {
+        if matches!(self.peek(), Some(Token { kind: TokenKind::RParen, .. })) {
             return Err(format!("empty IN list at position {pos}"));
         }
         let mut list = Vec::new();
         loop {
             match self.peek() {
-                Some(Token {
-                    kind: TokenKind::Str(value),
-                    ..
-                }) => {
+                Some(Token { kind: TokenKind::Str(value), .. }) => {
                     list.push(value.clone());
                     self.next += 1;
                 }
@@ -338,27 +261,12 @@ impl Parser<'_> {
                 }
             }
             match self.peek() {
-                Some(Token {
-                    kind: TokenKind::Comma,
-                    ..
-                }) => self.next += 1,
-                Some(Token {
-                    kind: TokenKind::RParen,
-                    ..
-                }) => {
+                Some(Token { kind: TokenKind::Comma, .. }) => self.next += 1,
+                Some(Token { kind: TokenKind::RParen, .. }) => {
                     self.next += 1;
-                    return Ok(Expr::In {
-                        operand,
-                        list,
-                        negated,
-                    });
+                    return Ok(Expr::In { operand, list, negated });
                 }
-                _ => {
-                    return Err(format!(
-                        "expected ',' or ')' in IN list at position {pos}, found {}",
-                        self.found()
-                    ))
-                }
+                _ => return Err(format!("expected ',' or ')' in IN list at position {pos}, found {}", self.found())),
             }
         }
     }
@@ -366,9 +274,7 @@ impl Parser<'_> {
     /// A property name or a literal, with its position.
     fn operand(&mut self) -> Result<(Operand, usize), String> {
         let Some(token) = self.peek() else {
-            return Err(
-                "unexpected end of expression; expected a property name or a literal".to_owned(),
-            );
+            return Err("unexpected end of expression; expected a property name or a literal".to_owned());
         };
         let pos = token.pos;
         let operand = match &token.kind {
@@ -378,30 +284,20 @@ impl Parser<'_> {
             TokenKind::Keyword(Keyword::True) => Operand::Literal(Literal::Bool(true)),
             TokenKind::Keyword(Keyword::False) => Operand::Literal(Literal::Bool(false)),
             TokenKind::Keyword(Keyword::Null) => {
-                return Err(format!(
-                    "NULL at position {pos} is only allowed in IS NULL or IS NOT NULL"
-                ))
+                return Err(format!("NULL at position {pos} is only allowed in IS NULL or IS NOT NULL"))
             }
             TokenKind::Minus => match self.tokens.get(self.next + 1) {
-                Some(Token {
-                    kind: TokenKind::Number { text, float },
-                    ..
-                }) => {
+                Some(Token { kind: TokenKind::Number { text, float }, .. }) => {
                     self.next += 1;
                     Operand::Literal(number(&format!("-{text}"), *float, pos)?)
                 }
                 _ => {
                     self.next += 1;
-                    return Err(format!(
-                        "expected a number after '-' at position {pos}, found {}",
-                        self.found()
-                    ));
+                    return Err(format!("expected a number after '-' at position {pos}, found {}", self.found()));
                 }
             },
             other => {
-                return Err(format!(
-                    "unexpected {other} at position {pos}; expected a property name or a literal"
-                ))
+                return Err(format!("unexpected {other} at position {pos}; expected a property name or a literal"))
             }
         };
         self.next += 1;
@@ -422,12 +318,10 @@ fn text_op_name(op: TextOp) -> &'static str {
 fn lone_operand(operand: Operand, pos: usize, found: &str) -> Result<Expr, String> {
     match operand {
         Operand::Literal(Literal::Bool(value)) => Ok(Expr::Constant(value)),
-        Operand::Property(name) => Err(format!(
-            "expected a comparison after identifier '{name}' at position {pos}, found {found}"
-        )),
-        Operand::Literal(_) => Err(format!(
-            "expected a comparison after the literal at position {pos}, found {found}"
-        )),
+        Operand::Property(name) => {
+            Err(format!("expected a comparison after identifier '{name}' at position {pos}, found {found}"))
+        }
+        Operand::Literal(_) => Err(format!("expected a comparison after the literal at position {pos}, found {found}")),
     }
 }
 
@@ -438,9 +332,7 @@ fn numeric_only(operand: &Operand, pos: usize, op: &str, op_pos: usize) -> Resul
         Operand::Literal(Literal::Bool(_)) => "a boolean literal",
         _ => return Ok(()),
     };
-    Err(format!(
-        "{op} at position {op_pos} compares numbers only, but found {what} at position {pos}"
-    ))
+    Err(format!("{op} at position {op_pos} compares numbers only, but found {what} at position {pos}"))
 }
 
 /// Converts a number's text (sign included) to a literal.
