@@ -72,7 +72,7 @@ impl Broker {
         let records = self
             .blocking(move |s| {
                 let offsets = match &key {
-                    Some(k) => s.lookup_key(&topic, k, usize::MAX.min(100_000))?,
+                    Some(k) => s.lookup_key(&topic, k, 100_000)?,
                     None => s.lookup_time(&topic, from, to, limit)?,
                 };
                 let mut out = Vec::new();

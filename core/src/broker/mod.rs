@@ -434,7 +434,7 @@ impl Broker {
             for (group, client) in self.groups.expire(self.config.lease_ttl) {
                 self.queue_locks.release_client(&group, &client);
             }
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 if let Err(e) = self.offsets.persist_if_dirty() {
                     tracing::error!(error = %e, "persisting consumer offsets failed");
                 }

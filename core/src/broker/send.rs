@@ -137,32 +137,22 @@ impl Broker {
             }
         }
         props::validate_user_properties(&m.properties, field)?;
+        let max_delay_ms = self.config.max_delay.as_millis() as u64;
+        let levels = self.config.delay_levels.len();
         match m.delay {
-            None => {}
-            Some(Delay::Level(l)) => {
-                if l == 0 || l as usize > self.config.delay_levels.len() {
-                    return Err(Error::invalid(
-                        format!("{field}/delay_level"),
-                        format!("must be 1 to {}", self.config.delay_levels.len()),
-                    ));
-                }
+            Some(Delay::Level(l)) if l == 0 || l as usize > levels => {
+                return Err(Error::invalid(format!("{field}/delay_level"), format!("must be 1 to {levels}")));
             }
-            Some(Delay::Millis(ms)) => {
-                if ms == 0 || ms > self.config.max_delay.as_millis() as u64 {
-                    return Err(Error::invalid(
-                        format!("{field}/delay_ms"),
-                        format!("must be 1 to {} ms", self.config.max_delay.as_millis()),
-                    ));
-                }
+            Some(Delay::Millis(ms)) if ms == 0 || ms > max_delay_ms => {
+                return Err(Error::invalid(format!("{field}/delay_ms"), format!("must be 1 to {max_delay_ms} ms")));
             }
-            Some(Delay::At(at)) => {
-                if at == 0 || at > now_ms() + self.config.max_delay.as_millis() as u64 {
-                    return Err(Error::invalid(
-                        format!("{field}/deliver_at"),
-                        "must be positive and at most max_delay ahead",
-                    ));
-                }
+            Some(Delay::At(at)) if at == 0 || at > now_ms() + max_delay_ms => {
+                return Err(Error::invalid(
+                    format!("{field}/deliver_at"),
+                    "must be positive and at most max_delay ahead",
+                ));
             }
+            _ => {}
         }
         if let Some(group) = &m.transaction {
             super::validate_group_name(group).map_err(|_| {
