@@ -526,7 +526,8 @@ pub fn outgoing(
                 other => {
                     return Err(match source {
                         Source::Kwargs(function) => Failure::Py(PyTypeError::new_err(format!(
-                            "{function}() got an unexpected keyword argument {other:?}"
+                            "{function}() got an unexpected keyword argument {}",
+                            py_str_repr(other)
                         ))),
                         Source::Batch(_) => invalid(
                             &field(other),
