@@ -323,13 +323,13 @@ macro_rules! admin_methods {
                 $(#[doc = $doc])*
                 $(#[pyo3(signature = ($($sig)*))])?
                 fn $name(&self, py: Python<'_>, $($arg: $ty),*) -> PyResult<$ret> {
-                    raise(py, runtime::block_on(py, $name(self.admin.clone(), $($arg),*)))
+                    raise(py, runtime::block_on(py, $name(self.admin.clone(), $($arg.to_owned()),*)))
                 }
 
                 #[doc = concat!("`", stringify!($name), "()` for asyncio.")]
                 $(#[pyo3(signature = ($($sig)*))])?
                 fn $name_async<'py>(&self, py: Python<'py>, $($arg: $ty),*) -> PyResult<Bound<'py, PyAny>> {
-                    runtime::awaitable(py, $name(self.admin.clone(), $($arg),*))
+                    runtime::awaitable(py, $name(self.admin.clone(), $($arg.to_owned()),*))
                 }
             )*
 
@@ -343,8 +343,8 @@ macro_rules! admin_methods {
 admin_methods! {
     /// Creates a topic with `queues` queues and permission `perm` (`"rw"`, `"r"`, `"w"`).
     /// `Conflict` if it exists; `InvalidArgument` for a bad or reserved name.
-    fn create_topic / create_topic_async (name: String, queues: i64, perm: String)
-        [name, queues=8, perm=String::from("rw")] -> Topic;
+    fn create_topic / create_topic_async (name: String, queues: i64, perm: &str)
+        [name, queues=8, perm="rw"] -> Topic;
     /// Every topic.
     fn topics / topics_async () -> Vec<Topic>;
     /// One topic with the offsets of its queues. `NotFound` if it does not exist.

@@ -153,13 +153,13 @@ fn state_name(state: MessageState) -> &'static str {
 impl Message {
     /// A message built by hand, for testing listeners and handlers; it cannot be acked.
     #[new]
-    #[pyo3(signature = (body=None, *, topic=String::new(), msg_id=String::new(), tag=None, keys=None, properties=None, receipt=None, reconsume_times=0, born_ts=0, store_ts=0))]
+    #[pyo3(signature = (body=None, *, topic="", msg_id="", tag=None, keys=None, properties=None, receipt=None, reconsume_times=0, born_ts=0, store_ts=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         body: Option<&Bound<'_, PyAny>>,
-        topic: String,
-        msg_id: String,
+        topic: &str,
+        msg_id: &str,
         tag: Option<String>,
         keys: Option<&Bound<'_, PyAny>>,
         properties: Option<&Bound<'_, PyAny>>,
@@ -172,8 +172,8 @@ impl Message {
         let keys = raise(py, keys.map(|k| string_list("keys", k)).transpose())?.unwrap_or_default();
         let properties = raise(py, properties.map(property_map).transpose())?.unwrap_or_default();
         Ok(Message::looked_up(CoreMessage {
-            msg_id,
-            topic,
+            msg_id: msg_id.to_string(),
+            topic: topic.to_string(),
             queue_id: None,
             queue_offset: None,
             commit_offset: None,

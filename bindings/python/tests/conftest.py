@@ -129,7 +129,8 @@ def remote(server: Server) -> Iterator[ferrymq.Client]:
 @pytest.fixture(params=["embedded", "remote"])
 def client(request: pytest.FixtureRequest) -> ferrymq.Client:
     """The same test against an embedded broker and against `ferrymq serve`."""
-    return request.getfixturevalue(request.param)
+    client: ferrymq.Client = request.getfixturevalue(request.param)
+    return client
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def lazy_server(request: pytest.FixtureRequest) -> Callable[[], Server]:
-    return lambda: request.getfixturevalue("server")  # type: ignore[no-any-return]
+    return lambda: request.getfixturevalue("server")
 
 
 def test_send_and_async_for(kind: str, tmp_path: Path, lazy_server: Callable[[], Server], name: Callable[[str], str]) -> None:

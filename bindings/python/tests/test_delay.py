@@ -36,7 +36,7 @@ def test_delay_ms_and_deliver_at(client: ferrymq.Client, name: Callable[[str], s
     a = producer.send(topic, b"a", delay_ms=300)
     b = producer.send(topic, b"b", deliver_at=int(time.time() * 1000) + 300)
     assert consumer.receive(wait_ms=0) == []
-    got = {}
+    got: dict[str, float] = {}
     while len(got) < 2:
         for m in wait_for(lambda: consumer.receive(wait_ms=100)):
             got[m.msg_id] = time.monotonic() - started

@@ -7,6 +7,25 @@ from typing import Any, Callable, Dict, Final, Iterable, List, Mapping, Optional
 
 from ferrymq._types import BatchEntry, Body, PropertyValue, Verdict
 
+__all__ = [
+    "Admin",
+    "BROKER_SETTINGS",
+    "Client",
+    "Group",
+    "GroupOffset",
+    "Member",
+    "Message",
+    "Producer",
+    "PushConsumer",
+    "QueueOffsets",
+    "SendResult",
+    "SimpleConsumer",
+    "Subscription",
+    "Topic",
+    "TransactionProducer",
+    "close_all",
+]
+
 BROKER_SETTINGS: Final[List[str]]
 
 def close_all(timeout_ms: int = 10_000) -> None:
