@@ -17,7 +17,8 @@ use pyo3::types::{PyDict, PyInt, PyString};
 
 use crate::admin::Admin;
 use crate::config::broker_config;
-use crate::consumer::{py_listener, PushConsumer, SimpleConsumer};
+use crate::consumer::{PushConsumer, SimpleConsumer};
+use crate::dispatcher::Dispatcher;
 use crate::errors::{invalid, raise, Outcome};
 use crate::message::{millis, type_name};
 use crate::producer::{Producer, PyChecker, TransactionProducer};
@@ -28,20 +29,31 @@ pub struct ClientCell {
     /// The Rust client.
     pub client: CoreClient,
     closed: std::sync::atomic::AtomicBool,
+    /// Listener threads of the push consumers made here, stopped when the client is closed.
+    pub dispatchers: Mutex<Vec<Weak<Dispatcher>>>,
 }
 
 impl ClientCell {
     fn new(client: CoreClient) -> Arc<ClientCell> {
-        let cell = Arc::new(ClientCell { client, closed: Default::default() });
+        let cell = Arc::new(ClientCell { client, closed: Default::default(), dispatchers: Mutex::default() });
         let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
         open.retain(|c| c.strong_count() > 0);
         open.push(Arc::downgrade(&cell));
         cell
     }
 
-    async fn close(&self) -> Outcome<()> {
+    /// Closes the client; with `stop_listeners`, also stops the listener threads of its push
+    /// consumers and waits for them (not at interpreter exit: see `dispatcher.rs`).
+    async fn close(&self, stop_listeners: bool) -> Outcome<()> {
         self.closed.store(true, std::sync::atomic::Ordering::Release);
-        Ok(self.client.close().await?)
+        let closed = self.client.close().await;
+        let dispatchers = std::mem::take(&mut *self.dispatchers.lock().unwrap_or_else(|e| e.into_inner()));
+        if stop_listeners {
+            for dispatcher in dispatchers.iter().filter_map(Weak::upgrade) {
+                dispatcher.stop_and_join().await;
+            }
+        }
+        Ok(closed?)
     }
 }
 
@@ -69,7 +81,7 @@ pub fn close_all(py: Python<'_>, timeout_ms: u64) {
         OPEN.lock().unwrap_or_else(|e| e.into_inner()).drain(..).filter_map(|c| c.upgrade()).collect();
     let _ = runtime::block_on(py, async move {
         for cell in open {
-            let _ = tokio::time::timeout(Duration::from_millis(timeout_ms), cell.close()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(timeout_ms), cell.close(false)).await;
         }
         Ok(())
     });
@@ -287,12 +299,21 @@ impl Client {
             Ok(options)
         })();
         let mut options = raise(py, options)?;
-        let has_listener = listener.is_some();
-        if let Some(listener) = listener {
-            options.listener = Some(raise(py, py_listener(py, listener))?);
+        let dispatcher = match listener {
+            Some(listener) => {
+                let (dispatcher, client_listener) =
+                    raise(py, Dispatcher::start(py, listener, options.consume_workers))?;
+                options.listener = Some(client_listener);
+                self.cell.dispatchers.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&dispatcher));
+                Some(dispatcher)
+            }
+            None => None,
+        };
+        let consumer = self.cell.client.push_consumer(&group, &topic, options).map_err(Into::into);
+        if let (Err(_), Some(dispatcher)) = (&consumer, &dispatcher) {
+            dispatcher.stop();
         }
-        let consumer = raise(py, self.cell.client.push_consumer(&group, &topic, options).map_err(Into::into))?;
-        Ok(PushConsumer::new(self.cell.clone(), consumer, has_listener))
+        Ok(PushConsumer::new(self.cell.clone(), raise(py, consumer)?, dispatcher))
     }
 
     /// A simple (lease-based) consumer of `topic` in `group`, with a tag `filter` or an
@@ -320,13 +341,13 @@ impl Client {
     /// connection. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let cell = self.cell.clone();
-        raise(py, runtime::block_on(py, async move { cell.close().await }))
+        raise(py, runtime::block_on(py, async move { cell.close(true).await }))
     }
 
     /// `close()` for asyncio.
     fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let cell = self.cell.clone();
-        runtime::awaitable(py, async move { cell.close().await })
+        runtime::awaitable(py, async move { cell.close(true).await })
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -4,46 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrymq_core::client::{
-    Listener, ListenerError, PushConsumer as CorePushConsumer, SimpleConsumer as CoreSimpleConsumer,
-};
+use ferrymq_core::client::{PushConsumer as CorePushConsumer, SimpleConsumer as CoreSimpleConsumer};
 use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::client::ClientCell;
+use crate::dispatcher::Dispatcher;
 use crate::errors::{invalid, raise, Failure, Outcome};
 use crate::message::{millis, opt_millis, Message};
-use crate::producer::log_failure;
 use crate::runtime;
-
-/// A Python listener as the client's [`Listener`]: called with the GIL on Tokio's blocking
-/// pool; returning acks, raising nacks (and logs the exception on the `ferrymq` logger).
-pub fn py_listener(py: Python<'_>, listener: Py<PyAny>) -> Outcome<Listener> {
-    let is_async = py.import("inspect")?.call_method1("iscoroutinefunction", (&listener,))?.is_truthy()?;
-    if is_async {
-        return Err(Failure::Py(PyTypeError::new_err(
-            "the listener is an async function: use ferrymq.aio for asyncio listeners",
-        )));
-    }
-    if !listener.bind(py).is_callable() {
-        return Err(Failure::Py(PyTypeError::new_err("the listener must be callable")));
-    }
-    Ok(Listener::blocking(move |message| {
-        let outcome = Python::try_attach(|py| {
-            let msg_id = message.msg_id.clone();
-            match listener.call1(py, (Message::for_listener(message),)) {
-                Ok(_) => Ok(()),
-                Err(error) => {
-                    let what = format!("the listener failed on message {msg_id}; it will be redelivered");
-                    log_failure(py, &what, &error);
-                    Err(ListenerError::new(error.to_string()))
-                }
-            }
-        });
-        outcome.unwrap_or_else(|| Err(ListenerError::new("the Python interpreter is shutting down")))
-    }))
-}
 
 /// A member of a consumer group on one topic. Nothing happens until `start()` (or entering
 /// it as a context manager); `close()` leaves cleanly, committing offsets.
@@ -54,17 +24,30 @@ pub fn py_listener(py: Python<'_>, listener: Py<PyAny>) -> Outcome<Listener> {
 #[pyclass(frozen, module = "ferrymq._native")]
 pub struct PushConsumer {
     consumer: Arc<CorePushConsumer>,
-    has_listener: bool,
+    dispatcher: Option<Arc<Dispatcher>>,
     _client: Arc<ClientCell>,
 }
 
 impl PushConsumer {
-    pub fn new(client: Arc<ClientCell>, consumer: CorePushConsumer, has_listener: bool) -> Self {
-        PushConsumer { consumer: Arc::new(consumer), has_listener, _client: client }
+    pub fn new(client: Arc<ClientCell>, consumer: CorePushConsumer, dispatcher: Option<Arc<Dispatcher>>) -> Self {
+        PushConsumer { consumer: Arc::new(consumer), dispatcher, _client: client }
+    }
+
+    /// Closes the consumer, then lets its listener threads go.
+    fn closing(&self) -> impl std::future::Future<Output = Outcome<()>> + Send + 'static {
+        let consumer = self.consumer.clone();
+        let dispatcher = self.dispatcher.clone();
+        async move {
+            consumer.close().await?;
+            if let Some(dispatcher) = dispatcher {
+                dispatcher.stop_and_join().await;
+            }
+            Ok(())
+        }
     }
 
     fn stream(&self) -> Outcome<Arc<CorePushConsumer>> {
-        if self.has_listener {
+        if self.dispatcher.is_some() {
             return Err(Failure::Py(PyTypeError::new_err(
                 "this consumer has a listener: its messages go to the listener, not to iteration",
             )));
@@ -123,14 +106,12 @@ impl PushConsumer {
     /// Leaves the group cleanly: stops pulling, lets running listeners finish, commits
     /// offsets, releases orderly leases. Ends iteration. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let consumer = self.consumer.clone();
-        raise(py, runtime::block_on(py, async move { Ok(consumer.close().await?) }))
+        raise(py, runtime::block_on(py, self.closing()))
     }
 
     /// `close()` for asyncio.
     fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let consumer = self.consumer.clone();
-        runtime::awaitable(py, async move { Ok(consumer.close().await?) })
+        runtime::awaitable(py, self.closing())
     }
 
     /// The next message (for a consumer without a listener), waiting up to `timeout_ms`

@@ -14,6 +14,7 @@ mod admin;
 mod client;
 mod config;
 mod consumer;
+mod dispatcher;
 mod errors;
 mod message;
 mod producer;
