@@ -119,7 +119,7 @@ def test_the_gil_is_released_while_waiting(embedded: ferrymq.Client, name: Calla
     topic = name("t")
     embedded.admin().create_topic(topic, queues=1)
     consumer = embedded.simple_consumer(name("g"), topic)
-    ticks = []
+    ticks: list[int] = []
     stop = threading.Event()
 
     def spin() -> None:
@@ -141,7 +141,10 @@ def test_listener_threads_stop_on_close(embedded: ferrymq.Client, name: Callable
     topic = name("t")
     embedded.admin().create_topic(topic, queues=2)
     before = threading.active_count()
-    names = lambda: [t for t in os.listdir(f"/proc/{os.getpid()}/task")]  # noqa: E731
+
+    def names() -> list[str]:
+        return os.listdir(f"/proc/{os.getpid()}/task")
+
     tasks_before = len(names())
     consumer = embedded.push_consumer(name("g"), topic, listener=lambda m: None, consume_workers=4)
     consumer.start()
