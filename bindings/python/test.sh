@@ -5,7 +5,7 @@
 #
 # Idempotent: the venv and its pinned tools are reused. Builds share the workspace's target/
 # (debug profile; PYTHON_SDK_PROFILE=release for an optimized build). Extra arguments go to
-# pytest, e.g. `bindings/python/test.sh -k delay`.
+# pytest, e.g. `bindings/python/test.sh -k delay`; `--build-only` stops after the install.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -36,6 +36,10 @@ cargo build -p ferrymq-gateway --bin ferrymq
 # `pip install ./bindings/python`, with the build tools of the venv and the debug profile.
 MATURIN_PEP517_ARGS="--profile $profile" \
   "$py" -m pip install --quiet --no-build-isolation --force-reinstall --no-deps "$here"
+
+if [ "${1:-}" = "--build-only" ]; then
+  exit 0
+fi
 
 cd "$here"
 export FERRYMQ_BIN="$CARGO_TARGET_DIR/debug/ferrymq"

@@ -54,10 +54,21 @@ pub fn to_py_err(py: Python<'_>, e: &Error) -> PyErr {
     };
     let built = FROM_KIND
         .import(py, "ferrymq._errors", "_from_kind")
-        .and_then(|from_kind| from_kind.call1((e.kind(), e.to_string(), field)));
+        .and_then(|from_kind| from_kind.call1((kind_of(e), e.to_string(), field)));
     match built {
         Ok(exception) => PyErr::from_value(exception),
         Err(import_failed) => import_failed,
+    }
+}
+
+/// The kind of `e`. The remote transport reports a WebSocket upgrade that the gateway refused
+/// with 401 or 403 (no token, a wrong one, one without the grant) as a connection error; that
+/// is the gateway's `unauthorized` or `forbidden`, so it is raised as one.
+fn kind_of(e: &Error) -> &'static str {
+    match e {
+        Error::Connection(detail) if detail.contains("HTTP error: 401") => "unauthorized",
+        Error::Connection(detail) if detail.contains("HTTP error: 403") => "forbidden",
+        other => other.kind(),
     }
 }
 

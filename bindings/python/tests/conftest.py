@@ -65,7 +65,7 @@ def free_port() -> int:
 class Server:
     """A `ferrymq serve` child process."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, extra: Optional[Dict[str, str]] = None) -> None:
         binary = Path(os.environ.get("FERRYMQ_BIN", ROOT / "target" / "debug" / "ferrymq"))
         if not binary.exists():
             raise RuntimeError(f"{binary} is missing: run `cargo build -p ferrymq-gateway` first")
@@ -73,7 +73,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         args = [str(binary), "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{self.port}"]
-        for key, value in FAST.items():
+        for key, value in {**FAST, **(extra or {})}.items():
             args += ["--set", f"{key}={value}"]
         self._log_file = open(log, "wb")
         self.process = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT)
