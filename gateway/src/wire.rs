@@ -483,6 +483,7 @@ pub struct FindMessagesQuery {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReceiveBody {
     /// Topic.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,127}$")]
     pub topic: String,
     /// Tag expression (default `*`).
     #[serde(default)]
@@ -779,6 +780,7 @@ pub enum ResetTo {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ResetBody {
     /// Topic.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,127}$")]
     pub topic: String,
     /// First message stored at or after this epoch-ms time.
     #[serde(default)]

@@ -49,7 +49,7 @@ pub fn invisible(ms: u64, field: &str) -> ApiResult<Duration> {
     operation_id = "receive_messages",
     tag = "consume",
     params(
-        ("group" = String, Path, description = "Consumer group"),
+        ("group" = String, Path, description = "Consumer group", pattern = "^[A-Za-z0-9_-]{1,127}$"),
         ("ferry-client-id" = Option<String>, Header, description = "Member id (default: the client's address)"),
     ),
     request_body = ReceiveBody,
@@ -119,7 +119,7 @@ const PROBE_GROUP: &str = "";
     path = "/v1/groups/{group}/ack",
     operation_id = "ack_messages",
     tag = "consume",
-    params(("group" = String, Path, description = "Consumer group")),
+    params(("group" = String, Path, description = "Consumer group", pattern = "^[A-Za-z0-9_-]{1,127}$")),
     request_body = AckBody,
     responses(
         (status = 200, description = "Counts and the receipts that did not apply", body = AckResult),
@@ -161,7 +161,7 @@ fn at_receipt(err: ferrymq_core::Error, index: usize) -> ApiError {
     path = "/v1/groups/{group}/nack",
     operation_id = "nack_messages",
     tag = "consume",
-    params(("group" = String, Path, description = "Consumer group")),
+    params(("group" = String, Path, description = "Consumer group", pattern = "^[A-Za-z0-9_-]{1,127}$")),
     request_body = NackBody,
     responses(
         (status = 200, description = "Counts and the receipts that did not apply", body = NackResult),
@@ -199,7 +199,7 @@ pub async fn nack(
     path = "/v1/groups/{group}/change_invisible",
     operation_id = "change_invisible",
     tag = "consume",
-    params(("group" = String, Path, description = "Consumer group")),
+    params(("group" = String, Path, description = "Consumer group", pattern = "^[A-Za-z0-9_-]{1,127}$")),
     request_body = ChangeInvisibleBody,
     responses(
         (status = 200, description = "The new receipt", body = ReceiptOut),

@@ -39,7 +39,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     path = "/v1/groups/{group}",
     operation_id = "get_group",
     tag = "groups",
-    params(("group" = String, Path, description = "Consumer group")),
+    params(("group" = String, Path, description = "Consumer group", pattern = "^[A-Za-z0-9_-]{1,127}$")),
     responses(
         (status = 200, description = "The group", body = GroupDetailOut),
         (status = 404, description = "A group never seen", body = Problem, content_type = "application/problem+json"),
@@ -61,7 +61,7 @@ pub async fn get(
     path = "/v1/groups/{group}",
     operation_id = "put_group",
     tag = "groups",
-    params(("group" = String, Path, description = "Consumer group")),
+    params(("group" = String, Path, description = "Consumer group", pattern = "^[A-Za-z0-9_-]{1,127}$")),
     request_body = PutGroup,
     responses(
         (status = 200, description = "The group", body = GroupDetailOut),
@@ -85,7 +85,7 @@ pub async fn put(
     path = "/v1/groups/{group}/offsets/reset",
     operation_id = "reset_offsets",
     tag = "groups",
-    params(("group" = String, Path, description = "Consumer group")),
+    params(("group" = String, Path, description = "Consumer group", pattern = "^[A-Za-z0-9_-]{1,127}$")),
     request_body = ResetBody,
     responses(
         (status = 200, description = "The new offsets", body = ResetResult),
@@ -120,7 +120,7 @@ pub async fn reset(
     path = "/v1/groups/{group}/dlq",
     operation_id = "list_dlq",
     tag = "groups",
-    params(("group" = String, Path, description = "Consumer group")),
+    params(("group" = String, Path, description = "Consumer group", pattern = "^[A-Za-z0-9_-]{1,127}$")),
     responses(
         (status = 200, description = "Dead letters", body = MessageList),
         (status = 404, description = "A group never seen", body = Problem, content_type = "application/problem+json"),
@@ -143,7 +143,7 @@ pub async fn dlq(
     operation_id = "resend_dlq",
     tag = "groups",
     params(
-        ("group" = String, Path, description = "Consumer group"),
+        ("group" = String, Path, description = "Consumer group", pattern = "^[A-Za-z0-9_-]{1,127}$"),
         ("msg_id" = String, Path, description = "Message id"),
     ),
     responses(

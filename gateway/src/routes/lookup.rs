@@ -19,7 +19,7 @@ const MAX_LIMIT: u32 = 1000;
     path = "/v1/topics/{topic}/messages",
     operation_id = "find_messages",
     tag = "messages",
-    params(("topic" = String, Path, description = "Topic name"), FindMessagesQuery),
+    params(("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9_-]{1,127}$"), FindMessagesQuery),
     responses(
         (status = 200, description = "Matching messages", body = MessageList),
         (status = 404, description = "No such topic", body = Problem, content_type = "application/problem+json"),

@@ -32,7 +32,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
     operation_id = "publish_messages",
     tag = "messages",
     params(
-        ("topic" = String, Path, description = "Topic name"),
+        ("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9_-]{1,127}$"),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key: a repeat within the dedup window returns the first result"),
         ("traceparent" = Option<String>, Header, description = "W3C Trace Context, kept as the message property `traceparent`"),
         ("ferry-tag" = Option<String>, Header, description = "Raw body: the tag"),

@@ -60,7 +60,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     path = "/v1/topics/{topic}",
     operation_id = "get_topic",
     tag = "topics",
-    params(("topic" = String, Path, description = "Topic name")),
+    params(("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9_-]{1,127}$")),
     responses(
         (status = 200, description = "The topic", body = TopicDetailOut),
         (status = 404, description = "No such topic", body = Problem, content_type = "application/problem+json"),
@@ -82,7 +82,7 @@ pub async fn get(
     path = "/v1/topics/{topic}",
     operation_id = "delete_topic",
     tag = "topics",
-    params(("topic" = String, Path, description = "Topic name")),
+    params(("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9_-]{1,127}$")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such topic", body = Problem, content_type = "application/problem+json"),

@@ -69,7 +69,7 @@ pub async fn rollback(
     path = "/v1/producers/{group}",
     operation_id = "put_producer",
     tag = "transactions",
-    params(("group" = String, Path, description = "Producer group")),
+    params(("group" = String, Path, description = "Producer group", pattern = "^[A-Za-z0-9_-]{1,127}$")),
     request_body = ProducerBody,
     responses(
         (status = 200, description = "Registered (kept across restarts)", body = ProducerOut),
