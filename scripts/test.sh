@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: Rust unit, property, integration and crash tests, then the
-# end-to-end suites (Python against a live server, OpenAPI-generated client, schemathesis,
-# headless Chromium) when their tools are installed (scripts/install-deps.sh installs them).
+# Python SDK suite and the end-to-end suites (Python against a live server, OpenAPI-generated
+# client, schemathesis, headless Chromium). scripts/install-deps.sh installs their tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,9 @@ cargo fmt --all -- --check
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
-if [ -x scripts/e2e.sh ]; then
-  scripts/e2e.sh
-fi
+# Python SDK: build it with pip (maturin), then pytest (embedded and against `ferrymq serve`),
+# mypy --strict and stubtest.
+bindings/python/test.sh
+
+# End-to-end against a live server: generated OpenAPI client, schemathesis, headless Chromium.
+scripts/e2e.sh
