@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
-cargo test --workspace --all-targets
+cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
 
 # Python SDK: build it with pip (maturin), then pytest (embedded and against `ferrymq serve`),
