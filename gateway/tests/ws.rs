@@ -344,3 +344,33 @@ async fn ws_connections_gauge_counts_open_sockets() {
     ws.close().await;
     eventually("gauge at 0", || async { t.get("/metrics").await.text.contains("ferrymq_ws_connections 0") }).await;
 }
+
+#[tokio::test]
+async fn native_send_back_retries_through_the_group() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "sb", "queues": 1})).await;
+    let sent = t.publish("sb", json!({"body": "fails"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "pull", "req_id": "p", "group": "sbg", "topic": "sb", "queue_id": 0, "offset": 0})).await;
+    let pulled = ws.next_op("pulled").await;
+    let message = &pulled["messages"][0];
+    ws.send(json!({"op": "commit", "group": "sbg", "topic": "sb", "queue_id": 0, "offset": 1})).await;
+    ws.send(json!({"op": "send_back", "req_id": "b", "group": "sbg", "msg_id": message["msg_id"], "topic": "sb",
+                   "commit_offset": message["commit_offset"], "reconsume_times": 0, "delay_ms": 0}))
+        .await;
+    assert_eq!(ws.next_op("sent_back").await["req_id"], "b");
+    let again = t.receive_n("sbg", "sb", 1).await;
+    assert_eq!(again.len(), 1, "redelivered through the retry topic");
+    assert_eq!(again[0]["msg_id"], sent["msg_id"]);
+    assert_eq!(again[0]["reconsume_times"], 1);
+    assert_eq!(again[0]["topic"], "sb");
+
+    ws.send(json!({"op": "send_back", "req_id": "x", "group": "sbg", "msg_id": "other", "topic": "sb",
+                   "commit_offset": message["commit_offset"]}))
+        .await;
+    let error = ws.next_op("error").await;
+    assert_eq!(error["req_id"], "x");
+    assert_eq!(error["type"], "urn:ferrymq:error:not-found");
+    ws.close().await;
+}

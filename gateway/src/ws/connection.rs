@@ -4,13 +4,13 @@
 //! to; native clients name themselves in `heartbeat`. When it closes, every group gets its
 //! held messages back at once and loses the member at once.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferrymq_core::broker::{
-    Broker, ConsumeMode, FilterSpec, PullRequest, ReceiveRequest, StartPosition, Subscription, TransactionResolution,
-    Transport,
+    Broker, ConsumeMode, FilterSpec, Message, MessageState, PullRequest, ReceiveRequest, StartPosition, Subscription,
+    TransactionResolution, Transport,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,8 +25,8 @@ use crate::state::AppState;
 use crate::wire::{PublishBatch, PublishContext, PublishMessage, SendResultOut};
 use crate::ws::protocol::{
     AckFrame, CommitFrame, CreditFrame, EndTransactionFrame, FrameIds, HeartbeatFrame, LockFrame, NackFrame, Op,
-    PublishFrame, PublishedBody, PullFrame, RegisterProducerFrame, ServerFrame, StartIn, StartName, SubscribeFrame,
-    UnsubscribeFrame,
+    PublishFrame, PublishedBody, PullFrame, RegisterProducerFrame, SendBackFrame, ServerFrame, StartIn, StartName,
+    SubscribeFrame, UnsubscribeFrame,
 };
 use crate::ws::window::{SubscriptionTask, Window};
 
@@ -133,6 +133,7 @@ impl Connection {
             Op::Commit(frame) => self.commit(frame).await,
             Op::Lock(frame) => self.lock(frame).await,
             Op::Unlock(frame) => self.unlock(frame).await,
+            Op::SendBack(frame) => self.send_back(frame).await,
         }
     }
 
@@ -445,6 +446,37 @@ impl Connection {
         self.broker.unlock_queue(&f.group, &f.topic, f.queue_id, &client_id);
         if let Some(req_id) = f.req_id {
             self.send(ServerFrame::Unlocked { req_id }).await;
+        }
+        Ok(())
+    }
+
+    async fn send_back(&mut self, f: SendBackFrame) -> ApiResult<()> {
+        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        let delay = f.delay_ms.map(Duration::from_millis);
+        if delay.is_some_and(|d| d > self.broker.config().max_delay) {
+            return Err(ApiError::invalid("/delay_ms", "must be at most max_delay"));
+        }
+        // The broker reads the record at `commit_offset` and checks its id; the rest of the
+        // message is not needed.
+        let message = Message {
+            msg_id: f.msg_id,
+            topic: f.topic,
+            queue_id: None,
+            queue_offset: None,
+            commit_offset: Some(f.commit_offset),
+            body: Vec::new(),
+            tag: None,
+            keys: Vec::new(),
+            properties: BTreeMap::new(),
+            born_ts: 0,
+            store_ts: 0,
+            reconsume_times: f.reconsume_times,
+            receipt: None,
+            state: MessageState::Stored,
+        };
+        self.broker.send_message_back(&f.group, &message, delay).await?;
+        if let Some(req_id) = f.req_id {
+            self.send(ServerFrame::SentBack { req_id }).await;
         }
         Ok(())
     }

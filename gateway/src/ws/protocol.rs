@@ -24,6 +24,7 @@ pub const OPS: &[&str] = &[
     "commit",
     "lock",
     "unlock",
+    "send_back",
 ];
 
 /// Where a new subscription starts: `"first"`, `"last"` or `{"timestamp": ms}`.
@@ -236,6 +237,29 @@ pub struct LockFrame {
     pub client_id: Option<String>,
 }
 
+/// `send_back` (native clients): a pulled message failed; it goes to the group's retry topic
+/// with `reconsume_times + 1` (or to the DLQ after `max_reconsume_times`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SendBackFrame {
+    /// When set, the server answers `sent_back`.
+    #[serde(default)]
+    pub req_id: Option<String>,
+    /// Consumer group.
+    pub group: String,
+    /// The message's id.
+    pub msg_id: String,
+    /// The topic it was pulled from.
+    pub topic: String,
+    /// Its `commit_offset`, as pulled.
+    pub commit_offset: u64,
+    /// Deliveries after failures so far (as pulled, or more after in-place retries).
+    #[serde(default)]
+    pub reconsume_times: u32,
+    /// Redelivery delay (default: the retry delay of level `3 + reconsume_times`; 0: at once).
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+}
+
 /// A client frame, parsed.
 #[derive(Clone, Debug)]
 pub enum Op {
@@ -265,6 +289,8 @@ pub enum Op {
     Lock(LockFrame),
     /// `unlock`
     Unlock(LockFrame),
+    /// `send_back`
+    SendBack(SendBackFrame),
 }
 
 /// The ids a frame carries, to echo on its `error` even when the rest does not parse.
@@ -314,6 +340,7 @@ impl Op {
             "commit" => Op::Commit(from_value(value, "")?),
             "lock" => Op::Lock(from_value(value, "")?),
             "unlock" => Op::Unlock(from_value(value, "")?),
+            "send_back" => Op::SendBack(from_value(value, "")?),
             other => {
                 return Err(ApiError::invalid("/op", format!("unknown op {other:?}; known ops: {}", OPS.join(", "))))
             }
@@ -460,6 +487,11 @@ pub enum ServerFrame {
     },
     /// Answer to an `unlock` with a `req_id`.
     Unlocked {
+        /// Request id.
+        req_id: String,
+    },
+    /// Answer to a `send_back` with a `req_id`.
+    SentBack {
         /// Request id.
         req_id: String,
     },
