@@ -46,6 +46,8 @@ pub enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// Measure throughput against a running server.
+    Bench(crate::bench::BenchArgs),
     /// Look messages up.
     Message {
         /// Connection.
@@ -312,6 +314,11 @@ pub async fn run_client(command: Command) -> Result<(), ClientError> {
     match command {
         Command::Serve(_) => Err(ClientError::Usage("serve is not a client command".to_string())),
         Command::Produce(args) => produce(args).await,
+        Command::Bench(args) => {
+            let result = crate::bench::run(&args).await?;
+            println!("mode={:?} size={} {result}", args.mode, args.size);
+            Ok(())
+        }
         Command::Consume(args) => consume(args).await,
         Command::Topic { conn, command } => {
             let client = RestClient::new(conn);

@@ -11,13 +11,15 @@
 //! - [`wire`]: the JSON shapes of the contract and their conversions.
 //! - [`access`] and [`auth`]: who is calling and what they may do.
 //! - [`checks`]: routing transaction check-backs to WebSocket producers or check URLs.
-//! - [`config`], [`server`]: `ferrymq serve`. [`cli`]: the client subcommands.
+//! - [`config`], [`server`]: `ferrymq serve`. [`cli`]: the client subcommands; [`bench`]:
+//!   `ferrymq bench`.
 //!
 //! The gateway knows nothing of file formats: everything goes through
 //! [`ferrymq_core::broker::Broker`].
 
 pub mod access;
 pub mod auth;
+pub mod bench;
 pub mod checks;
 pub mod cli;
 pub mod config;

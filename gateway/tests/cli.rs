@@ -92,3 +92,16 @@ async fn client_subcommands_round_trip() {
     let (ok, _) = run(&url, &["message", "get", "missing"]).await;
     assert!(!ok, "a 404 fails the command");
 }
+
+#[tokio::test]
+async fn bench_runs_each_mode() {
+    let t = TestApp::start().await;
+    let url = format!("http://{}", t.serve().await);
+    for mode in ["rest-batch", "ws-publish", "ws-consume"] {
+        let (ok, out) =
+            run(&url, &["bench", "--mode", mode, "--messages", "60", "--size", "32", "--batch", "20"]).await;
+        assert!(ok, "{mode}: {out}");
+        assert!(out.contains("messages=60"), "{mode}: {out}");
+        assert!(out.contains("msgs_per_s="), "{mode}: {out}");
+    }
+}
