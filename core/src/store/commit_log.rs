@@ -16,16 +16,12 @@ use super::record::{self, EncodedTail, Placement, RecordView, FILLER_RESERVE, MA
 use super::segment::Segment;
 use crate::{Error, Result};
 
-/// Bytes faulted in ahead of the write position so appends rarely take page faults.
-const PREFAULT_CHUNK: u64 = 4 << 20;
-
 /// The append side: held under the append lock.
 struct Appender {
     active: Arc<Segment>,
     pos: u64,
     last_record: u64,
     last_store_ts: u64,
-    prefaulted: u64,
     queue_offsets: HashMap<String, HashMap<u32, u64>>,
 }
 
@@ -80,14 +76,7 @@ impl CommitLog {
             segments: RwLock::new(segments),
             write_pos: AtomicU64::new(pos),
             min_offset: AtomicU64::new(min),
-            appender: Mutex::new(Appender {
-                active,
-                pos,
-                last_record,
-                last_store_ts,
-                prefaulted: 0,
-                queue_offsets: HashMap::new(),
-            }),
+            appender: Mutex::new(Appender { active, pos, last_record, last_store_ts, queue_offsets: HashMap::new() }),
         })
     }
 
@@ -167,14 +156,6 @@ impl CommitLog {
         }
         let end = a.pos;
         self.write_pos.store(end, Ordering::SeqCst);
-        // Fault in the next chunk while we still own the tail, so that the following appends
-        // copy into resident pages instead of trapping once per page.
-        let local = end - a.active.base();
-        if local + PREFAULT_CHUNK / 2 > a.prefaulted && a.prefaulted < a.active.len() {
-            let from = a.prefaulted.max(local);
-            a.active.file().prefault(from as usize, PREFAULT_CHUNK as usize);
-            a.prefaulted = from + PREFAULT_CHUNK;
-        }
         Ok((results, end))
     }
 
@@ -193,22 +174,24 @@ impl CommitLog {
         sync_dir(&self.dir)?;
         self.segments.write().unwrap_or_else(|p| p.into_inner()).push(seg.clone());
         a.active = seg;
-        a.prefaulted = 0;
         tracing::debug!(base = a.pos, "commit log rolled to a new segment");
         Ok(())
     }
 
-    /// One step of pre-allocation for sync mode: zero-fills and msyncs the next `chunk` bytes
-    /// of the active segment if less than `ahead` bytes past the write position are prepared.
-    /// Overwriting allocated, already-written blocks lets an msync write data only, without a
-    /// file system journal commit for block allocation, which roughly halves its latency.
-    /// Returns whether it did anything (call again until it does not).
-    pub(crate) fn prezero_step(&self, ahead: u64, chunk: u64) -> std::io::Result<bool> {
+    /// One step of preparing the active segment ahead of the appender: faults in (and with
+    /// `allocate`, msyncs) the next `chunk` bytes if less than `ahead` bytes past the write
+    /// position are prepared. Returns whether it did anything (call again until it does not).
+    ///
+    /// Faulting in on this thread keeps page-cache allocation and zeroing off the append path.
+    /// Msyncing the fresh pages makes the file system allocate and write their blocks now, so
+    /// a sync-mode msync later overwrites allocated blocks, with no block allocation on the
+    /// critical path (that roughly halves its latency).
+    pub(crate) fn prepare_step(&self, ahead: u64, chunk: u64, allocate: bool) -> std::io::Result<bool> {
         let Some(seg) = self.segments.read().unwrap_or_else(|p| p.into_inner()).last().cloned() else {
             return Ok(false);
         };
         let local = self.write_pos().saturating_sub(seg.base());
-        seg.prezero(local, local.saturating_add(ahead), chunk)
+        seg.prepare(local, local.saturating_add(ahead), chunk, allocate)
     }
 
     /// The segment holding `offset`, if retained.

@@ -60,12 +60,12 @@ use crate::{Error, Result};
 /// Callback run on the dispatcher thread with (topic, queue id, new max offset).
 pub type DispatchListener = Arc<dyn Fn(&str, u32, u64) + Send + Sync>;
 
-/// Sync mode keeps this much of the active segment zero-filled and msynced ahead of the
-/// write position (see `CommitLog::prezero_step`), in steps of `PREZERO_CHUNK`, checking every
-/// `PREZERO_INTERVAL`.
-const PREZERO_AHEAD: u64 = 64 << 20;
-const PREZERO_CHUNK: u64 = 4 << 20;
-const PREZERO_INTERVAL: Duration = Duration::from_millis(10);
+/// The prepare thread keeps this much of the active segment faulted in (and in sync mode
+/// allocated) ahead of the write position, in steps of `PREPARE_CHUNK`, checking every
+/// `PREPARE_INTERVAL` (see `CommitLog::prepare_step`).
+const PREPARE_AHEAD: u64 = 64 << 20;
+const PREPARE_CHUNK: u64 = 4 << 20;
+const PREPARE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Smallest accepted `segment_bytes`.
 const MIN_SEGMENT_BYTES: u64 = 4096;
@@ -226,27 +226,26 @@ impl Store {
                 }
             }),
         )?);
-        if inner.config.flush == FlushMode::Sync {
-            let i = inner.clone();
-            threads.push(spawn(
-                "ferrymq-prealloc",
-                Box::new(move || {
-                    while !i.stop.wait(PREZERO_INTERVAL) {
-                        loop {
-                            match i.log.prezero_step(PREZERO_AHEAD, PREZERO_CHUNK) {
-                                Ok(true) if !i.closed.load(Ordering::Acquire) => continue,
-                                Ok(_) => break,
-                                Err(e) => {
-                                    // Only a performance aid: appends work without it.
-                                    tracing::warn!(error = %e, "pre-allocating the log failed");
-                                    break;
-                                }
+        let i = inner.clone();
+        threads.push(spawn(
+            "ferrymq-prepare",
+            Box::new(move || {
+                let allocate = i.config.flush == FlushMode::Sync;
+                while !i.stop.wait(PREPARE_INTERVAL) {
+                    loop {
+                        match i.log.prepare_step(PREPARE_AHEAD, PREPARE_CHUNK, allocate) {
+                            Ok(true) if !i.closed.load(Ordering::Acquire) => continue,
+                            Ok(_) => break,
+                            Err(e) => {
+                                // Only a performance aid: appends work without it.
+                                tracing::warn!(error = %e, "preparing the log ahead of the appender failed");
+                                break;
                             }
                         }
                     }
-                }),
-            )?);
-        }
+                }
+            }),
+        )?);
         let i = inner.clone();
         threads.push(spawn(
             "ferrymq-retention",

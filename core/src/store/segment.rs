@@ -29,9 +29,9 @@ pub(crate) struct Segment {
     file: MappedFile,
     /// Newest store timestamp of a record in this segment (0 if unknown or empty).
     last_store_ts: AtomicU64,
-    /// Bytes below this (segment-relative) have been zero-filled and msynced ahead of the
-    /// appender (sync mode), so appends there overwrite allocated blocks.
-    prezeroed: AtomicU64,
+    /// Bytes below this (segment-relative) have been faulted in (and in sync mode msynced)
+    /// ahead of the appender.
+    prepared: AtomicU64,
 }
 
 impl Segment {
@@ -46,7 +46,7 @@ impl Segment {
             base,
             file: MappedFile::open(&path, len, 0, true)?,
             last_store_ts: AtomicU64::new(0),
-            prezeroed: AtomicU64::new(0),
+            prepared: AtomicU64::new(0),
         })
     }
 
@@ -57,7 +57,7 @@ impl Segment {
             base,
             file: MappedFile::open(path, len, 0, false)?,
             last_store_ts: AtomicU64::new(0),
-            prezeroed: AtomicU64::new(0),
+            prepared: AtomicU64::new(0),
         })
     }
 
@@ -116,20 +116,22 @@ impl Segment {
         self.last_store_ts.fetch_max(ts, Ordering::AcqRel);
     }
 
-    /// Pre-allocates the next `chunk` bytes after `max(prezeroed, from)` if that is below
-    /// `until` (segment-relative): faults the pages in writable (the kernel fills holes with
-    /// zeros and marks them dirty) and msyncs them, so the file system allocates and writes
-    /// their blocks now. Content is unchanged. Returns whether it did anything.
-    pub(crate) fn prezero(&self, from: u64, until: u64, chunk: u64) -> std::io::Result<bool> {
-        let start = self.prezeroed.load(Ordering::Acquire).max(from);
+    /// Prepares the next `chunk` bytes after `max(prepared, from)` if that is below `until`
+    /// (segment-relative): faults the pages in writable (the kernel fills holes with zeros and
+    /// marks the pages dirty) and, with `allocate`, msyncs them so their blocks are allocated
+    /// and written now. Content is unchanged. Returns whether it did anything.
+    pub(crate) fn prepare(&self, from: u64, until: u64, chunk: u64, allocate: bool) -> std::io::Result<bool> {
+        let start = self.prepared.load(Ordering::Acquire).max(from);
         let until = until.min(self.len());
         if start >= until {
             return Ok(false);
         }
         let end = (start + chunk).min(self.len());
         self.file.prefault(start as usize, (end - start) as usize);
-        self.file.flush_range(start as usize, (end - start) as usize)?;
-        self.prezeroed.fetch_max(end, Ordering::AcqRel);
+        if allocate {
+            self.file.flush_range(start as usize, (end - start) as usize)?;
+        }
+        self.prepared.fetch_max(end, Ordering::AcqRel);
         Ok(true)
     }
 
