@@ -43,6 +43,17 @@ async fn group_detail_shows_subscriptions_offsets_and_lag() {
 }
 
 #[tokio::test]
+async fn put_without_a_body_creates_the_group_with_defaults() {
+    let t = TestApp::start().await;
+    let reply = t.call(axum::http::Method::PUT, "/v1/groups/bare", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["max_reconsume_times"], 16);
+    let reply = t.call(axum::http::Method::POST, "/v1/groups/bare/receive", None).await;
+    reply.problem(400, "invalid-argument");
+    assert_eq!(reply.field(), "/topic");
+}
+
+#[tokio::test]
 async fn unknown_group_is_404_and_put_creates_it() {
     let t = TestApp::start().await;
     t.get("/v1/groups/fresh").await.problem(404, "not-found");
