@@ -73,10 +73,11 @@ impl Drop for ClientCell {
 /// Every client not yet dropped, for [`close_all`].
 static OPEN: Mutex<Vec<Weak<ClientCell>>> = Mutex::new(Vec::new());
 
-/// Closes every client still open (at interpreter exit), each within `timeout_ms`.
-#[pyfunction]
+/// Closes every client still open, each within `timeout_ms`, then stops the runtime's calls
+/// into Python: the package registers it to run at interpreter exit (not to be called before).
+#[pyfunction(name = "_at_exit")]
 #[pyo3(signature = (timeout_ms=10_000))]
-pub fn close_all(py: Python<'_>, timeout_ms: u64) {
+pub fn at_exit(py: Python<'_>, timeout_ms: u64) {
     let open: Vec<Arc<ClientCell>> =
         OPEN.lock().unwrap_or_else(|e| e.into_inner()).drain(..).filter_map(|c| c.upgrade()).collect();
     let _ = runtime::block_on(py, async move {
@@ -85,6 +86,7 @@ pub fn close_all(py: Python<'_>, timeout_ms: u64) {
         }
         Ok(())
     });
+    runtime::quiesce(py, Duration::from_millis(timeout_ms));
 }
 
 /// A connection to one broker: `Client.embedded(path)` runs a broker in this process on a

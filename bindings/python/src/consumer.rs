@@ -20,7 +20,8 @@ use crate::runtime;
 ///
 /// Without a listener it is an iterator (`for message in consumer`, or `async for` through
 /// `ferrymq.aio`): each message must be `ack()`ed or `nack()`ed; iteration ends when the
-/// consumer is closed.
+/// consumer is closed. Keep a reference while it runs: a consumer that Python collects stops
+/// (and the group notices when its heartbeat lapses).
 #[pyclass(frozen, module = "ferrymq._native")]
 pub struct PushConsumer {
     consumer: Arc<CorePushConsumer>,

@@ -39,7 +39,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<admin::Subscription>()?;
     m.add_class::<admin::Member>()?;
     m.add_class::<admin::GroupOffset>()?;
-    m.add_function(wrap_pyfunction!(client::close_all, m)?)?;
+    m.add_function(wrap_pyfunction!(client::at_exit, m)?)?;
     m.add("BROKER_SETTINGS", config::KEYS.to_vec())?;
     Ok(())
 }

@@ -175,7 +175,7 @@ impl PyChecker {
 
 impl TransactionChecker for PyChecker {
     fn check(&self, message: &CoreMessage) -> TransactionResolution {
-        let verdict = Python::try_attach(|py| match decide(py, &self.0, message.clone()) {
+        let verdict = runtime::with_python(|py| match decide(py, &self.0, message.clone()) {
             Ok(verdict) => verdict,
             Err(failure) => {
                 let error = failure.into_pyerr(py);
@@ -215,7 +215,7 @@ async fn send_in_transaction(
     let result = producer
         .send_in_transaction_async(&topic, message, move |half| async move {
             let run = move || {
-                Python::try_attach(|py| match decide(py, &local_transaction, half) {
+                runtime::with_python(|py| match decide(py, &local_transaction, half) {
                     Ok(verdict) => verdict,
                     Err(failure) => {
                         *record.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure);

@@ -7,8 +7,9 @@
 //! client's own tasks.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -71,6 +72,38 @@ where
     })
 }
 
+/// Calls into Python from threads of the runtime that are underway (see [`with_python`]).
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+/// Set at interpreter exit: from then on, runtime threads no longer call into Python.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Runs `f` with the GIL on a thread that Python does not know (a runtime worker, the blocking
+/// pool), unless the interpreter is exiting; then the call is skipped and `None` returned.
+///
+/// Such a thread can release the GIL inside Python (`call_soon_threadsafe` writes to a socket)
+/// and need it back after the program went on to exit; CPython then ends the thread with
+/// `pthread_exit`, which aborts the process when it unwinds through Rust frames. So
+/// [`quiesce`] (run at exit, before finalization) waits for the calls underway and stops new
+/// ones.
+pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    IN_PYTHON.fetch_add(1, Ordering::SeqCst);
+    let result = if EXITING.load(Ordering::SeqCst) { None } else { Python::try_attach(f) };
+    IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+/// Stops calls into Python from runtime threads and waits (with the GIL released, up to
+/// `timeout`) for those underway to finish. Called at interpreter exit.
+pub fn quiesce(py: Python<'_>, timeout: Duration) {
+    EXITING.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let deadline = Instant::now() + timeout;
+        while IN_PYTHON.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
 /// `ferrymq._bridge.resolve(future, ok, value)`: sets the result or exception of an asyncio
 /// future unless it was cancelled meanwhile.
 static RESOLVE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -91,7 +124,7 @@ where
     let task = handle().spawn(async move {
         let result = future.await;
         // An interpreter that is shutting down has no loop to resolve on: drop the result.
-        Python::try_attach(|py| {
+        with_python(|py| {
             let (ok, value) = match result.map_err(|f| f.into_pyerr(py)).and_then(|v| v.into_py_any(py)) {
                 Ok(value) => (true, value),
                 Err(e) => (false, e.into_value(py).into_any()),

@@ -152,3 +152,46 @@ def test_listener_threads_stop_on_close(embedded: ferrymq.Client, name: Callable
     consumer.close()
     wait_for(lambda: len(names()) <= tasks_before + 2, timeout=10)
     assert threading.active_count() == before
+
+
+def test_asyncio_programs_exit_cleanly(tmp_path: Path) -> None:
+    """A future resolved from a runtime thread right before the program ends must not leave
+    that thread re-entering a finalizing interpreter (which aborts the process)."""
+    code = """
+        import asyncio, sys
+        from ferrymq import aio
+
+        async def main():
+            async with await aio.Client.embedded(sys.argv[1]) as client:
+                await client.producer().send("orders", b"hello")
+                async with client.push_consumer("billing", "orders") as consumer:
+                    async for message in consumer:
+                        message.ack()
+                        break
+                await client.admin().topics()
+
+        asyncio.run(main())
+        """
+    for run in range(10):
+        done = python(code, str(tmp_path / f"data{run}"))
+        assert done.returncode == 0, f"run {run}: exit {done.returncode}\n{done.stderr}"
+
+
+def test_exit_with_busy_listeners(tmp_path: Path) -> None:
+    code = """
+        import sys, time, threading, ferrymq
+        client = ferrymq.Client.embedded(sys.argv[1])
+        producer = client.producer()
+        producer.send_batch("busy", [b"x"] * 200)
+        started = threading.Event()
+        def listener(message):
+            started.set()
+            time.sleep(0.01)
+        consumer = client.push_consumer("g", "busy", listener=listener)
+        consumer.start()
+        assert started.wait(10)
+        # Exit while listeners run: at exit the client is closed and the process ends cleanly.
+        """
+    for run in range(3):
+        done = python(code, str(tmp_path / f"data{run}"))
+        assert done.returncode == 0, f"run {run}: exit {done.returncode}\n{done.stderr}"

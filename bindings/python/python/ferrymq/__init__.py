@@ -49,7 +49,7 @@ from ferrymq._native import (
     Subscription,
     Topic,
     TransactionProducer,
-    close_all,
+    _at_exit,
 )
 
 __all__ = [
@@ -84,5 +84,6 @@ __all__ = [
 ]
 
 # Clients still open at exit are closed, so that push consumers commit their offsets and an
-# embedded broker shuts down cleanly.
-atexit.register(close_all)
+# embedded broker shuts down cleanly; then the runtime's threads stop calling into Python
+# before the interpreter finalizes.
+atexit.register(_at_exit)

@@ -23,13 +23,13 @@ __all__ = [
     "Subscription",
     "Topic",
     "TransactionProducer",
-    "close_all",
+    "_at_exit",
 ]
 
 BROKER_SETTINGS: Final[List[str]]
 
-def close_all(timeout_ms: int = 10_000) -> None:
-    """Closes every client still open (run at interpreter exit)."""
+def _at_exit(timeout_ms: int = 10_000) -> None:
+    """Closes every client still open and stops calls into Python (run at interpreter exit)."""
 
 @final
 class Message:

@@ -42,12 +42,14 @@ Listener = Union[Callable[[Message], Any], Callable[[Message], Awaitable[Any]]]
 Decider = Union[Callable[[Message], Verdict], Callable[[Message], Awaitable[Verdict]]]
 
 
-def _on_worker(function: Callable[[Message], Any], loop: asyncio.AbstractEventLoop) -> Callable[[Message], Any]:
+def _on_worker(function: Callable[[Message], Any]) -> Callable[[Message], Any]:
     """A callable the native side can run on a worker thread: an ``async def`` function is
-    run on `loop` and waited for; a plain one is returned as it is."""
+    run on the running loop (so call this from a coroutine) and waited for; a plain one is
+    returned as it is."""
     if not inspect.iscoroutinefunction(function):
         return function
     coroutine_function = function
+    loop = asyncio.get_running_loop()
 
     def call(message: Message) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine_function(message), loop).result()
@@ -156,7 +158,7 @@ class TransactionProducer:
         """Sends a half message, runs `local_transaction(message)` (sync or async) and ends
         the transaction as it answers; returns the result with its ``transaction_id``."""
         attrs = _attrs(tag, keys, properties, None, None, None, sharding_key, idempotency_key)
-        decide = _on_worker(local_transaction, asyncio.get_running_loop())
+        decide = _on_worker(local_transaction)
         return await self._native.send_in_transaction_async(topic, body, decide, **attrs)
 
     async def end_transaction(self, transaction_id: str, status: Verdict) -> None:
@@ -386,7 +388,7 @@ class Client:
     async def transaction_producer(self, group: str, checker: Decider) -> TransactionProducer:
         """A transactional producer of `group`; `checker(message)` (sync or async) answers
         check-backs with ``"commit"``, ``"rollback"`` or ``"unknown"``."""
-        decide = _on_worker(checker, asyncio.get_running_loop())
+        decide = _on_worker(checker)
         return TransactionProducer(await self._native.transaction_producer_async(group, decide))
 
     def push_consumer(
@@ -406,8 +408,8 @@ class Client:
         queue_rooms: Optional[Dict[int, str]] = None,
     ) -> PushConsumer:
         """A push consumer (see :meth:`ferrymq.Client.push_consumer`); an ``async def``
-        listener runs on the running loop. Call from a coroutine."""
-        callback = None if listener is None else _on_worker(listener, asyncio.get_running_loop())
+        listener runs on the running loop (create the consumer from a coroutine then)."""
+        callback = None if listener is None else _on_worker(listener)
         native = self._native.push_consumer(
             group,
             topic,
