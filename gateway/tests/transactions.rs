@@ -92,6 +92,8 @@ async fn unknown_answers_end_in_a_discard() {
     })
     .await;
     t.post(&format!("/v1/transactions/{id}/commit"), json!({})).await.problem(409, "conflict");
+    // The last check's POST may still be on its way when the discard is counted.
+    eventually("three checks seen", || async { seen.lock().unwrap().len() >= 3 }).await;
     let checks = seen.lock().unwrap().clone();
     assert_eq!(checks.len(), 3, "checked transaction_check_max times");
     let times: Vec<_> = checks.iter().map(|c| c["check_times"].clone()).collect();
