@@ -207,3 +207,15 @@ fn sync_appends_share_flushes() {
     assert!(st.flush_seconds_sum > 0.0);
     assert!(*st.flush_buckets.last().unwrap() <= st.flush_count);
 }
+
+#[test]
+fn a_panicking_listener_does_not_stop_dispatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), FlushMode::Async);
+    store.set_dispatch_listener(Arc::new(|_: &str, _: u32, _: u64| panic!("listener bug")));
+    for i in 0..3 {
+        let r = store.append(msg("t", 0, i)).unwrap();
+        assert!(store.wait_dispatched(r.commit_offset + u64::from(r.size), WAIT));
+    }
+    assert_eq!(store.queue_bounds("t", 0), (0, 3));
+}

@@ -164,7 +164,8 @@ impl CommitLog {
         if a.pos < a.active.end() {
             let local = (a.pos - a.active.base()) as usize;
             let len = a.active.len() as usize - local;
-            let ts = a.last_store_ts.max(a.active.last_store_ts());
+            // The segment's own newest record, not the store time of the append that rolls.
+            let ts = a.active.last_store_ts();
             let file = a.active.file();
             file.write_with(local, len, |dst| record::write_filler(dst, ts))?;
             file.publish(local + len);
@@ -317,4 +318,77 @@ fn record_bytes(seg: &Segment, local: u64, offset: u64) -> Result<&[u8]> {
         return Err(no_record(offset));
     }
     seg.read(local, len as usize).ok_or_else(|| no_record(offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::message::NewMessage;
+    use crate::store::record::{read_trailer, MAGIC_BLANK, TRAILER_LEN};
+    use proptest::prelude::*;
+
+    fn tail(i: usize, body: usize) -> EncodedTail {
+        record::encode_tail(NewMessage {
+            topic: "t".into(),
+            queue_id: (i % 3) as u32,
+            msg_id: format!("m{i}"),
+            body: vec![i as u8; body],
+            ..NewMessage::default()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        /// Records never span segments, every sealed segment ends with a filler and a trailer,
+        /// and every record reads back at its offset.
+        #[test]
+        fn segment_roll_over(bodies in proptest::collection::vec(0usize..1500, 1..120), batch in 1usize..4) {
+            let dir = tempfile::tempdir().unwrap();
+            let seg_bytes = 4096u64;
+            let log = CommitLog::new(dir.path().to_path_buf(), seg_bytes, Vec::new(), 0, u64::MAX, 0).unwrap();
+            let mut placed = Vec::new();
+            for (chunk_no, chunk) in bodies.chunks(batch).enumerate() {
+                let tails: Vec<_> = chunk.iter().enumerate().map(|(k, &b)| tail(chunk_no * batch + k, b)).collect();
+                let (rs, end) = log.append(&tails, 1000 + chunk_no as u64).map_err(|(e, _)| e).unwrap();
+                prop_assert_eq!(end, log.write_pos());
+                placed.extend(rs.into_iter().zip(chunk.iter().copied()));
+            }
+            let mut next_q = [0u64; 3];
+            for (i, (r, body)) in placed.iter().enumerate() {
+                let seg = log.segment_for(r.commit_offset).unwrap();
+                prop_assert!(r.commit_offset + u64::from(r.size) + FILLER_RESERVE <= seg.end(), "record spans or eats the filler reserve");
+                let m = log.read(r.commit_offset).unwrap();
+                prop_assert_eq!(m.msg_id, format!("m{i}"));
+                prop_assert_eq!(m.body.len(), *body);
+                prop_assert_eq!(m.queue_offset, next_q[i % 3]);
+                next_q[i % 3] += 1;
+            }
+            let segs = log.segments();
+            for w in segs.windows(2) {
+                prop_assert_eq!(w[0].end(), w[1].base());
+                let last = placed.iter().rev().find(|(r, _)| w[0].contains(r.commit_offset));
+                if let Some((r, _)) = last {
+                    let filler_at = r.commit_offset + u64::from(r.size) - w[0].base();
+                    let head = w[0].read(filler_at, 8).unwrap();
+                    prop_assert_eq!(record::peek(head).1, MAGIC_BLANK);
+                    let t = w[0].read(seg_bytes - TRAILER_LEN as u64, TRAILER_LEN).unwrap();
+                    prop_assert_eq!(read_trailer(t), Some(r.store_ts));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_that_fills_a_segment_exactly_up_to_the_reserve() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommitLog::new(dir.path().to_path_buf(), 4096, Vec::new(), 0, u64::MAX, 0).unwrap();
+        let probe = tail(0, 0).record_len() as u64;
+        let body = (log.max_record_len() - probe) as usize;
+        let (rs, end) = log.append(&[tail(0, body)], 1).map_err(|(e, _)| e).unwrap();
+        assert_eq!(rs[0].commit_offset, 0);
+        assert_eq!(end, 4096 - FILLER_RESERVE);
+        let (rs, _) = log.append(&[tail(1, 10)], 2).map_err(|(e, _)| e).unwrap();
+        assert_eq!(rs[0].commit_offset, 4096, "rolled to the next segment");
+        assert_eq!(log.read(0).unwrap().body.len(), body);
+    }
 }

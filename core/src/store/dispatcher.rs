@@ -239,7 +239,11 @@ impl Dispatcher {
                         let listener = self.listener.read().unwrap_or_else(|p| p.into_inner()).clone();
                         if let Some(l) = listener {
                             for q in grown {
-                                l(q.topic(), q.queue_id(), q.max());
+                                // A panicking listener must not take the dispatcher down.
+                                let call = std::panic::AssertUnwindSafe(|| l(q.topic(), q.queue_id(), q.max()));
+                                if std::panic::catch_unwind(call).is_err() {
+                                    tracing::error!(topic = q.topic(), "dispatch listener panicked");
+                                }
                             }
                         }
                         continue;
