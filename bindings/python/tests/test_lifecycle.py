@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import pytest
-
 import ferrymq
 
 from conftest import wait_for
@@ -91,7 +89,6 @@ def test_ctrl_c_interrupts_a_blocking_wait(tmp_path: Path) -> None:
     assert process.returncode == 0, err
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_gets_its_own_runtime(tmp_path: Path, embedded: ferrymq.Client) -> None:
     embedded.producer().send("parent", b"before the fork")
     child = python(
