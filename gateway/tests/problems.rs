@@ -134,3 +134,30 @@ async fn bad_query_parameter_names_the_parameter() {
     assert_eq!(reply.field(), "/limit");
     t.get("/v1/topics/q/messages?limit=1001").await.problem(400, "invalid-argument");
 }
+
+#[tokio::test]
+async fn cors_preflight_is_answered_before_auth() {
+    let settings = ferrymq_gateway::GatewaySettings {
+        auth: Some(
+            ferrymq_gateway::auth::AuthConfig::parse("[[tokens]]\ntoken = \"t\"\nactions = [\"admin\"]\n").unwrap(),
+        ),
+        ..settings()
+    };
+    let t = TestApp::start_with(|_| {}, settings).await;
+    let request = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/v1/ws/tickets")
+        .header(header::ORIGIN, "http://page.example")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+        .body(Body::empty())
+        .unwrap();
+    let reply = t.send(request).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert_eq!(reply.headers[header::ACCESS_CONTROL_ALLOW_HEADERS], "authorization");
+    let request = Request::get("/v1/topics").header(header::ORIGIN, "http://page.example").body(Body::empty()).unwrap();
+    let reply = t.send(request).await;
+    reply.problem(401, "unauthorized");
+    assert_eq!(reply.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*", "errors are readable cross-origin too");
+}

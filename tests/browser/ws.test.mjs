@@ -1,5 +1,6 @@
-// A page served by this test subscribes through the browser's own WebSocket, receives messages
-// published over HTTP, acks them, and the group's lag ends at 0.
+// A page served by this test (another origin than the server) gets a ticket with fetch, subscribes
+// through the browser's own WebSocket, receives messages published over HTTP, acks them, and the
+// group's lag ends at 0.
 //
 // Needs FERRYMQ_URL (scripts/e2e.sh starts the server) and Chromium at /usr/bin/chromium.
 
@@ -48,10 +49,6 @@ test("a browser subscriber receives, acks, and leaves no lag", async () => {
   const group = `browser-g-${suffix}`;
   assert.equal((await api("POST", "/v1/topics", { name: topic, queues: 2 })).status, 201);
 
-  const ticket = await api("POST", "/v1/ws/tickets");
-  assert.equal(ticket.status, 200);
-  const wsUrl = BASE.replace(/^http/, "ws") + "/v1/ws?ticket=" + encodeURIComponent(ticket.body.ticket);
-
   const pageServer = await servePage();
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ferrymq-chromium-"));
   // A fresh profile directory: playwright passes it to Chromium as --user-data-dir.
@@ -70,7 +67,7 @@ test("a browser subscriber receives, acks, and leaves no lag", async () => {
   });
   try {
     const page = await browser.newPage();
-    const query = new URLSearchParams({ ws: wsUrl, group, topic });
+    const query = new URLSearchParams({ api: BASE, group, topic });
     await page.goto(`http://127.0.0.1:${pageServer.address().port}/?${query}`);
     await until("the subscription", () => page.evaluate(() => window.subscribed));
 

@@ -14,6 +14,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::{get, post, put};
 use axum::{middleware, Router};
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -47,7 +48,18 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.settings().body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), crate::access::authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(cors())
         .with_state(state)
+}
+
+/// Browser pages on other origins may call the API: credentials travel as bearer tokens (never
+/// cookies), so any origin is allowed, and preflights are answered before auth.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods(AllowMethods::mirror_request())
+        .allow_headers(AllowHeaders::mirror_request())
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 async fn not_found(uri: Uri) -> ApiError {
