@@ -3,7 +3,7 @@
 //! and check-backs go over the WebSocket protocol; lease consumption and admin over REST.
 //!
 //! The binary is the one `cargo test --workspace` builds (`target/debug/ferrymq`), or
-//! `FERRYMQ_GATEWAY_BIN`. When neither exists the tests say so and pass without running.
+//! `FERRYMQ_GATEWAY_BIN`; without either the tests fail.
 
 mod client_util;
 mod support;
@@ -47,10 +47,8 @@ fn gateway_binary() -> Option<PathBuf> {
 }
 
 async fn start_gateway() -> Option<(Gateway, Client)> {
-    let Some(binary) = gateway_binary() else {
-        eprintln!("client_remote: no ferrymq binary (build it with `cargo build -p ferrymq-gateway`); not run");
-        return None;
-    };
+    let binary =
+        gateway_binary().expect("no ferrymq binary: `cargo test --workspace` builds it, or set FERRYMQ_GATEWAY_BIN");
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let levels: Vec<String> = (1..=18).map(|n| format!("{}ms", 40 * n)).collect();
@@ -165,9 +163,10 @@ async fn push_consumers_share_and_hand_over_over_a_gateway() {
         consumers.push(c);
     }
     // Without membership notifications, members notice each other at a heartbeat.
+    // 6 topic queues plus the group's retry queue.
     {
         let refs: Vec<&PushConsumer> = consumers.iter().collect();
-        assert!(eventually(Duration::from_secs(5), || partitioned(&refs, 6)).await, "members never settled");
+        assert!(eventually(Duration::from_secs(5), || partitioned(&refs, 7)).await, "members never settled");
     }
     let producer = client.producer(None);
     let bodies_sent: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
@@ -180,7 +179,7 @@ async fn push_consumers_share_and_hand_over_over_a_gateway() {
 
     let leaving = consumers.remove(0);
     leaving.close().await.unwrap();
-    assert!(eventually(Duration::from_secs(5), || consumers[0].assignment().len() == 6).await, "queues did not move");
+    assert!(eventually(Duration::from_secs(5), || consumers[0].assignment().len() == 7).await, "queues did not move");
     for chunk in bodies_sent.chunks(50) {
         let again: Vec<String> = chunk.iter().map(|b| format!("{b}-again")).collect();
         producer.send_batch("remote-jobs", again.iter().map(String::as_str)).await.unwrap();
@@ -234,5 +233,35 @@ async fn orderly_failures_and_check_backs_over_a_gateway() {
     let expected: Vec<(String, u32)> =
         [("1", 0), ("2", 0), ("2", 1), ("3", 0)].iter().map(|(b, r)| (b.to_string(), *r)).collect();
     assert_eq!(got, expected, "committed by check-back, retried in place, in order");
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_go_back_through_retry_to_the_dlq_over_a_gateway() {
+    let Some((_gateway, client)) = start_gateway().await else { return };
+    let admin = client.admin();
+    admin.create_topic("remote-doomed", 2).await.unwrap();
+    admin.put_group("remote-hopeless", Some(2)).await.unwrap();
+    let tries: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let t = tries.clone();
+    let listener = Listener::blocking(move |m: Message| {
+        t.lock().unwrap().push(m.reconsume_times);
+        Err(ListenerError::new("always"))
+    });
+    let consumer = client.push_consumer("remote-hopeless", "remote-doomed", fast().listener(listener)).unwrap();
+    consumer.start().await.unwrap();
+    let sent = client.producer(None).send("remote-doomed", "poison").await.unwrap();
+    let mut dead = Vec::new();
+    for _ in 0..200 {
+        dead = admin.dlq("remote-hopeless").await.unwrap();
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead.len(), 1, "moved to the DLQ through the gateway's send_back");
+    assert_eq!((dead[0].msg_id.as_str(), dead[0].topic.as_str()), (sent.msg_id.as_str(), "remote-doomed"));
+    assert_eq!(*tries.lock().unwrap(), [0, 1, 2], "delivered max_reconsume_times + 1 times, through retry");
+    consumer.close().await.unwrap();
     client.close().await.unwrap();
 }

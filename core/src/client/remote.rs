@@ -667,7 +667,7 @@ impl Transport for RemoteTransport {
     }
 
     fn supports_send_back(&self) -> bool {
-        false
+        true
     }
 
     fn send<'a>(&'a self, topic: &'a str, message: OutgoingMessage) -> BoxFuture<'a, Result<SendResult>> {
@@ -898,12 +898,28 @@ impl Transport for RemoteTransport {
 
     fn send_back<'a>(
         &'a self,
-        _group: &'a str,
-        _message: &'a Message,
-        _delay: Option<Duration>,
+        group: &'a str,
+        message: &'a Message,
+        delay: Option<Duration>,
     ) -> BoxFuture<'a, Result<()>> {
-        async { Err(Error::Unavailable("the gateway protocol has no operation to send a pulled message back".into())) }
-            .boxed()
+        async move {
+            let commit_offset = message
+                .commit_offset
+                .ok_or_else(|| Error::invalid("/commit_offset", "only a pulled message can be sent back"))?;
+            let mut frame = json!({
+                "op": "send_back",
+                "group": group,
+                "msg_id": message.msg_id,
+                "topic": message.topic,
+                "commit_offset": commit_offset,
+                "reconsume_times": message.reconsume_times,
+            });
+            if let Some(delay) = delay {
+                frame["delay_ms"] = json!(delay.as_millis() as u64);
+            }
+            self.request(frame, self.options.request_timeout).await.map(|_| ())
+        }
+        .boxed()
     }
 
     fn receive(&self, request: ReceiveRequest) -> BoxFuture<'_, Result<Vec<Message>>> {
