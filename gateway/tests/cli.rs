@@ -105,3 +105,54 @@ async fn bench_runs_each_mode() {
         assert!(out.contains("msgs_per_s="), "{mode}: {out}");
     }
 }
+
+/// Starts `ferrymq serve` on a free port over `dir`; returns the child and its URL once healthy.
+async fn serve_binary(dir: &std::path::Path) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = ferrymq()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--set", "segment_bytes=1MiB"])
+        .arg("--data-dir")
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{url}/healthz")).send().await {
+            if r.status() == 200 {
+                return (child, url);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("ferrymq serve did not become healthy");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly_and_data_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = serve_binary(dir.path()).await;
+    let http = reqwest::Client::new();
+    let sent: Value = http
+        .post(format!("{url}/v1/topics/kept/messages"))
+        .body("survives")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let msg_id = sent["msg_id"].as_str().unwrap().to_string();
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+
+    let (mut child, url) = serve_binary(dir.path()).await;
+    let message: Value = http.get(format!("{url}/v1/messages/{msg_id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(message["body"], "survives");
+    let _ = child.kill();
+    let _ = child.wait();
+}
