@@ -109,7 +109,7 @@ async fn bench_runs_each_mode() {
 /// Starts `ferrymq serve` on a free port over `dir`; returns the child and its URL once healthy.
 async fn serve_binary(dir: &std::path::Path) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = ferrymq()
+    let mut child = ferrymq()
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--set", "segment_bytes=1MiB"])
         .arg("--data-dir")
         .arg(dir)
@@ -126,6 +126,8 @@ async fn serve_binary(dir: &std::path::Path) -> (std::process::Child, String) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("ferrymq serve did not become healthy");
 }
 
