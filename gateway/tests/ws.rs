@@ -374,3 +374,52 @@ async fn native_send_back_retries_through_the_group() {
     assert_eq!(error["type"], "urn:ferrymq:error:not-found");
     ws.close().await;
 }
+
+#[tokio::test]
+async fn start_positions_apply_to_a_new_group() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "sp", "queues": 1})).await;
+    t.publish("sp", json!({"body": "old"})).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let cut = ferrymq_core::broker::now_ms();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    t.publish("sp", json!({"body": "new"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "ts", "group": "g-ts", "topic": "sp", "start": {"timestamp": cut}})).await;
+    assert_eq!(ws.next_op("message").await["body"], "new", "from the timestamp on");
+    ws.send(json!({"op": "subscribe", "id": "last", "group": "g-last", "topic": "sp", "start": "last"})).await;
+    ws.next_op("subscribed").await;
+    assert!(ws.next_within(Duration::from_millis(300)).await.is_none(), "nothing before the subscription");
+    t.publish("sp", json!({"body": "latest"})).await;
+    let frames = [ws.next_op("message").await, ws.next_op("message").await];
+    let last = frames.iter().find(|f| f["id"] == "last").expect("the last subscription got the new message");
+    assert_eq!(last["body"], "latest");
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn orderly_subscription_holds_a_queue_until_its_messages_are_acked() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "o", "queues": 1})).await;
+    for i in 0..3 {
+        t.publish("o", json!({"body": i.to_string()})).await;
+    }
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "o", "group": "og", "topic": "o", "orderly": true, "credits": 10})).await;
+    let mut held = Vec::new();
+    for expected in ["0", "1", "2"] {
+        let m = ws.next_op("message").await;
+        assert_eq!(m["body"], expected, "in queue order");
+        held.push(m["receipt"].clone());
+    }
+    t.publish("o", json!({"body": "3"})).await;
+    for receipt in &held[..2] {
+        ws.send(json!({"op": "ack", "receipt": receipt})).await;
+    }
+    assert!(ws.next_within(Duration::from_millis(400)).await.is_none(), "the queue is held while one is in flight");
+    ws.send(json!({"op": "ack", "receipt": held[2]})).await;
+    assert_eq!(ws.next_op("message").await["body"], "3");
+    ws.close().await;
+}
