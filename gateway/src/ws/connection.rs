@@ -516,24 +516,88 @@ fn receipt_error(err: ferrymq_core::Error, receipt: &str) -> ApiError {
     }
 }
 
-/// Stores a connection's publishes one after another, in the order they arrived.
+/// Most single publishes folded into one store batch.
+const COALESCE_MAX: usize = 256;
+
+/// Stores a connection's publishes in the order they arrived. Single publishes to one topic
+/// that are already waiting are folded into one atomic batch: one append and one dispatch wait
+/// instead of one each, with the same per-message queue selection. If the batch fails, its
+/// messages are retried one by one, so each error reaches the publish that caused it.
 async fn run_publisher(broker: Arc<Broker>, mut jobs: mpsc::Receiver<PublishJob>, out: mpsc::Sender<ServerFrame>) {
-    while let Some(job) = jobs.recv().await {
-        let result = match job.work {
-            PublishWork::Single(msg) => {
-                broker.send(&job.topic, msg).await.map(|r| PublishedBody::Single(SendResultOut::from(r)))
+    let max_batch = broker.config().max_batch_messages.clamp(1, COALESCE_MAX);
+    let max_bytes = broker.config().max_batch_bytes;
+    let mut pending: Option<PublishJob> = None;
+    loop {
+        let job = match pending.take() {
+            Some(job) => job,
+            None => match jobs.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let frames = match job.work {
+            PublishWork::Single(first) => {
+                let topic = job.topic;
+                let mut bytes = first.body.len();
+                let mut run = vec![(job.req_id, first)];
+                while run.len() < max_batch {
+                    let Ok(next) = jobs.try_recv() else { break };
+                    match next.work {
+                        PublishWork::Single(msg) if next.topic == topic && bytes + msg.body.len() <= max_bytes => {
+                            bytes += msg.body.len();
+                            run.push((next.req_id, msg));
+                        }
+                        work => {
+                            pending = Some(PublishJob { req_id: next.req_id, topic: next.topic, work });
+                            break;
+                        }
+                    }
+                }
+                publish_run(&broker, &topic, run).await
             }
-            PublishWork::Batch(msgs, key) => broker
-                .send_batch(&job.topic, msgs, key)
-                .await
-                .map(|rs| PublishedBody::Batch { results: rs.into_iter().map(Into::into).collect() }),
+            PublishWork::Batch(msgs, key) => {
+                let result = broker
+                    .send_batch(&job.topic, msgs, key)
+                    .await
+                    .map(|rs| PublishedBody::Batch { results: rs.into_iter().map(Into::into).collect() });
+                vec![published_frame(job.req_id, result)]
+            }
         };
-        let frame = match result {
-            Ok(result) => ServerFrame::Published { req_id: job.req_id, result },
-            Err(err) => ServerFrame::error(&ApiError::Core(err), FrameIds { id: None, req_id: Some(job.req_id) }),
-        };
-        if out.send(frame).await.is_err() {
-            return;
+        for frame in frames {
+            if out.send(frame).await.is_err() {
+                return;
+            }
         }
+    }
+}
+
+/// Stores a run of single publishes to one topic, as one batch when there are several.
+async fn publish_run(
+    broker: &Broker,
+    topic: &str,
+    run: Vec<(String, ferrymq_core::broker::OutgoingMessage)>,
+) -> Vec<ServerFrame> {
+    if run.len() > 1 {
+        let msgs: Vec<_> = run.iter().map(|(_, m)| m.clone()).collect();
+        if let Ok(results) = broker.send_batch(topic, msgs, None).await {
+            return run
+                .into_iter()
+                .zip(results)
+                .map(|((req_id, _), r)| published_frame(req_id, Ok(PublishedBody::Single(SendResultOut::from(r)))))
+                .collect();
+        }
+    }
+    let mut frames = Vec::with_capacity(run.len());
+    for (req_id, msg) in run {
+        let result = broker.send(topic, msg).await.map(|r| PublishedBody::Single(SendResultOut::from(r)));
+        frames.push(published_frame(req_id, result));
+    }
+    frames
+}
+
+fn published_frame(req_id: String, result: ferrymq_core::Result<PublishedBody>) -> ServerFrame {
+    match result {
+        Ok(result) => ServerFrame::Published { req_id, result },
+        Err(err) => ServerFrame::error(&ApiError::Core(err), FrameIds { id: None, req_id: Some(req_id) }),
     }
 }
