@@ -423,3 +423,29 @@ async fn orderly_subscription_holds_a_queue_until_its_messages_are_acked() {
     assert_eq!(ws.next_op("message").await["body"], "3");
     ws.close().await;
 }
+
+#[tokio::test]
+async fn pipelined_publishes_are_stored_in_order_and_errors_stay_with_their_frame() {
+    let t = TestApp::start().await;
+    t.post("/v1/topics", json!({"name": "pipe", "queues": 1})).await;
+    let addr = t.serve().await;
+    let mut ws = WsClient::connect(addr, "").await;
+    for i in 0..200 {
+        let body = if i == 100 { "x".repeat(MAX_MESSAGE_BYTES + 1) } else { format!("m{i}") };
+        ws.send(json!({"op": "publish", "req_id": format!("p{i}"), "topic": "pipe", "body": body})).await;
+    }
+    let mut offsets = Vec::new();
+    for i in 0..200 {
+        let frame = ws.next().await;
+        assert_eq!(frame["req_id"], format!("p{i}"), "answers come back in publish order");
+        if i == 100 {
+            assert_eq!(frame["op"], "error");
+            assert_eq!(frame["type"], "urn:ferrymq:error:payload-too-large");
+        } else {
+            assert_eq!(frame["op"], "published");
+            offsets.push(frame["queue_offset"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(offsets, (0..199).collect::<Vec<u64>>(), "stored in order, nothing lost, nothing twice");
+    ws.close().await;
+}
