@@ -368,6 +368,12 @@ impl Broker {
         Ok(Some((r, key)))
     }
 
+    /// Checks that `receipt` has the form this broker issues, without acting on it: the
+    /// `InvalidArgument` that `ack` and `nack` would return for it, or `Ok`.
+    pub fn validate_receipt(&self, receipt: &str) -> Result<()> {
+        Receipt::parse(receipt).map(|_| ())
+    }
+
     /// Acknowledges a received message. `Err` only for a receipt that does not parse; a receipt
     /// that cannot be acked is `Ok(Err(reason))`.
     pub async fn ack(&self, group: &str, receipt: &str) -> Result<Result<(), ReceiptFailure>> {
