@@ -58,6 +58,7 @@ async fn bad_and_reserved_names_are_400() {
     for name in ["", "has space", "a%b", "RMQ_SYS_X", "SCHEDULE_TOPIC_XXXX", &"x".repeat(128)] {
         let reply = t.post("/v1/topics", json!({"name": name})).await;
         reply.problem(400, "invalid-argument");
+        assert_eq!(reply.body["errors"][0]["field"], "/name", "the error points at the request's field");
     }
     t.post("/v1/topics", json!({"name": "ok", "perm": "x"})).await.problem(400, "invalid-argument");
     t.post("/v1/topics", json!({"name": "ok", "queues": 0})).await.problem(400, "invalid-argument");

@@ -30,7 +30,13 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<TopicOut>)> {
     caller.require(Action::Admin, Some(&body.name), None)?;
     let broker = state.broker()?;
-    let topic = broker.create_topic(&body.name, body.queues, body.perm.map(Into::into))?;
+    let topic = broker.create_topic(&body.name, body.queues, body.perm.map(Into::into)).map_err(|e| match e {
+        // The request names the topic in `name`.
+        ferrymq_core::Error::InvalidArgument { field, message } if field == "/topic" => {
+            ferrymq_core::Error::InvalidArgument { field: "/name".into(), message }
+        }
+        other => other,
+    })?;
     Ok((StatusCode::CREATED, Json(topic.into())))
 }
 
