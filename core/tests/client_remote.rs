@@ -27,6 +27,7 @@ use client_util::*;
 struct Gateway {
     child: Child,
     _dir: tempfile::TempDir,
+    port: u16,
 }
 
 impl Drop for Gateway {
@@ -46,16 +47,15 @@ fn gateway_binary() -> Option<PathBuf> {
     candidate.is_file().then_some(candidate)
 }
 
-async fn start_gateway() -> Option<(Gateway, Client)> {
+/// Starts `ferrymq serve` on `dir` and `port` with the fast test settings.
+fn spawn_gateway(dir: &std::path::Path, port: u16) -> Child {
     let binary =
         gateway_binary().expect("no ferrymq binary: `cargo test --workspace` builds it, or set FERRYMQ_GATEWAY_BIN");
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let levels: Vec<String> = (1..=18).map(|n| format!("{}ms", 40 * n)).collect();
-    let child = Command::new(binary)
+    Command::new(binary)
         .arg("serve")
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir)
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .args(["--set", "lease_ttl=2s", "--set", "orderly_suspend=50ms", "--set", "flush=async"])
@@ -66,9 +66,15 @@ async fn start_gateway() -> Option<(Gateway, Client)> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("gateway starts");
+        .expect("gateway starts")
+}
+
+async fn start_gateway() -> Option<(Gateway, Client)> {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = spawn_gateway(dir.path(), port);
     let url = format!("http://127.0.0.1:{port}");
-    let gateway = Gateway { child, _dir: dir };
+    let gateway = Gateway { child, _dir: dir, port };
     let options = RemoteOptions {
         timings: BrokerTimings {
             lease_ttl: Duration::from_secs(2),
@@ -262,6 +268,51 @@ async fn failures_go_back_through_retry_to_the_dlq_over_a_gateway() {
     assert_eq!(dead.len(), 1, "moved to the DLQ through the gateway's send_back");
     assert_eq!((dead[0].msg_id.as_str(), dead[0].topic.as_str()), (sent.msg_id.as_str(), "remote-doomed"));
     assert_eq!(*tries.lock().unwrap(), [0, 1, 2], "delivered max_reconsume_times + 1 times, through retry");
+    consumer.close().await.unwrap();
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_client_survives_the_server_restarting() {
+    let Some((mut gateway, client)) = start_gateway().await else { return };
+    let port = gateway.port;
+    client.admin().create_topic("remote-restart", 2).await.unwrap();
+    let seen: Seen = Arc::default();
+    let consumer =
+        client.push_consumer("remote-survivors", "remote-restart", fast().listener(recorder("c", &seen))).unwrap();
+    consumer.start().await.unwrap();
+    let producer = client.producer(None);
+    for i in 0..50 {
+        producer.send("remote-restart", format!("before{i}")).await.unwrap();
+    }
+    assert!(eventually(Duration::from_secs(10), || seen.lock().unwrap().len() >= 50).await, "consumed before");
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the consumer commit
+
+    // A clean restart: SIGTERM, then the same directory and port.
+    let pid = gateway.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    gateway.child.wait().unwrap();
+    gateway.child = spawn_gateway(gateway._dir.path(), port);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut sent = 0;
+    while sent < 50 {
+        match producer.send("remote-restart", format!("after{sent}")).await {
+            Ok(_) => sent += 1,
+            Err(Error::Connection(_) | Error::Unavailable(_) | Error::Timeout(_))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("send after the restart failed: {e}"),
+        }
+    }
+    assert!(eventually(Duration::from_secs(20), || seen.lock().unwrap().len() >= 100).await, "consumed after");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = bodies(&seen);
+    let unique: BTreeSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), 100, "nothing lost across the restart");
+    assert_eq!(got.len(), 100, "acknowledged work was not redelivered after the restart");
     consumer.close().await.unwrap();
     client.close().await.unwrap();
 }
