@@ -41,13 +41,13 @@ def test_simple_consumer_nacks_into_the_dlq_and_resends(client: ferrymq.Client, 
         admin.resend_dlq(group, sent.msg_id)
 
 
-def test_push_listener_exception_retries_then_dead_letters(embedded: ferrymq.Client, name: Callable[[str], str]) -> None:
-    """Embedded: failures go through the retry topic, then to the DLQ. (Over the server the
-    gateway protocol has no send-back, so a push consumer retries in place: next test.)"""
+def test_push_listener_exception_retries_then_dead_letters(client: ferrymq.Client, name: Callable[[str], str]) -> None:
+    """Failures go back through the group's retry topic, then to the DLQ, embedded and over a
+    server alike."""
     topic, group = name("t"), name("g")
-    admin = embedded.admin()
+    admin = client.admin()
     admin.put_group(group, max_reconsume_times=2)
-    producer = embedded.producer()
+    producer = client.producer()
     good = producer.send(topic, b"good")
     bad = producer.send(topic, b"bad")
     attempts: Dict[str, List[int]] = {}
@@ -59,7 +59,7 @@ def test_push_listener_exception_retries_then_dead_letters(embedded: ferrymq.Cli
         if message.body == b"bad":
             raise RuntimeError("cannot handle this one")
 
-    consumer = embedded.push_consumer(group, topic, listener=listener)
+    consumer = client.push_consumer(group, topic, listener=listener)
     consumer.start()
     [dead] = wait_for(lambda: admin.dlq(group))
     consumer.close()
