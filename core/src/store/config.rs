@@ -17,6 +17,10 @@ pub enum FlushMode {
     /// appenders share one msync (group commit), so throughput grows with concurrency.
     ///
     /// Survives a process crash and a machine crash: yes, everything acknowledged.
+    ///
+    /// Costs: the active segment is pre-allocated (faulted in and msynced) ahead of the
+    /// appender, which writes those blocks twice; records are copied into the page cache with
+    /// pwrite(2) rather than through the mapping (see the commit log's docs).
     Sync,
 }
 

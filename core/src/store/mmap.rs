@@ -35,8 +35,8 @@ use crate::{Error, Result};
 /// A file mapped read-write and shared in full, with safe views (see the module docs).
 pub(crate) struct MappedFile {
     path: PathBuf,
-    /// Kept open for the mapping's lifetime.
-    _file: File,
+    /// Kept open for the mapping's lifetime; also the `pwrite` path.
+    file: File,
     map: MmapRaw,
     len: usize,
     atomic_end: usize,
@@ -77,7 +77,7 @@ impl MappedFile {
         let map = MmapOptions::new().len(len).map_raw(&file).map_err(|e| Error::io(path, e))?;
         Ok(MappedFile {
             path: path.to_path_buf(),
-            _file: file,
+            file,
             map,
             len,
             atomic_end,
@@ -135,6 +135,20 @@ impl MappedFile {
         // takes the same mutex.
         let slice = unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(offset), len) };
         Ok(f(slice))
+    }
+
+    /// Writes `data` at the unpublished `offset` with pwrite(2) instead of through the
+    /// mapping (same bounds, same mutex as [`MappedFile::write_with`]). The page cache is
+    /// shared, so the mapping sees the bytes at once; but the pages never become writable
+    /// through the mapping, so a later msync/fdatasync need not write-protect them (no TLB
+    /// shootdown) and the next write does not fault. Sync mode uses it.
+    pub(crate) fn pwrite(&self, offset: usize, data: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if offset.checked_add(data.len()).is_none_or(|e| e > self.len) || offset < self.published() {
+            return Err(self.bounds_error(offset, "write outside the unpublished region"));
+        }
+        self.file.write_all_at(data, offset as u64).map_err(|e| Error::io(&self.path, e))
     }
 
     /// Copies `data` to the unpublished bytes at `offset` (see [`MappedFile::write_with`]).

@@ -310,7 +310,7 @@ impl Store {
         if sync {
             inner.flusher.enter();
         }
-        let (results, end) = match inner.log.append(&tails, now_ms()) {
+        let (results, end) = match inner.log.append(&mut tails, now_ms()) {
             Ok(r) => r,
             Err((e, partial)) => {
                 if sync {

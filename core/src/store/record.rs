@@ -52,11 +52,12 @@ pub(crate) const TRAILER_LEN: usize = 16;
 /// Smallest possible message record: empty strings, no keys or properties, empty body.
 pub(crate) const MIN_RECORD_LEN: usize = HEADER_LEN + 2 + 1 + 1 + 2 + 2 + 2 + 4;
 
-/// The variable part of a record, encoded and checksummed outside the append lock.
+/// A record encoded and checksummed outside the append lock, except for the fixed fields the
+/// appender assigns ([`EncodedTail::finish`] fills them in).
 pub(crate) struct EncodedTail {
-    /// Bytes from offset 56 to the end of the record.
-    pub(crate) bytes: Vec<u8>,
-    /// CRC state over `bytes`, continued with the fixed fields under the lock.
+    /// The whole record; the first `HEADER_LEN` bytes are filled in by `finish`.
+    bytes: Vec<u8>,
+    /// CRC state over `bytes[HEADER_LEN..]`, continued with the fixed fields under the lock.
     pub(crate) crc: crc32fast::Hasher,
     /// Queue id of the message.
     pub(crate) queue_id: u32,
@@ -73,7 +74,27 @@ pub(crate) struct EncodedTail {
 impl EncodedTail {
     /// Total record length.
     pub(crate) fn record_len(&self) -> usize {
-        HEADER_LEN + self.bytes.len()
+        self.bytes.len()
+    }
+
+    /// Fills in the fixed fields and the CRC and returns the complete record.
+    pub(crate) fn finish(&mut self, p: Placement) -> &[u8] {
+        let total = self.bytes.len();
+        let flags = if p.batch_continues { self.flags | FLAG_BATCH_CONTINUES } else { self.flags };
+        let h = &mut self.bytes[..HEADER_LEN];
+        h[0..4].copy_from_slice(&(total as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&MAGIC_MESSAGE.to_le_bytes());
+        h[12..16].copy_from_slice(&self.queue_id.to_le_bytes());
+        h[16..24].copy_from_slice(&p.queue_offset.to_le_bytes());
+        h[24..32].copy_from_slice(&p.commit_offset.to_le_bytes());
+        h[32..36].copy_from_slice(&flags.to_le_bytes());
+        h[36..44].copy_from_slice(&self.born_ts.to_le_bytes());
+        h[44..52].copy_from_slice(&p.store_ts.to_le_bytes());
+        h[52..56].copy_from_slice(&self.reconsume_times.to_le_bytes());
+        let mut crc = self.crc.clone();
+        crc.update(&h[12..]);
+        h[8..12].copy_from_slice(&crc.finalize().to_le_bytes());
+        &self.bytes
     }
 }
 
@@ -142,7 +163,8 @@ pub(crate) fn encode_tail(msg: NewMessage) -> EncodedTail {
     len += msg.tag.as_ref().map_or(0, String::len);
     len += msg.keys.iter().map(|k| 2 + k.len()).sum::<usize>();
     len += msg.properties.iter().map(|(k, v)| 2 + k.len() + 4 + v.len()).sum::<usize>();
-    let mut b = Vec::with_capacity(len);
+    let mut b = Vec::with_capacity(HEADER_LEN + len);
+    b.resize(HEADER_LEN, 0);
     b.extend_from_slice(&(msg.msg_id.len() as u16).to_le_bytes());
     b.extend_from_slice(msg.msg_id.as_bytes());
     b.push(msg.topic.len() as u8);
@@ -172,9 +194,9 @@ pub(crate) fn encode_tail(msg: NewMessage) -> EncodedTail {
     }
     b.extend_from_slice(&(msg.body.len() as u32).to_le_bytes());
     b.extend_from_slice(&msg.body);
-    debug_assert_eq!(b.len(), len);
+    debug_assert_eq!(b.len(), HEADER_LEN + len);
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&b);
+    crc.update(&b[HEADER_LEN..]);
     EncodedTail {
         bytes: b,
         crc,
@@ -184,29 +206,6 @@ pub(crate) fn encode_tail(msg: NewMessage) -> EncodedTail {
         reconsume_times: msg.reconsume_times,
         topic: msg.topic,
     }
-}
-
-/// Writes the complete record (fixed fields, CRC, tail) into `dst`, which must be exactly
-/// `tail.record_len()` bytes.
-pub(crate) fn write_record(dst: &mut [u8], tail: &EncodedTail, p: Placement) {
-    let total = tail.record_len();
-    debug_assert_eq!(dst.len(), total);
-    let flags = if p.batch_continues { tail.flags | FLAG_BATCH_CONTINUES } else { tail.flags };
-    let mut h = [0u8; HEADER_LEN];
-    h[0..4].copy_from_slice(&(total as u32).to_le_bytes());
-    h[4..8].copy_from_slice(&MAGIC_MESSAGE.to_le_bytes());
-    h[12..16].copy_from_slice(&tail.queue_id.to_le_bytes());
-    h[16..24].copy_from_slice(&p.queue_offset.to_le_bytes());
-    h[24..32].copy_from_slice(&p.commit_offset.to_le_bytes());
-    h[32..36].copy_from_slice(&flags.to_le_bytes());
-    h[36..44].copy_from_slice(&tail.born_ts.to_le_bytes());
-    h[44..52].copy_from_slice(&p.store_ts.to_le_bytes());
-    h[52..56].copy_from_slice(&tail.reconsume_times.to_le_bytes());
-    let mut crc = tail.crc.clone();
-    crc.update(&h[12..]);
-    h[8..12].copy_from_slice(&crc.finalize().to_le_bytes());
-    dst[..HEADER_LEN].copy_from_slice(&h);
-    dst[HEADER_LEN..].copy_from_slice(&tail.bytes);
 }
 
 /// Writes an end-of-segment filler with trailer into `dst` (from the record position to the
@@ -431,10 +430,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn encode(msg: NewMessage, p: Placement) -> Vec<u8> {
-        let tail = encode_tail(msg);
-        let mut buf = vec![0u8; tail.record_len()];
-        write_record(&mut buf, &tail, p);
-        buf
+        let mut tail = encode_tail(msg);
+        tail.finish(p).to_vec()
     }
 
     fn placement() -> Placement {

@@ -101,7 +101,8 @@ pub(crate) fn recover(config: &StoreConfig) -> Result<Recovered> {
     // Cut the log at `end`.
     let segs = truncate_log(segs, end, clean, &log_dir)?;
     let log_min = segs.first().map_or(end, Segment::base);
-    let log = CommitLog::new(log_dir, config.segment_bytes, segs, end, last_record, last_ts)?;
+    let pwrite = config.flush == super::config::FlushMode::Sync;
+    let log = CommitLog::new(log_dir, config.segment_bytes, pwrite, segs, end, last_record, last_ts)?;
     if !clean {
         let from = cp.map_or(log_min, |c| c.log_flushed.min(end)).max(log_min);
         log.flush(from, end).map_err(|e| Error::io(log.dir(), e))?;
