@@ -78,10 +78,11 @@ fn only_segments_past_retention_go() {
     let store = Store::open(c).unwrap();
     let rs = fill(&store, 600);
     let segs = store.stats().segment_count;
-    // Pretend the clock is one hour past the store time of record 300: segments whose newest
-    // record is older than that go; the one holding record 300 stays.
+    // Pretend the clock is exactly one hour past the store time of record 300: segments whose
+    // newest record is older than that go (more than the retention old); the one holding
+    // record 300 is exactly the retention old and stays.
     let pivot = rs[300];
-    let now = pivot.store_ts + 3_600_000 + 1;
+    let now = pivot.store_ts + 3_600_000;
     let deleted = store.run_retention(now).unwrap();
     assert!(deleted < segs);
     for r in &rs {
