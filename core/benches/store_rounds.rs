@@ -1,0 +1,136 @@
+//! Interleaved rounds of the storage engine's append modes and the one-fsync-per-message
+//! baseline, for ratios that a noisy shared machine does not distort: each round runs every
+//! mode back to back for a fixed time, and the report gives per-round ratios and medians.
+//!
+//! `cargo bench -p ferrymq-core --bench store_rounds` (rounds: `FERRYMQ_BENCH_ROUNDS`, default
+//! 5; seconds per mode: `FERRYMQ_BENCH_SECS`, default 1.5). Data goes to `$FERRYMQ_BENCH_DIR`
+//! (default `/work/tmp`, else the system temp dir).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ferrymq_core::store::{FlushMode, NewMessage, Store, StoreConfig};
+
+const BODY: usize = 1024;
+
+fn bench_root() -> PathBuf {
+    if let Ok(d) = std::env::var("FERRYMQ_BENCH_DIR") {
+        return PathBuf::from(d);
+    }
+    let work = PathBuf::from("/work/tmp");
+    if work.is_dir() {
+        work
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn message(n: u64) -> NewMessage {
+    NewMessage {
+        topic: "bench".to_string(),
+        queue_id: (n % 8) as u32,
+        msg_id: format!("{n:032X}"),
+        body: vec![0x42; BODY],
+        born_ts: n,
+        ..NewMessage::default()
+    }
+}
+
+/// Runs `op` on `threads` threads until stopped; returns operations per second over `secs`
+/// after a short warm-up.
+fn timed(threads: usize, secs: f64, op: &(dyn Fn(u64) + Sync)) -> f64 {
+    let count = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let n = count.fetch_add(1, Ordering::Relaxed);
+                    op(n);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let (c0, t0) = (count.load(Ordering::Relaxed), Instant::now());
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        let (c1, t1) = (count.load(Ordering::Relaxed), Instant::now());
+        stop.store(true, Ordering::Relaxed);
+        (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
+    })
+}
+
+fn store_rate(flush: FlushMode, threads: usize, secs: f64) -> f64 {
+    let dir = tempfile::tempdir_in(bench_root()).expect("bench dir");
+    let mut c = StoreConfig::new(dir.path());
+    c.flush = flush;
+    let store = Store::open(c).expect("open store");
+    let rate = timed(threads, secs, &|n| {
+        store.append(message(n)).expect("append");
+    });
+    store.shutdown().expect("shutdown");
+    rate
+}
+
+fn baseline_rate(secs: f64) -> f64 {
+    let dir = tempfile::tempdir_in(bench_root()).expect("bench dir");
+    let f = std::sync::Mutex::new(std::fs::File::create(dir.path().join("baseline")).expect("file"));
+    let body = vec![0x42u8; BODY];
+    timed(1, secs, &|_| {
+        let mut f = f.lock().expect("lock");
+        f.write_all(&body).expect("write");
+        f.sync_data().expect("fdatasync");
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let rounds: usize = std::env::var("FERRYMQ_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let secs: f64 = std::env::var("FERRYMQ_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(1.5);
+    let names = ["fsync/msg", "sync x1", "sync x16", "async x1", "async x16"];
+    let mut rows: Vec<[f64; 5]> = Vec::new();
+    println!(
+        "{:>5} {:>12} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "round", names[0], names[1], names[2], names[3], names[4], "x16/fsync", "x16/x1"
+    );
+    for r in 0..rounds {
+        let row = [
+            baseline_rate(secs),
+            store_rate(FlushMode::Sync, 1, secs),
+            store_rate(FlushMode::Sync, 16, secs),
+            store_rate(FlushMode::Async, 1, secs),
+            store_rate(FlushMode::Async, 16, secs),
+        ];
+        println!(
+            "{:>5} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>10.1} {:>10.1}",
+            r,
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[2] / row[0],
+            row[2] / row[1]
+        );
+        rows.push(row);
+    }
+    let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
+    println!(
+        "{:>5} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>10.1} {:>10.1}",
+        "med",
+        col(0),
+        col(1),
+        col(2),
+        col(3),
+        col(4),
+        median(rows.iter().map(|r| r[2] / r[0]).collect()),
+        median(rows.iter().map(|r| r[2] / r[1]).collect())
+    );
+    println!("(messages of {BODY} B per second; MB/s = msgs/s x {BODY} / 1e6)");
+}
