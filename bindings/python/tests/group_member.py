@@ -27,6 +27,6 @@ def run(url: str, group: str, topic: str, out_path: str, assignment_path: str, l
     while True:
         staged = assignment_path + ".tmp"
         with open(staged, "w") as f:
-            json.dump([q for _, q in consumer.assignment()], f)
+            json.dump([q for t, q in consumer.assignment() if t == topic], f)
         os.replace(staged, assignment_path)
         time.sleep(0.1)
