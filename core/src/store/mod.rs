@@ -210,14 +210,19 @@ impl Store {
         inner.update_disk(retention::measure(&dir));
         tracing::info!(dir = %dir.display(), end, clean = rec.clean, "store opened");
 
-        let mut threads = Vec::new();
-        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new().name(name.to_string()).spawn(f).map_err(|e| Error::io(&dir, e))
+        // The handle exists before the threads, so a failed spawn drops it and its Drop stops
+        // and joins the threads already started.
+        let store =
+            Arc::new(Store { inner: inner.clone(), threads: Mutex::new(Vec::new()), shut_down: Mutex::new(false) });
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| -> Result<()> {
+            let h = std::thread::Builder::new().name(name.to_string()).spawn(f).map_err(|e| Error::io(&dir, e))?;
+            store.threads.lock().unwrap_or_else(|p| p.into_inner()).push(h);
+            Ok(())
         };
         let i = inner.clone();
-        threads.push(spawn("ferrymq-dispatch", Box::new(move || i.dispatcher.run(&i.log, &i.queues, &i.index)))?);
+        spawn("ferrymq-dispatch", Box::new(move || i.dispatcher.run(&i.log, &i.queues, &i.index)))?;
         let i = inner.clone();
-        threads.push(spawn(
+        spawn(
             "ferrymq-flush",
             Box::new(move || {
                 while !i.stop.wait(i.config.flush_interval) {
@@ -226,9 +231,9 @@ impl Store {
                     }
                 }
             }),
-        )?);
+        )?;
         let i = inner.clone();
-        threads.push(spawn(
+        spawn(
             "ferrymq-prepare",
             Box::new(move || {
                 let allocate = i.config.flush == FlushMode::Sync;
@@ -256,9 +261,9 @@ impl Store {
                     }
                 }
             }),
-        )?);
+        )?;
         let i = inner.clone();
-        threads.push(spawn(
+        spawn(
             "ferrymq-retention",
             Box::new(move || {
                 while !i.stop.wait(i.config.retention_check_interval) {
@@ -267,8 +272,8 @@ impl Store {
                     }
                 }
             }),
-        )?);
-        Ok(Arc::new(Store { inner, threads: Mutex::new(threads), shut_down: Mutex::new(false) }))
+        )?;
+        Ok(store)
     }
 
     /// Appends one message: assigns its queue offset (next of topic/queue_id) and commit
