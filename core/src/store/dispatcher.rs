@@ -233,6 +233,19 @@ impl Dispatcher {
                     dispatch_range(log, queues, index, pos, end, CHUNK_RECORDS)
                 };
                 match result {
+                    Ok((reached, _)) if reached <= pos => {
+                        // Only an unterminated batch below the published end could cause this;
+                        // the appender never publishes one. Do not spin on it.
+                        if !failing {
+                            tracing::error!(pos, end, "dispatch made no progress; retrying");
+                        }
+                        failing = true;
+                        if self.stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        self.sleep(Duration::from_millis(100), || false);
+                        continue;
+                    }
                     Ok((reached, grown)) => {
                         failing = false;
                         self.publish(reached, index.mark());

@@ -20,6 +20,11 @@
 //!   modifies these files;
 //! - the store never truncates or shrinks a file while it is mapped (recovery unmaps a segment
 //!   before cutting it), so every mapped page stays backed by the file (no SIGBUS).
+//!
+//! Files are sparse. Writing through the mapping into a hole when the file system is full
+//! raises SIGBUS instead of returning ENOSPC; the store keeps away from that by refusing
+//! appends above `disk_max_used_ratio` and by faulting the log in ahead of the appender (where
+//! a failure is an error, not a signal). A process killed that way recovers like any crash.
 #![allow(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
