@@ -79,11 +79,12 @@ fn appends(c: &mut Criterion) {
                 b.iter_custom(|iters| append_parallel(&store, &next, t, iters));
             });
             let st = store.stats();
+            let n = next.load(Ordering::Relaxed);
             eprintln!(
-                "append_1kib_{mode}/threads/{threads}: {} appends, {} log flushes ({:.1} appends per flush)",
-                next.load(Ordering::Relaxed),
+                "append_1kib_{mode}/threads/{threads}: {n} appends, {} log flushes ({:.1} appends per flush, {:.0} us per flush)",
                 st.flush_count,
-                next.load(Ordering::Relaxed) as f64 / st.flush_count.max(1) as f64
+                n as f64 / st.flush_count.max(1) as f64,
+                st.flush_seconds_sum / st.flush_count.max(1) as f64 * 1e6
             );
             store.shutdown().expect("shutdown");
         }
