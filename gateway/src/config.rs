@@ -12,6 +12,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ferrymq_core::broker::BrokerConfig;
+use ferrymq_core::store::FlushMode as StoreFlushMode;
+
 /// Prefix of the environment variables that set configuration keys.
 pub const ENV_PREFIX: &str = "FERRYMQ_";
 
@@ -90,39 +93,39 @@ pub struct Config {
 }
 
 /// The default delay levels as durations (see [`DEFAULT_DELAY_LEVELS`]).
-fn default_delay_levels() -> Vec<Duration> {
-    [1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200]
-        .into_iter()
-        .map(Duration::from_secs)
-        .collect()
-}
-
 impl Default for Config {
+    /// The broker's own defaults ([`BrokerConfig::new`] is the one place they are written),
+    /// plus the gateway's keys.
     fn default() -> Self {
+        let data_dir = PathBuf::from("./ferrymq-data");
+        let b = BrokerConfig::new(&data_dir);
         Config {
-            data_dir: PathBuf::from("./ferrymq-data"),
+            data_dir,
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
-            flush: FlushMode::Async,
-            flush_interval: Duration::from_millis(500),
-            segment_bytes: 1 << 30,
-            delay_levels: default_delay_levels(),
-            max_delay: Duration::from_secs(3 * 24 * 3600),
-            timer_precision: Duration::from_secs(1),
-            max_reconsume_times: 16,
-            transaction_timeout: Duration::from_secs(6),
-            transaction_check_interval: Duration::from_secs(30),
-            transaction_check_max: 15,
-            lease_ttl: Duration::from_secs(30),
-            retention_hours: 72,
-            max_message_bytes: 4 << 20,
-            max_batch_messages: 1000,
-            max_batch_bytes: 16 << 20,
-            dedup_window: Duration::from_secs(600),
+            flush: match b.store.flush {
+                StoreFlushMode::Async => FlushMode::Async,
+                StoreFlushMode::Sync => FlushMode::Sync,
+            },
+            flush_interval: b.store.flush_interval,
+            segment_bytes: b.store.segment_bytes,
+            delay_levels: b.delay_levels,
+            max_delay: b.max_delay,
+            timer_precision: b.timer_precision,
+            max_reconsume_times: b.max_reconsume_times,
+            transaction_timeout: b.transaction_timeout,
+            transaction_check_interval: b.transaction_check_interval,
+            transaction_check_max: b.transaction_check_max,
+            lease_ttl: b.lease_ttl,
+            retention_hours: b.store.retention.as_secs() / 3600,
+            max_message_bytes: b.store.max_message_bytes,
+            max_batch_messages: b.max_batch_messages,
+            max_batch_bytes: b.max_batch_bytes,
+            dedup_window: b.dedup_window,
             ws_ticket_ttl: Duration::from_secs(60),
-            disk_max_used_ratio: 0.95,
-            orderly_suspend: Duration::from_secs(1),
-            auto_create_topics: true,
-            default_queues: 8,
+            disk_max_used_ratio: b.store.disk_max_used_ratio,
+            orderly_suspend: b.orderly_suspend,
+            auto_create_topics: b.auto_create_topics,
+            default_queues: b.default_queues,
             auth_file: None,
         }
     }
@@ -658,8 +661,8 @@ mod tests {
             parse_delay_levels("100ms 200ms 1s"),
             Ok(vec![Duration::from_millis(100), Duration::from_millis(200), Duration::from_secs(1)])
         );
-        assert_eq!(parse_delay_levels(DEFAULT_DELAY_LEVELS), Ok(default_delay_levels()));
-        assert_eq!(default_delay_levels().len(), 18);
+        assert_eq!(parse_delay_levels(DEFAULT_DELAY_LEVELS), Ok(ferrymq_core::broker::default_delay_levels()));
+        assert_eq!(ferrymq_core::broker::default_delay_levels().len(), 18);
         assert!(parse_delay_levels("  ").is_err());
         assert!(parse_delay_levels("1s 0s").is_err());
         assert!(parse_delay_levels("1s x").is_err());
