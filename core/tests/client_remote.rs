@@ -316,3 +316,23 @@ async fn a_remote_client_survives_the_server_restarting() {
     consumer.close().await.unwrap();
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_last_applies_where_a_remote_group_has_no_offset() {
+    let Some((_gateway, client)) = start_gateway().await else { return };
+    client.admin().create_topic("remote-late", 2).await.unwrap();
+    let producer = client.producer(None);
+    producer.send_batch("remote-late", ["old-1", "old-2", "old-3"]).await.unwrap();
+    let late: Seen = Arc::default();
+    let options = fast().start(ferrymq_core::broker::StartPosition::Last).listener(recorder("l", &late));
+    let consumer = client.push_consumer("remote-latecomers", "remote-late", options).unwrap();
+    consumer.start().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || consumer.assignment().len() == 3).await, "owns its queues");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    producer.send("remote-late", "new").await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || !late.lock().unwrap().is_empty()).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bodies(&late), ["new"], "start last skips what was there, over a gateway too");
+    consumer.close().await.unwrap();
+    client.close().await.unwrap();
+}

@@ -65,6 +65,7 @@ fn every_server_frame_is_documented() {
         ServerFrame::Locked { req_id: r(), locked: true },
         ServerFrame::Unlocked { req_id: r() },
         ServerFrame::SentBack { req_id: r() },
+        ServerFrame::Offset { req_id: r(), offset: None },
         ServerFrame::TransactionEnded {
             req_id: r(),
             transaction_id: r(),
@@ -87,6 +88,7 @@ fn every_server_frame_is_documented() {
             | ServerFrame::Locked { .. }
             | ServerFrame::Unlocked { .. }
             | ServerFrame::SentBack { .. }
+            | ServerFrame::Offset { .. }
             | ServerFrame::TransactionEnded { .. } => {}
         }
         let json = serde_json::to_value(&frame).expect("serializes");

@@ -449,3 +449,23 @@ async fn pipelined_publishes_are_stored_in_order_and_errors_stay_with_their_fram
     assert_eq!(offsets, (0..199).collect::<Vec<u64>>(), "stored in order, nothing lost, nothing twice");
     ws.close().await;
 }
+
+#[tokio::test]
+async fn query_offset_is_null_until_the_group_commits() {
+    let t = TestApp::start().await;
+    t.post("/v1/topics", json!({"name": "qo", "queues": 1})).await;
+    let addr = t.serve().await;
+    let mut ws = WsClient::connect(addr, "").await;
+    let query = json!({"op": "query_offset", "req_id": "q1", "group": "native", "topic": "qo", "queue_id": 0});
+    ws.send(query.clone()).await;
+    assert_eq!(ws.next_op("offset").await, json!({"op": "offset", "req_id": "q1", "offset": null}));
+    t.publish("qo", json!({"body": "x"})).await;
+    ws.send(json!({"op": "commit", "req_id": "c1", "group": "native", "topic": "qo", "queue_id": 0, "offset": 1}))
+        .await;
+    ws.next_op("committed").await;
+    ws.send(query).await;
+    assert_eq!(ws.next_op("offset").await["offset"], 1);
+    ws.send(json!({"op": "query_offset", "req_id": "q2", "group": "bad group", "topic": "qo", "queue_id": 0})).await;
+    assert_eq!(ws.next_op("error").await["type"], "urn:ferrymq:error:invalid-argument");
+    ws.close().await;
+}

@@ -856,11 +856,9 @@ impl Transport for RemoteTransport {
         queue_id: u32,
     ) -> BoxFuture<'a, Result<Option<u64>>> {
         async move {
-            match self.group(group).await {
-                Ok(g) => Ok(g.offsets.iter().find(|o| o.topic == topic && o.queue_id == queue_id).map(|o| o.committed)),
-                Err(Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            }
+            let frame = json!({"op": "query_offset", "group": group, "topic": topic, "queue_id": queue_id});
+            let answer = self.request(frame, self.options.request_timeout).await?;
+            Ok(answer.get("offset").and_then(Value::as_u64))
         }
         .boxed()
     }

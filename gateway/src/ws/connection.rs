@@ -25,8 +25,8 @@ use crate::state::AppState;
 use crate::wire::{PublishBatch, PublishContext, PublishMessage, SendResultOut};
 use crate::ws::protocol::{
     AckFrame, CommitFrame, CreditFrame, EndTransactionFrame, FrameIds, HeartbeatFrame, LockFrame, NackFrame, Op,
-    PublishFrame, PublishedBody, PullFrame, RegisterProducerFrame, SendBackFrame, ServerFrame, StartIn, StartName,
-    SubscribeFrame, UnsubscribeFrame,
+    PublishFrame, PublishedBody, PullFrame, QueryOffsetFrame, RegisterProducerFrame, SendBackFrame, ServerFrame,
+    StartIn, StartName, SubscribeFrame, UnsubscribeFrame,
 };
 use crate::ws::window::{SubscriptionTask, Window};
 
@@ -134,6 +134,7 @@ impl Connection {
             Op::Lock(frame) => self.lock(frame).await,
             Op::Unlock(frame) => self.unlock(frame).await,
             Op::SendBack(frame) => self.send_back(frame).await,
+            Op::QueryOffset(frame) => self.query_offset(frame).await,
         }
     }
 
@@ -447,6 +448,14 @@ impl Connection {
         if let Some(req_id) = f.req_id {
             self.send(ServerFrame::Unlocked { req_id }).await;
         }
+        Ok(())
+    }
+
+    async fn query_offset(&mut self, f: QueryOffsetFrame) -> ApiResult<()> {
+        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        ferrymq_core::broker::validate_group_name(&f.group)?;
+        let offset = self.broker.committed_offset(&f.group, &f.topic, f.queue_id);
+        self.send(ServerFrame::Offset { req_id: f.req_id, offset }).await;
         Ok(())
     }
 

@@ -25,6 +25,7 @@ pub const OPS: &[&str] = &[
     "lock",
     "unlock",
     "send_back",
+    "query_offset",
 ];
 
 /// Where a new subscription starts: `"first"`, `"last"` or `{"timestamp": ms}`.
@@ -220,6 +221,19 @@ pub struct CommitFrame {
     pub offset: u64,
 }
 
+/// `query_offset` (native clients): the group's committed offset of one queue, or none.
+#[derive(Clone, Debug, Deserialize)]
+pub struct QueryOffsetFrame {
+    /// Request id, echoed on the `offset` answer.
+    pub req_id: String,
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue.
+    pub queue_id: u32,
+}
+
 /// `lock` / `unlock` (native orderly clients): the lease on one queue.
 #[derive(Clone, Debug, Deserialize)]
 pub struct LockFrame {
@@ -291,6 +305,8 @@ pub enum Op {
     Unlock(LockFrame),
     /// `send_back`
     SendBack(SendBackFrame),
+    /// `query_offset`
+    QueryOffset(QueryOffsetFrame),
 }
 
 /// The ids a frame carries, to echo on its `error` even when the rest does not parse.
@@ -341,6 +357,7 @@ impl Op {
             "lock" => Op::Lock(from_value(value, "")?),
             "unlock" => Op::Unlock(from_value(value, "")?),
             "send_back" => Op::SendBack(from_value(value, "")?),
+            "query_offset" => Op::QueryOffset(from_value(value, "")?),
             other => {
                 return Err(ApiError::invalid("/op", format!("unknown op {other:?}; known ops: {}", OPS.join(", "))))
             }
@@ -494,6 +511,14 @@ pub enum ServerFrame {
     SentBack {
         /// Request id.
         req_id: String,
+    },
+    /// Answer to a `query_offset`: `null` when the group has no committed offset there, so
+    /// the client applies its start position.
+    Offset {
+        /// Request id.
+        req_id: String,
+        /// The committed offset (the next to consume), if any.
+        offset: Option<u64>,
     },
     /// Answer to an `end_transaction` with a `req_id`.
     TransactionEnded {
