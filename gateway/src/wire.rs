@@ -55,6 +55,25 @@ impl From<MessageState> for MessageStateOut {
     }
 }
 
+/// The fields of [`MessageOut`] that the contract fixes; every one is always present.
+pub const MESSAGE_FIELDS: [&str; 15] = [
+    "msg_id",
+    "topic",
+    "queue_id",
+    "queue_offset",
+    "commit_offset",
+    "body_base64",
+    "body",
+    "tag",
+    "keys",
+    "properties",
+    "born_ts",
+    "store_ts",
+    "reconsume_times",
+    "receipt",
+    "state",
+];
+
 /// A message as delivered or looked up. Every field is always present.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MessageOut {
@@ -964,23 +983,7 @@ mod tests {
             state: MessageState::Scheduled,
         };
         let json = serde_json::to_value(MessageOut::from(m)).expect("serializes");
-        for field in [
-            "msg_id",
-            "topic",
-            "queue_id",
-            "queue_offset",
-            "commit_offset",
-            "body_base64",
-            "body",
-            "tag",
-            "keys",
-            "properties",
-            "born_ts",
-            "store_ts",
-            "reconsume_times",
-            "receipt",
-            "state",
-        ] {
+        for field in MESSAGE_FIELDS {
             assert!(json.get(field).is_some(), "{field} missing");
         }
         assert!(json["body"].is_null());

@@ -13,23 +13,7 @@ async fn message_by_id_has_every_field() {
     let reply = t.get(&format!("/v1/messages/{}", sent["msg_id"].as_str().unwrap())).await;
     assert_eq!(reply.status, StatusCode::OK);
     let m = reply.body.as_object().unwrap();
-    for field in [
-        "msg_id",
-        "topic",
-        "queue_id",
-        "queue_offset",
-        "commit_offset",
-        "body_base64",
-        "body",
-        "tag",
-        "keys",
-        "properties",
-        "born_ts",
-        "store_ts",
-        "reconsume_times",
-        "receipt",
-        "state",
-    ] {
+    for field in ferrymq_gateway::wire::MESSAGE_FIELDS {
         assert!(m.contains_key(field), "{field} missing");
     }
     assert_eq!(m["tag"], serde_json::Value::Null);
