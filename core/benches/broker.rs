@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferrymq_core::broker::*;
 
-const BODY: usize = 1024;
+mod common;
+use common::{bench_root, BODY};
+
 const QUEUES: u32 = 8;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -21,9 +23,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn open() -> (tempfile::TempDir, Arc<Broker>) {
-    let root =
-        std::env::var("FERRYMQ_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
-    let dir = tempfile::tempdir_in(root).expect("bench dir");
+    let dir = tempfile::tempdir_in(bench_root()).expect("bench dir");
     let broker = Broker::open(BrokerConfig::new(dir.path())).await.expect("broker");
     broker.create_topic("bench", Some(QUEUES), None).expect("topic");
     (dir, broker)

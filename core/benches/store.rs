@@ -6,44 +6,21 @@
 //! comparison.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ferrymq_core::store::{FlushMode, NewMessage, Store, StoreConfig};
+use ferrymq_core::store::{FlushMode, Store, StoreConfig};
 
-const BODY: usize = 1024;
-
-fn bench_root() -> PathBuf {
-    if let Ok(d) = std::env::var("FERRYMQ_BENCH_DIR") {
-        return PathBuf::from(d);
-    }
-    let work = PathBuf::from("/work/tmp");
-    if work.is_dir() {
-        work
-    } else {
-        std::env::temp_dir()
-    }
-}
+mod common;
+use common::{bench_root, message, BODY};
 
 fn open(flush: FlushMode) -> (tempfile::TempDir, Arc<Store>) {
     let dir = tempfile::tempdir_in(bench_root()).expect("bench dir");
     let mut c = StoreConfig::new(dir.path());
     c.flush = flush;
     (dir, Store::open(c).expect("open store"))
-}
-
-fn message(n: u64) -> NewMessage {
-    NewMessage {
-        topic: "bench".to_string(),
-        queue_id: (n % 8) as u32,
-        msg_id: format!("{n:032X}"),
-        body: vec![0x42; BODY],
-        born_ts: n,
-        ..NewMessage::default()
-    }
 }
 
 /// Appends `iters` messages from `threads` writers; returns the wall time.

@@ -7,36 +7,13 @@
 //! (default `/work/tmp`, else the system temp dir).
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ferrymq_core::store::{FlushMode, NewMessage, Store, StoreConfig};
+use ferrymq_core::store::{FlushMode, Store, StoreConfig};
 
-const BODY: usize = 1024;
-
-fn bench_root() -> PathBuf {
-    if let Ok(d) = std::env::var("FERRYMQ_BENCH_DIR") {
-        return PathBuf::from(d);
-    }
-    let work = PathBuf::from("/work/tmp");
-    if work.is_dir() {
-        work
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-fn message(n: u64) -> NewMessage {
-    NewMessage {
-        topic: "bench".to_string(),
-        queue_id: (n % 8) as u32,
-        msg_id: format!("{n:032X}"),
-        body: vec![0x42; BODY],
-        born_ts: n,
-        ..NewMessage::default()
-    }
-}
+mod common;
+use common::{bench_root, message, BODY};
 
 /// Runs `op` on `threads` threads until stopped; returns operations per second over `secs`
 /// after a short warm-up.
