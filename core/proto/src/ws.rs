@@ -1,0 +1,714 @@
+//! The frames of the WebSocket protocol (`/v1/ws`, documented in `openapi/asyncapi.yaml`):
+//! JSON text frames with an `op` field. [`ClientFrame`] is what a client may send,
+//! [`ServerFrame`] what the server sends. Both serialize and deserialize, so the gateway and
+//! the native clients share them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::group::{MemberOut, ModeOut};
+use crate::json::from_value;
+use crate::message::{MessageOut, PublishBatch, PublishMessage, SendResultOut};
+use crate::problem::{FieldError, Problem};
+use crate::transaction::TransactionStatusOut;
+
+/// Names of the client ops, for the error on an unknown one.
+pub const OPS: &[&str] = &[
+    "subscribe",
+    "ack",
+    "nack",
+    "credit",
+    "unsubscribe",
+    "publish",
+    "register_producer",
+    "end_transaction",
+    "heartbeat",
+    "pull",
+    "commit",
+    "lock",
+    "unlock",
+    "send_back",
+    "query_offset",
+];
+
+/// Where a new subscription starts: `"first"`, `"last"` or `{"timestamp": ms}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StartIn {
+    /// `first` or `last`.
+    Named(StartName),
+    /// Messages stored at or after this time.
+    At {
+        /// Epoch ms.
+        timestamp: u64,
+    },
+}
+
+/// A named start position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartName {
+    /// The earliest retained message.
+    First,
+    /// Only messages published from now on.
+    Last,
+}
+
+/// `subscribe`: join `group` on `topic` as a full member; messages arrive as `message` frames.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubscribeFrame {
+    /// Subscription id chosen by the client, echoed on its frames.
+    pub id: String,
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Tag expression (default `*`).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// SQL92 filter, instead of `filter`.
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// Clustering (default) or broadcasting.
+    #[serde(default)]
+    pub mode: Option<ModeOut>,
+    /// Where to start where the group has no committed offset (default `first`).
+    #[serde(default)]
+    pub start: Option<StartIn>,
+    /// Orderly: per queue, nothing new while an earlier message is in flight.
+    #[serde(default)]
+    pub orderly: Option<bool>,
+    /// Window: most messages in flight (default 100).
+    #[serde(default)]
+    pub credits: Option<u32>,
+    /// Lease of each delivered message (default 30 000 ms).
+    #[serde(default)]
+    pub invisible_ms: Option<u64>,
+}
+
+/// `ack`: a delivered message is done.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AckFrame {
+    /// Its receipt.
+    pub receipt: String,
+}
+
+/// `nack`: a delivered message failed; it comes back after `delay_ms` or the retry delay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NackFrame {
+    /// Its receipt.
+    pub receipt: String,
+    /// Redelivery delay.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+}
+
+/// `credit`: widens a subscription's window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreditFrame {
+    /// Subscription id.
+    pub id: String,
+    /// How many more messages may be in flight.
+    pub n: u32,
+}
+
+/// `unsubscribe`: ends a subscription.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnsubscribeFrame {
+    /// Subscription id.
+    pub id: String,
+}
+
+/// `publish`: one message (the fields of a JSON publish) or `messages` (a batch).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PublishFrame {
+    /// Request id, echoed on `published` or `error`.
+    pub req_id: String,
+    /// Topic.
+    pub topic: String,
+    /// The rest of the frame: a message, or `{"messages": [...], "idempotency_key"?}`.
+    #[serde(flatten)]
+    pub body: serde_json::Map<String, Value>,
+}
+
+impl PublishFrame {
+    /// A frame publishing one message.
+    pub fn single(req_id: String, topic: String, message: PublishMessage) -> Self {
+        PublishFrame { req_id, topic, body: object(message) }
+    }
+
+    /// A frame publishing a batch.
+    pub fn batch(req_id: String, topic: String, batch: PublishBatch) -> Self {
+        PublishFrame { req_id, topic, body: object(batch) }
+    }
+}
+
+/// A serializable struct as a JSON object.
+fn object(value: impl Serialize) -> serde_json::Map<String, Value> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// `register_producer`: this connection answers transaction checks of `group`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegisterProducerFrame {
+    /// Producer group.
+    pub group: String,
+}
+
+/// `end_transaction`: answers a `check`, or ends a transaction unprompted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndTransactionFrame {
+    /// Transaction id.
+    pub transaction_id: String,
+    /// `commit`, `rollback` or `unknown`.
+    pub status: String,
+    /// When set, the server answers `transaction_ended`.
+    #[serde(default)]
+    pub req_id: Option<String>,
+}
+
+/// A subscription announced in a `heartbeat`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionIn {
+    /// Topic.
+    pub topic: String,
+    /// Tag expression (default `*`).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// SQL92 filter.
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// Mode (default clustering).
+    #[serde(default)]
+    pub mode: Option<ModeOut>,
+}
+
+/// `heartbeat` (native clients): keeps `client_id` a member of `group`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatFrame {
+    /// When set, the server answers `heartbeat_ack` with the group's members.
+    #[serde(default)]
+    pub req_id: Option<String>,
+    /// Consumer group.
+    pub group: String,
+    /// The member's id (default: the connection's id).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Its subscriptions.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionIn>,
+}
+
+/// `pull` (native clients): reads one queue from an offset, long polling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PullFrame {
+    /// Request id, echoed on `pulled`.
+    pub req_id: String,
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue.
+    pub queue_id: u32,
+    /// First offset to read.
+    pub offset: u64,
+    /// At most this many messages (default 32, at most 1 000).
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// Tag expression (default `*`).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// SQL92 filter.
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// Long poll (default 0, at most 30 000).
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}
+
+/// `commit` (native clients): stores the group's offset of a queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommitFrame {
+    /// When set, the server answers `committed`.
+    #[serde(default)]
+    pub req_id: Option<String>,
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue.
+    pub queue_id: u32,
+    /// The next offset to consume.
+    pub offset: u64,
+}
+
+/// `query_offset` (native clients): the group's committed offset of one queue, or none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueryOffsetFrame {
+    /// Request id, echoed on the `offset` answer.
+    pub req_id: String,
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue.
+    pub queue_id: u32,
+}
+
+/// `lock` / `unlock` (native orderly clients): the lease on one queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LockFrame {
+    /// Request id; `lock` always answers `locked`, `unlock` answers `unlocked` when set.
+    #[serde(default)]
+    pub req_id: Option<String>,
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue.
+    pub queue_id: u32,
+    /// The member (default: the connection's id).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// `send_back` (native clients): a pulled message failed; it goes to the group's retry topic
+/// with `reconsume_times + 1` (or to the DLQ after `max_reconsume_times`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SendBackFrame {
+    /// When set, the server answers `sent_back`.
+    #[serde(default)]
+    pub req_id: Option<String>,
+    /// Consumer group.
+    pub group: String,
+    /// The message's id.
+    pub msg_id: String,
+    /// The topic it was pulled from.
+    pub topic: String,
+    /// Its `commit_offset`, as pulled.
+    pub commit_offset: u64,
+    /// Deliveries after failures so far (as pulled, or more after in-place retries).
+    #[serde(default)]
+    pub reconsume_times: u32,
+    /// Redelivery delay (default: the retry delay of level `3 + reconsume_times`; 0: at once).
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+}
+
+/// A client frame. Serializes with its `op`; [`ClientFrame::parse`] reads one with errors that
+/// name the failing field.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// `subscribe`
+    Subscribe(SubscribeFrame),
+    /// `ack`
+    Ack(AckFrame),
+    /// `nack`
+    Nack(NackFrame),
+    /// `credit`
+    Credit(CreditFrame),
+    /// `unsubscribe`
+    Unsubscribe(UnsubscribeFrame),
+    /// `publish`
+    Publish(PublishFrame),
+    /// `register_producer`
+    RegisterProducer(RegisterProducerFrame),
+    /// `end_transaction`
+    EndTransaction(EndTransactionFrame),
+    /// `heartbeat`
+    Heartbeat(HeartbeatFrame),
+    /// `pull`
+    Pull(PullFrame),
+    /// `commit`
+    Commit(CommitFrame),
+    /// `lock`
+    Lock(LockFrame),
+    /// `unlock`
+    Unlock(LockFrame),
+    /// `send_back`
+    SendBack(SendBackFrame),
+    /// `query_offset`
+    QueryOffset(QueryOffsetFrame),
+}
+
+/// The ids a frame carries, to echo on its `error` even when the rest does not parse.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrameIds {
+    /// `id`, if a string.
+    pub id: Option<String>,
+    /// `req_id`, if a string.
+    pub req_id: Option<String>,
+}
+
+impl ClientFrame {
+    /// Parses a text frame. On failure, the error and whatever ids could be read.
+    pub fn parse(text: &str) -> Result<(ClientFrame, FrameIds), (FieldError, FrameIds)> {
+        let value: Value = crate::json::parse(text.as_bytes()).map_err(|e| (e, FrameIds::default()))?;
+        let ids = FrameIds {
+            id: value.get("id").and_then(Value::as_str).map(String::from),
+            req_id: value.get("req_id").and_then(Value::as_str).map(String::from),
+        };
+        match ClientFrame::from_value(value) {
+            Ok(op) => Ok((op, ids)),
+            Err(err) => Err((err, ids)),
+        }
+    }
+
+    fn from_value(value: Value) -> Result<ClientFrame, FieldError> {
+        let Value::Object(mut map) = value else {
+            return Err(FieldError::new("", "a frame is a JSON object with an `op`"));
+        };
+        let op = match map.remove("op") {
+            Some(Value::String(op)) => op,
+            Some(_) => return Err(FieldError::new("/op", "must be a string")),
+            None => return Err(FieldError::new("/op", "missing field `op`")),
+        };
+        let value = Value::Object(map);
+        Ok(match op.as_str() {
+            "subscribe" => ClientFrame::Subscribe(from_value(value, "")?),
+            "ack" => ClientFrame::Ack(from_value(value, "")?),
+            "nack" => ClientFrame::Nack(from_value(value, "")?),
+            "credit" => ClientFrame::Credit(from_value(value, "")?),
+            "unsubscribe" => ClientFrame::Unsubscribe(from_value(value, "")?),
+            "publish" => ClientFrame::Publish(publish_frame(value)?),
+            "register_producer" => ClientFrame::RegisterProducer(from_value(value, "")?),
+            "end_transaction" => ClientFrame::EndTransaction(from_value(value, "")?),
+            "heartbeat" => ClientFrame::Heartbeat(from_value(value, "")?),
+            "pull" => ClientFrame::Pull(from_value(value, "")?),
+            "commit" => ClientFrame::Commit(from_value(value, "")?),
+            "lock" => ClientFrame::Lock(from_value(value, "")?),
+            "unlock" => ClientFrame::Unlock(from_value(value, "")?),
+            "send_back" => ClientFrame::SendBack(from_value(value, "")?),
+            "query_offset" => ClientFrame::QueryOffset(from_value(value, "")?),
+            other => {
+                return Err(FieldError::new("/op", format!("unknown op {other:?}; known ops: {}", OPS.join(", "))))
+            }
+        })
+    }
+}
+
+fn publish_frame(value: Value) -> Result<PublishFrame, FieldError> {
+    let Value::Object(mut map) = value else {
+        return Err(FieldError::new("", "a frame is a JSON object"));
+    };
+    let req_id = match map.remove("req_id") {
+        Some(Value::String(id)) => id,
+        Some(_) => return Err(FieldError::new("/req_id", "must be a string")),
+        None => return Err(FieldError::new("/req_id", "missing field `req_id`: publish needs one")),
+    };
+    let topic = match map.remove("topic") {
+        Some(Value::String(topic)) => topic,
+        Some(_) => return Err(FieldError::new("/topic", "must be a string")),
+        None => return Err(FieldError::new("/topic", "missing field `topic`")),
+    };
+    Ok(PublishFrame { req_id, topic, body: map })
+}
+
+/// A `check` frame: the broker asks this producer how a transaction ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckFrame {
+    /// Transaction id.
+    pub transaction_id: String,
+    /// Message id.
+    pub msg_id: String,
+    /// Producer group asked.
+    pub producer_group: String,
+    /// 1 for the first check.
+    pub check_times: u32,
+    /// The half message.
+    pub message: MessageOut,
+}
+
+/// The body of an `error` frame: the problem fields plus the ids of the failing frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    /// Subscription id, when the error concerns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Request id, when the failing frame had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req_id: Option<String>,
+    /// `urn:ferrymq:error:<kind>`, as in REST.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// The status REST would have answered.
+    pub status: u16,
+    /// What went wrong.
+    pub detail: String,
+    /// For validation errors: each invalid field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    /// For a failed ack or nack: the receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// For a failed ack or nack: `unknown`, `expired` or `acked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ErrorFrame {
+    /// The frame for `problem`, echoing `ids`.
+    pub fn new(problem: Problem, ids: FrameIds) -> Self {
+        let Problem { kind, title, status, detail, errors } = problem;
+        ErrorFrame { id: ids.id, req_id: ids.req_id, kind, title, status, detail, errors, receipt: None, reason: None }
+    }
+
+    /// The problem this frame carries.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            kind: self.kind.clone(),
+            title: self.title.clone(),
+            status: self.status,
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+/// Everything the server sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// A subscription started.
+    Subscribed {
+        /// Its id.
+        id: String,
+    },
+    /// A subscription ended.
+    Unsubscribed {
+        /// Its id.
+        id: String,
+    },
+    /// A delivered message, with its receipt.
+    Message {
+        /// Subscription id.
+        id: String,
+        /// The message.
+        #[serde(flatten)]
+        message: MessageOut,
+    },
+    /// A publish was stored.
+    Published {
+        /// Request id.
+        req_id: String,
+        /// The result, or `results` for a batch.
+        #[serde(flatten)]
+        result: PublishedBody,
+    },
+    /// A transaction check.
+    Check(CheckFrame),
+    /// Something failed.
+    Error(ErrorFrame),
+    /// Answer to a `heartbeat` with a `req_id`.
+    HeartbeatAck {
+        /// Request id.
+        req_id: String,
+        /// Group.
+        group: String,
+        /// Its live members.
+        members: Vec<MemberOut>,
+    },
+    /// Answer to a `pull`.
+    Pulled {
+        /// Request id.
+        req_id: String,
+        /// Matching messages in queue order.
+        messages: Vec<MessageOut>,
+        /// Offset to pull from next.
+        next_offset: u64,
+        /// Lowest retained offset.
+        min_offset: u64,
+        /// Next offset to be written.
+        max_offset: u64,
+    },
+    /// Answer to a `commit` with a `req_id`.
+    Committed {
+        /// Request id.
+        req_id: String,
+    },
+    /// Answer to a `lock`.
+    Locked {
+        /// Request id.
+        req_id: String,
+        /// Whether this member holds the queue now.
+        locked: bool,
+    },
+    /// Answer to an `unlock` with a `req_id`.
+    Unlocked {
+        /// Request id.
+        req_id: String,
+    },
+    /// Answer to a `send_back` with a `req_id`.
+    SentBack {
+        /// Request id.
+        req_id: String,
+    },
+    /// Answer to a `query_offset`: `null` when the group has no committed offset there, so
+    /// the client applies its start position.
+    Offset {
+        /// Request id.
+        req_id: String,
+        /// The committed offset (the next to consume), if any.
+        offset: Option<u64>,
+    },
+    /// Answer to an `end_transaction` with a `req_id`.
+    TransactionEnded {
+        /// Request id.
+        req_id: String,
+        /// Transaction id.
+        transaction_id: String,
+        /// Message id.
+        msg_id: String,
+        /// `committed` or `rolled_back`.
+        status: TransactionStatusOut,
+    },
+}
+
+/// The result part of a `published` frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PublishedBody {
+    /// One message.
+    Single(SendResultOut),
+    /// A batch.
+    Batch {
+        /// One result per message.
+        results: Vec<SendResultOut>,
+    },
+}
+
+impl ServerFrame {
+    /// An `error` frame for `problem`.
+    pub fn error(problem: Problem, ids: FrameIds) -> Self {
+        ServerFrame::Error(ErrorFrame::new(problem, ids))
+    }
+
+    /// Reads a server frame.
+    pub fn parse(text: &str) -> Result<ServerFrame, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_op_is_an_error_with_ids() {
+        let (err, ids) = ClientFrame::parse(r#"{"op": "dance", "id": "s1"}"#).unwrap_err();
+        assert_eq!(ids.id.as_deref(), Some("s1"));
+        assert_eq!(err.field, "/op");
+    }
+
+    #[test]
+    fn publish_needs_a_req_id() {
+        let (err, _) = ClientFrame::parse(r#"{"op": "publish", "topic": "t", "body": "x"}"#).unwrap_err();
+        assert!(err.message.contains("req_id"));
+    }
+
+    #[test]
+    fn subscribe_parses_a_timestamp_start() {
+        let (op, _) = ClientFrame::parse(
+            r#"{"op": "subscribe", "id": "a", "group": "g", "topic": "t", "start": {"timestamp": 5}}"#,
+        )
+        .expect("parses");
+        let ClientFrame::Subscribe(frame) = op else { panic!("not a subscribe") };
+        assert_eq!(frame.start, Some(StartIn::At { timestamp: 5 }));
+    }
+
+    #[test]
+    fn wrong_field_type_names_the_field() {
+        let (err, _) = ClientFrame::parse(r#"{"op": "credit", "id": "a", "n": "many"}"#).unwrap_err();
+        assert_eq!(err.field, "/n");
+    }
+
+    #[test]
+    fn client_frames_round_trip_with_their_op() {
+        let frames = vec![
+            ClientFrame::Pull(PullFrame {
+                req_id: "r1".into(),
+                group: "g".into(),
+                topic: "t".into(),
+                queue_id: 3,
+                offset: 7,
+                max: Some(32),
+                filter: None,
+                sql: Some("a > 1".into()),
+                wait_ms: Some(100),
+            }),
+            ClientFrame::Unlock(LockFrame {
+                req_id: None,
+                group: "g".into(),
+                topic: "t".into(),
+                queue_id: 1,
+                client_id: Some("c".into()),
+            }),
+            ClientFrame::Publish(PublishFrame::single(
+                "r2".into(),
+                "t".into(),
+                PublishMessage { body: Some("x".into()), tag: Some("A".into()), ..Default::default() },
+            )),
+            ClientFrame::RegisterProducer(RegisterProducerFrame { group: "pg".into() }),
+        ];
+        for frame in frames {
+            let text = serde_json::to_string(&frame).expect("serializes");
+            let (back, _) = ClientFrame::parse(&text).expect("parses");
+            assert_eq!(back, frame, "{text}");
+        }
+    }
+
+    #[test]
+    fn server_frames_round_trip() {
+        let message = MessageOut {
+            msg_id: "m".into(),
+            topic: "t".into(),
+            queue_id: Some(1),
+            queue_offset: Some(2),
+            commit_offset: Some(3),
+            body_base64: "eA==".into(),
+            body: Some("x".into()),
+            tag: None,
+            keys: vec![],
+            properties: Default::default(),
+            born_ts: 1,
+            store_ts: 2,
+            reconsume_times: 0,
+            receipt: Some("r".into()),
+            state: crate::message::MessageStateOut::Stored,
+        };
+        let frames = vec![
+            ServerFrame::Subscribed { id: "a".into() },
+            ServerFrame::Message { id: "a".into(), message: message.clone() },
+            ServerFrame::Published {
+                req_id: "r".into(),
+                result: PublishedBody::Single(SendResultOut {
+                    msg_id: "m".into(),
+                    queue_id: None,
+                    queue_offset: None,
+                    transaction_id: Some("x".into()),
+                }),
+            },
+            ServerFrame::Pulled {
+                req_id: "r".into(),
+                messages: vec![message],
+                next_offset: 3,
+                min_offset: 0,
+                max_offset: 3,
+            },
+            ServerFrame::Offset { req_id: "r".into(), offset: None },
+            ServerFrame::error(Problem::invalid(vec![FieldError::new("/n", "bad")]), FrameIds::default()),
+        ];
+        for frame in frames {
+            let text = serde_json::to_string(&frame).expect("serializes");
+            assert_eq!(ServerFrame::parse(&text).expect("parses"), frame, "{text}");
+        }
+        let json = serde_json::to_value(ServerFrame::Subscribed { id: "a".into() }).expect("serializes");
+        assert_eq!(json, serde_json::json!({"op": "subscribed", "id": "a"}));
+    }
+}
