@@ -9,6 +9,9 @@
 //! - [`client`]: producers, consumers and rebalance, over a transport that is either the
 //!   embedded broker or a remote gateway.
 //!
+//! - [`wire`]: the broker's types converted to and from the contract's wire types, which
+//!   live in the serde-only crate [`ferrymq_proto`] (re-exported here as [`proto`]).
+//!
 //! Errors of all three are one [`Error`] with a stable [`Error::kind`].
 #![deny(missing_docs)]
 
@@ -16,5 +19,7 @@ pub mod broker;
 pub mod client;
 pub mod error;
 pub mod store;
+pub mod wire;
 
 pub use error::{Error, Result};
+pub use ferrymq_proto as proto;

@@ -77,71 +77,15 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Byt
 
 /// Deserializes JSON, reporting the failing field as a JSON Pointer.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
-    de.end().map_err(|e| ApiError::invalid("", format!("malformed JSON: {e}")))?;
-    Ok(value)
+    Ok(ferrymq_proto::json::parse(bytes)?)
 }
 
 /// Deserializes an already parsed JSON value; `prefix` is the pointer of `value` in the body.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, prefix: &str) -> ApiResult<T> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let pointer = pointer(err.path());
-        let inner = err.into_inner();
-        field_error(prefix, &pointer, &inner.to_string())
-    })
+    Ok(ferrymq_proto::json::from_value(value, prefix)?)
 }
 
-fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let pointer = pointer(err.path());
-    let inner = err.into_inner();
-    match inner.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-            ApiError::invalid("", format!("malformed JSON: {inner}"))
-        }
-        serde_json::error::Category::Io | serde_json::error::Category::Data => {
-            field_error("", &pointer, &inner.to_string())
-        }
-    }
-}
-
-/// Builds the field error of a serde message; a missing field names the field itself.
-fn field_error(prefix: &str, pointer: &str, message: &str) -> ApiError {
-    // serde_json appends " at line L column C"; the pointer says where already.
-    let message = match message.find(" at line ") {
-        Some(at) => &message[..at],
-        None => message,
-    };
-    let field = match message.strip_prefix("missing field `").and_then(|s| s.strip_suffix('`')) {
-        Some(name) => format!("{prefix}{pointer}/{}", escape_pointer(name)),
-        None => format!("{prefix}{pointer}"),
-    };
-    ApiError::invalid(field, message.to_string())
-}
-
-/// A `serde_path_to_error` path as a JSON Pointer.
-fn pointer(path: &serde_path_to_error::Path) -> String {
-    let mut out = String::new();
-    for segment in path {
-        match segment {
-            serde_path_to_error::Segment::Seq { index } => {
-                out.push('/');
-                out.push_str(&index.to_string());
-            }
-            serde_path_to_error::Segment::Map { key } => {
-                out.push('/');
-                out.push_str(&escape_pointer(key));
-            }
-            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
-        }
-    }
-    out
-}
-
-/// Escapes one JSON Pointer token (RFC 6901).
-pub fn escape_pointer(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
+pub use ferrymq_proto::json::escape_pointer;
 
 /// Query string parameters, deserialized with the same field reporting as [`Json`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -157,11 +101,7 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Query).map_err(|err| {
-            let pointer = pointer(err.path());
-            let inner = err.into_inner();
-            field_error("", &pointer, &inner.to_string())
-        })
+        Ok(ferrymq_proto::json::deserialize(de).map(Query)?)
     }
 }
 

@@ -8,38 +8,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ferrymq_core::Error;
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// Media type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// One invalid field of a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// JSON Pointer to the offending field, e.g. `/messages/3/body` (`""` for the whole body).
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-/// An RFC 9457 problem document.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-pub struct Problem {
-    /// `urn:ferrymq:error:<kind>`, stable per error kind.
-    #[serde(rename = "type")]
-    #[schema(example = "urn:ferrymq:error:not-found")]
-    pub kind: String,
-    /// Short, fixed summary of the kind.
-    pub title: String,
-    /// The HTTP status code.
-    pub status: u16,
-    /// What went wrong in this case.
-    pub detail: String,
-    /// For validation errors: each invalid field.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Vec<FieldError>>,
-}
+pub use ferrymq_proto::problem::PROBLEM_JSON;
+pub use ferrymq_proto::{ErrorKind, FieldError, Problem};
 
 /// Everything a gateway request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -80,105 +50,37 @@ impl ApiError {
     }
 
     /// Kind, status and client-facing detail. Internal errors are logged here, once.
-    fn parts(&self) -> (&'static str, StatusCode, String, Option<Vec<FieldError>>) {
+    /// The contract's kind of this error.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ApiError::Core(err) => core_parts(err),
-            ApiError::Invalid(errors) => {
-                ("invalid-argument", StatusCode::BAD_REQUEST, self.to_string(), Some(errors.clone()))
-            }
-            ApiError::RouteNotFound(_) => ("not-found", StatusCode::NOT_FOUND, self.to_string(), None),
-            ApiError::MethodNotAllowed(_) => {
-                ("method-not-allowed", StatusCode::METHOD_NOT_ALLOWED, self.to_string(), None)
-            }
-            ApiError::UnsupportedMediaType(_) => {
-                ("unsupported-media-type", StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string(), None)
-            }
-            ApiError::PayloadTooLarge(_) => {
-                ("payload-too-large", StatusCode::PAYLOAD_TOO_LARGE, self.to_string(), None)
-            }
-            ApiError::Unauthorized(_) => ("unauthorized", StatusCode::UNAUTHORIZED, self.to_string(), None),
-            ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN, self.to_string(), None),
-            ApiError::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE, self.to_string(), None),
+            ApiError::Core(err) => err.error_kind(),
+            ApiError::Invalid(_) => ErrorKind::InvalidArgument,
+            ApiError::RouteNotFound(_) => ErrorKind::NotFound,
+            ApiError::MethodNotAllowed(_) => ErrorKind::MethodNotAllowed,
+            ApiError::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
+            ApiError::PayloadTooLarge(_) => ErrorKind::PayloadTooLarge,
+            ApiError::Unauthorized(_) => ErrorKind::Unauthorized,
+            ApiError::Forbidden(_) => ErrorKind::Forbidden,
+            ApiError::Unavailable(_) => ErrorKind::Unavailable,
         }
     }
 
-    /// The problem document for this error.
+    /// The problem document. Internal causes (I/O, corruption, a poisoned or closed store)
+    /// are logged here and never shown to the client.
     pub fn problem(&self) -> Problem {
-        let (kind, status, detail, errors) = self.parts();
-        Problem {
-            kind: format!("urn:ferrymq:error:{kind}"),
-            title: title(kind).to_string(),
-            status: status.as_u16(),
-            detail,
-            errors,
+        let kind = self.kind();
+        if kind == ErrorKind::Internal {
+            tracing::error!(error = %self, "internal error while serving a request");
+            return Problem::new(kind, "internal error; the server log has the details");
         }
-    }
-}
-
-/// Maps one core error. Every variant is named: a new variant must be placed here on purpose.
-fn core_parts(err: &Error) -> (&'static str, StatusCode, String, Option<Vec<FieldError>>) {
-    let plain = |kind, status| (kind, status, err.to_string(), None);
-    match err {
-        Error::Io { .. } | Error::Corrupt { .. } | Error::Poisoned | Error::Closed => {
-            tracing::error!(error = %err, "internal error while serving a request");
-            (
-                "internal",
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error; the server log has the details".to_string(),
-                None,
-            )
-        }
-        Error::Unavailable(_) => plain("unavailable", StatusCode::SERVICE_UNAVAILABLE),
-        Error::InsufficientStorage { .. } => plain("insufficient-storage", StatusCode::INSUFFICIENT_STORAGE),
-        Error::InvalidArgument { field, message } => (
-            "invalid-argument",
-            StatusCode::BAD_REQUEST,
-            err.to_string(),
-            Some(vec![FieldError { field: field.clone(), message: message.clone() }]),
-        ),
-        Error::OffsetOutOfRange { .. } => plain("invalid-argument", StatusCode::BAD_REQUEST),
-        Error::InvalidFilter { .. } => plain("invalid-filter", StatusCode::BAD_REQUEST),
-        Error::MessageTooLarge { .. } => plain("payload-too-large", StatusCode::PAYLOAD_TOO_LARGE),
-        Error::NotFound { .. } => plain("not-found", StatusCode::NOT_FOUND),
-        Error::Conflict(_) => plain("conflict", StatusCode::CONFLICT),
-        Error::IdempotencyConflict { .. } => plain("idempotency-conflict", StatusCode::CONFLICT),
-        Error::Forbidden(_) => plain("forbidden", StatusCode::FORBIDDEN),
-        // A gateway-side timeout is the service being unable to answer now; 504 would claim an
-        // upstream gateway, and the contract keeps 5xx to 503/507.
-        Error::Timeout(_) => plain("timeout", StatusCode::SERVICE_UNAVAILABLE),
-        Error::Connection(_) => plain("unavailable", StatusCode::SERVICE_UNAVAILABLE),
-        Error::Unauthorized(_) => plain("unauthorized", StatusCode::UNAUTHORIZED),
-        // `Error` is `#[non_exhaustive]` in another crate, so the compiler demands this arm. A
-        // variant added to core lands here (a logged 500) until it is given its status above.
-        unmapped => {
-            tracing::error!(error = %unmapped, kind = unmapped.kind(), "unmapped core error");
-            (
-                "internal",
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error; the server log has the details".to_string(),
-                None,
-            )
-        }
-    }
-}
-
-/// The fixed title of each kind.
-fn title(kind: &str) -> &'static str {
-    match kind {
-        "invalid-argument" => "Invalid argument",
-        "invalid-filter" => "Invalid filter",
-        "unauthorized" => "Unauthorized",
-        "forbidden" => "Forbidden",
-        "not-found" => "Not found",
-        "method-not-allowed" => "Method not allowed",
-        "conflict" => "Conflict",
-        "idempotency-conflict" => "Idempotency conflict",
-        "payload-too-large" => "Payload too large",
-        "unsupported-media-type" => "Unsupported media type",
-        "insufficient-storage" => "Insufficient storage",
-        "unavailable" => "Service unavailable",
-        "timeout" => "Timeout",
-        _ => "Internal error",
+        let errors = match self {
+            ApiError::Invalid(errors) => Some(errors.clone()),
+            ApiError::Core(Error::InvalidArgument { field, message }) => {
+                Some(vec![FieldError { field: field.clone(), message: message.clone() }])
+            }
+            _ => None,
+        };
+        Problem { errors, ..Problem::new(kind, self.to_string()) }
     }
 }
 
@@ -193,6 +95,12 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        ApiError::Invalid(vec![err])
     }
 }
 

@@ -58,7 +58,7 @@ fn every_server_frame_is_documented() {
             check_times: 1,
             message,
         }),
-        ServerFrame::error(&ApiError::invalid("/x", "y"), FrameIds::default()),
+        ServerFrame::error(ApiError::invalid("/x", "y").problem(), FrameIds::default()),
         ServerFrame::HeartbeatAck { req_id: r(), group: r(), members: vec![] },
         ServerFrame::Pulled { req_id: r(), messages: vec![], next_offset: 0, min_offset: 0, max_offset: 0 },
         ServerFrame::Committed { req_id: r() },

@@ -137,7 +137,7 @@ impl std::fmt::Display for ErrorKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
-    /// JSON Pointer of the field in the request body (`/messages/3/body`); `""` for the body.
+    /// JSON Pointer to the offending field, e.g. `/messages/3/body` (`""` for the whole body).
     pub field: String,
     /// What is wrong with it.
     pub message: String,
@@ -154,15 +154,15 @@ impl FieldError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
-    /// `urn:ferrymq:error:<kind>`.
+    /// `urn:ferrymq:error:<kind>`, stable per error kind.
     #[serde(rename = "type")]
     #[cfg_attr(feature = "openapi", schema(example = "urn:ferrymq:error:not-found"))]
     pub kind: String,
-    /// Short summary of the kind.
+    /// Short, fixed summary of the kind.
     pub title: String,
-    /// The HTTP status.
+    /// The HTTP status code.
     pub status: u16,
-    /// What went wrong, for a person.
+    /// What went wrong in this case.
     pub detail: String,
     /// For validation errors: each invalid field.
     #[serde(default, skip_serializing_if = "Option::is_none")]

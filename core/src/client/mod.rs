@@ -33,6 +33,7 @@ mod process_queue;
 mod producer;
 mod push_consumer;
 pub mod rebalance;
+#[cfg(feature = "remote")]
 mod remote;
 mod simple_consumer;
 mod transaction;
@@ -50,6 +51,7 @@ pub use push_consumer::{
     Listener, ListenerError, PushConsumer, PushConsumerOptions, ReceivedMessage, DEFAULT_REBALANCE_INTERVAL,
 };
 pub use rebalance::{Member, QueueRef, Strategy};
+#[cfg(feature = "remote")]
 pub use remote::{RemoteOptions, RemoteTransport};
 pub use simple_consumer::{SimpleConsumer, DEFAULT_INVISIBLE, DEFAULT_MAX_MESSAGES};
 pub use transaction::{TransactionChecker, TransactionProducer};
@@ -98,12 +100,15 @@ impl Client {
     }
 
     /// Connects to a gateway at `url` (`http://host:port`) with default options.
-    /// [`crate::Error::Connection`] when it cannot be reached.
+    /// [`crate::Error::Connection`] when it cannot be reached. Needs the `remote` feature
+    /// (on by default).
+    #[cfg(feature = "remote")]
     pub async fn connect(url: &str) -> Result<Client> {
         Client::connect_with(url, RemoteOptions::default()).await
     }
 
     /// Connects to a gateway with a token, timeouts and the gateway's timing settings.
+    #[cfg(feature = "remote")]
     pub async fn connect_with(url: &str, options: RemoteOptions) -> Result<Client> {
         Ok(Client::with_transport(Arc::new(RemoteTransport::connect(url, options).await?)))
     }

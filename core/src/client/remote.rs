@@ -17,28 +17,34 @@
 //! remote push consumer begins new queues at the first retained message whatever its start
 //! position.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
+use ferrymq_proto::consume::{AckBody, AckResult, ChangeInvisibleBody, NackBody, NackResult, ReceiptOut, ReceiveBody};
+use ferrymq_proto::group::{GroupDetailOut, PutGroup, ResetBody, ResetResult, ResetTo};
+use ferrymq_proto::message::{MessageIn, MessageList, MessageOut, PublishBatch, PublishMessage, SendResultOut};
+use ferrymq_proto::topic::{CreateTopic, TopicDetailOut, TopicList, TopicOut};
+use ferrymq_proto::ws::{
+    ClientFrame, CommitFrame, EndTransactionFrame, HeartbeatFrame, LockFrame, PublishFrame, PublishedBody, PullFrame,
+    QueryOffsetFrame, RegisterProducerFrame, SendBackFrame, ServerFrame, SubscriptionIn,
+};
+use ferrymq_proto::Problem;
 use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::transport::{BrokerTimings, FindQuery, Transport};
 use crate::broker::{
-    ConsumeMode, Delay, FilterSpec, GroupDetail, GroupOffset, MemberInfo, Message, MessageState, OutgoingMessage, Perm,
-    PullRequest, PullResult, QueueOffsets, ReceiptFailure, ReceiveRequest, ResetTarget, SendResult, Subscription,
-    TopicDetail, TopicInfo, TransactionCheck, TransactionOutcome, TransactionResolution, TransactionStatus,
-    Transport as MemberTransport,
+    Message, OutgoingMessage, PullRequest, PullResult, ReceiptFailure, ReceiveRequest, ResetTarget, SendResult,
+    Subscription, TopicDetail, TopicInfo, TransactionCheck, TransactionOutcome, TransactionResolution,
 };
+use crate::wire::{filter_fields, messages};
 use crate::{Error, Result};
 
 /// Check-backs buffered per registered producer group.
@@ -137,13 +143,13 @@ impl RemoteTransport {
         let socket = Socket::connect(&self.ws_url, self.producers.clone()).await?;
         let groups: Vec<String> = self.producers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
         for group in groups {
-            socket.send(json!({"op": "register_producer", "group": group}))?;
+            socket.send(&ClientFrame::RegisterProducer(RegisterProducerFrame { group }))?;
         }
         *shared = Some(socket.clone());
         Ok(socket)
     }
 
-    async fn request(&self, frame: Value, timeout: Duration) -> Result<Value> {
+    async fn request(&self, frame: impl FnOnce(String) -> ClientFrame, timeout: Duration) -> Result<ServerFrame> {
         self.socket().await?.request(frame, timeout).await
     }
 
@@ -161,26 +167,36 @@ impl RemoteTransport {
         }
     }
 
-    /// Sends a REST request; maps a problem response to its error.
+    /// Sends a REST request with the token and the request timeout; maps a problem answer to
+    /// its error. `None` for an empty answer.
     async fn rest(&self, req: reqwest::RequestBuilder) -> Result<Option<Value>> {
-        let response = self.authorize(req).send().await.map_err(connection_error)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(connection_error)?;
-        if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(None);
-            }
-            return serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::Connection(format!("unreadable answer from the gateway: {e}")));
-        }
-        let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Err(problem_error(&problem, status.as_u16()))
+        self.send_authorized(self.authorize(req)).await
     }
 
+    async fn send_authorized(&self, req: reqwest::RequestBuilder) -> Result<Option<Value>> {
+        let response = req.send().await.map_err(connection_error)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(connection_error)?;
+        if !status.is_success() {
+            return Err(problem_error(&bytes, status.as_u16()));
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Connection(format!("unreadable answer from the gateway: {e}")))
+    }
+
+    /// [`rest`](Self::rest), read into the answer's wire type.
     async fn rest_json<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
-        let value = self.rest(req).await?.unwrap_or(Value::Null);
-        decode(value)
+        decode(self.rest(req).await?.unwrap_or(Value::Null))
+    }
+
+    /// Like [`rest_json`](Self::rest_json) for a request already authorized (with its own
+    /// timeout).
+    async fn send_json<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+        decode(self.send_authorized(req).await?.unwrap_or(Value::Null))
     }
 }
 
@@ -201,304 +217,33 @@ fn connection_error(e: impl std::fmt::Display) -> Error {
     Error::Connection(e.to_string())
 }
 
+/// The error of a problem answer (`application/problem+json`), by its `type`.
+fn problem_error(bytes: &[u8], status: u16) -> Error {
+    match serde_json::from_slice::<Problem>(bytes) {
+        Ok(problem) => Error::from_problem(&problem, status),
+        Err(_) => Error::Unavailable(format!("the gateway answered {status} without a problem document")),
+    }
+}
+
+/// Reads a REST answer into its wire type.
 fn decode<T: DeserializeOwned>(value: Value) -> Result<T> {
     serde_json::from_value(value).map_err(|e| Error::Connection(format!("unexpected answer from the gateway: {e}")))
 }
 
-/// Turns a problem (`{"type", "title", "status", "detail", "errors"}`) into the error of the
-/// same kind.
-fn problem_error(problem: &Value, status: u16) -> Error {
-    let kind = problem.get("type").and_then(Value::as_str).and_then(|t| t.strip_prefix("urn:ferrymq:error:"));
-    let detail = problem.get("detail").and_then(Value::as_str).unwrap_or("").to_string();
-    let field = problem
-        .get("errors")
-        .and_then(|e| e.get(0))
-        .and_then(|e| e.get("field"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    match kind {
-        Some("invalid-argument") | Some("method-not-allowed") | Some("unsupported-media-type") => {
-            Error::InvalidArgument { field, message: detail }
-        }
-        Some("invalid-filter") => Error::InvalidFilter { expression: String::new(), message: detail },
-        Some("not-found") => Error::NotFound { what: "resource", name: detail },
-        Some("conflict") => Error::Conflict(detail),
-        Some("idempotency-conflict") => Error::IdempotencyConflict { key: detail },
-        Some("forbidden") => Error::Forbidden(detail),
-        Some("unauthorized") => Error::Unauthorized(detail),
-        Some("payload-too-large") => Error::MessageTooLarge { size: 0, max: 0 },
-        Some("insufficient-storage") => Error::InsufficientStorage { used_ratio: 1.0, max_ratio: 1.0 },
-        Some("timeout") => Error::Timeout(detail),
-        Some("unavailable") => Error::Unavailable(detail),
-        _ => Error::Unavailable(format!("the gateway answered {status}: {detail}")),
-    }
-}
-
-// ----- wire shapes -----
-
-#[derive(Deserialize)]
-struct WireMessage {
-    msg_id: String,
-    topic: String,
-    queue_id: Option<u32>,
-    queue_offset: Option<u64>,
-    commit_offset: Option<u64>,
-    body_base64: String,
-    tag: Option<String>,
-    #[serde(default)]
-    keys: Vec<String>,
-    #[serde(default)]
-    properties: BTreeMap<String, String>,
-    born_ts: u64,
-    store_ts: u64,
-    reconsume_times: u32,
-    receipt: Option<String>,
-    #[serde(default)]
-    state: Option<String>,
-}
-
-impl WireMessage {
-    fn into_message(self) -> Result<Message> {
-        let body = base64::engine::general_purpose::STANDARD
-            .decode(&self.body_base64)
-            .map_err(|e| Error::Connection(format!("message {} has an unreadable body: {e}", self.msg_id)))?;
-        let state = match self.state.as_deref() {
-            Some("scheduled") => MessageState::Scheduled,
-            Some("half") => MessageState::Half,
-            _ => MessageState::Stored,
-        };
-        Ok(Message {
-            msg_id: self.msg_id,
-            topic: self.topic,
-            queue_id: self.queue_id,
-            queue_offset: self.queue_offset,
-            commit_offset: self.commit_offset,
-            body,
-            tag: self.tag,
-            keys: self.keys,
-            properties: self.properties,
-            born_ts: self.born_ts,
-            store_ts: self.store_ts,
-            reconsume_times: self.reconsume_times,
-            receipt: self.receipt,
-            state,
-        })
-    }
-}
-
-fn messages(list: Vec<WireMessage>) -> Result<Vec<Message>> {
-    list.into_iter().map(WireMessage::into_message).collect()
-}
-
-#[derive(Deserialize)]
-struct MessageList {
-    messages: Vec<WireMessage>,
-}
-
-#[derive(Deserialize)]
-struct WireSendResult {
-    msg_id: String,
-    queue_id: Option<u32>,
-    queue_offset: Option<u64>,
-    #[serde(default)]
-    transaction_id: Option<String>,
-}
-
-impl From<WireSendResult> for SendResult {
-    fn from(r: WireSendResult) -> Self {
-        SendResult {
-            msg_id: r.msg_id,
-            queue_id: r.queue_id,
-            queue_offset: r.queue_offset,
-            transaction_id: r.transaction_id,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct BatchResults {
-    results: Vec<WireSendResult>,
-}
-
-#[derive(Deserialize)]
-struct WireTopic {
-    name: String,
-    queues: u32,
-    perm: Perm,
-    #[serde(default)]
-    queue_offsets: Vec<QueueOffsets>,
-}
-
-impl WireTopic {
-    fn info(self) -> TopicInfo {
-        TopicInfo { name: self.name, queues: self.queues, perm: self.perm }
-    }
-}
-
-#[derive(Deserialize)]
-struct TopicList {
-    topics: Vec<WireTopic>,
-}
-
-#[derive(Deserialize)]
-struct WireMember {
-    client_id: String,
-    transport: MemberTransport,
-    since: u64,
-}
-
-impl From<WireMember> for MemberInfo {
-    fn from(m: WireMember) -> Self {
-        MemberInfo { client_id: m.client_id, transport: m.transport, since: m.since }
-    }
-}
-
-#[derive(Deserialize)]
-struct WireSubscription {
-    topic: String,
-    #[serde(default)]
-    filter: Option<String>,
-    #[serde(default)]
-    sql: Option<String>,
-    mode: ConsumeMode,
-}
-
-#[derive(Deserialize)]
-struct WireOffset {
-    topic: String,
-    queue_id: u32,
-    committed: u64,
-    max: u64,
-    lag: u64,
-}
-
-#[derive(Deserialize)]
-struct WireGroup {
-    group: String,
-    max_reconsume_times: u32,
-    subscriptions: Vec<WireSubscription>,
-    members: Vec<WireMember>,
-    offsets: Vec<WireOffset>,
-}
-
-impl From<WireGroup> for GroupDetail {
-    fn from(g: WireGroup) -> Self {
-        GroupDetail {
-            group: g.group,
-            max_reconsume_times: g.max_reconsume_times,
-            subscriptions: g
-                .subscriptions
-                .into_iter()
-                .map(|s| Subscription {
-                    topic: s.topic,
-                    filter: match (s.sql, s.filter) {
-                        (Some(sql), _) => FilterSpec::Sql(sql),
-                        (None, filter) => FilterSpec::Tag(filter.unwrap_or_else(|| "*".into())),
-                    },
-                    mode: s.mode,
-                })
-                .collect(),
-            members: g.members.into_iter().map(Into::into).collect(),
-            offsets: g
-                .offsets
-                .into_iter()
-                .map(|o| GroupOffset {
-                    topic: o.topic,
-                    queue_id: o.queue_id,
-                    committed: o.committed,
-                    max: o.max,
-                    lag: o.lag,
-                })
-                .collect(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct FailedReceipt {
-    reason: String,
-}
-
-#[derive(Deserialize)]
-struct ReceiptResults {
-    #[serde(default)]
-    failed: Vec<FailedReceipt>,
-}
-
-impl ReceiptResults {
-    fn outcome(self) -> std::result::Result<(), ReceiptFailure> {
-        match self.failed.first().map(|f| f.reason.as_str()) {
-            None => Ok(()),
-            Some("expired") => Err(ReceiptFailure::Expired),
-            Some("acked") => Err(ReceiptFailure::Acked),
-            Some(_) => Err(ReceiptFailure::Unknown),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct WireCheck {
-    transaction_id: String,
-    msg_id: String,
-    producer_group: String,
-    check_times: u32,
-    message: WireMessage,
-}
-
 /// A message as the gateway's JSON publish takes it.
-fn publish_json(m: &OutgoingMessage) -> Map<String, Value> {
-    let mut out = Map::new();
-    match std::str::from_utf8(&m.body) {
-        Ok(text) => out.insert("body".into(), json!(text)),
-        Err(_) => out.insert("body_base64".into(), json!(base64::engine::general_purpose::STANDARD.encode(&m.body))),
-    };
-    if let Some(tag) = &m.tag {
-        out.insert("tag".into(), json!(tag));
-    }
-    if !m.keys.is_empty() {
-        out.insert("keys".into(), json!(m.keys));
-    }
-    if !m.properties.is_empty() {
-        out.insert("properties".into(), json!(m.properties));
-    }
-    match m.delay {
-        Some(Delay::Level(level)) => out.insert("delay_level".into(), json!(level)),
-        Some(Delay::Millis(ms)) => out.insert("delay_ms".into(), json!(ms)),
-        Some(Delay::At(at)) => out.insert("deliver_at".into(), json!(at)),
-        None => None,
-    };
-    if let Some(key) = &m.sharding_key {
-        out.insert("sharding_key".into(), json!(key));
-    }
-    if let Some(group) = &m.transaction {
-        out.insert("transaction".into(), json!(true));
-        out.insert("producer_group".into(), json!(group));
-    }
-    if let Some(key) = &m.idempotency_key {
-        out.insert("idempotency_key".into(), json!(key));
-    }
-    out
+fn publish_message(m: OutgoingMessage) -> PublishMessage {
+    PublishMessage::from(MessageIn::from(m))
 }
 
-/// Adds a filter as `filter` or `sql`.
-fn put_filter(frame: &mut Map<String, Value>, filter: &FilterSpec) {
-    match filter {
-        FilterSpec::Tag(expression) => frame.insert("filter".into(), json!(expression)),
-        FilterSpec::Sql(expression) => frame.insert("sql".into(), json!(expression)),
-    };
-}
-
-fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
+/// The answer a request expected, or the error of an answer of another kind.
+fn unexpected(frame: &ServerFrame) -> Error {
+    Error::Connection(format!("unexpected answer from the gateway: {frame:?}"))
 }
 
 // ----- one WebSocket -----
 
-type Pending = Mutex<HashMap<String, oneshot::Sender<Result<Value>>>>;
+type Pending = Mutex<HashMap<String, oneshot::Sender<Result<ServerFrame>>>>;
+type Producers = Mutex<HashMap<String, mpsc::Sender<TransactionCheck>>>;
 
 /// One WebSocket to the gateway: a writer task, a reader task that routes answers by
 /// `req_id` and check-backs by producer group.
@@ -511,10 +256,7 @@ struct Socket {
 }
 
 impl Socket {
-    async fn connect(
-        url: &str,
-        producers: Arc<Mutex<HashMap<String, mpsc::Sender<TransactionCheck>>>>,
-    ) -> Result<Arc<Self>> {
+    async fn connect(url: &str, producers: Arc<Producers>) -> Result<Arc<Self>> {
         let (stream, _) = tokio_tungstenite::connect_async(url)
             .await
             .map_err(|e| Error::Connection(format!("WebSocket to {}: {e}", url.split('?').next().unwrap_or(url))))?;
@@ -568,20 +310,20 @@ impl Socket {
     }
 
     /// Sends a frame that expects no answer.
-    fn send(&self, frame: Value) -> Result<()> {
+    fn send(&self, frame: &ClientFrame) -> Result<()> {
+        let text = serde_json::to_string(frame).map_err(|e| Error::invalid("", format!("unencodable frame: {e}")))?;
         self.out
-            .send(WsMessage::text(frame.to_string()))
+            .send(WsMessage::text(text))
             .map_err(|_| Error::Connection("the connection to the gateway is closed".into()))
     }
 
-    /// Sends a frame with a fresh `req_id` and waits for its answer (or its `error`).
-    async fn request(&self, frame: Value, timeout: Duration) -> Result<Value> {
+    /// Sends the frame `make` builds around a fresh `req_id` and waits for its answer (or its
+    /// `error`, as the error of its kind).
+    async fn request(&self, make: impl FnOnce(String) -> ClientFrame, timeout: Duration) -> Result<ServerFrame> {
         let req_id = format!("r{}", self.next_id.fetch_add(1, Ordering::Relaxed));
-        let mut frame = object(frame);
-        frame.insert("req_id".into(), json!(req_id));
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(req_id.clone(), tx);
-        if let Err(e) = self.send(Value::Object(frame)) {
+        if let Err(e) = self.send(&make(req_id.clone())) {
             self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&req_id);
             return Err(e);
         }
@@ -610,51 +352,96 @@ impl Drop for Socket {
 }
 
 /// Routes one server frame: an answer to its request, a check-back to its producer group.
-fn route(text: &str, pending: &Pending, producers: &Mutex<HashMap<String, mpsc::Sender<TransactionCheck>>>) {
-    let Ok(frame) = serde_json::from_str::<Value>(text) else {
-        tracing::warn!("unreadable frame from the gateway");
-        return;
+fn route(text: &str, pending: &Pending, producers: &Producers) {
+    let frame = match ServerFrame::parse(text) {
+        Ok(frame) => frame,
+        Err(e) => {
+            // Answer the request it was meant for, if its id can be read, rather than let it
+            // time out.
+            let req_id = serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.get("req_id").and_then(Value::as_str).map(String::from));
+            tracing::warn!(error = %e, "unreadable frame from the gateway");
+            if let Some(tx) = req_id.and_then(|id| pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)) {
+                let _ = tx.send(Err(Error::Connection(format!("unreadable answer from the gateway: {e}"))));
+            }
+            return;
+        }
     };
-    let op = frame.get("op").and_then(Value::as_str).unwrap_or("");
-    if op == "check" {
-        let check = match serde_json::from_value::<WireCheck>(frame).map_err(connection_error).and_then(|c| {
-            Ok(TransactionCheck {
-                transaction_id: c.transaction_id,
-                msg_id: c.msg_id,
-                producer_group: c.producer_group,
-                check_times: c.check_times,
-                message: c.message.into_message()?,
-            })
-        }) {
-            Ok(check) => check,
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable check frame");
+    let req_id = match &frame {
+        ServerFrame::Check(check) => {
+            let check = match Message::try_from(check.message.clone()) {
+                Ok(message) => TransactionCheck {
+                    transaction_id: check.transaction_id.clone(),
+                    msg_id: check.msg_id.clone(),
+                    producer_group: check.producer_group.clone(),
+                    check_times: check.check_times,
+                    message,
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable check frame");
+                    return;
+                }
+            };
+            let sink = producers.lock().unwrap_or_else(|e| e.into_inner()).get(&check.producer_group).cloned();
+            if let Some(sink) = sink {
+                if sink.try_send(check).is_err() {
+                    tracing::warn!("a transaction check was dropped; the broker asks again later");
+                }
+            }
+            return;
+        }
+        ServerFrame::Error(error) => match &error.req_id {
+            Some(id) => id.clone(),
+            None => {
+                tracing::warn!(detail = error.detail, "the gateway reported an error");
                 return;
             }
-        };
-        let sink = producers.lock().unwrap_or_else(|e| e.into_inner()).get(&check.producer_group).cloned();
-        if let Some(sink) = sink {
-            if sink.try_send(check).is_err() {
-                tracing::warn!("a transaction check was dropped; the broker asks again later");
-            }
-        }
-        return;
-    }
-    let Some(req_id) = frame.get("req_id").and_then(Value::as_str).map(str::to_string) else {
-        if op == "error" {
-            let detail = frame.get("detail").and_then(Value::as_str).unwrap_or("");
-            tracing::warn!(detail, "the gateway reported an error");
-        }
-        return;
+        },
+        ServerFrame::Published { req_id, .. }
+        | ServerFrame::HeartbeatAck { req_id, .. }
+        | ServerFrame::Pulled { req_id, .. }
+        | ServerFrame::Committed { req_id }
+        | ServerFrame::Locked { req_id, .. }
+        | ServerFrame::Unlocked { req_id }
+        | ServerFrame::SentBack { req_id }
+        | ServerFrame::Offset { req_id, .. }
+        | ServerFrame::TransactionEnded { req_id, .. } => req_id.clone(),
+        ServerFrame::Subscribed { .. } | ServerFrame::Unsubscribed { .. } | ServerFrame::Message { .. } => return,
     };
     let Some(tx) = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&req_id) else { return };
-    let answer = if op == "error" {
-        let status = frame.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
-        Err(problem_error(&frame, status))
-    } else {
-        Ok(frame)
+    let answer = match frame {
+        ServerFrame::Error(error) => Err(Error::from_problem(&error.problem(), error.status)),
+        other => Ok(other),
     };
     let _ = tx.send(answer);
+}
+
+/// The wire form of a subscription in a heartbeat.
+fn subscription_in(s: &Subscription) -> SubscriptionIn {
+    let (filter, sql) = filter_fields(&s.filter);
+    SubscriptionIn { topic: s.topic.clone(), filter, sql, mode: Some(s.mode.into()) }
+}
+
+/// The results of a `published` answer.
+fn published(frame: ServerFrame) -> Result<Vec<SendResultOut>> {
+    match frame {
+        ServerFrame::Published { result: PublishedBody::Single(result), .. } => Ok(vec![result]),
+        ServerFrame::Published { result: PublishedBody::Batch { results }, .. } => Ok(results),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// The outcome of one receipt in an ack or nack answer.
+fn receipt_outcome(failed: &[ferrymq_proto::consume::FailedReceipt]) -> std::result::Result<(), ReceiptFailure> {
+    match failed.first() {
+        None => Ok(()),
+        Some(f) => Err(f.reason.into()),
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Transport for RemoteTransport {
@@ -672,12 +459,20 @@ impl Transport for RemoteTransport {
 
     fn send<'a>(&'a self, topic: &'a str, message: OutgoingMessage) -> BoxFuture<'a, Result<SendResult>> {
         async move {
-            let mut frame = publish_json(&message);
-            frame.insert("op".into(), json!("publish"));
-            frame.insert("topic".into(), json!(topic));
-            let answer = self.request(Value::Object(frame), self.options.request_timeout).await;
-            let answer = answer.map_err(|e| too_large(e, message.body.len()))?;
-            Ok(decode::<WireSendResult>(answer)?.into())
+            let size = message.body.len();
+            let body = publish_message(message);
+            let answer = self
+                .request(
+                    |req_id| ClientFrame::Publish(PublishFrame::single(req_id, topic.to_string(), body)),
+                    self.options.request_timeout,
+                )
+                .await
+                .map_err(|e| too_large(e, size))?;
+            let result = published(answer)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Connection("empty publish answer".into()))?;
+            Ok(result.into())
         }
         .boxed()
     }
@@ -689,10 +484,15 @@ impl Transport for RemoteTransport {
     ) -> BoxFuture<'a, Result<Vec<SendResult>>> {
         async move {
             let size: usize = messages.iter().map(|m| m.body.len()).sum();
-            let list: Vec<Value> = messages.iter().map(|m| Value::Object(publish_json(m))).collect();
-            let frame = json!({"op": "publish", "topic": topic, "messages": list});
-            let answer = self.request(frame, self.options.request_timeout).await.map_err(|e| too_large(e, size))?;
-            Ok(decode::<BatchResults>(answer)?.results.into_iter().map(Into::into).collect())
+            let batch = PublishBatch { messages: messages.into_iter().map(publish_message).collect() };
+            let answer = self
+                .request(
+                    |req_id| ClientFrame::Publish(PublishFrame::batch(req_id, topic.to_string(), batch)),
+                    self.options.request_timeout,
+                )
+                .await
+                .map_err(|e| too_large(e, size))?;
+            Ok(published(answer)?.into_iter().map(Into::into).collect())
         }
         .boxed()
     }
@@ -710,16 +510,19 @@ impl Transport for RemoteTransport {
                     return Err(Error::invalid("/status", "only commit or rollback end a transaction"));
                 }
             };
-            let frame = json!({"op": "end_transaction", "transaction_id": transaction_id, "status": status});
-            let answer = self.request(frame, self.options.request_timeout).await?;
-            #[derive(Deserialize)]
-            struct Ended {
-                transaction_id: String,
-                msg_id: String,
-                status: TransactionStatus,
+            let frame = |req_id| {
+                ClientFrame::EndTransaction(EndTransactionFrame {
+                    transaction_id: transaction_id.to_string(),
+                    status: status.to_string(),
+                    req_id: Some(req_id),
+                })
+            };
+            match self.request(frame, self.options.request_timeout).await? {
+                ServerFrame::TransactionEnded { transaction_id, msg_id, status, .. } => {
+                    Ok(TransactionOutcome { transaction_id, msg_id, status: status.into() })
+                }
+                other => Err(unexpected(&other)),
             }
-            let ended: Ended = decode(answer)?;
-            Ok(TransactionOutcome { transaction_id: ended.transaction_id, msg_id: ended.msg_id, status: ended.status })
         }
         .boxed()
     }
@@ -729,7 +532,9 @@ impl Transport for RemoteTransport {
             crate::broker::validate_group_name(group)?;
             let (tx, rx) = mpsc::channel(CHECK_BUFFER);
             self.producers.lock().unwrap_or_else(|e| e.into_inner()).insert(group.to_string(), tx);
-            self.socket().await?.send(json!({"op": "register_producer", "group": group}))?;
+            self.socket()
+                .await?
+                .send(&ClientFrame::RegisterProducer(RegisterProducerFrame { group: group.to_string() }))?;
             Ok(rx)
         }
         .boxed()
@@ -742,17 +547,6 @@ impl Transport for RemoteTransport {
         subscriptions: Vec<Subscription>,
     ) -> BoxFuture<'a, Result<()>> {
         async move {
-            let subs: Vec<Value> = subscriptions
-                .iter()
-                .map(|s| {
-                    let mut sub = Map::new();
-                    sub.insert("topic".into(), json!(s.topic));
-                    put_filter(&mut sub, &s.filter);
-                    sub.insert("mode".into(), json!(s.mode.as_str()));
-                    Value::Object(sub)
-                })
-                .collect();
-            let frame = json!({"op": "heartbeat", "group": group, "client_id": client_id, "subscriptions": subs});
             let key = (group.to_string(), client_id.to_string());
             let socket = {
                 let mut members = self.members.lock().await;
@@ -768,17 +562,23 @@ impl Transport for RemoteTransport {
                     }
                 }
             };
+            let frame = |req_id| {
+                ClientFrame::Heartbeat(HeartbeatFrame {
+                    req_id: Some(req_id),
+                    group: group.to_string(),
+                    client_id: Some(client_id.to_string()),
+                    subscriptions: subscriptions.iter().map(subscription_in).collect(),
+                })
+            };
             socket.request(frame, self.options.request_timeout).await.map(|_| ())
         }
         .boxed()
     }
 
-    fn members<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Vec<MemberInfo>>> {
+    fn members<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Vec<crate::broker::MemberInfo>>> {
         async move {
-            match self
-                .rest_json::<WireGroup>(self.http.get(self.url(&format!("/v1/groups/{}", encode_component(group)))))
-                .await
-            {
+            let path = format!("/v1/groups/{}", encode_component(group));
+            match self.rest_json::<GroupDetailOut>(self.http.get(self.url(&path))).await {
                 Ok(g) => Ok(g.members.into_iter().map(Into::into).collect()),
                 Err(Error::NotFound { .. }) => Ok(Vec::new()),
                 Err(e) => Err(e),
@@ -807,30 +607,27 @@ impl Transport for RemoteTransport {
 
     fn pull(&self, request: PullRequest) -> BoxFuture<'_, Result<PullResult>> {
         async move {
-            let mut frame = Map::new();
-            frame.insert("op".into(), json!("pull"));
-            frame.insert("group".into(), json!(request.group));
-            frame.insert("topic".into(), json!(request.topic));
-            frame.insert("queue_id".into(), json!(request.queue_id));
-            frame.insert("offset".into(), json!(request.offset));
-            frame.insert("max".into(), json!(request.max));
-            frame.insert("wait_ms".into(), json!(request.wait.as_millis() as u64));
-            put_filter(&mut frame, &request.filter);
-            let answer = self.request(Value::Object(frame), request.wait + PULL_GRACE).await?;
-            #[derive(Deserialize)]
-            struct Pulled {
-                messages: Vec<WireMessage>,
-                next_offset: u64,
-                min_offset: u64,
-                max_offset: u64,
+            let (filter, sql) = filter_fields(&request.filter);
+            let wait = request.wait;
+            let frame = |req_id| {
+                ClientFrame::Pull(PullFrame {
+                    req_id,
+                    group: request.group,
+                    topic: request.topic,
+                    queue_id: request.queue_id,
+                    offset: request.offset,
+                    max: Some(u32::try_from(request.max).unwrap_or(u32::MAX)),
+                    filter,
+                    sql,
+                    wait_ms: Some(millis(request.wait)),
+                })
+            };
+            match self.request(frame, wait + PULL_GRACE).await? {
+                ServerFrame::Pulled { messages: list, next_offset, min_offset, max_offset, .. } => {
+                    Ok(PullResult { messages: messages(list)?, next_offset, min_offset, max_offset })
+                }
+                other => Err(unexpected(&other)),
             }
-            let pulled: Pulled = decode(answer)?;
-            Ok(PullResult {
-                messages: messages(pulled.messages)?,
-                next_offset: pulled.next_offset,
-                min_offset: pulled.min_offset,
-                max_offset: pulled.max_offset,
-            })
         }
         .boxed()
     }
@@ -843,7 +640,15 @@ impl Transport for RemoteTransport {
         offset: u64,
     ) -> BoxFuture<'a, Result<()>> {
         async move {
-            let frame = json!({"op": "commit", "group": group, "topic": topic, "queue_id": queue_id, "offset": offset});
+            let frame = |req_id| {
+                ClientFrame::Commit(CommitFrame {
+                    req_id: Some(req_id),
+                    group: group.to_string(),
+                    topic: topic.to_string(),
+                    queue_id,
+                    offset,
+                })
+            };
             self.request(frame, self.options.request_timeout).await.map(|_| ())
         }
         .boxed()
@@ -856,9 +661,18 @@ impl Transport for RemoteTransport {
         queue_id: u32,
     ) -> BoxFuture<'a, Result<Option<u64>>> {
         async move {
-            let frame = json!({"op": "query_offset", "group": group, "topic": topic, "queue_id": queue_id});
-            let answer = self.request(frame, self.options.request_timeout).await?;
-            Ok(answer.get("offset").and_then(Value::as_u64))
+            let frame = |req_id| {
+                ClientFrame::QueryOffset(QueryOffsetFrame {
+                    req_id,
+                    group: group.to_string(),
+                    topic: topic.to_string(),
+                    queue_id,
+                })
+            };
+            match self.request(frame, self.options.request_timeout).await? {
+                ServerFrame::Offset { offset, .. } => Ok(offset),
+                other => Err(unexpected(&other)),
+            }
         }
         .boxed()
     }
@@ -871,10 +685,11 @@ impl Transport for RemoteTransport {
         client_id: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
         async move {
-            let frame =
-                json!({"op": "lock", "group": group, "topic": topic, "queue_id": queue_id, "client_id": client_id});
-            let answer = self.request(frame, self.options.request_timeout).await?;
-            Ok(answer.get("locked").and_then(Value::as_bool).unwrap_or(false))
+            let frame = |req_id| ClientFrame::Lock(lock_frame(Some(req_id), group, topic, queue_id, client_id));
+            match self.request(frame, self.options.request_timeout).await? {
+                ServerFrame::Locked { locked, .. } => Ok(locked),
+                other => Err(unexpected(&other)),
+            }
         }
         .boxed()
     }
@@ -887,8 +702,7 @@ impl Transport for RemoteTransport {
         client_id: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
         async move {
-            let frame =
-                json!({"op": "unlock", "group": group, "topic": topic, "queue_id": queue_id, "client_id": client_id});
+            let frame = |req_id| ClientFrame::Unlock(lock_frame(Some(req_id), group, topic, queue_id, client_id));
             self.request(frame, self.options.request_timeout).await.map(|_| ())
         }
         .boxed()
@@ -904,17 +718,17 @@ impl Transport for RemoteTransport {
             let commit_offset = message
                 .commit_offset
                 .ok_or_else(|| Error::invalid("/commit_offset", "only a pulled message can be sent back"))?;
-            let mut frame = json!({
-                "op": "send_back",
-                "group": group,
-                "msg_id": message.msg_id,
-                "topic": message.topic,
-                "commit_offset": commit_offset,
-                "reconsume_times": message.reconsume_times,
-            });
-            if let Some(delay) = delay {
-                frame["delay_ms"] = json!(delay.as_millis() as u64);
-            }
+            let frame = |req_id| {
+                ClientFrame::SendBack(SendBackFrame {
+                    req_id: Some(req_id),
+                    group: group.to_string(),
+                    msg_id: message.msg_id.clone(),
+                    topic: message.topic.clone(),
+                    commit_offset,
+                    reconsume_times: message.reconsume_times,
+                    delay_ms: delay.map(millis),
+                })
+            };
             self.request(frame, self.options.request_timeout).await.map(|_| ())
         }
         .boxed()
@@ -922,40 +736,32 @@ impl Transport for RemoteTransport {
 
     fn receive(&self, request: ReceiveRequest) -> BoxFuture<'_, Result<Vec<Message>>> {
         async move {
-            let mut body = Map::new();
-            body.insert("topic".into(), json!(request.topic));
-            put_filter(&mut body, &request.filter);
-            body.insert("max_messages".into(), json!(request.max_messages));
-            body.insert("wait_ms".into(), json!(request.wait.as_millis() as u64));
-            body.insert("invisible_ms".into(), json!(request.invisible.as_millis() as u64));
+            let (filter, sql) = filter_fields(&request.filter);
+            let body = ReceiveBody {
+                topic: request.topic.clone(),
+                filter,
+                sql,
+                max_messages: Some(u32::try_from(request.max_messages).unwrap_or(u32::MAX)),
+                wait_ms: Some(millis(request.wait)),
+                invisible_ms: Some(millis(request.invisible)),
+            };
             let req = self
                 .http
                 .post(self.url(&format!("/v1/groups/{}/receive", encode_component(&request.group))))
                 .header("ferry-client-id", &request.client_id)
                 .json(&body);
-            let response = self
-                .authorize(req)
-                .timeout(self.options.request_timeout + request.wait)
-                .send()
-                .await
-                .map_err(connection_error)?;
-            let status = response.status();
-            let value: Value = response.json().await.unwrap_or(Value::Null);
-            if !status.is_success() {
-                return Err(problem_error(&value, status.as_u16()));
-            }
-            messages(decode::<MessageList>(value)?.messages)
+            let req = self.authorize(req).timeout(self.options.request_timeout + request.wait);
+            let list: MessageList = self.send_json(req).await?;
+            messages(list.messages)
         }
         .boxed()
     }
 
     fn ack<'a>(&'a self, group: &'a str, receipt: &'a str) -> BoxFuture<'a, Result<Result<(), ReceiptFailure>>> {
         async move {
-            let req = self
-                .http
-                .post(self.url(&format!("/v1/groups/{}/ack", encode_component(group))))
-                .json(&json!({"receipts": [receipt]}));
-            Ok(self.rest_json::<ReceiptResults>(req).await?.outcome())
+            let body = AckBody { receipts: vec![receipt.to_string()] };
+            let req = self.http.post(self.url(&format!("/v1/groups/{}/ack", encode_component(group)))).json(&body);
+            Ok(receipt_outcome(&self.rest_json::<AckResult>(req).await?.failed))
         }
         .boxed()
     }
@@ -967,12 +773,9 @@ impl Transport for RemoteTransport {
         delay: Option<Duration>,
     ) -> BoxFuture<'a, Result<Result<(), ReceiptFailure>>> {
         async move {
-            let mut body = json!({"receipts": [receipt]});
-            if let Some(d) = delay {
-                body["delay_ms"] = json!(d.as_millis() as u64);
-            }
+            let body = NackBody { receipts: vec![receipt.to_string()], delay_ms: delay.map(millis) };
             let req = self.http.post(self.url(&format!("/v1/groups/{}/nack", encode_component(group)))).json(&body);
-            Ok(self.rest_json::<ReceiptResults>(req).await?.outcome())
+            Ok(receipt_outcome(&self.rest_json::<NackResult>(req).await?.failed))
         }
         .boxed()
     }
@@ -984,16 +787,12 @@ impl Transport for RemoteTransport {
         invisible: Duration,
     ) -> BoxFuture<'a, Result<String>> {
         async move {
-            let body = json!({"receipt": receipt, "invisible_ms": invisible.as_millis() as u64});
+            let body = ChangeInvisibleBody { receipt: receipt.to_string(), invisible_ms: millis(invisible) };
             let req = self
                 .http
                 .post(self.url(&format!("/v1/groups/{}/change_invisible", encode_component(group))))
                 .json(&body);
-            #[derive(Deserialize)]
-            struct Renewed {
-                receipt: String,
-            }
-            Ok(self.rest_json::<Renewed>(req).await?.receipt)
+            Ok(self.rest_json::<ReceiptOut>(req).await?.receipt)
         }
         .boxed()
     }
@@ -1002,18 +801,12 @@ impl Transport for RemoteTransport {
         &'a self,
         name: &'a str,
         queues: Option<u32>,
-        perm: Option<Perm>,
+        perm: Option<crate::broker::Perm>,
     ) -> BoxFuture<'a, Result<TopicInfo>> {
         async move {
-            let mut body = json!({"name": name});
-            if let Some(q) = queues {
-                body["queues"] = json!(q);
-            }
-            if let Some(p) = perm {
-                body["perm"] = json!(p.as_str());
-            }
+            let body = CreateTopic { name: name.to_string(), queues, perm: perm.map(Into::into) };
             let req = self.http.post(self.url("/v1/topics")).json(&body);
-            Ok(self.rest_json::<WireTopic>(req).await?.info())
+            Ok(self.rest_json::<TopicOut>(req).await?.into())
         }
         .boxed()
     }
@@ -1028,25 +821,25 @@ impl Transport for RemoteTransport {
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>>> {
         async move {
             let list: TopicList = self.rest_json(self.http.get(self.url("/v1/topics"))).await?;
-            Ok(list.topics.into_iter().map(WireTopic::info).collect())
+            Ok(list.topics.into_iter().map(Into::into).collect())
         }
         .boxed()
     }
 
     fn topic<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<TopicDetail>> {
         async move {
-            let WireTopic { name, queues, perm, queue_offsets } = self
+            let detail: TopicDetailOut = self
                 .rest_json(self.http.get(self.url(&format!("/v1/topics/{}", encode_component(name)))))
                 .await
                 .map_err(|e| named(e, "topic", name))?;
-            Ok(TopicDetail { topic: TopicInfo { name, queues, perm }, queue_offsets })
+            Ok(detail.into())
         }
         .boxed()
     }
 
-    fn group<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<GroupDetail>> {
+    fn group<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<crate::broker::GroupDetail>> {
         async move {
-            let g: WireGroup = self
+            let g: GroupDetailOut = self
                 .rest_json(self.http.get(self.url(&format!("/v1/groups/{}", encode_component(name)))))
                 .await
                 .map_err(|e| named(e, "group", name))?;
@@ -1055,14 +848,15 @@ impl Transport for RemoteTransport {
         .boxed()
     }
 
-    fn put_group<'a>(&'a self, name: &'a str, max_reconsume_times: Option<u32>) -> BoxFuture<'a, Result<GroupDetail>> {
+    fn put_group<'a>(
+        &'a self,
+        name: &'a str,
+        max_reconsume_times: Option<u32>,
+    ) -> BoxFuture<'a, Result<crate::broker::GroupDetail>> {
         async move {
-            let mut body = json!({});
-            if let Some(n) = max_reconsume_times {
-                body["max_reconsume_times"] = json!(n);
-            }
+            let body = PutGroup { max_reconsume_times };
             let req = self.http.put(self.url(&format!("/v1/groups/{}", encode_component(name)))).json(&body);
-            Ok(self.rest_json::<WireGroup>(req).await?.into())
+            Ok(self.rest_json::<GroupDetailOut>(req).await?.into())
         }
         .boxed()
     }
@@ -1074,23 +868,15 @@ impl Transport for RemoteTransport {
         target: ResetTarget,
     ) -> BoxFuture<'a, Result<Vec<(u32, u64)>>> {
         async move {
-            let body = match target {
-                ResetTarget::Timestamp(ts) => json!({"topic": topic, "timestamp": ts}),
-                ResetTarget::Earliest => json!({"topic": topic, "to": "earliest"}),
-                ResetTarget::Latest => json!({"topic": topic, "to": "latest"}),
+            let (timestamp, to) = match target {
+                ResetTarget::Timestamp(ts) => (Some(ts), None),
+                ResetTarget::Earliest => (None, Some(ResetTo::Earliest)),
+                ResetTarget::Latest => (None, Some(ResetTo::Latest)),
             };
+            let body = ResetBody { topic: topic.to_string(), timestamp, to };
             let req =
                 self.http.post(self.url(&format!("/v1/groups/{}/offsets/reset", encode_component(group)))).json(&body);
-            #[derive(Deserialize)]
-            struct Offset {
-                queue_id: u32,
-                offset: u64,
-            }
-            #[derive(Deserialize)]
-            struct Reset {
-                offsets: Vec<Offset>,
-            }
-            let reset: Reset = self.rest_json(req).await.map_err(|e| named(e, "topic", topic))?;
+            let reset: ResetResult = self.rest_json(req).await.map_err(|e| named(e, "topic", topic))?;
             Ok(reset.offsets.into_iter().map(|o| (o.queue_id, o.offset)).collect())
         }
         .boxed()
@@ -1107,7 +893,7 @@ impl Transport for RemoteTransport {
     fn resend_dlq<'a>(&'a self, group: &'a str, msg_id: &'a str) -> BoxFuture<'a, Result<SendResult>> {
         async move {
             let path = format!("/v1/groups/{}/dlq/{}/resend", encode_component(group), encode_component(msg_id));
-            let result: WireSendResult =
+            let result: SendResultOut =
                 self.rest_json(self.http.post(self.url(&path))).await.map_err(|e| named(e, "dead letter", msg_id))?;
             Ok(result.into())
         }
@@ -1143,9 +929,9 @@ impl Transport for RemoteTransport {
     fn message<'a>(&'a self, msg_id: &'a str) -> BoxFuture<'a, Result<Message>> {
         async move {
             let path = format!("/v1/messages/{}", encode_component(msg_id));
-            let m: WireMessage =
+            let m: MessageOut =
                 self.rest_json(self.http.get(self.url(&path))).await.map_err(|e| named(e, "message", msg_id))?;
-            m.into_message()
+            m.try_into()
         }
         .boxed()
     }
@@ -1163,6 +949,16 @@ impl Transport for RemoteTransport {
             Ok(())
         }
         .boxed()
+    }
+}
+
+fn lock_frame(req_id: Option<String>, group: &str, topic: &str, queue_id: u32, client_id: &str) -> LockFrame {
+    LockFrame {
+        req_id,
+        group: group.to_string(),
+        topic: topic.to_string(),
+        queue_id,
+        client_id: Some(client_id.to_string()),
     }
 }
 
@@ -1188,30 +984,36 @@ mod tests {
 
     #[test]
     fn problems_map_to_the_error_of_their_kind() {
-        let p = json!({"type": "urn:ferrymq:error:invalid-argument", "detail": "bad", "errors": [{"field": "/topic", "message": "bad"}]});
-        assert!(matches!(problem_error(&p, 400), Error::InvalidArgument { field, .. } if field == "/topic"));
-        let p = json!({"type": "urn:ferrymq:error:conflict", "detail": "exists"});
-        assert!(matches!(problem_error(&p, 409), Error::Conflict(d) if d == "exists"));
-        assert_eq!(problem_error(&json!({"type": "urn:ferrymq:error:not-found"}), 404).kind(), "not-found");
-        assert_eq!(problem_error(&json!({"type": "urn:ferrymq:error:forbidden"}), 403).kind(), "forbidden");
-        assert_eq!(problem_error(&Value::Null, 502).kind(), "unavailable");
+        let p = br#"{"type": "urn:ferrymq:error:invalid-argument", "title": "t", "status": 400, "detail": "bad", "errors": [{"field": "/topic", "message": "bad"}]}"#;
+        assert!(matches!(problem_error(p, 400), Error::InvalidArgument { field, .. } if field == "/topic"));
+        let p = br#"{"type": "urn:ferrymq:error:conflict", "title": "t", "status": 409, "detail": "exists"}"#;
+        assert!(matches!(problem_error(p, 409), Error::Conflict(d) if d == "exists"));
+        let p = br#"{"type": "urn:ferrymq:error:forbidden", "title": "t", "status": 403, "detail": ""}"#;
+        assert_eq!(problem_error(p, 403).kind(), "forbidden");
+        let p =
+            br#"{"type": "urn:ferrymq:error:unauthorized", "title": "t", "status": 401, "detail": "forbidden words"}"#;
+        assert_eq!(problem_error(p, 401).kind(), "unauthorized", "by type, not by text");
+        assert_eq!(problem_error(b"<html>", 502).kind(), "unavailable");
     }
 
     #[test]
-    fn publish_json_carries_every_attribute() {
+    fn a_publish_carries_every_attribute() {
         let m = OutgoingMessage {
             body: vec![0xff, 0x00],
             tag: Some("t".into()),
             keys: vec!["k".into()],
-            delay: Some(Delay::Millis(5)),
+            delay: Some(crate::broker::Delay::Millis(5)),
             transaction: Some("g".into()),
             ..OutgoingMessage::default()
         };
-        let j = Value::Object(publish_json(&m));
+        let j = serde_json::to_value(publish_message(m)).expect("serializes");
         assert_eq!(j["body_base64"], "/wA=");
         assert_eq!(j["delay_ms"], 5);
-        assert_eq!((j["transaction"].clone(), j["producer_group"].clone()), (json!(true), json!("g")));
-        assert_eq!(Value::Object(publish_json(&OutgoingMessage::from("hi")))["body"], "hi");
+        assert_eq!((j["transaction"].clone(), j["producer_group"].clone()), (Value::Bool(true), Value::from("g")));
+        assert_eq!(
+            serde_json::to_value(publish_message(OutgoingMessage::from("hi"))).expect("serializes")["body"],
+            "hi"
+        );
     }
 
     #[test]

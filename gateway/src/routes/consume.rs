@@ -12,7 +12,8 @@ use crate::extract::{Json, Path, RestClientId};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use crate::wire::{
-    AckBody, AckResult, ChangeInvisibleBody, FailedReceipt, MessageList, NackBody, NackResult, ReceiptOut, ReceiveBody,
+    AckBody, AckResult, ChangeInvisibleBody, FailedReceipt, FromMessages, MessageList, NackBody, NackResult,
+    ReceiptOut, ReceiveBody,
 };
 
 /// Limits of a receive, from the contract.

@@ -10,7 +10,8 @@ use crate::extract::{Json, Path};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use crate::wire::{
-    GroupDetailOut, GroupList, MessageList, PutGroup, QueueOffsetOut, ResetBody, ResetResult, ResetTo, SendResultOut,
+    FromMessages, GroupDetailOut, GroupList, MessageList, PutGroup, QueueOffsetOut, ResetBody, ResetResult, ResetTo,
+    SendResultOut,
 };
 
 /// Lists the groups the caller may read.

@@ -7,7 +7,7 @@ use crate::auth::Action;
 use crate::extract::{Json, Path, Query};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
-use crate::wire::{FindMessagesQuery, MessageList, MessageOut};
+use crate::wire::{FindMessagesQuery, FromMessages, MessageList, MessageOut};
 
 /// Default and largest `limit` of a lookup.
 const DEFAULT_LIMIT: u32 = 100;

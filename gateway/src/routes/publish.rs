@@ -14,7 +14,9 @@ use crate::auth::Action;
 use crate::extract::{from_value, is_json, parse_json, read_body, Json, Path};
 use crate::problem::{ApiError, ApiResult, FieldError, Problem};
 use crate::state::AppState;
-use crate::wire::{BatchResult, PublishBatch, PublishContext, PublishMessage, PublishRequest, PublishResponse};
+use crate::wire::{
+    BatchResult, IntoOutgoing, PublishBatch, PublishContext, PublishMessage, PublishRequest, PublishResponse,
+};
 
 /// A raw message body, stored byte for byte.
 #[derive(ToSchema)]

@@ -22,7 +22,7 @@ use crate::problem::{ApiError, ApiResult};
 use crate::routes::consume::{filter_spec, invisible, MAX_WAIT_MS};
 use crate::routes::publish::batch_messages;
 use crate::state::AppState;
-use crate::wire::{PublishBatch, PublishContext, PublishMessage, SendResultOut};
+use crate::wire::{IntoOutgoing, PublishBatch, PublishContext, PublishMessage, SendResultOut};
 use crate::ws::protocol::{
     AckFrame, CommitFrame, CreditFrame, EndTransactionFrame, FrameIds, HeartbeatFrame, LockFrame, NackFrame, Op,
     PublishFrame, PublishedBody, PullFrame, QueryOffsetFrame, RegisterProducerFrame, SendBackFrame, ServerFrame,
@@ -101,12 +101,12 @@ impl Connection {
     }
 
     async fn fail(&self, err: &ApiError, ids: FrameIds) {
-        self.send(ServerFrame::error(err, ids)).await;
+        self.send(crate::ws::protocol::error_frame(err, ids)).await;
     }
 
     /// Handles one text frame; a bad one gets an `error` frame and changes nothing.
     pub async fn handle_text(&mut self, text: &str) {
-        match Op::parse(text) {
+        match crate::ws::protocol::parse(text) {
             Ok((op, ids)) => {
                 if let Err(err) = self.dispatch(op).await {
                     self.fail(&err, ids).await;
@@ -263,7 +263,7 @@ impl Connection {
                 ApiError::Core(ferrymq_core::Error::Conflict("this receipt was acknowledged already".to_string()))
             }
         };
-        let mut frame = crate::ws::protocol::ErrorFrame::new(&err, FrameIds::default());
+        let mut frame = crate::ws::protocol::ErrorFrame::new(err.problem(), FrameIds::default());
         frame.receipt = Some(receipt.to_string());
         frame.reason = Some(failure.as_str().to_string());
         self.send(ServerFrame::Error(frame)).await;
@@ -416,7 +416,9 @@ impl Connection {
                     min_offset: result.min_offset,
                     max_offset: result.max_offset,
                 },
-                Err(err) => ServerFrame::error(&ApiError::Core(err), FrameIds { id: None, req_id: Some(req_id) }),
+                Err(err) => {
+                    crate::ws::protocol::error_frame(&ApiError::Core(err), FrameIds { id: None, req_id: Some(req_id) })
+                }
             };
             let _ = out.send(frame).await;
         }));
@@ -607,6 +609,6 @@ async fn publish_run(
 fn published_frame(req_id: String, result: ferrymq_core::Result<PublishedBody>) -> ServerFrame {
     match result {
         Ok(result) => ServerFrame::Published { req_id, result },
-        Err(err) => ServerFrame::error(&ApiError::Core(err), FrameIds { id: None, req_id: Some(req_id) }),
+        Err(err) => crate::ws::protocol::error_frame(&ApiError::Core(err), FrameIds { id: None, req_id: Some(req_id) }),
     }
 }

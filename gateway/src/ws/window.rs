@@ -130,7 +130,7 @@ impl SubscriptionTask {
                 Ok(messages) => messages,
                 Err(err) => {
                     let ids = FrameIds { id: Some(self.id.clone()), req_id: None };
-                    let _ = self.out.send(ServerFrame::error(&ApiError::Core(err), ids)).await;
+                    let _ = self.out.send(crate::ws::protocol::error_frame(&ApiError::Core(err), ids)).await;
                     return;
                 }
             };
