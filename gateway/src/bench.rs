@@ -5,8 +5,10 @@
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use ferrymq_proto::message::{PublishBatch, PublishMessage};
+use ferrymq_proto::topic::CreateTopic;
+use ferrymq_proto::ws::{AckFrame, ClientFrame, PublishFrame, ServerFrame, SubscribeFrame};
 use futures::{SinkExt, StreamExt};
-use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::cli::{ClientError, Conn, RestClient};
@@ -88,7 +90,7 @@ fn ws_url(conn: &Conn) -> String {
 pub async fn run(args: &BenchArgs) -> Result<BenchResult, ClientError> {
     let topic = format!("bench-{:08x}", rand::random::<u32>());
     let client = RestClient::new(args.conn.clone());
-    client.post("/v1/topics", json!({"name": topic})).await?;
+    client.post("/v1/topics", &CreateTopic { name: topic.clone(), queues: None, perm: None }).await?;
     match args.mode {
         BenchMode::RestBatch => rest_batch(&client, &topic, args).await,
         BenchMode::WsPublish => ws_publish(&args.conn, &topic, args).await,
@@ -100,13 +102,13 @@ pub async fn run(args: &BenchArgs) -> Result<BenchResult, ClientError> {
 }
 
 async fn rest_batch(client: &RestClient, topic: &str, args: &BenchArgs) -> Result<BenchResult, ClientError> {
-    let message = json!({"body": body(args.size)});
+    let message = PublishMessage { body: Some(body(args.size)), ..PublishMessage::default() };
     let path = format!("/v1/topics/{topic}/messages");
     let started = Instant::now();
     let mut sent = 0;
     while sent < args.messages {
         let n = args.batch.max(1).min(args.messages - sent);
-        client.post(&path, json!({"messages": vec![message.clone(); n]})).await?;
+        client.post(&path, &PublishBatch { messages: vec![message.clone(); n] }).await?;
         sent += n;
     }
     Ok(BenchResult { messages: sent, bytes: sent * args.size, elapsed: started.elapsed() })
@@ -121,17 +123,14 @@ async fn connect(conn: &Conn) -> Result<WsStream, ClientError> {
 
 type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn next_frame(socket: &mut WsStream) -> Result<Value, ClientError> {
+async fn next_frame(socket: &mut WsStream) -> Result<ServerFrame, ClientError> {
     loop {
         match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
             Ok(Some(Ok(WsMessage::Text(text)))) => {
-                let frame: Value = serde_json::from_str(&text)
-                    .map_err(|e| ClientError::Usage(format!("the server sent invalid JSON: {e}")))?;
-                if frame["op"] == "error" {
-                    return Err(ClientError::Problem {
-                        status: frame["status"].as_u64().unwrap_or(0) as u16,
-                        detail: frame["detail"].as_str().unwrap_or_default().to_string(),
-                    });
+                let frame = ServerFrame::parse(&text)
+                    .map_err(|e| ClientError::Usage(format!("the server sent an unreadable frame: {e}")))?;
+                if let ServerFrame::Error(error) = frame {
+                    return Err(ClientError::Problem { status: error.status, detail: error.detail });
                 }
                 return Ok(frame);
             }
@@ -143,11 +142,9 @@ async fn next_frame(socket: &mut WsStream) -> Result<Value, ClientError> {
     }
 }
 
-async fn send(socket: &mut WsStream, frame: Value) -> Result<(), ClientError> {
-    socket
-        .send(WsMessage::Text(frame.to_string().into()))
-        .await
-        .map_err(|e| ClientError::Usage(format!("WebSocket failed: {e}")))
+async fn send(socket: &mut WsStream, frame: ClientFrame) -> Result<(), ClientError> {
+    let text = serde_json::to_string(&frame).map_err(|e| ClientError::Usage(format!("unencodable frame: {e}")))?;
+    socket.send(WsMessage::Text(text.into())).await.map_err(|e| ClientError::Usage(format!("WebSocket failed: {e}")))
 }
 
 async fn ws_publish(conn: &Conn, topic: &str, args: &BenchArgs) -> Result<BenchResult, ClientError> {
@@ -158,11 +155,12 @@ async fn ws_publish(conn: &Conn, topic: &str, args: &BenchArgs) -> Result<BenchR
     let (mut sent, mut done) = (0, 0);
     while done < args.messages {
         while sent < args.messages && sent - done < window {
-            send(&mut socket, json!({"op": "publish", "req_id": sent.to_string(), "topic": topic, "body": payload}))
+            let message = PublishMessage { body: Some(payload.clone()), ..PublishMessage::default() };
+            send(&mut socket, ClientFrame::Publish(PublishFrame::single(sent.to_string(), topic.to_string(), message)))
                 .await?;
             sent += 1;
         }
-        if next_frame(&mut socket).await?["op"] == "published" {
+        if matches!(next_frame(&mut socket).await?, ServerFrame::Published { .. }) {
             done += 1;
         }
     }
@@ -175,17 +173,25 @@ async fn ws_consume(conn: &Conn, topic: &str, args: &BenchArgs) -> Result<BenchR
     let mut socket = connect(conn).await?;
     let credits = args.window.max(1);
     let started = Instant::now();
-    send(
-        &mut socket,
-        json!({"op": "subscribe", "id": "bench", "group": format!("{topic}-g"), "topic": topic, "credits": credits}),
-    )
-    .await?;
+    let subscribe = SubscribeFrame {
+        id: "bench".to_string(),
+        group: format!("{topic}-g"),
+        topic: topic.to_string(),
+        filter: None,
+        sql: None,
+        mode: None,
+        start: None,
+        orderly: None,
+        credits: Some(u32::try_from(credits).unwrap_or(u32::MAX)),
+        invisible_ms: None,
+    };
+    send(&mut socket, ClientFrame::Subscribe(subscribe)).await?;
     let mut received = 0;
     while received < args.messages {
-        let frame = next_frame(&mut socket).await?;
-        if frame["op"] == "message" {
+        if let ServerFrame::Message { message, .. } = next_frame(&mut socket).await? {
             received += 1;
-            send(&mut socket, json!({"op": "ack", "receipt": frame["receipt"]})).await?;
+            let receipt = message.receipt.unwrap_or_default();
+            send(&mut socket, ClientFrame::Ack(AckFrame { receipt })).await?;
         }
     }
     let elapsed = started.elapsed();

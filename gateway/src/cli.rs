@@ -5,7 +5,12 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::{json, Value};
+use ferrymq_proto::consume::{AckBody, ReceiveBody};
+use ferrymq_proto::group::{self as wire_group, ResetBody};
+use ferrymq_proto::message::PublishMessage;
+use ferrymq_proto::topic::{CreateTopic, PermOut};
+use serde::Serialize;
+use serde_json::Value;
 
 /// Default server URL of the client subcommands.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
@@ -292,8 +297,9 @@ impl RestClient {
         self.call(reqwest::Method::GET, path, None).await
     }
 
-    /// `POST path` with a JSON body.
-    pub async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
+    /// `POST path` with a JSON body (one of the contract's request types).
+    pub async fn post(&self, path: &str, body: &impl Serialize) -> Result<Value, ClientError> {
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Usage(format!("unencodable request: {e}")))?;
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 }
@@ -324,7 +330,13 @@ pub async fn run_client(command: Command) -> Result<(), ClientError> {
             let client = RestClient::new(conn);
             let value = match command {
                 TopicCommand::Create { name, queues, perm } => {
-                    client.post("/v1/topics", json!({"name": name, "queues": queues, "perm": perm})).await?
+                    let perm = match perm.as_deref() {
+                        Some("r") => Some(PermOut::Read),
+                        Some("w") => Some(PermOut::Write),
+                        Some(_) => Some(PermOut::ReadWrite),
+                        None => None,
+                    };
+                    client.post("/v1/topics", &CreateTopic { name, queues, perm }).await?
                 }
                 TopicCommand::List => client.get("/v1/topics").await?,
             };
@@ -337,12 +349,16 @@ pub async fn run_client(command: Command) -> Result<(), ClientError> {
                 GroupCommand::Show { name: None } => client.get("/v1/groups").await?,
                 GroupCommand::Reset { name, topic, timestamp, to } => {
                     let body = match (timestamp, to) {
-                        (Some(ts), _) => json!({"topic": topic, "timestamp": ts}),
-                        (None, Some(ResetTo::Earliest)) => json!({"topic": topic, "to": "earliest"}),
-                        (None, Some(ResetTo::Latest)) => json!({"topic": topic, "to": "latest"}),
+                        (Some(ts), _) => ResetBody { topic, timestamp: Some(ts), to: None },
+                        (None, Some(ResetTo::Earliest)) => {
+                            ResetBody { topic, timestamp: None, to: Some(wire_group::ResetTo::Earliest) }
+                        }
+                        (None, Some(ResetTo::Latest)) => {
+                            ResetBody { topic, timestamp: None, to: Some(wire_group::ResetTo::Latest) }
+                        }
                         (None, None) => return Err(ClientError::Usage("give --timestamp or --to".to_string())),
                     };
-                    client.post(&format!("/v1/groups/{}/offsets/reset", seg(&name)), body).await?
+                    client.post(&format!("/v1/groups/{}/offsets/reset", seg(&name)), &body).await?
                 }
             };
             print(&value)
@@ -371,33 +387,29 @@ pub async fn run_client(command: Command) -> Result<(), ClientError> {
 
 async fn produce(args: ProduceArgs) -> Result<(), ClientError> {
     let client = RestClient::new(args.conn.clone());
-    let mut properties = serde_json::Map::new();
+    let mut properties = std::collections::BTreeMap::new();
     for prop in &args.props {
         let (name, value) =
             prop.split_once('=').ok_or_else(|| ClientError::Usage(format!("--prop {prop:?} is not NAME=VALUE")))?;
-        properties.insert(name.to_string(), Value::String(value.to_string()));
+        properties.insert(name.to_string(), value.to_string());
     }
-    let message = |body: String| {
-        let mut m = json!({"body": body, "keys": args.keys, "properties": properties});
-        for (name, value) in [
-            ("tag", args.tag.clone().map(Value::String)),
-            ("sharding_key", args.sharding_key.clone().map(Value::String)),
-            ("delay_ms", args.delay_ms.map(Value::from)),
-            ("delay_level", args.delay_level.map(Value::from)),
-        ] {
-            if let Some(value) = value {
-                m[name] = value;
-            }
-        }
-        m
+    let message = |body: String| PublishMessage {
+        body: Some(body),
+        tag: args.tag.clone(),
+        keys: args.keys.clone(),
+        properties: properties.clone(),
+        delay_level: args.delay_level,
+        delay_ms: args.delay_ms,
+        sharding_key: args.sharding_key.clone(),
+        ..PublishMessage::default()
     };
     let path = format!("/v1/topics/{}/messages", seg(&args.topic));
     match &args.body {
-        Some(body) => print(&client.post(&path, message(body.clone())).await?),
+        Some(body) => print(&client.post(&path, &message(body.clone())).await?),
         None => {
             let lines: Vec<String> = std::io::stdin().lock().lines().collect::<Result<_, _>>()?;
             for line in lines {
-                let result = client.post(&path, message(line)).await?;
+                let result = client.post(&path, &message(line)).await?;
                 println!("{}", serde_json::to_string(&result).unwrap_or_default());
             }
             Ok(())
@@ -414,14 +426,15 @@ async fn consume(args: ConsumeArgs) -> Result<(), ClientError> {
         if remaining == 0 {
             return Ok(());
         }
-        let mut request = json!({"topic": args.topic, "max_messages": remaining, "wait_ms": args.wait_ms.min(30_000)});
-        if let Some(filter) = &args.filter {
-            request["filter"] = Value::String(filter.clone());
-        }
-        if let Some(sql) = &args.sql {
-            request["sql"] = Value::String(sql.clone());
-        }
-        let received = client.post(&format!("{path}/receive"), request).await?;
+        let request = ReceiveBody {
+            topic: args.topic.clone(),
+            filter: args.filter.clone(),
+            sql: args.sql.clone(),
+            max_messages: Some(u32::try_from(remaining).unwrap_or(100)),
+            wait_ms: Some(args.wait_ms.min(30_000)),
+            invisible_ms: None,
+        };
+        let received = client.post(&format!("{path}/receive"), &request).await?;
         let messages = received.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
         if messages.is_empty() && !args.follow {
             return Ok(());
@@ -435,7 +448,7 @@ async fn consume(args: ConsumeArgs) -> Result<(), ClientError> {
         }
         seen += messages.len();
         if !args.no_ack && !receipts.is_empty() {
-            client.post(&format!("{path}/ack"), json!({"receipts": receipts})).await?;
+            client.post(&format!("{path}/ack"), &AckBody { receipts }).await?;
         }
     }
 }
