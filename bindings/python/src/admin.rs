@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ferrymq_core::broker::{self, FilterSpec, ResetTarget};
+use ferrymq_core::client::{self as broker, FilterSpec, ResetTarget};
 use ferrymq_core::client::{Admin as CoreAdmin, FindQuery};
 use pyo3::prelude::*;
 
@@ -192,9 +192,9 @@ impl From<broker::GroupDetail> for Group {
                 .map(|m| Member {
                     client_id: m.client_id,
                     transport: match m.transport {
-                        broker::Transport::Ws => "ws",
-                        broker::Transport::Rest => "rest",
-                        broker::Transport::Native => "native",
+                        broker::MemberTransport::Ws => "ws",
+                        broker::MemberTransport::Rest => "rest",
+                        broker::MemberTransport::Native => "native",
                     }
                     .to_string(),
                     since: m.since,

@@ -10,16 +10,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use ferrymq_core::broker::{ConsumeMode, FilterSpec, StartPosition};
 use ferrymq_core::client::{BrokerTimings, Client as CoreClient, PushConsumerOptions, RemoteOptions, Strategy};
+use ferrymq_core::client::{ConsumeMode, FilterSpec, StartPosition};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyString};
 
 use crate::admin::Admin;
 use crate::config::broker_config;
 use crate::consumer::{PushConsumer, SimpleConsumer};
-use crate::dispatcher::Dispatcher;
 use crate::errors::{invalid, raise, Outcome};
+use crate::listener_threads::ListenerThreads;
 use crate::message::{millis, type_name};
 use crate::producer::{Producer, PyChecker, TransactionProducer};
 use crate::runtime;
@@ -30,7 +30,7 @@ pub struct ClientCell {
     pub client: CoreClient,
     closed: std::sync::atomic::AtomicBool,
     /// Listener threads of the push consumers made here, stopped when the client is closed.
-    pub dispatchers: Mutex<Vec<Weak<Dispatcher>>>,
+    pub dispatchers: Mutex<Vec<Weak<ListenerThreads>>>,
 }
 
 impl ClientCell {
@@ -130,7 +130,7 @@ async fn connect(url: String, options: Outcome<RemoteOptions>) -> Outcome<Client
     Ok(Client { cell: ClientCell::new(client) })
 }
 
-async fn embedded(config: Outcome<ferrymq_core::broker::BrokerConfig>) -> Outcome<Client> {
+async fn embedded(config: Outcome<ferrymq_core::client::BrokerConfig>) -> Outcome<Client> {
     let client = CoreClient::embedded_with(config?).await?;
     Ok(Client { cell: ClientCell::new(client) })
 }
@@ -304,7 +304,7 @@ impl Client {
         let dispatcher = match listener {
             Some(listener) => {
                 let (dispatcher, client_listener) =
-                    raise(py, Dispatcher::start(py, listener, options.consume_workers))?;
+                    raise(py, ListenerThreads::start(py, listener, options.consume_workers))?;
                 options.listener = Some(client_listener);
                 self.cell.dispatchers.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&dispatcher));
                 Some(dispatcher)

@@ -10,8 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::client::ClientCell;
-use crate::dispatcher::Dispatcher;
 use crate::errors::{invalid, raise, Failure, Outcome};
+use crate::listener_threads::ListenerThreads;
 use crate::message::{millis, opt_millis, Message};
 use crate::runtime;
 
@@ -25,12 +25,12 @@ use crate::runtime;
 #[pyclass(frozen, module = "ferrymq._native")]
 pub struct PushConsumer {
     consumer: Arc<CorePushConsumer>,
-    dispatcher: Option<Arc<Dispatcher>>,
+    dispatcher: Option<Arc<ListenerThreads>>,
     _client: Arc<ClientCell>,
 }
 
 impl PushConsumer {
-    pub fn new(client: Arc<ClientCell>, consumer: CorePushConsumer, dispatcher: Option<Arc<Dispatcher>>) -> Self {
+    pub fn new(client: Arc<ClientCell>, consumer: CorePushConsumer, dispatcher: Option<Arc<ListenerThreads>>) -> Self {
         PushConsumer { consumer: Arc::new(consumer), dispatcher, _client: client }
     }
 
@@ -217,7 +217,7 @@ enum Settle {
 
 async fn settle(
     consumer: Arc<CoreSimpleConsumer>,
-    message: ferrymq_core::broker::Message,
+    message: ferrymq_core::client::Message,
     how: Outcome<Settle>,
 ) -> Outcome<()> {
     match how? {

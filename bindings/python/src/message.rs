@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use ferrymq_core::broker::{
+use ferrymq_core::client::{
     Delay, Message as CoreMessage, MessageState, OutgoingMessage, SendResult as CoreSendResult,
 };
 use ferrymq_core::client::{ReceivedMessage, SimpleConsumer};

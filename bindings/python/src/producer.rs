@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ferrymq_core::broker::{Message as CoreMessage, OutgoingMessage, TransactionResolution};
+use ferrymq_core::client::{Message as CoreMessage, OutgoingMessage, TransactionResolution};
 use ferrymq_core::client::{
     Producer as CoreProducer, TransactionChecker, TransactionProducer as CoreTransactionProducer,
 };

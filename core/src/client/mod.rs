@@ -57,7 +57,16 @@ pub use simple_consumer::{SimpleConsumer, DEFAULT_INVISIBLE, DEFAULT_MAX_MESSAGE
 pub use transaction::{TransactionChecker, TransactionProducer};
 pub use transport::{BrokerTimings, FindQuery, Transport};
 
-use crate::broker::{BrokerConfig, FilterSpec};
+/// The broker's types that the client's calls take and return, re-exported so that an SDK
+/// binding needs nothing but this module: messages, results, filters, positions and the
+/// embedded broker's configuration.
+pub use crate::broker::{
+    BrokerConfig, ConsumeMode, Delay, FilterSpec, GroupDetail, GroupOffset, MemberInfo, Message, MessageState,
+    OutgoingMessage, Perm, QueueOffsets, ResetTarget, SendResult, StartPosition, Subscription, TopicDetail, TopicInfo,
+    TransactionCheck, TransactionOutcome, TransactionResolution, TransactionStatus, Transport as MemberTransport,
+};
+pub use crate::store::FlushMode;
+
 use crate::Result;
 
 /// A connection to one broker, embedded or remote; the factory of producers and consumers.

@@ -1,11 +1,11 @@
-//! [`Dispatcher`]: runs a push consumer's Python listener on threads of its own.
+//! [`ListenerThreads`]: runs a push consumer's Python listener on threads of its own.
 //!
 //! Each thread attaches to the interpreter once and then waits for messages with the GIL
 //! released, so a call costs one GIL hand-over rather than a thread hop plus a fresh Python
 //! thread state (what a closure on Tokio's blocking pool would pay per message). The client
 //! bounds the calls in flight to `consume_workers`, one per thread.
 //!
-//! The threads stop when the consumer is closed from Python. A dispatcher that is merely
+//! The threads stop when the consumer is closed from Python. A listener pool that is merely
 //! dropped (its consumer collected, or torn down while the interpreter finalizes) leaves its
 //! threads asleep rather than waking them: a thread that re-attaches to a finalizing
 //! interpreter could be ended in the middle of Rust code.
@@ -13,7 +13,7 @@
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use ferrymq_core::broker::Message as CoreMessage;
+use ferrymq_core::client::Message as CoreMessage;
 use ferrymq_core::client::{Listener, ListenerError};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -27,15 +27,15 @@ type Verdict = Result<(), ListenerError>;
 type Job = (CoreMessage, oneshot::Sender<Verdict>);
 
 /// The listener threads of one push consumer.
-pub struct Dispatcher {
+pub struct ListenerThreads {
     jobs: Mutex<Option<Sender<Job>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-impl Dispatcher {
+impl ListenerThreads {
     /// Starts `workers` threads calling `listener`, and returns the client-side listener that
     /// feeds them.
-    pub fn start(py: Python<'_>, listener: Py<PyAny>, workers: usize) -> Outcome<(Arc<Dispatcher>, Listener)> {
+    pub fn start(py: Python<'_>, listener: Py<PyAny>, workers: usize) -> Outcome<(Arc<ListenerThreads>, Listener)> {
         let is_async = py.import("inspect")?.call_method1("iscoroutinefunction", (&listener,))?.is_truthy()?;
         if is_async {
             return Err(Failure::Py(PyTypeError::new_err(
@@ -47,7 +47,7 @@ impl Dispatcher {
         }
         let (tx, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        let dispatcher = Arc::new(Dispatcher { jobs: Mutex::new(Some(tx)), threads: Mutex::default() });
+        let dispatcher = Arc::new(ListenerThreads { jobs: Mutex::new(Some(tx)), threads: Mutex::default() });
         for _ in 0..workers {
             let rx = rx.clone();
             let listener = listener.clone_ref(py);
@@ -100,7 +100,7 @@ impl Dispatcher {
     }
 }
 
-impl Drop for Dispatcher {
+impl Drop for ListenerThreads {
     fn drop(&mut self) {
         // See the module comment: without an explicit stop, leave the threads asleep.
         if let Some(tx) = self.jobs.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
