@@ -120,7 +120,7 @@ fn render_broker(out: &mut String, broker: &Broker) {
 
     let stats = broker.store().stats();
     header(out, "ferrymq_store_flush_duration_seconds", "histogram", "Time of one commit log flush.");
-    for (count, bound) in stats.flush_buckets.iter().zip(ferrymq_core::store::FLUSH_BUCKETS) {
+    for (count, bound) in stats.flush_buckets.iter().zip(ferrymq_core::broker::FLUSH_BUCKETS) {
         let _ = writeln!(out, "ferrymq_store_flush_duration_seconds_bucket{{le=\"{bound}\"}} {count}");
     }
     let _ = writeln!(out, "ferrymq_store_flush_duration_seconds_bucket{{le=\"+Inf\"}} {}", stats.flush_count);

@@ -38,6 +38,8 @@ use tokio::task::JoinHandle;
 pub use config::{default_delay_levels, BrokerConfig};
 pub use filter::Filter;
 pub use metrics::BrokerMetrics;
+/// Store settings and figures that a server configures and reports through the broker.
+pub use crate::store::{FlushMode, StoreConfig, StoreStats, FLUSH_BUCKETS};
 pub use topic::{
     dlq_topic, retry_topic, validate_group_name, validate_topic_name, SCHEDULE_TOPIC, TIMER_TOPIC, TRANS_HALF_TOPIC,
     TRANS_OP_TOPIC,
