@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # The project's test command: Rust unit, property, integration and crash tests, then the
 # Python SDK suite and the end-to-end suites (Python against a live server, OpenAPI-generated
-# client, schemathesis, headless Chromium). scripts/install-deps.sh installs their tools.
+# client, schemathesis, headless Chromium). It installs what those need first
+# (scripts/install-deps.sh, idempotent), so on a fresh machine this one command is enough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/install-deps.sh
+
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
+# An embedded-only user of ferrymq-core links no HTTP or WebSocket client.
+cargo check -p ferrymq-core --no-default-features --lib
+if cargo tree -p ferrymq-core --no-default-features -e normal | grep -E '^[^a-z]*(reqwest|hyper|tokio-tungstenite|tungstenite) '; then
+  echo "ferrymq-core without default features must not depend on an HTTP or WebSocket client" >&2
+  exit 1
+fi
 cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
 
