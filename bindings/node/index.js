@@ -1,0 +1,765 @@
+// FerryMQ for Node.js: the public API over the native module (`ferrymq.node`, built from
+// bindings/node/src by scripts/build.js).
+//
+// The native classes convert types and run every wait on Rust's runtime; this file gives
+// them Node's idiom: Promises, `for await` over push consumers, EventEmitters for
+// failures that have no caller to reject (one-way sends, listeners), and the FerryError
+// classes. `fromNative` is the one place where the client's error kinds become classes.
+// Types and documentation: index.d.ts.
+'use strict';
+
+const { EventEmitter } = require('node:events');
+const path = require('node:path');
+
+function loadNative() {
+  const file = path.join(__dirname, 'ferrymq.node');
+  try {
+    return require(file);
+  } catch (e) {
+    const hint = 'the native module is missing or broken: run `npm run build` in ' + __dirname;
+    throw new Error(`ferrymq: cannot load ${file}: ${e.message}\n${hint}`, { cause: e });
+  }
+}
+
+const native = loadNative();
+/** `await using` support where the runtime has it (Node 20.4+ defines the symbol). */
+const asyncDispose = Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose');
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+const PROBLEM = 'urn:ferrymq:error:';
+/** Kinds for which trying the same call again may succeed. */
+const RETRIABLE = new Set(['unavailable', 'timeout', 'connection']);
+
+class FerryError extends Error {
+  constructor(message, options = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = options.code ?? new.target.defaultCode;
+    this.type = PROBLEM + this.code;
+    this.field = options.field ?? null;
+  }
+
+  get retriable() {
+    return RETRIABLE.has(this.code);
+  }
+}
+FerryError.defaultCode = 'internal';
+
+function errorClass(name, code) {
+  const cls = { [name]: class extends FerryError {} }[name];
+  cls.defaultCode = code;
+  return cls;
+}
+
+const InvalidArgument = errorClass('InvalidArgument', 'invalid-argument');
+const NotFound = errorClass('NotFound', 'not-found');
+const Conflict = errorClass('Conflict', 'conflict');
+const Timeout = errorClass('Timeout', 'timeout');
+const ConnectionError = errorClass('ConnectionError', 'connection');
+const Unauthorized = errorClass('Unauthorized', 'unauthorized');
+const Forbidden = errorClass('Forbidden', 'forbidden');
+const Unavailable = errorClass('Unavailable', 'unavailable');
+const InsufficientStorage = errorClass('InsufficientStorage', 'insufficient-storage');
+
+const CLASSES = {
+  'invalid-argument': InvalidArgument,
+  'invalid-filter': InvalidArgument,
+  'payload-too-large': InvalidArgument,
+  'not-found': NotFound,
+  conflict: Conflict,
+  'idempotency-conflict': Conflict,
+  timeout: Timeout,
+  connection: ConnectionError,
+  unauthorized: Unauthorized,
+  forbidden: Forbidden,
+  unavailable: Unavailable,
+  'insufficient-storage': InsufficientStorage,
+};
+
+/** napi-rs's codes for an argument of the wrong JS type. */
+const NAPI_TYPE_CODES = new Set([
+  'InvalidArg',
+  'ObjectExpected',
+  'StringExpected',
+  'NameExpected',
+  'FunctionExpected',
+  'NumberExpected',
+  'BooleanExpected',
+  'ArrayExpected',
+  'BigintExpected',
+]);
+
+const MARK = '\u0001ferrymq\u0001';
+
+/** The FerryError for an error thrown by the native module (other errors pass through). */
+function fromNative(e) {
+  if (e instanceof FerryError || !(e instanceof Error)) return e;
+  if (e.message.startsWith(MARK)) {
+    const [code, field, message] = e.message.slice(MARK.length).split('\u0001');
+    const cls = CLASSES[code] ?? FerryError;
+    return new cls(message, { code, field: field || null });
+  }
+  if (NAPI_TYPE_CODES.has(e.code)) return new InvalidArgument(e.message, { cause: e });
+  return e;
+}
+
+async function call(promise) {
+  try {
+    return await promise;
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+function sync(f) {
+  try {
+    return f();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Argument checks: wrong types are InvalidArgument, with the field as a JSON Pointer.
+
+function typeName(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? (value.constructor?.name ?? 'an object') : typeof value;
+}
+
+function bad(field, expected, value) {
+  return new InvalidArgument(`${field.slice(1) || 'value'} must be ${expected}, not ${typeName(value)}`, {
+    field,
+  });
+}
+
+function str(value, field) {
+  if (typeof value !== 'string') throw bad(field, 'a string', value);
+  return value;
+}
+
+function optStr(value, field) {
+  return value === undefined || value === null ? undefined : str(value, field);
+}
+
+function optInt(value, field) {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw bad(field, 'an integer', value);
+  return value;
+}
+
+function optBool(value, field) {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'boolean') throw bad(field, 'a boolean', value);
+  return value;
+}
+
+function optFn(value, field) {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'function') throw bad(field, 'a function', value);
+  return value;
+}
+
+function options(value, field, known) {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw bad(field, 'an options object', value);
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new InvalidArgument(`unknown option ${JSON.stringify(key)}; expected one of ${known.join(', ')}`, {
+        field: `${field}/${key}`,
+      });
+    }
+  }
+  return value;
+}
+
+function toBuffer(body, field) {
+  if (Buffer.isBuffer(body)) return body;
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (body instanceof ArrayBuffer) return Buffer.from(body);
+  throw bad(field, 'a Buffer, Uint8Array or string', body);
+}
+
+function epochMs(value, field) {
+  if (value instanceof Date) return value.getTime();
+  return optInt(value, field);
+}
+
+const SEND_OPTIONS = ['tag', 'keys', 'properties', 'delayLevel', 'delayMs', 'deliverAt', 'shardingKey', 'idempotencyKey'];
+
+/** The native form of a message to publish; `prefix` locates it in the call. */
+function outgoing(body, opts, prefix) {
+  const o = options(opts, prefix || '/options', SEND_OPTIONS);
+  let keys;
+  if (typeof o.keys === 'string') keys = [o.keys];
+  else if (o.keys !== undefined && o.keys !== null) {
+    if (!Array.isArray(o.keys)) throw bad(`${prefix}/keys`, 'a string or an array of strings', o.keys);
+    keys = o.keys.map((k, i) => str(k, `${prefix}/keys/${i}`));
+  }
+  let properties;
+  if (o.properties !== undefined && o.properties !== null) {
+    if (typeof o.properties !== 'object' || Array.isArray(o.properties)) {
+      throw bad(`${prefix}/properties`, 'an object of strings', o.properties);
+    }
+    properties = {};
+    for (const [name, value] of Object.entries(o.properties)) {
+      if (!['string', 'number', 'boolean'].includes(typeof value)) {
+        throw bad(`${prefix}/properties/${name}`, 'a string, number or boolean', value);
+      }
+      properties[name] = String(value);
+    }
+  }
+  return {
+    body: toBuffer(body, `${prefix}/body`),
+    tag: optStr(o.tag, `${prefix}/tag`),
+    keys,
+    properties,
+    delayLevel: optInt(o.delayLevel, `${prefix}/delayLevel`),
+    delayMs: optInt(o.delayMs, `${prefix}/delayMs`),
+    deliverAt: epochMs(o.deliverAt, `${prefix}/deliverAt`),
+    shardingKey: optStr(o.shardingKey, `${prefix}/shardingKey`),
+    idempotencyKey: optStr(o.idempotencyKey, `${prefix}/idempotencyKey`),
+  };
+}
+
+function sendResult(r) {
+  const result = { msgId: r.msgId, queueId: r.queueId ?? null, queueOffset: r.queueOffset ?? null };
+  if (r.transactionId !== undefined && r.transactionId !== null) result.transactionId = r.transactionId;
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages
+
+/** How a message is settled: by nobody (looked up), its listener, a push delivery or a receipt. */
+const LOOKED_UP = { kind: 'none' };
+const LISTENER = { kind: 'listener' };
+
+class Message {
+  constructor(data, settle = LOOKED_UP) {
+    this.msgId = data.msgId;
+    this.topic = data.topic;
+    this.queueId = data.queueId ?? null;
+    this.queueOffset = data.queueOffset ?? null;
+    this.commitOffset = data.commitOffset ?? null;
+    this.body = data.body;
+    this.tag = data.tag ?? null;
+    this.keys = data.keys;
+    this.properties = data.properties;
+    this.bornTs = data.bornTs;
+    this.storeTs = data.storeTs;
+    this.reconsumeTimes = data.reconsumeTimes;
+    this.receipt = data.receipt ?? null;
+    this.state = data.state;
+    Object.defineProperty(this, '_settle', { value: settle, writable: true, enumerable: false });
+  }
+
+  /** The body as UTF-8 text (invalid sequences replaced). */
+  get text() {
+    return this.body.toString('utf8');
+  }
+
+  async ack() {
+    const settle = this._settle;
+    switch (settle.kind) {
+      case 'push':
+        return sync(() => settle.delivery.ack());
+      case 'simple':
+        return settle.consumer.ack(this);
+      default:
+        throw this._unsettleable();
+    }
+  }
+
+  async nack(opts) {
+    const o = options(opts, '/options', ['delayMs']);
+    const delayMs = optInt(o.delayMs, '/delayMs');
+    const settle = this._settle;
+    switch (settle.kind) {
+      case 'push':
+        return sync(() => settle.delivery.nack(delayMs));
+      case 'simple':
+        return settle.consumer.nack(this, { delayMs });
+      default:
+        throw this._unsettleable();
+    }
+  }
+
+  _unsettleable() {
+    if (this._settle.kind === 'listener') {
+      return new Conflict("a listener's message is settled by the listener: return to ack, throw to nack");
+    }
+    return new InvalidArgument('the message was not received for a group', { field: '/receipt' });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Producers
+
+class Producer extends EventEmitter {
+  constructor(nativeProducer) {
+    super();
+    this._native = nativeProducer;
+  }
+
+  get group() {
+    return this._native.group ?? null;
+  }
+
+  async send(topic, body, opts) {
+    str(topic, '/topic');
+    const message = outgoing(body, opts, '');
+    return sendResult(await call(this._native.send(topic, message)));
+  }
+
+  async sendBatch(topic, messages) {
+    str(topic, '/topic');
+    if (!Array.isArray(messages)) throw bad('/messages', 'an array of bodies or message objects', messages);
+    const specs = messages.map((entry, i) => {
+      const prefix = `/messages/${i}`;
+      if (entry !== null && typeof entry === 'object' && !(entry instanceof Uint8Array) && !(entry instanceof ArrayBuffer)) {
+        const { body, ...rest } = entry;
+        if (body === undefined) throw new InvalidArgument('a message needs a body', { field: `${prefix}/body` });
+        return outgoing(body, rest, prefix);
+      }
+      return outgoing(entry, undefined, prefix);
+    });
+    return (await call(this._native.sendBatch(topic, specs))).map(sendResult);
+  }
+
+  sendOneway(topic, body, opts) {
+    str(topic, '/topic');
+    const message = outgoing(body, opts, '');
+    this._native.send(topic, message).catch((e) => {
+      const error = fromNative(e);
+      error.topic = topic;
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+      else process.emitWarning(`ferrymq: a one-way send to ${topic} failed: ${error.message}`, 'FerryMQWarning');
+    });
+  }
+}
+
+const VERDICTS = ['commit', 'rollback', 'unknown'];
+
+class TransactionProducer {
+  constructor(nativeProducer) {
+    this._native = nativeProducer;
+  }
+
+  get group() {
+    return this._native.group;
+  }
+
+  async sendInTransaction(topic, body, localTransaction, opts) {
+    str(topic, '/topic');
+    if (typeof localTransaction !== 'function') throw bad('/localTransaction', 'a function', localTransaction);
+    const message = outgoing(body, opts, '');
+    let thrown;
+    const decide = async (data) => {
+      try {
+        const verdict = await localTransaction(new Message(data));
+        if (!VERDICTS.includes(verdict)) {
+          throw new InvalidArgument(`the local transaction returned ${JSON.stringify(verdict)}, not commit, rollback or unknown`, {
+            field: '/status',
+          });
+        }
+        return verdict;
+      } catch (e) {
+        thrown = e;
+        throw e;
+      }
+    };
+    try {
+      return sendResult(await this._native.sendInTransaction(topic, message, decide));
+    } catch (e) {
+      throw thrown ?? fromNative(e);
+    }
+  }
+
+  async endTransaction(transactionId, status) {
+    str(transactionId, '/transactionId');
+    str(status, '/status');
+    return call(this._native.endTransaction(transactionId, status));
+  }
+
+  close() {
+    this._native.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Consumers
+
+class PushConsumer extends EventEmitter {
+  constructor(nativeConsumer, hasListener) {
+    super();
+    this._native = nativeConsumer;
+    this._hasListener = hasListener;
+  }
+
+  get group() {
+    return this._native.group;
+  }
+
+  get topic() {
+    return this._native.topic;
+  }
+
+  get clientId() {
+    return this._native.clientId;
+  }
+
+  assignment() {
+    return this._native.assignment();
+  }
+
+  async start() {
+    await call(this._native.start());
+    return this;
+  }
+
+  async recv(opts) {
+    const o = options(opts, '/options', ['timeoutMs']);
+    const timeoutMs = optInt(o.timeoutMs, '/timeoutMs');
+    if (this._hasListener) {
+      throw new Conflict('this consumer has a listener: its messages go to the listener, not to recv()');
+    }
+    const delivery = await call(this._native.recv(timeoutMs));
+    if (delivery === null || delivery === undefined) return null;
+    return new Message(sync(() => delivery.message()), { kind: 'push', delivery });
+  }
+
+  [Symbol.asyncIterator]() {
+    return {
+      next: async () => {
+        const message = await this.recv();
+        return message === null ? { value: undefined, done: true } : { value: message, done: false };
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  async close() {
+    return call(this._native.close());
+  }
+
+  async [asyncDispose]() {
+    await this.close();
+  }
+}
+
+class SimpleConsumer {
+  constructor(nativeConsumer) {
+    this._native = nativeConsumer;
+  }
+
+  get group() {
+    return this._native.group;
+  }
+
+  get topic() {
+    return this._native.topic;
+  }
+
+  async receive(opts) {
+    const o = options(opts, '/options', ['maxMessages', 'waitMs', 'invisibleMs']);
+    const max = optInt(o.maxMessages, '/maxMessages') ?? 16;
+    const wait = optInt(o.waitMs, '/waitMs') ?? 0;
+    const invisible = optInt(o.invisibleMs, '/invisibleMs') ?? 30000;
+    const messages = await call(this._native.receive(max, wait, invisible));
+    const settle = { kind: 'simple', consumer: this };
+    return messages.map((m) => new Message(m, settle));
+  }
+
+  _receiptOf(message) {
+    if (!(message instanceof Message)) throw bad('/message', 'a Message', message);
+    if (message.receipt === null) {
+      throw new InvalidArgument('the message was not received for a group', { field: '/receipt' });
+    }
+    return message.receipt;
+  }
+
+  async ack(message) {
+    return call(this._native.ack(this._receiptOf(message)));
+  }
+
+  async nack(message, opts) {
+    const o = options(opts, '/options', ['delayMs']);
+    return call(this._native.nack(this._receiptOf(message), optInt(o.delayMs, '/delayMs')));
+  }
+
+  async changeInvisibleDuration(message, invisibleMs) {
+    const receipt = this._receiptOf(message);
+    const ms = optInt(invisibleMs, '/invisibleMs');
+    if (ms === undefined) throw bad('/invisibleMs', 'an integer', invisibleMs);
+    message.receipt = await call(this._native.changeInvisibleDuration(receipt, ms));
+  }
+
+  async close() {
+    return call(this._native.close());
+  }
+
+  async [asyncDispose]() {
+    await this.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Admin
+
+function topic(t) {
+  const result = { name: t.name, queues: t.queues, perm: t.perm };
+  if (t.queueOffsets) result.queueOffsets = t.queueOffsets;
+  return result;
+}
+
+function group(g) {
+  return {
+    group: g.group,
+    maxReconsumeTimes: g.maxReconsumeTimes,
+    subscriptions: g.subscriptions.map((s) => ({
+      topic: s.topic,
+      filter: s.filter ?? null,
+      sql: s.sql ?? null,
+      mode: s.mode,
+    })),
+    members: g.members,
+    offsets: g.offsets,
+  };
+}
+
+class Admin {
+  constructor(nativeAdmin) {
+    this._native = nativeAdmin;
+  }
+
+  async createTopic(name, opts) {
+    str(name, '/name');
+    const o = options(opts, '/options', ['queues', 'perm']);
+    const queues = optInt(o.queues, '/queues') ?? 8;
+    const perm = optStr(o.perm, '/perm') ?? 'rw';
+    return topic(await call(this._native.createTopic(name, queues, perm)));
+  }
+
+  async topics() {
+    return (await call(this._native.topics())).map(topic);
+  }
+
+  async topic(name) {
+    return topic(await call(this._native.topic(str(name, '/name'))));
+  }
+
+  async deleteTopic(name) {
+    return call(this._native.deleteTopic(str(name, '/name')));
+  }
+
+  async group(name) {
+    return group(await call(this._native.group(str(name, '/name'))));
+  }
+
+  async putGroup(name, opts) {
+    str(name, '/name');
+    const o = options(opts, '/options', ['maxReconsumeTimes']);
+    return group(await call(this._native.putGroup(name, optInt(o.maxReconsumeTimes, '/maxReconsumeTimes'))));
+  }
+
+  async resetOffsets(groupName, topicName, opts) {
+    str(groupName, '/group');
+    str(topicName, '/topic');
+    const o = options(opts, '/options', ['timestamp', 'to']);
+    const timestamp = epochMs(o.timestamp, '/timestamp');
+    return call(this._native.resetOffsets(groupName, topicName, timestamp, optStr(o.to, '/to')));
+  }
+
+  async dlq(groupName) {
+    return (await call(this._native.dlq(str(groupName, '/group')))).map((m) => new Message(m));
+  }
+
+  async resendDlq(groupName, msgId) {
+    str(groupName, '/group');
+    str(msgId, '/msgId');
+    return sendResult(await call(this._native.resendDlq(groupName, msgId)));
+  }
+
+  async findMessages(topicName, opts) {
+    str(topicName, '/topic');
+    const o = options(opts, '/options', ['key', 'fromTs', 'toTs', 'limit']);
+    const found = await call(
+      this._native.findMessages(
+        topicName,
+        optStr(o.key, '/key'),
+        epochMs(o.fromTs, '/fromTs'),
+        epochMs(o.toTs, '/toTs'),
+        optInt(o.limit, '/limit'),
+      ),
+    );
+    return found.map((m) => new Message(m));
+  }
+
+  async message(msgId) {
+    return new Message(await call(this._native.message(str(msgId, '/msgId'))));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Client
+
+const CONNECT_OPTIONS = ['token', 'requestTimeoutMs', 'leaseTtlMs', 'orderlySuspendMs', 'maxReconsumeTimes'];
+const PUSH_OPTIONS = [
+  'filter',
+  'sql',
+  'mode',
+  'orderly',
+  'strategy',
+  'listener',
+  'start',
+  'consumeWorkers',
+  'rebalanceIntervalMs',
+  'queueRooms',
+];
+
+function configValue(value, field) {
+  if (['string', 'number', 'boolean'].includes(typeof value)) return value;
+  if (Array.isArray(value)) return value.map((v, i) => configValue(v, `${field}/${i}`));
+  throw bad(field, 'a string, number, boolean or array', value);
+}
+
+class Client {
+  constructor(nativeClient) {
+    this._native = nativeClient;
+  }
+
+  static async connect(url, opts) {
+    str(url, '/url');
+    const o = options(opts, '/options', CONNECT_OPTIONS);
+    const connectOptions = {
+      token: optStr(o.token, '/token'),
+      requestTimeoutMs: optInt(o.requestTimeoutMs, '/requestTimeoutMs'),
+      leaseTtlMs: optInt(o.leaseTtlMs, '/leaseTtlMs'),
+      orderlySuspendMs: optInt(o.orderlySuspendMs, '/orderlySuspendMs'),
+      maxReconsumeTimes: optInt(o.maxReconsumeTimes, '/maxReconsumeTimes'),
+    };
+    return new Client(await call(native.NativeClient.connect(url, connectOptions)));
+  }
+
+  static async embedded(dir, opts) {
+    str(dir, '/path');
+    const o = options(opts, '/options', ['config']);
+    let config;
+    if (o.config !== undefined && o.config !== null) {
+      if (typeof o.config !== 'object' || Array.isArray(o.config)) throw bad('/config', 'an object', o.config);
+      config = {};
+      for (const [key, value] of Object.entries(o.config)) config[key] = configValue(value, `/config/${key}`);
+    }
+    return new Client(await call(native.NativeClient.embedded(dir, config)));
+  }
+
+  get transport() {
+    return this._native.transport;
+  }
+
+  producer(groupName) {
+    return new Producer(this._native.producer(optStr(groupName, '/group')));
+  }
+
+  async transactionProducer(groupName, checker) {
+    str(groupName, '/group');
+    if (typeof checker !== 'function') throw bad('/checker', 'a function', checker);
+    const check = async (data) => String(await checker(new Message(data)));
+    return new TransactionProducer(await call(this._native.transactionProducer(groupName, check)));
+  }
+
+  pushConsumer(groupName, topicName, opts) {
+    str(groupName, '/group');
+    str(topicName, '/topic');
+    const o = options(opts, '/options', PUSH_OPTIONS);
+    const listener = optFn(o.listener, '/listener');
+    let start;
+    let startTimestamp;
+    if (typeof o.start === 'number' || o.start instanceof Date) startTimestamp = epochMs(o.start, '/start');
+    else start = optStr(o.start, '/start');
+    let queueRooms;
+    if (o.queueRooms !== undefined && o.queueRooms !== null) {
+      queueRooms = {};
+      for (const [queue, room] of Object.entries(o.queueRooms)) queueRooms[queue] = str(room, `/queueRooms/${queue}`);
+    }
+    const nativeOptions = {
+      filter: optStr(o.filter, '/filter'),
+      sql: optStr(o.sql, '/sql'),
+      mode: optStr(o.mode, '/mode'),
+      orderly: optBool(o.orderly, '/orderly'),
+      strategy: optStr(o.strategy, '/strategy'),
+      start,
+      startTimestamp,
+      consumeWorkers: optInt(o.consumeWorkers, '/consumeWorkers'),
+      rebalanceIntervalMs: optInt(o.rebalanceIntervalMs, '/rebalanceIntervalMs'),
+      queueRooms,
+    };
+    let consumer;
+    let onMessage;
+    if (listener) {
+      onMessage = async (data) => {
+        const message = new Message(data, LISTENER);
+        try {
+          await listener(message);
+          return 'ack';
+        } catch (e) {
+          if (consumer.listenerCount('listenerError') > 0) consumer.emit('listenerError', e, message);
+          return 'nack';
+        }
+      };
+    }
+    consumer = new PushConsumer(
+      sync(() => this._native.pushConsumer(groupName, topicName, nativeOptions, onMessage)),
+      listener !== undefined,
+    );
+    return consumer;
+  }
+
+  simpleConsumer(groupName, topicName, opts) {
+    str(groupName, '/group');
+    str(topicName, '/topic');
+    const o = options(opts, '/options', ['filter', 'sql']);
+    const filter = optStr(o.filter, '/filter');
+    const sql = optStr(o.sql, '/sql');
+    return new SimpleConsumer(sync(() => this._native.simpleConsumer(groupName, topicName, filter, sql)));
+  }
+
+  admin() {
+    return new Admin(this._native.admin());
+  }
+
+  async close() {
+    return call(this._native.close());
+  }
+
+  async [asyncDispose]() {
+    await this.close();
+  }
+}
+
+module.exports = {
+  Client,
+  Producer,
+  TransactionProducer,
+  PushConsumer,
+  SimpleConsumer,
+  Admin,
+  Message,
+  FerryError,
+  InvalidArgument,
+  NotFound,
+  Conflict,
+  Timeout,
+  ConnectionError,
+  Unauthorized,
+  Forbidden,
+  Unavailable,
+  InsufficientStorage,
+};

@@ -1,0 +1,297 @@
+//! [`NativeClient`]: one connection to a broker, embedded or remote, and the factory of
+//! producers, consumers and the admin; [`ClientCell`], the state they share.
+//!
+//! The JavaScript callbacks a client's objects hold (listeners, checkers) are thread-safe
+//! functions, and a thread-safe function keeps Node's event loop alive until it is released.
+//! So each sits in a [`Callback`] slot registered with the cell: closing the client (or the
+//! object) empties the slots, and the process can exit even before the garbage collector has
+//! run.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use ferrymq_core::client::{
+    BrokerTimings, Client as CoreClient, ConsumeMode, FilterSpec, PushConsumerOptions, RemoteOptions, StartPosition,
+    Strategy,
+};
+use napi::bindgen_prelude::spawn;
+use napi_derive::napi;
+
+use crate::admin::NativeAdmin;
+use crate::config::broker_config;
+use crate::consumer::{listener, ListenerFn, NativePushConsumer, NativeSimpleConsumer};
+use crate::errors::{invalid, js};
+use crate::message::{millis, non_negative};
+use crate::producer::{CheckerFn, JsChecker, NativeProducer, NativeTransactionProducer};
+
+/// Something holding a JavaScript callback, released when its client closes.
+pub trait Release: Send + Sync {
+    /// Drops the callback (and stops what calls it), so that it no longer keeps the event
+    /// loop alive. Idempotent.
+    fn release(&self);
+}
+
+/// A slot for one thread-safe function; emptied by [`Release::release`].
+pub struct Callback<T>(Mutex<Option<Arc<T>>>);
+
+impl<T> Callback<T> {
+    pub fn new(f: T) -> Arc<Self> {
+        Arc::new(Callback(Mutex::new(Some(Arc::new(f)))))
+    }
+
+    /// The function, unless released.
+    pub fn get(&self) -> Option<Arc<T>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl<T: Send + Sync> Release for Callback<T> {
+    fn release(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// The shared state of a client and everything made from it.
+pub struct ClientCell {
+    /// The Rust client.
+    pub client: CoreClient,
+    closed: AtomicBool,
+    callbacks: Mutex<Vec<Weak<dyn Release>>>,
+}
+
+impl ClientCell {
+    fn new(client: CoreClient) -> Arc<ClientCell> {
+        Arc::new(ClientCell { client, closed: AtomicBool::new(false), callbacks: Mutex::default() })
+    }
+
+    /// Registers a callback holder to release when the client closes.
+    pub fn hold(&self, holder: Weak<dyn Release>) {
+        let mut callbacks = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        callbacks.retain(|c| c.strong_count() > 0);
+        callbacks.push(holder);
+    }
+
+    /// Closes the client (its push consumers first), then releases every callback.
+    async fn close(&self) -> ferrymq_core::Result<()> {
+        self.closed.store(true, Ordering::Release);
+        let closed = self.client.close().await;
+        let callbacks = std::mem::take(&mut *self.callbacks.lock().unwrap_or_else(|e| e.into_inner()));
+        for holder in callbacks.iter().filter_map(Weak::upgrade) {
+            holder.release();
+        }
+        closed
+    }
+}
+
+impl Drop for ClientCell {
+    fn drop(&mut self) {
+        if !self.closed.load(Ordering::Acquire) {
+            let client = self.client.clone();
+            spawn(async move {
+                if let Err(e) = client.close().await {
+                    tracing::warn!(error = %e, "closing a collected client failed");
+                }
+            });
+        }
+    }
+}
+
+/// Options of `Client.connect`.
+#[napi(object)]
+pub struct ConnectOptions {
+    pub token: Option<String>,
+    pub request_timeout_ms: Option<i64>,
+    pub lease_ttl_ms: Option<i64>,
+    pub orderly_suspend_ms: Option<i64>,
+    pub max_reconsume_times: Option<u32>,
+}
+
+fn remote_options(options: Option<ConnectOptions>) -> napi::Result<RemoteOptions> {
+    let o = options.unwrap_or(ConnectOptions {
+        token: None,
+        request_timeout_ms: None,
+        lease_ttl_ms: None,
+        orderly_suspend_ms: None,
+        max_reconsume_times: None,
+    });
+    let defaults = BrokerTimings::default();
+    let timings = BrokerTimings {
+        lease_ttl: o.lease_ttl_ms.map(|v| millis("/leaseTtlMs", v)).transpose()?.unwrap_or(defaults.lease_ttl),
+        orderly_suspend: o
+            .orderly_suspend_ms
+            .map(|v| millis("/orderlySuspendMs", v))
+            .transpose()?
+            .unwrap_or(defaults.orderly_suspend),
+        max_reconsume_times: o.max_reconsume_times.unwrap_or(defaults.max_reconsume_times),
+    };
+    if timings.lease_ttl.is_zero() {
+        return Err(invalid("/leaseTtlMs", "must be positive"));
+    }
+    let request_timeout = millis("/requestTimeoutMs", o.request_timeout_ms.unwrap_or(30_000))?;
+    if request_timeout.is_zero() {
+        return Err(invalid("/requestTimeoutMs", "must be positive"));
+    }
+    Ok(RemoteOptions { token: o.token, request_timeout, timings })
+}
+
+/// A tag expression or an SQL92 filter; giving both is an error.
+pub fn filter_spec(filter: Option<String>, sql: Option<String>) -> napi::Result<FilterSpec> {
+    match (filter, sql) {
+        (Some(f), Some(_)) if f != "*" => Err(invalid("/sql", "give a tag filter or an sql filter, not both")),
+        (_, Some(sql)) => Ok(FilterSpec::Sql(sql)),
+        (filter, None) => Ok(FilterSpec::Tag(filter.unwrap_or_else(|| "*".into()))),
+    }
+}
+
+/// Options of `client.pushConsumer()` (the listener apart), as `index.js` passes them.
+#[napi(object)]
+pub struct PushOptions {
+    pub filter: Option<String>,
+    pub sql: Option<String>,
+    pub mode: Option<String>,
+    pub orderly: Option<bool>,
+    pub strategy: Option<String>,
+    /// `first` or `last`; a timestamp comes as `start_timestamp`.
+    pub start: Option<String>,
+    pub start_timestamp: Option<i64>,
+    pub consume_workers: Option<u32>,
+    pub rebalance_interval_ms: Option<i64>,
+    /// Queue id (as a string key) to machine room, for the `machine_room` strategy.
+    pub queue_rooms: Option<HashMap<String, String>>,
+}
+
+fn push_options(o: PushOptions) -> napi::Result<PushConsumerOptions> {
+    let mut options =
+        PushConsumerOptions { filter: filter_spec(o.filter, o.sql)?, orderly: o.orderly.unwrap_or(false), ..Default::default() };
+    options.mode = match o.mode.as_deref().unwrap_or("clustering") {
+        "clustering" => ConsumeMode::Clustering,
+        "broadcasting" => ConsumeMode::Broadcasting,
+        other => return Err(invalid("/mode", format!("{other:?} is not clustering or broadcasting"))),
+    };
+    let strategy = js(Strategy::from_name(o.strategy.as_deref().unwrap_or("average")))?;
+    options.strategy = match (strategy, o.queue_rooms) {
+        (Strategy::MachineRoom { .. }, Some(rooms)) => {
+            let mut queue_rooms = std::collections::BTreeMap::new();
+            for (queue, room) in rooms {
+                let id = queue.parse::<u32>().map_err(|_| invalid("/queueRooms", format!("{queue:?} is not a queue id")))?;
+                queue_rooms.insert(id, room);
+            }
+            Strategy::MachineRoom { queue_rooms }
+        }
+        (_, Some(_)) => return Err(invalid("/queueRooms", "only the machine_room strategy takes queueRooms")),
+        (s, None) => s,
+    };
+    options.start = match (o.start.as_deref(), o.start_timestamp) {
+        (None, None) | (Some("first"), None) => StartPosition::First,
+        (Some("last"), None) => StartPosition::Last,
+        (None, Some(ts)) => StartPosition::Timestamp(non_negative("/start", ts)?),
+        (Some(other), _) => {
+            return Err(invalid("/start", format!("{other:?} is not first, last or an epoch-ms timestamp")))
+        }
+    };
+    if let Some(workers) = o.consume_workers {
+        if workers == 0 {
+            return Err(invalid("/consumeWorkers", "must be at least 1"));
+        }
+        options.consume_workers = workers as usize;
+    }
+    if let Some(ms) = o.rebalance_interval_ms {
+        options.rebalance_interval = millis("/rebalanceIntervalMs", ms)?;
+    }
+    Ok(options)
+}
+
+/// A connection to one broker (see `Client` in index.d.ts).
+#[napi]
+pub struct NativeClient {
+    cell: Arc<ClientCell>,
+}
+
+#[napi]
+impl NativeClient {
+    /// Connects to a gateway at `url`.
+    #[napi(factory)]
+    pub async fn connect(url: String, options: Option<ConnectOptions>) -> napi::Result<NativeClient> {
+        let options = remote_options(options)?;
+        let client = js(CoreClient::connect_with(&url, options).await)?;
+        Ok(NativeClient { cell: ClientCell::new(client) })
+    }
+
+    /// Opens a broker in this process on the directory `path`, with broker settings by name.
+    #[napi(factory)]
+    pub async fn embedded(path: String, config: Option<HashMap<String, serde_json::Value>>) -> napi::Result<NativeClient> {
+        let config = broker_config(path, config)?;
+        let client = js(CoreClient::embedded_with(config).await)?;
+        Ok(NativeClient { cell: ClientCell::new(client) })
+    }
+
+    /// `embedded` or `remote`.
+    #[napi(getter)]
+    pub fn transport(&self) -> String {
+        self.cell.client.transport().name().to_string()
+    }
+
+    /// A producer, optionally in a producer group.
+    #[napi]
+    pub fn producer(&self, group: Option<String>) -> NativeProducer {
+        NativeProducer::new(self.cell.clone(), group)
+    }
+
+    /// A transactional producer of `group`; `checker` answers check-backs.
+    #[napi]
+    pub async fn transaction_producer(&self, group: String, checker: CheckerFn) -> napi::Result<NativeTransactionProducer> {
+        NativeTransactionProducer::start(self.cell.clone(), group, JsChecker::new(checker)).await
+    }
+
+    /// A push consumer; with a listener, each message goes to it, else to `recv()`.
+    #[napi]
+    pub fn push_consumer(
+        &self,
+        group: String,
+        topic: String,
+        options: PushOptions,
+        on_message: Option<ListenerFn>,
+    ) -> napi::Result<NativePushConsumer> {
+        let mut options = push_options(options)?;
+        let slot = on_message.map(Callback::new);
+        if let Some(slot) = &slot {
+            options.listener = Some(listener(slot.clone()));
+            self.cell.hold(Arc::downgrade(slot) as Weak<dyn Release>);
+        }
+        let consumer = js(self.cell.client.push_consumer(&group, &topic, options))?;
+        Ok(NativePushConsumer::new(self.cell.clone(), consumer, slot))
+    }
+
+    /// A lease-based consumer of `topic` in `group`.
+    #[napi]
+    pub fn simple_consumer(
+        &self,
+        group: String,
+        topic: String,
+        filter: Option<String>,
+        sql: Option<String>,
+    ) -> napi::Result<NativeSimpleConsumer> {
+        let filter = filter_spec(filter, sql)?;
+        let consumer = js(self.cell.client.simple_consumer(&group, &topic, filter))?;
+        Ok(NativeSimpleConsumer::new(self.cell.clone(), consumer))
+    }
+
+    /// Administration.
+    #[napi]
+    pub fn admin(&self) -> NativeAdmin {
+        NativeAdmin::new(self.cell.clone())
+    }
+
+    /// Closes push consumers, then the connection, and releases every callback. Idempotent.
+    #[napi]
+    pub async fn close(&self) -> napi::Result<()> {
+        js(self.cell.close().await)
+    }
+}
+
+/// How long to wait, from JS: absent means forever.
+pub fn opt_millis(field: &str, value: Option<i64>) -> napi::Result<Option<Duration>> {
+    value.map(|v| millis(field, v)).transpose()
+}

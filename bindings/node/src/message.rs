@@ -1,0 +1,140 @@
+//! Messages across the edge: [`MessageData`] (a message out, as a plain object),
+//! [`SendResultData`], and [`OutgoingSpec`], a message to publish as `index.js` normalizes
+//! it (the body already a `Buffer`).
+
+use std::collections::HashMap;
+
+use ferrymq_core::client::{Delay, Message, MessageState, OutgoingMessage, SendResult};
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+
+use crate::errors::invalid;
+
+/// A message as delivered or looked up: the contract's "Message out".
+#[napi(object)]
+pub struct MessageData {
+    pub msg_id: String,
+    pub topic: String,
+    pub queue_id: Option<u32>,
+    pub queue_offset: Option<i64>,
+    pub commit_offset: Option<i64>,
+    pub body: Buffer,
+    pub tag: Option<String>,
+    pub keys: Vec<String>,
+    pub properties: HashMap<String, String>,
+    pub born_ts: i64,
+    pub store_ts: i64,
+    pub reconsume_times: u32,
+    pub receipt: Option<String>,
+    /// `stored`, `scheduled` or `half`.
+    pub state: String,
+}
+
+/// A u64 offset or time as a JS number (exact below 2^53, which offsets and epoch ms are).
+pub fn num(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl From<Message> for MessageData {
+    fn from(m: Message) -> Self {
+        MessageData {
+            msg_id: m.msg_id,
+            topic: m.topic,
+            queue_id: m.queue_id,
+            queue_offset: m.queue_offset.map(num),
+            commit_offset: m.commit_offset.map(num),
+            body: m.body.into(),
+            tag: m.tag,
+            keys: m.keys,
+            properties: m.properties.into_iter().collect(),
+            born_ts: num(m.born_ts),
+            store_ts: num(m.store_ts),
+            reconsume_times: m.reconsume_times,
+            receipt: m.receipt,
+            state: match m.state {
+                MessageState::Stored => "stored",
+                MessageState::Scheduled => "scheduled",
+                MessageState::Half => "half",
+            }
+            .to_string(),
+        }
+    }
+}
+
+/// Where a send landed; `queue_id` and `queue_offset` are absent for delayed and
+/// transactional sends, `transaction_id` present for transactional ones.
+#[napi(object)]
+pub struct SendResultData {
+    pub msg_id: String,
+    pub queue_id: Option<u32>,
+    pub queue_offset: Option<i64>,
+    pub transaction_id: Option<String>,
+}
+
+impl From<SendResult> for SendResultData {
+    fn from(r: SendResult) -> Self {
+        SendResultData {
+            msg_id: r.msg_id,
+            queue_id: r.queue_id,
+            queue_offset: r.queue_offset.map(num),
+            transaction_id: r.transaction_id,
+        }
+    }
+}
+
+/// A message to publish: the body and the attributes of `producer.send()`.
+#[napi(object)]
+pub struct OutgoingSpec {
+    pub body: Buffer,
+    pub tag: Option<String>,
+    pub keys: Option<Vec<String>>,
+    pub properties: Option<HashMap<String, String>>,
+    pub delay_level: Option<i64>,
+    pub delay_ms: Option<i64>,
+    pub deliver_at: Option<i64>,
+    pub sharding_key: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// A non-negative integer from JS.
+pub fn non_negative(field: &str, value: i64) -> napi::Result<u64> {
+    u64::try_from(value).map_err(|_| invalid(field, "must not be negative"))
+}
+
+/// Milliseconds from JS.
+pub fn millis(field: &str, value: i64) -> napi::Result<std::time::Duration> {
+    non_negative(field, value).map(std::time::Duration::from_millis)
+}
+
+impl OutgoingSpec {
+    /// The client's message; `prefix` is the JSON Pointer of this message in its call
+    /// (`""` for one message, `/messages/3` in a batch).
+    pub fn into_outgoing(self, prefix: &str) -> napi::Result<OutgoingMessage> {
+        let field = |name: &str| format!("{prefix}/{name}");
+        let mut delays = Vec::new();
+        if let Some(level) = self.delay_level {
+            let level = u32::try_from(level).map_err(|_| invalid(&field("delay_level"), "must be 1 or more"))?;
+            delays.push(Delay::Level(level));
+        }
+        if let Some(ms) = self.delay_ms {
+            delays.push(Delay::Millis(non_negative(&field("delay_ms"), ms)?));
+        }
+        if let Some(at) = self.deliver_at {
+            delays.push(Delay::At(non_negative(&field("deliver_at"), at)?));
+        }
+        if delays.len() > 1 {
+            return Err(invalid(&field("delay"), "give at most one of delayLevel, delayMs and deliverAt"));
+        }
+        Ok(OutgoingMessage {
+            body: self.body.to_vec(),
+            tag: self.tag,
+            keys: self.keys.unwrap_or_default(),
+            properties: self.properties.unwrap_or_default().into_iter().collect(),
+            delay: delays.pop(),
+            sharding_key: self.sharding_key,
+            transaction: None,
+            idempotency_key: self.idempotency_key,
+            born_ts: None,
+        })
+    }
+}
