@@ -8,12 +8,15 @@
 //!   leases, delay, retry and dead letters, transactions, long polling.
 //! - [`client`]: producers, consumers and rebalance, over a transport that is either the
 //!   embedded broker or a remote gateway.
+//! - [`config`]: the configuration keys, one table with each key's type, default, bounds and
+//!   doc, and the one parser of their values, used by the server and every binding.
 //!
 //! Errors of all three are one [`Error`] with a stable [`Error::kind`].
 #![deny(missing_docs)]
 
 pub mod broker;
 pub mod client;
+pub mod config;
 pub mod error;
 pub mod store;
 
