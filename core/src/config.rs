@@ -197,10 +197,20 @@ impl SettingError {
     }
 }
 
-/// A bad setting is an invalid argument whose field is `/config/<key>`.
+/// A bad setting is an invalid argument whose field is `/config/<key>` (so the message does
+/// not repeat the key).
 impl From<SettingError> for crate::Error {
     fn from(err: SettingError) -> Self {
-        crate::Error::invalid(format!("/config/{}", err.key()), err.to_string())
+        let message = match &err {
+            SettingError::UnknownKey { .. } => {
+                "unknown configuration key (`ferrymq config` lists the keys)".to_string()
+            }
+            SettingError::ServerOnly { .. } => {
+                "a server-only key (`ferrymq serve`); an embedded broker does not take it".to_string()
+            }
+            SettingError::InvalidValue { value, reason, .. } => format!("`{value}` is not valid: {reason}"),
+        };
+        crate::Error::invalid(format!("/config/{}", err.key()), message)
     }
 }
 
@@ -665,7 +675,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        "" => return Err(format!("`{text}` has no unit: {NEEDS_UNIT}")),
+        "" => return Err(format!("`{text}` has no unit: write it like 500ms, 6s, 1m, 2h or 1d")),
         _ => return Err(format!("`{text}` has an unknown unit `{unit}` (expected ms, s, m, h or d)")),
     };
     number.checked_mul(millis_per_unit).map(Duration::from_millis).ok_or_else(|| format!("`{text}` is too large"))
@@ -1039,6 +1049,7 @@ mod tests {
             assert!(err.to_string().contains("server-only"), "{err}");
             let core: crate::Error = err.into();
             assert!(matches!(&core, crate::Error::InvalidArgument { field, .. } if *field == format!("/config/{key}")));
+            assert!(core.to_string().contains("server-only"), "{core}");
         }
         let mut s = fresh();
         s.set_embedded("lease_ttl", &text("3s")).expect("a broker key");
