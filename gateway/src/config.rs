@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use ferrymq_core::config::{find, SettingError, Settings, Value};
+use ferrymq_core::config::{find, Scope, SettingError, Settings, Value, KEYS};
 
 /// Prefix of the environment variables that set configuration keys.
 pub const ENV_PREFIX: &str = "FERRYMQ_";
@@ -216,12 +216,57 @@ impl Config {
     }
 }
 
+/// The keys of core's table, as `ferrymq config` prints them: a header, then per key its
+/// name, type, default, bounds and scope on one line and its doc line below.
+pub fn describe_keys() -> String {
+    let mut out = String::from(
+        "Configuration keys of `ferrymq serve`: --set key=value, FERRYMQ_<KEY>, or the --config TOML file.\n\
+         Durations need a unit (500ms, 6s, 1m, 2h, 1d); sizes are bytes or 64KiB, 8MiB, 10MB.\n\
+         An embedded broker (e.g. Client.embedded in Python) takes the same keys, but not the server-only ones.\n\n",
+    );
+    let rows: Vec<[String; 5]> = KEYS
+        .iter()
+        .map(|key| {
+            let default = key.default_text();
+            [
+                key.name().to_string(),
+                key.kind().to_string(),
+                if default.is_empty() { "(unset)".to_string() } else { default },
+                key.bounds(),
+                if key.scope() == Scope::Server { "server only".to_string() } else { String::new() },
+            ]
+        })
+        .collect();
+    let header = ["KEY", "TYPE", "DEFAULT", "BOUNDS", "SCOPE"].map(String::from);
+    // Columns as wide as their cells, except that a long cell (the delay levels) overflows
+    // its row rather than widening every other.
+    const WIDEST: usize = 24;
+    let mut widths = [0; 5];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            let len = cell.chars().count();
+            if len <= WIDEST {
+                *width = (*width).max(len);
+            }
+        }
+    }
+    let line = |row: &[String; 5]| {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        format!("{}\n", cells.join("  ").trim_end())
+    };
+    out.push_str(&line(&header));
+    for (row, key) in rows.iter().zip(KEYS) {
+        out.push_str(&line(row));
+        out.push_str(&format!("    {}\n", key.doc()));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
-    use ferrymq_core::config::{Scope, Settings, KEYS};
     use ferrymq_core::store::FlushMode;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
