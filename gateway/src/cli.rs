@@ -28,6 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
+    #[command(after_help = "Configuration keys, with their defaults, bounds and meaning: `ferrymq config`.")]
     Serve(ServeArgs),
     /// Publish messages (the body argument, or one message per line of stdin).
     Produce(ProduceArgs),
@@ -62,6 +63,8 @@ pub enum Command {
         #[command(subcommand)]
         command: MessageCommand,
     },
+    /// List the configuration keys of `ferrymq serve`: type, default, bounds and meaning.
+    Config,
 }
 
 /// `ferrymq serve` options.
@@ -76,7 +79,7 @@ pub struct ServeArgs {
     /// TOML configuration file (flat keys).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// One `key=value` setting; repeatable; beats the environment and the file.
+    /// One `key=value` setting; repeatable; beats the environment and the file (keys: `ferrymq config`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 }
@@ -319,6 +322,10 @@ fn print(value: &Value) -> Result<(), ClientError> {
 pub async fn run_client(command: Command) -> Result<(), ClientError> {
     match command {
         Command::Serve(_) => Err(ClientError::Usage("serve is not a client command".to_string())),
+        Command::Config => {
+            print!("{}", crate::config::describe_keys());
+            Ok(())
+        }
         Command::Produce(args) => produce(args).await,
         Command::Bench(args) => {
             let result = crate::bench::run(&args).await?;

@@ -6,56 +6,27 @@ use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferrymq_core::broker::{Broker, BrokerConfig};
-use ferrymq_core::store::FlushMode as StoreFlushMode;
+use ferrymq_core::broker::Broker;
 use tokio::net::TcpListener;
 
 use crate::auth::AuthConfig;
-use crate::config::{Config, FlushMode};
+use crate::config::Config;
 use crate::state::{AppState, GatewaySettings};
 
 /// How long in-flight HTTP requests (long polls included) get to finish after a signal.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// The broker configuration a server configuration asks for.
-pub fn broker_config(config: &Config) -> BrokerConfig {
-    let mut broker = BrokerConfig::new(&config.data_dir);
-    broker.store.segment_bytes = config.segment_bytes;
-    broker.store.flush = match config.flush {
-        FlushMode::Async => StoreFlushMode::Async,
-        FlushMode::Sync => StoreFlushMode::Sync,
-    };
-    broker.store.flush_interval = config.flush_interval;
-    broker.store.max_message_bytes = config.max_message_bytes;
-    broker.store.retention = Duration::from_secs(config.retention_hours.saturating_mul(3600));
-    broker.store.disk_max_used_ratio = config.disk_max_used_ratio;
-    broker.delay_levels = config.delay_levels.clone();
-    broker.max_delay = config.max_delay;
-    broker.timer_precision = config.timer_precision;
-    broker.max_reconsume_times = config.max_reconsume_times;
-    broker.transaction_timeout = config.transaction_timeout;
-    broker.transaction_check_interval = config.transaction_check_interval;
-    broker.transaction_check_max = config.transaction_check_max;
-    broker.lease_ttl = config.lease_ttl;
-    broker.orderly_suspend = config.orderly_suspend;
-    broker.auto_create_topics = config.auto_create_topics;
-    broker.default_queues = config.default_queues;
-    broker.max_batch_messages = config.max_batch_messages;
-    broker.max_batch_bytes = config.max_batch_bytes;
-    broker.dedup_window = config.dedup_window;
-    broker
-}
-
 /// The gateway settings a server configuration asks for.
 pub fn gateway_settings(config: &Config) -> anyhow::Result<GatewaySettings> {
-    let auth = match &config.auth_file {
+    let (broker, server) = (&config.settings.broker, &config.settings.server);
+    let auth = match &server.auth_file {
         Some(path) => Some(AuthConfig::load(path)?),
         None => None,
     };
     // A batch's bodies travel base64-encoded in JSON: room for that plus the envelope.
-    let largest = config.max_batch_bytes.max(config.max_message_bytes);
+    let largest = broker.max_batch_bytes.max(broker.store.max_message_bytes);
     let body_limit = largest.saturating_mul(4) / 3 + (1 << 20);
-    Ok(GatewaySettings { body_limit, ws_ticket_ttl: config.ws_ticket_ttl, auth, ..GatewaySettings::default() })
+    Ok(GatewaySettings { body_limit, ws_ticket_ttl: server.ws_ticket_ttl, auth, ..GatewaySettings::default() })
 }
 
 /// Serves until SIGINT or SIGTERM, then shuts the broker down.
@@ -63,13 +34,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let settings = gateway_settings(&config)?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "ferrymq listening");
+    tracing::info!(%addr, data_dir = %config.settings.broker.store.dir.display(), "ferrymq listening");
     let state = AppState::new(settings);
     let app = crate::app(state.clone());
 
     let opener = {
         let state = state.clone();
-        let broker_config = broker_config(&config);
+        let broker_config = config.settings.broker.clone();
         tokio::spawn(async move {
             match Broker::open(broker_config).await {
                 Ok(broker) => {
