@@ -163,8 +163,11 @@ pub struct PushOptions {
 }
 
 fn push_options(o: PushOptions) -> napi::Result<PushConsumerOptions> {
-    let mut options =
-        PushConsumerOptions { filter: filter_spec(o.filter, o.sql)?, orderly: o.orderly.unwrap_or(false), ..Default::default() };
+    let mut options = PushConsumerOptions {
+        filter: filter_spec(o.filter, o.sql)?,
+        orderly: o.orderly.unwrap_or(false),
+        ..Default::default()
+    };
     options.mode = match o.mode.as_deref().unwrap_or("clustering") {
         "clustering" => ConsumeMode::Clustering,
         "broadcasting" => ConsumeMode::Broadcasting,
@@ -175,7 +178,8 @@ fn push_options(o: PushOptions) -> napi::Result<PushConsumerOptions> {
         (Strategy::MachineRoom { .. }, Some(rooms)) => {
             let mut queue_rooms = std::collections::BTreeMap::new();
             for (queue, room) in rooms {
-                let id = queue.parse::<u32>().map_err(|_| invalid("/queueRooms", format!("{queue:?} is not a queue id")))?;
+                let id =
+                    queue.parse::<u32>().map_err(|_| invalid("/queueRooms", format!("{queue:?} is not a queue id")))?;
                 queue_rooms.insert(id, room);
             }
             Strategy::MachineRoom { queue_rooms }
@@ -221,7 +225,10 @@ impl NativeClient {
 
     /// Opens a broker in this process on the directory `path`, with broker settings by name.
     #[napi(factory)]
-    pub async fn embedded(path: String, config: Option<HashMap<String, serde_json::Value>>) -> napi::Result<NativeClient> {
+    pub async fn embedded(
+        path: String,
+        config: Option<HashMap<String, serde_json::Value>>,
+    ) -> napi::Result<NativeClient> {
         let config = broker_config(path, config)?;
         let client = js(CoreClient::embedded_with(config).await)?;
         Ok(NativeClient { cell: ClientCell::new(client) })
@@ -241,7 +248,11 @@ impl NativeClient {
 
     /// A transactional producer of `group`; `checker` answers check-backs.
     #[napi]
-    pub async fn transaction_producer(&self, group: String, checker: CheckerFn) -> napi::Result<NativeTransactionProducer> {
+    pub async fn transaction_producer(
+        &self,
+        group: String,
+        checker: CheckerFn,
+    ) -> napi::Result<NativeTransactionProducer> {
         NativeTransactionProducer::start(self.cell.clone(), group, JsChecker::new(checker)).await
     }
 

@@ -26,7 +26,10 @@ pub fn listener(slot: Arc<Callback<ListenerFn>>) -> Listener {
         let function = slot.get();
         async move {
             let function = function.ok_or_else(|| ListenerError::new("the consumer is closed"))?;
-            let promise = function.call_async_catch(MessageData::from(message)).await.map_err(|e| ListenerError::new(e.reason))?;
+            let promise = function
+                .call_async_catch(MessageData::from(message))
+                .await
+                .map_err(|e| ListenerError::new(e.reason))?;
             match promise.await.map_err(|e| ListenerError::new(e.reason))?.as_str() {
                 "ack" => Ok(()),
                 _ => Err(ListenerError::new("the listener threw")),

@@ -3,9 +3,7 @@
 
 use std::sync::{Arc, Weak};
 
-use ferrymq_core::client::{
-    Message, Producer, TransactionChecker, TransactionProducer, TransactionResolution,
-};
+use ferrymq_core::client::{Message, Producer, TransactionChecker, TransactionProducer, TransactionResolution};
 use napi::bindgen_prelude::Promise;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
@@ -146,7 +144,8 @@ impl NativeTransactionProducer {
             .send_in_transaction_async(&topic, message, |half| {
                 let failure = &mut failure;
                 async move {
-                    let verdict = async { local_transaction.call_async_catch(MessageData::from(half)).await?.await }.await;
+                    let verdict =
+                        async { local_transaction.call_async_catch(MessageData::from(half)).await?.await }.await;
                     match verdict.map(|text| TransactionResolution::parse(&text)) {
                         Ok(Ok(resolution)) => resolution,
                         Ok(Err(e)) => {
