@@ -89,11 +89,15 @@ impl Drop for ClientCell {
     fn drop(&mut self) {
         if !self.closed.load(Ordering::Acquire) {
             let client = self.client.clone();
-            spawn(async move {
-                if let Err(e) = client.close().await {
-                    tracing::warn!(error = %e, "closing a collected client failed");
-                }
-            });
+            // At process exit Node finalizes objects after napi-rs's runtime has stopped, and
+            // spawning then panics; a panic must not reach the finalizer's C frames.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                spawn(async move {
+                    if let Err(e) = client.close().await {
+                        tracing::warn!(error = %e, "closing a collected client failed");
+                    }
+                });
+            }));
         }
     }
 }

@@ -1,0 +1,180 @@
+// Publish and consume: every body type, attributes, batches, one-way sends, and the three
+// ways to consume (simple receive/ack, push `for await`, push listener).
+'use strict';
+
+const assert = require('node:assert/strict');
+const { test } = require('node:test');
+
+const { ferrymq, forEachTransport, uniq, drain, waitFor } = require('./helpers');
+
+forEachTransport((getClient) => {
+  test('a message sent with attributes comes back with them', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('orders');
+    const producer = client.producer('p1');
+    assert.equal(producer.group, 'p1');
+    const sent = await producer.send(topic, 'hello', {
+      tag: 'new',
+      keys: ['order-1', 'customer-7'],
+      properties: { region: 'eu', amount: 12 },
+    });
+    assert.equal(typeof sent.msgId, 'string');
+    assert.equal(sent.queueOffset, 0);
+    assert.equal(sent.transactionId, undefined);
+
+    const consumer = client.simpleConsumer(uniq('g'), topic);
+    const [message] = await drain(consumer, 1);
+    assert.ok(message instanceof ferrymq.Message);
+    assert.equal(message.msgId, sent.msgId);
+    assert.equal(message.topic, topic);
+    assert.equal(message.queueId, sent.queueId);
+    assert.ok(Buffer.isBuffer(message.body));
+    assert.equal(message.text, 'hello');
+    assert.equal(message.tag, 'new');
+    assert.deepEqual(message.keys, ['order-1', 'customer-7']);
+    assert.deepEqual(message.properties, { region: 'eu', amount: '12' });
+    assert.equal(message.reconsumeTimes, 0);
+    assert.equal(message.state, 'stored');
+    assert.equal(typeof message.receipt, 'string');
+    assert.ok(message.storeTs >= message.bornTs - 1000);
+  });
+
+  test('bodies may be a Buffer, a Uint8Array or a string', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('bodies');
+    const producer = client.producer();
+    const bytes = Uint8Array.from([0, 1, 2, 255]);
+    await producer.send(topic, Buffer.from([7, 8, 9]));
+    await producer.send(topic, bytes.subarray(1));
+    await producer.send(topic, 'héllo');
+    const received = await drain(client.simpleConsumer(uniq('g'), topic), 3);
+    const bodies = received.map((m) => m.body.toString('hex')).sort();
+    assert.deepEqual(bodies, ['0102ff', '070809', Buffer.from('héllo').toString('hex')].sort());
+  });
+
+  test('a batch is stored whole, results in order', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('batch');
+    const results = await client
+      .producer()
+      .sendBatch(topic, ['a', Buffer.from('b'), { body: 'c', tag: 'T', keys: 'k-c', shardingKey: 's' }]);
+    assert.equal(results.length, 3);
+    assert.equal(new Set(results.map((r) => r.msgId)).size, 3);
+    const received = await drain(client.simpleConsumer(uniq('g'), topic), 3);
+    const c = received.find((m) => m.text === 'c');
+    assert.equal(c.tag, 'T');
+    assert.deepEqual(c.keys, ['k-c']);
+    assert.deepEqual(received.map((m) => m.text).sort(), ['a', 'b', 'c']);
+  });
+
+  test('a one-way send arrives; its failure reaches the error event', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('oneway');
+    const producer = client.producer();
+    assert.equal(producer.sendOneway(topic, 'fire'), undefined);
+    const [message] = await drain(client.simpleConsumer(uniq('g'), topic), 1);
+    assert.equal(message.text, 'fire');
+
+    await client.admin().createTopic(uniq('readonly'), { queues: 1, perm: 'r' }).then(async (readonly) => {
+      const failed = new Promise((resolve) => producer.once('error', resolve));
+      producer.sendOneway(readonly.name, 'refused');
+      const error = await failed;
+      assert.ok(error instanceof ferrymq.Forbidden);
+      assert.equal(error.code, 'forbidden');
+      assert.equal(error.topic, readonly.name);
+    });
+  });
+
+  test('a push consumer without a listener is an async iterable', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('iter');
+    const producer = client.producer();
+    for (let i = 0; i < 5; i++) await producer.send(topic, `m${i}`);
+    const consumer = await client.pushConsumer(uniq('g'), topic).start();
+    const seen = [];
+    for await (const message of consumer) {
+      seen.push(message.text);
+      await message.ack();
+      if (seen.length === 5) break;
+    }
+    assert.deepEqual(seen.sort(), ['m0', 'm1', 'm2', 'm3', 'm4']);
+    await consumer.close();
+    // Iteration ends once the consumer is closed.
+    const after = [];
+    for await (const message of consumer) after.push(message);
+    assert.deepEqual(after, []);
+  });
+
+  test('a push consumer with a listener acks on return, also when async', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('listen');
+    const group = uniq('g');
+    const seen = [];
+    const consumer = client.pushConsumer(group, topic, {
+      listener: async (message) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        seen.push(message.text);
+      },
+    });
+    await client.admin().createTopic(topic, { queues: 2 });
+    await consumer.start();
+    const producer = client.producer();
+    for (let i = 0; i < 4; i++) await producer.send(topic, `m${i}`);
+    await waitFor(() => seen.length >= 4, 15000, 'four messages');
+    await consumer.close();
+    assert.deepEqual([...seen].sort(), ['m0', 'm1', 'm2', 'm3']);
+    // Acked: the group's committed offsets cover them.
+    const offsets = (await client.admin().group(group)).offsets.filter((o) => o.topic === topic);
+    assert.equal(offsets.reduce((sum, o) => sum + o.committed, 0), 4);
+    assert.ok(offsets.every((o) => o.lag === 0));
+  });
+
+  test('a listener message is settled by the listener, not by ack()', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('settle');
+    let conflict = null;
+    const consumer = client.pushConsumer(uniq('g'), topic, {
+      listener: async (message) => {
+        await message.ack().catch((e) => {
+          conflict = e;
+        });
+      },
+    });
+    await client.producer().send(topic, 'x');
+    await consumer.start();
+    await waitFor(() => conflict, 15000, 'the ack to be refused');
+    assert.ok(conflict instanceof ferrymq.Conflict);
+  });
+
+  test('a simple consumer nacks, and the message comes back counted', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('nack');
+    await client.producer().send(topic, 'again');
+    const consumer = client.simpleConsumer(uniq('g'), topic);
+    const [first] = await waitFor(async () => {
+      const batch = await consumer.receive({ waitMs: 500 });
+      return batch.length ? batch : null;
+    });
+    await consumer.nack(first, { delayMs: 100 });
+    const [second] = await drain(consumer, 1);
+    assert.equal(second.msgId, first.msgId);
+    assert.equal(second.reconsumeTimes, 1);
+    await assert.rejects(first.ack(), ferrymq.FerryError);
+  });
+
+  test('changeInvisibleDuration gives a new receipt; the old one stops working', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('invisible');
+    await client.producer().send(topic, 'lease');
+    const consumer = client.simpleConsumer(uniq('g'), topic);
+    const [message] = await waitFor(async () => {
+      const batch = await consumer.receive({ waitMs: 500, invisibleMs: 5000 });
+      return batch.length ? batch : null;
+    });
+    const old = message.receipt;
+    await consumer.changeInvisibleDuration(message, 10000);
+    assert.notEqual(message.receipt, old);
+    await message.ack();
+    await assert.rejects(consumer.ack(message), ferrymq.Conflict);
+  });
+});
