@@ -193,7 +193,7 @@ const SEND_OPTIONS = ['tag', 'keys', 'properties', 'delayLevel', 'delayMs', 'del
 
 /** The native form of a message to publish; `prefix` locates it in the call. */
 function outgoing(body, opts, prefix) {
-  const o = options(opts, prefix || '/options', SEND_OPTIONS);
+  const o = options(opts, prefix, SEND_OPTIONS);
   let keys;
   if (typeof o.keys === 'string') keys = [o.keys];
   else if (o.keys !== undefined && o.keys !== null) {
