@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: Rust unit, property, integration and crash tests, then the
-# Python SDK suite and the end-to-end suites (Python against a live server, OpenAPI-generated
-# client, schemathesis, headless Chromium). It installs what those need first
+# Python and Node SDK suites and the end-to-end suites (Python against a live server,
+# OpenAPI-generated client, schemathesis, headless Chromium). It installs what those need first
 # (scripts/install-deps.sh, idempotent), so on a fresh machine this one command is enough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,10 @@ cargo test --workspace --doc
 # Python SDK: build it with pip (maturin), then pytest (embedded and against `ferrymq serve`),
 # mypy --strict and stubtest.
 bindings/python/test.sh
+
+# Node SDK: build the native module, node --test (embedded and against `ferrymq serve`),
+# tsc --strict over the type declarations, examples and a typed test file.
+bindings/node/test.sh
 
 # End-to-end against a live server: generated OpenAPI client, schemathesis, headless Chromium.
 scripts/e2e.sh

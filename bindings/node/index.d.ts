@@ -195,7 +195,8 @@ export interface ReceiveOptions {
 }
 
 /** A check-back checker or local transaction: says how the transaction of a half message
- * ended. May be async. */
+ * ended. May be async. (TypeScript widens the string an async function returns: write
+ * `async (half): Promise<TransactionVerdict> => 'commit'`, or `'commit' as const`.) */
 export type TransactionDecider = (message: Message) => TransactionVerdict | Promise<TransactionVerdict>;
 
 /** A connection to one broker: `Client.embedded(path)` runs a broker in this process on a

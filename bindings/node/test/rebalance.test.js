@@ -41,27 +41,35 @@ function consumed(files) {
 }
 
 test('three member processes share a topic: nothing lost or doubled at steady state', async (t) => {
+  const dir = tempDir(t);
+  // Registered first, so that it runs first: no member outlives the test.
+  let members = [];
+  t.after(async () => {
+    const exits = members.map((m) => new Promise((resolve) => (m.exitCode === null ? m.once('exit', resolve) : resolve())));
+    for (const m of members) m.kill('SIGKILL');
+    await Promise.all(exits);
+  });
   const client = await connect(server);
   t.after(() => client.close());
-  const dir = tempDir(t);
   const topic = uniq('t');
   const group = uniq('g');
   await client.admin().createTopic(topic, { queues: QUEUES });
   const outs = [0, 1, 2].map((i) => path.join(dir, `member${i}.out`));
   const assignments = [0, 1, 2].map((i) => path.join(dir, `member${i}.json`));
-  const members = [0, 1, 2].map((i) =>
+  members = [0, 1, 2].map((i) =>
     spawn(process.execPath, [MEMBER, server.url, group, topic, outs[i], assignments[i], String(LEASE_TTL_MS)], {
-      stdio: ['ignore', 'inherit', 'inherit'],
+      // A member exits when its stdin closes: with this test, however it ends.
+      stdio: ['pipe', 'inherit', 'inherit'],
     }),
   );
   const exited = members.map((m) => new Promise((resolve) => m.once('exit', resolve)));
-  t.after(async () => {
-    for (const m of members) m.kill('SIGKILL');
-    await Promise.all(exited);
-  });
+  const alive = (i) => {
+    if (members[i].exitCode !== null) throw new Error(`member ${i} exited with ${members[i].exitCode}`);
+  };
 
-  const partitioned = (alive) => {
-    const shares = alive.map((i) => readJson(assignments[i]));
+  const partitioned = (running) => {
+    running.forEach(alive);
+    const shares = running.map((i) => readJson(assignments[i]));
     if (shares.some((s) => !s || s.length === 0)) return null;
     const owned = shares.flat().sort((a, b) => a - b);
     return JSON.stringify(owned) === JSON.stringify([...Array(QUEUES).keys()]) ? shares : null;
