@@ -10,6 +10,7 @@
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
@@ -74,6 +75,19 @@ function freePort() {
   });
 }
 
+/** The status of one GET (0 when there is no answer within a second), on a fresh connection:
+ * a probe sent while the server is still starting must not wait on it forever. */
+function healthStatus(url) {
+  return new Promise((resolve) => {
+    const request = http.get(url, { agent: false, timeout: 1000 }, (response) => {
+      response.resume();
+      resolve(response.statusCode);
+    });
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolve(0));
+  });
+}
+
 /** A `ferrymq serve` child process with the fast settings (plus `extra`). */
 async function startServer(extra = {}) {
   const binary = process.env.FERRYMQ_BIN || path.join(ROOT, 'target', 'debug', 'ferrymq');
@@ -93,12 +107,7 @@ async function startServer(extra = {}) {
   const deadline = Date.now() + 30000;
   for (;;) {
     if (exited !== null) throw new Error(`ferrymq serve exited with ${exited}:\n${logText()}`);
-    try {
-      const answer = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
-      if (answer.ok) break;
-    } catch {
-      // not listening yet, or not answering yet
-    }
+    if ((await healthStatus(`${url}/healthz`)) === 200) break;
     if (Date.now() > deadline) throw new Error(`ferrymq serve did not become healthy:\n${logText()}`);
     await sleep(100);
   }
