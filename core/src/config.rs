@@ -109,12 +109,21 @@ pub struct ServerSettings {
     pub ws_ticket_ttl: Duration,
     /// `auth_file`: the tokens file; `None` leaves the server open.
     pub auth_file: Option<PathBuf>,
+    /// `tls_cert`: the server's certificate chain (PEM); with `tls_key`, HTTPS and WSS.
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`: the private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerSettings {
     /// The defaults of [`KEYS`].
     fn default() -> Self {
-        ServerSettings { ws_ticket_ttl: WS_TICKET_TTL.default(), auth_file: AUTH_FILE.default() }
+        ServerSettings {
+            ws_ticket_ttl: WS_TICKET_TTL.default(),
+            auth_file: AUTH_FILE.default(),
+            tls_cert: TLS_CERT.default(),
+            tls_key: TLS_KEY.default(),
+        }
     }
 }
 
@@ -392,6 +401,10 @@ keys! {
     DEFAULT_QUEUES: u32 = "default_queues", Broker, Count { min: 1, max: Some(1024) }, 8, at!(broker.default_queues);
     /// Tokens file (TOML) limiting who may do what; unset, the server is open. An empty value unsets it.
     AUTH_FILE: Option<PathBuf> = "auth_file", Server, PathForm, None, at!(server.auth_file);
+    /// Certificate chain (PEM) of the server; with `tls_key`, `ferrymq serve` speaks HTTPS and WSS on its port.
+    TLS_CERT: Option<PathBuf> = "tls_cert", Server, PathForm, None, at!(server.tls_cert);
+    /// Private key (PEM) of `tls_cert`.
+    TLS_KEY: Option<PathBuf> = "tls_key", Server, PathForm, None, at!(server.tls_key);
 }
 
 fn expected(what: &str, value: &Value) -> String {
@@ -1042,7 +1055,7 @@ mod tests {
     #[test]
     fn embedded_config_refuses_server_only_keys() {
         let server_only: Vec<&str> = KEYS.iter().filter(|k| k.scope() == Scope::Server).map(|k| k.name()).collect();
-        assert_eq!(server_only, ["ws_ticket_ttl", "auth_file"]);
+        assert_eq!(server_only, ["ws_ticket_ttl", "auth_file", "tls_cert", "tls_key"]);
         for key in server_only {
             let err = fresh().set_embedded(key, &text("5s")).expect_err(key);
             assert_eq!(err, SettingError::ServerOnly { key: key.to_string() });

@@ -64,6 +64,10 @@ async fn run_server(args: ServeArgs) -> ExitCode {
             return ExitCode::from(BAD_CONFIG);
         }
     }
+    if let Err(err) = ferrymq_gateway::tls::server_config(&config.settings.server) {
+        eprintln!("ferrymq: {err}");
+        return ExitCode::from(BAD_CONFIG);
+    }
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

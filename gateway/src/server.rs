@@ -32,9 +32,11 @@ pub fn gateway_settings(config: &Config) -> anyhow::Result<GatewaySettings> {
 /// Serves until SIGINT or SIGTERM, then shuts the broker down.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let settings = gateway_settings(&config)?;
+    let tls = crate::tls::server_config(&config.settings.server)?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %config.settings.broker.store.dir.display(), "ferrymq listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, data_dir = %config.settings.broker.store.dir.display(), "ferrymq listening");
     let state = AppState::new(settings);
     let app = crate::app(state.clone());
 
@@ -69,9 +71,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     };
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(graceful)
-        .into_future();
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> = match tls {
+        None => Box::pin(axum::serve(listener, service).with_graceful_shutdown(graceful).into_future()),
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                graceful.await;
+                stopper.graceful_shutdown(Some(DRAIN));
+            });
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+            Box::pin(axum_server::from_tcp_rustls(listener.into_std()?, rustls)?.handle(handle).serve(service))
+        }
+    };
     tokio::pin!(server);
     let served = tokio::select! {
         result = &mut server => result.map_err(anyhow::Error::from),
