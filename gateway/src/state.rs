@@ -29,7 +29,7 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         GatewaySettings {
             body_limit: 32 << 20,
-            ws_ticket_ttl: Duration::from_secs(60),
+            ws_ticket_ttl: ferrymq_core::config::WS_TICKET_TTL.default(),
             auth: None,
             check_timeout: Duration::from_secs(3),
         }
