@@ -237,9 +237,10 @@ fn connection_error(e: impl std::error::Error) -> Error {
     Error::Connection(text)
 }
 
-/// The TLS client settings: the certificate authorities of `ca_file` (PEM) when given, else
-/// the system's roots; rustls with the ring provider.
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>> {
+/// The TLS client settings every FerryMQ client uses for `https://` and `wss://`: the
+/// certificate authorities of `ca_file` (PEM) when given, else the system's roots; rustls with
+/// the ring provider.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
 
@@ -248,14 +249,16 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientCon
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
-                .map_err(|e| Error::invalid("/ca_file", format!("cannot read certificates from {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    Error::invalid("/ca_file", format!("cannot read certificates from {}: {e}", path.display()))
+                })?;
             if certs.is_empty() {
                 return Err(Error::invalid("/ca_file", format!("{} holds no PEM certificate", path.display())));
             }
             for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::invalid("/ca_file", format!("a certificate in {} is not usable: {e}", path.display())))?;
+                roots.add(cert).map_err(|e| {
+                    Error::invalid("/ca_file", format!("a certificate in {} is not usable: {e}", path.display()))
+                })?;
             }
         }
         None => {
