@@ -9,15 +9,47 @@ use std::time::Duration;
 use ferrymq_core::broker::Broker;
 use tokio::net::TcpListener;
 
-use crate::auth::AuthConfig;
+use crate::auth::{AuthConfig, AuthError};
 use crate::config::Config;
 use crate::state::{AppState, GatewaySettings};
+use crate::tls::TlsError;
+
+/// Why `ferrymq serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The `--listen` value is not an address.
+    #[error("--listen {text:?} is not an address like 127.0.0.1:8080: {reason}")]
+    Listen {
+        /// The value as given.
+        text: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The `auth_file` cannot be used.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The TLS settings cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Binding or serving the socket failed.
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The broker could not open its data directory.
+    #[error("the broker could not open: {0}")]
+    Broker(#[source] ferrymq_core::Error),
+    /// The broker could not shut down cleanly (recovery runs on the next start).
+    #[error("the broker did not shut down cleanly: {0}")]
+    Shutdown(#[source] ferrymq_core::Error),
+    /// The task that opened the broker panicked or was cancelled.
+    #[error("the broker task failed: {0}")]
+    Task(String),
+}
 
 /// How long in-flight HTTP requests (long polls included) get to finish after a signal.
 const DRAIN: Duration = Duration::from_secs(5);
 
 /// The gateway settings a server configuration asks for.
-pub fn gateway_settings(config: &Config) -> anyhow::Result<GatewaySettings> {
+pub fn gateway_settings(config: &Config) -> Result<GatewaySettings, ServeError> {
     let (broker, server) = (&config.settings.broker, &config.settings.server);
     let auth = match &server.auth_file {
         Some(path) => Some(AuthConfig::load(path)?),
@@ -30,7 +62,7 @@ pub fn gateway_settings(config: &Config) -> anyhow::Result<GatewaySettings> {
 }
 
 /// Serves until SIGINT or SIGTERM, then shuts the broker down.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config) -> Result<(), ServeError> {
     let settings = gateway_settings(&config)?;
     let tls = crate::tls::server_config(&config.settings.server)?;
     let listener = TcpListener::bind(config.listen).await?;
@@ -87,11 +119,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     tokio::pin!(server);
     let served = tokio::select! {
-        result = &mut server => result.map_err(anyhow::Error::from),
+        result = &mut server => result.map_err(ServeError::from),
         _ = state.stopping() => {
             // Give in-flight requests a moment, then stop regardless.
             match tokio::time::timeout(DRAIN, &mut server).await {
-                Ok(result) => result.map_err(anyhow::Error::from),
+                Ok(result) => result.map_err(ServeError::from),
                 Err(_) => {
                     tracing::warn!("requests still running after the drain period; stopping anyway");
                     Ok(())
@@ -102,10 +134,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let broker = match opener.await {
         Ok(Ok(broker)) => broker,
-        Ok(Err(err)) => return Err(anyhow::anyhow!("the broker could not open: {err}")),
-        Err(err) => return Err(anyhow::anyhow!("the broker task failed: {err}")),
+        Ok(Err(err)) => return Err(ServeError::Broker(err)),
+        Err(err) => return Err(ServeError::Task(err.to_string())),
     };
-    broker.shutdown().await?;
+    broker.shutdown().await.map_err(ServeError::Shutdown)?;
     tracing::info!("broker shut down cleanly");
     served
 }
@@ -133,6 +165,7 @@ async fn shutdown_signal() {
 }
 
 /// The address a `--listen` value names.
-pub fn listen_addr(text: &str) -> anyhow::Result<SocketAddr> {
-    text.parse().map_err(|e| anyhow::anyhow!("--listen {text:?} is not an address like 127.0.0.1:8080: {e}"))
+pub fn listen_addr(text: &str) -> Result<SocketAddr, ServeError> {
+    text.parse()
+        .map_err(|e: std::net::AddrParseError| ServeError::Listen { text: text.to_string(), reason: e.to_string() })
 }
