@@ -358,8 +358,9 @@ pub async fn run_client(command: Command) -> Result<(), ClientError> {
         }
         Command::Produce(args) => produce(args).await,
         Command::Bench(args) => {
-            let result = crate::bench::run(&args).await?;
-            println!("mode={:?} size={} {result}", args.mode, args.size);
+            for result in crate::bench::run(&args).await? {
+                println!("size={} {result}", args.size);
+            }
             Ok(())
         }
         Command::Consume(args) => consume(args).await,

@@ -139,13 +139,19 @@ async fn client_subcommands_round_trip() {
 async fn bench_runs_each_mode() {
     let t = TestApp::start().await;
     let url = format!("http://{}", t.serve().await);
-    for mode in ["rest-batch", "ws-publish", "ws-consume"] {
+    for mode in ["rest-batch", "produce", "consume"] {
         let (ok, out) =
             run(&url, &["bench", "--mode", mode, "--messages", "60", "--size", "32", "--batch", "20"]).await;
         assert!(ok, "{mode}: {out}");
         assert!(out.contains("messages=60"), "{mode}: {out}");
         assert!(out.contains("msgs_per_s="), "{mode}: {out}");
     }
+    let (ok, out) = run(&url, &["bench", "--mode", "produce", "--messages", "40", "--producers", "3"]).await;
+    assert!(ok && out.contains("messages=40") && out.contains("p99_ms="), "{out}");
+    // e2e: 200 msgs/s for 1 s, all received, none lost.
+    let (ok, out) = run(&url, &["bench", "--mode", "e2e", "--rate", "200", "--secs", "1", "--size", "64"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("scenario=e2e messages=200") && out.contains("lost=0"), "{out}");
 }
 
 /// Starts `ferrymq serve` on a free port over `dir`; returns the child and its URL once healthy.
