@@ -107,7 +107,8 @@ impl<S: Subscriber> Layer<S> for PythonLogging {
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        metadata.is_span() || wanted(python_level(metadata.level()))
+        // Spans are not forwarded (Python's logging has no such thing): never build them.
+        metadata.is_event() && wanted(python_level(metadata.level()))
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
