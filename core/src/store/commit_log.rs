@@ -133,15 +133,19 @@ impl CommitLog {
     /// Appends the records in order, as one contiguous batch when there is more than one. On
     /// success the records are published; returns their placements and the new log end.
     ///
-    /// An error before the first record is written leaves the log unchanged. An error in the
-    /// middle of a batch (only possible when creating a segment fails) leaves a partial batch
-    /// behind; the caller must then poison the store.
+    /// Every segment the batch will need is created (allocated, mapped, its directory
+    /// fsynced) before the first byte is written, so a full disk fails the append with the log
+    /// unchanged and a later append can try again. On error the flag says whether the store
+    /// must be poisoned: a directory fsync failed, or a write failed in the middle of a batch
+    /// (its first records are already in place). A failed write of the batch's first record
+    /// leaves nothing published; the next append overwrites those bytes.
     pub(crate) fn append(
         &self,
         tails: &mut [EncodedTail],
         now_ms: u64,
     ) -> Result<(Vec<AppendResult>, u64), (Error, bool)> {
         let mut a = self.lock();
+        let mut fresh = self.create_segments(&a, tails)?;
         let store_ts = now_ms.max(a.last_store_ts);
         a.last_store_ts = store_ts;
         let mut results = Vec::with_capacity(tails.len());
@@ -149,7 +153,12 @@ impl CommitLog {
         for (i, tail) in tails.iter_mut().enumerate() {
             let len = tail.record_len() as u64;
             if a.pos - a.active.base() + len + FILLER_RESERVE > a.active.len() {
-                self.roll(&mut a).map_err(|e| (e, i > 0))?;
+                let seg = fresh.pop().ok_or_else(|| (Error::Unavailable("no segment prepared".into()), i > 0))?;
+                self.roll(&mut a, seg).map_err(|e| (e, i > 0))?;
+                if i == 0 {
+                    // A filler ends the old segment: the new start is a valid log end.
+                    self.write_pos.store(a.pos, Ordering::SeqCst);
+                }
             }
             let queue_offset =
                 a.queue_offsets.get(&tail.topic).and_then(|m| m.get(&tail.queue_id)).copied().unwrap_or(0);
@@ -179,8 +188,56 @@ impl CommitLog {
         Ok((results, end))
     }
 
-    /// Seals the active segment with a filler and starts the next one.
-    fn roll(&self, a: &mut Appender) -> Result<()> {
+    /// Creates the segments that appending `tails` at the current position will roll into
+    /// (in reverse order, so `pop` gives the next). On failure removes the ones it created;
+    /// the flag says whether the store must be poisoned (the directory fsync failed).
+    fn create_segments(&self, a: &Appender, tails: &[EncodedTail]) -> Result<Vec<Segment>, (Error, bool)> {
+        let mut pos = a.pos;
+        let (mut seg_base, mut seg_len) = (a.active.base(), a.active.len());
+        let mut bases = Vec::new();
+        for tail in tails {
+            let len = tail.record_len() as u64;
+            if pos - seg_base + len + FILLER_RESERVE > seg_len {
+                seg_base += seg_len;
+                seg_len = self.segment_bytes;
+                bases.push(seg_base);
+                pos = seg_base;
+            }
+            pos += len;
+        }
+        if bases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut made = Vec::with_capacity(bases.len());
+        let discard = |made: Vec<Segment>| {
+            for seg in made {
+                let path = seg.path().to_path_buf();
+                drop(seg);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "removing an unused segment failed");
+                }
+            }
+        };
+        for base in bases {
+            match Segment::create(&self.dir, base, self.segment_bytes) {
+                Ok(seg) => made.push(seg),
+                Err(e) => {
+                    discard(made);
+                    return Err((e, false));
+                }
+            }
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            discard(made);
+            return Err((e, true));
+        }
+        made.reverse();
+        Ok(made)
+    }
+
+    /// Seals the active segment with a filler and makes `seg` (created for this position)
+    /// the active one.
+    fn roll(&self, a: &mut Appender, seg: Segment) -> Result<()> {
         if a.pos < a.active.end() {
             let local = (a.pos - a.active.base()) as usize;
             let len = a.active.len() as usize - local;
@@ -191,8 +248,10 @@ impl CommitLog {
             file.publish(local + len);
             a.pos = a.active.end();
         }
-        let seg = Arc::new(Segment::create(&self.dir, a.pos, self.segment_bytes)?);
-        sync_dir(&self.dir)?;
+        if seg.base() != a.pos {
+            return Err(Error::Unavailable(format!("segment prepared at {} for position {}", seg.base(), a.pos)));
+        }
+        let seg = Arc::new(seg);
         self.segments.write().unwrap_or_else(|p| p.into_inner()).push(seg.clone());
         a.active = seg;
         tracing::debug!(base = a.pos, "commit log rolled to a new segment");

@@ -21,6 +21,10 @@ mod commit_log;
 mod config;
 mod consume_queue;
 mod dispatcher;
+#[cfg(feature = "failpoints")]
+pub mod fault;
+#[cfg(not(feature = "failpoints"))]
+mod fault;
 mod flush;
 mod hash;
 mod index;
@@ -131,6 +135,15 @@ impl std::fmt::Debug for Store {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Whether `e` says the file system is full.
+fn is_no_space(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
+        Error::InsufficientStorage { .. } => true,
+        _ => false,
+    }
 }
 
 fn validate_config(c: &StoreConfig) -> Result<()> {
@@ -253,8 +266,11 @@ impl Store {
                             Ok(true) if !i.closed.load(Ordering::Acquire) => continue,
                             Ok(_) => break,
                             Err(e) => {
-                                // Only a performance aid: appends work without it.
-                                tracing::warn!(error = %e, "preparing the log ahead of the appender failed");
+                                // The msync went through the same file the group commit
+                                // flushes, and Linux reports a write-back error only once per
+                                // file: a later msync could succeed over pages that never
+                                // reached the disk. Nobody may be told "durable" any more.
+                                i.flusher.poison("commit log (prepare ahead)", &e);
                                 break;
                             }
                         }
@@ -317,14 +333,14 @@ impl Store {
         }
         let (results, end) = match inner.log.append(&mut tails, now_ms()) {
             Ok(r) => r,
-            Err((e, partial)) => {
+            Err((e, poison)) => {
                 if sync {
                     inner.flusher.leave();
                 }
-                if partial {
-                    inner.flusher.poison("commit log (batch half written)", &std::io::Error::other(e.to_string()));
+                if poison {
+                    inner.flusher.poison("commit log append", &std::io::Error::other(e.to_string()));
                 }
-                return Err(e);
+                return Err(inner.storage_error(e));
             }
         };
         if sync {
@@ -577,6 +593,19 @@ impl Inner {
         Ok(())
     }
 
+    /// Reports a full file system (ENOSPC, EDQUOT) as [`Error::InsufficientStorage`]; other
+    /// errors pass unchanged.
+    fn storage_error(&self, e: Error) -> Error {
+        if !is_no_space(&e) {
+            return e;
+        }
+        tracing::warn!(error = %e, "the file system is full; refusing the write");
+        Error::InsufficientStorage {
+            used_ratio: retention::measure(&self.config.dir).unwrap_or(1.0),
+            max_ratio: self.config.disk_max_used_ratio,
+        }
+    }
+
     fn update_disk(&self, ratio: Option<f64>) {
         if let Some(r) = ratio {
             self.disk_ratio.store(r.to_bits(), Ordering::Release);
@@ -641,6 +670,12 @@ impl Inner {
             return Ok(());
         }
         if let Err(e) = cp.write(&self.config.dir.join("checkpoint")) {
+            // A full disk fails the temporary file before the rename: the old checkpoint
+            // stands and stays true, so that is no reason to poison. Anything else (a failed
+            // fsync) is.
+            if is_no_space(&e) {
+                return Err(self.storage_error(e));
+            }
             if let Error::Io { source, .. } = &e {
                 self.flusher.poison("checkpoint", source);
             }
