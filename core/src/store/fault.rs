@@ -14,9 +14,6 @@
 //! completed msync made durable, and can write out the directory as a machine crash would
 //! leave it, every write that no completed flush covered dropped.
 
-use std::io;
-use std::path::Path;
-
 /// A place where a fault can be injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Point {
@@ -37,6 +34,7 @@ pub enum Point {
 
 /// One injected fault.
 #[cfg(any(test, feature = "failpoints"))]
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 #[derive(Clone, Debug)]
 pub struct Fault {
     /// Where.
@@ -52,6 +50,7 @@ pub struct Fault {
 }
 
 #[cfg(any(test, feature = "failpoints"))]
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 mod imp {
     use std::collections::HashMap;
     use std::fs;
@@ -211,48 +210,48 @@ pub(crate) use imp::{check, flushed, opened};
 #[cfg(not(any(test, feature = "failpoints")))]
 #[inline(always)]
 pub(crate) fn flushed(
-    _path: &Path,
+    _path: &std::path::Path,
     _file: &std::fs::File,
     _offset: usize,
     _len: usize,
-    flush: impl FnOnce() -> io::Result<()>,
-) -> io::Result<()> {
+    flush: impl FnOnce() -> std::io::Result<()>,
+) -> std::io::Result<()> {
     flush()
 }
 
 /// Nothing to record (no fault layer in this build).
 #[cfg(not(any(test, feature = "failpoints")))]
 #[inline(always)]
-pub(crate) fn opened(_path: &Path, _file: &std::fs::File, _len: usize) {}
+pub(crate) fn opened(_path: &std::path::Path, _file: &std::fs::File, _len: usize) {}
 
 /// Never fails (no fault layer in this build).
 #[cfg(not(any(test, feature = "failpoints")))]
 #[inline(always)]
-pub(crate) fn check(_point: Point, _path: &Path) -> io::Result<()> {
+pub(crate) fn check(_point: Point, _path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
 /// Arms a fault (see the module docs).
-#[cfg(any(test, feature = "failpoints"))]
+#[cfg(feature = "failpoints")]
 pub fn inject(fault: Fault) {
     imp::inject(fault);
 }
 
 /// Disarms every fault whose path prefix lies at or below `prefix`.
-#[cfg(any(test, feature = "failpoints"))]
-pub fn clear(prefix: &Path) {
+#[cfg(feature = "failpoints")]
+pub fn clear(prefix: &std::path::Path) {
     imp::clear(prefix);
 }
 
 /// Starts the power-loss model for mapped files under `root` (call before opening the store).
-#[cfg(any(test, feature = "failpoints"))]
-pub fn track_durable(root: &Path) {
+#[cfg(feature = "failpoints")]
+pub fn track_durable(root: &std::path::Path) {
     imp::track_durable(root);
 }
 
 /// Stops the power-loss model for `root` and forgets its shadows.
-#[cfg(any(test, feature = "failpoints"))]
-pub fn untrack(root: &Path) {
+#[cfg(feature = "failpoints")]
+pub fn untrack(root: &std::path::Path) {
     imp::untrack(root);
 }
 
@@ -260,7 +259,7 @@ pub fn untrack(root: &Path) {
 /// each tracked mapped file holds only what completed flushes made durable (zeros elsewhere);
 /// other files (checkpoint, abort, metadata, all written with fsync) are copied as they are.
 /// Flushes wait meanwhile, so the image is one consistent instant.
-#[cfg(any(test, feature = "failpoints"))]
-pub fn power_loss_image(from: &Path, to: &Path) -> io::Result<()> {
+#[cfg(feature = "failpoints")]
+pub fn power_loss_image(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
     imp::power_loss_image(from, to)
 }
