@@ -12,7 +12,7 @@ use super::commit_log::CommitLog;
 use super::consume_queue::{ConsumeQueue, ConsumeQueues};
 use super::hash::tag_hash;
 use super::index::{key_hash, msg_id_hash, Index, IndexMark};
-use super::record::{self, MAGIC_BLANK, MAGIC_MESSAGE};
+use super::record::{self, MAGIC_BLANK, MAGIC_HOLE, MAGIC_MESSAGE};
 use super::DispatchListener;
 use crate::{Error, Result};
 
@@ -87,6 +87,16 @@ pub(crate) fn dispatch_range(
                 pos = seg.end();
                 boundary = pos;
                 break;
+            }
+            if magic == MAGIC_HOLE {
+                // Quarantined bytes (see recovery): nothing to index.
+                let hole = seg.read(local, len as usize).and_then(|b| record::read_hole(b, pos));
+                if hole.is_none() {
+                    return Err(corrupt("damaged hole while dispatching"));
+                }
+                pos += u64::from(len);
+                boundary = pos;
+                continue;
             }
             if magic != MAGIC_MESSAGE {
                 return Err(corrupt("bad magic while dispatching"));

@@ -14,6 +14,7 @@
 //! commitlog/<offset>        segments, named by their 20-digit starting commit offset
 //! consumequeue/<topic>/<queue_id>/<offset>   20-byte units, see consume_queue.rs
 //! index/<offset>            hash index files, see index.rs
+//! quarantine/<offset>       damaged log bytes moved aside by a repairing open (recovery.rs)
 //! ```
 
 mod checkpoint;
