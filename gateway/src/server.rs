@@ -58,8 +58,21 @@ pub fn gateway_settings(config: &Config) -> anyhow::Result<GatewaySettings> {
     Ok(GatewaySettings { body_limit, ws_ticket_ttl: config.ws_ticket_ttl, auth, ..GatewaySettings::default() })
 }
 
+/// Switches of `ferrymq serve` that are not configuration keys.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServeOptions {
+    /// Open the store with repair (`--repair`): quarantine damaged records instead of refusing
+    /// to start.
+    pub repair: bool,
+}
+
 /// Serves until SIGINT or SIGTERM, then shuts the broker down.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    serve_with(config, ServeOptions::default()).await
+}
+
+/// [`serve`] with the command-line switches.
+pub async fn serve_with(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let settings = gateway_settings(&config)?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
@@ -69,7 +82,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let opener = {
         let state = state.clone();
-        let broker_config = broker_config(&config);
+        let mut broker_config = broker_config(&config);
+        broker_config.store.repair = options.repair;
         tokio::spawn(async move {
             match Broker::open(broker_config).await {
                 Ok(broker) => {
