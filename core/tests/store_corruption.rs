@@ -47,7 +47,12 @@ fn snapshot(from: &Path, to: &Path) {
         if e.file_type().unwrap().is_dir() {
             snapshot(&e.path(), &target);
         } else if e.file_name() != "lock" {
-            fs::copy(e.path(), target).unwrap();
+            match fs::copy(e.path(), target) {
+                Ok(_) => {}
+                // A checkpoint's temporary file renamed away meanwhile.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => panic!("copying {}: {err}", e.path().display()),
+            }
         }
     }
 }

@@ -215,3 +215,23 @@ fn short_write_fails_the_append_and_leaves_no_trace() {
     assert_eq!(store.queue_bounds("t", 0), (0, 20));
     fault::clear(dir.path());
 }
+
+#[test]
+fn in_sync_mode_a_record_is_visible_only_once_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(tiny_config(dir.path(), FlushMode::Sync)).unwrap();
+    let ok = store.append(msg("t", 0, 0)).unwrap();
+    assert!(store.wait_dispatched(ok.commit_offset + u64::from(ok.size), Duration::from_secs(10)));
+    // The next append's msync fails: the record is in the page cache but not durable, and a
+    // power loss could take it back. No consumer may see it (a producer told `Poisoned` may
+    // retry it elsewhere), and no lookup may find it.
+    inject(&dir.path().join("commitlog"), Point::Msync, libc::EIO, Some(&this_thread()), 1);
+    assert!(store.append(msg("t", 0, 1)).is_err());
+    let end = store.stats().max_offset;
+    assert!(end > ok.commit_offset + u64::from(ok.size), "the record was written");
+    assert!(!store.wait_dispatched(end, Duration::from_millis(500)));
+    assert_eq!(store.queue_bounds("t", 0), (0, 1));
+    assert!(store.lookup_msg_id(&common::msg_id("t", 0, 1)).unwrap().is_empty());
+    drop(store);
+    fault::clear(dir.path());
+}

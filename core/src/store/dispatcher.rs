@@ -231,11 +231,13 @@ impl Dispatcher {
         ok
     }
 
-    /// The dispatcher thread: follows the log until stopped, then dispatches what is left.
-    pub(crate) fn run(&self, log: &CommitLog, queues: &ConsumeQueues, index: &Index) {
+    /// The dispatcher thread: follows the log up to `limit()` (the write position; in sync
+    /// mode the durable position, so no reader sees a record that a power loss could still
+    /// take back) until stopped.
+    pub(crate) fn run(&self, log: &CommitLog, queues: &ConsumeQueues, index: &Index, limit: &dyn Fn() -> u64) {
         let mut failing = false;
         loop {
-            let end = log.write_pos();
+            let end = limit().min(log.write_pos());
             let pos = self.dispatched();
             if pos < end {
                 let result = {
@@ -287,7 +289,7 @@ impl Dispatcher {
             if self.stop.load(Ordering::SeqCst) {
                 break;
             }
-            self.sleep(Duration::from_millis(200), || log.write_pos() > pos || self.stop.load(Ordering::SeqCst));
+            self.sleep(Duration::from_millis(200), || limit() > pos || self.stop.load(Ordering::SeqCst));
         }
     }
 

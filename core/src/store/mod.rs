@@ -234,7 +234,14 @@ impl Store {
             Ok(())
         };
         let i = inner.clone();
-        spawn("ferrymq-dispatch", Box::new(move || i.dispatcher.run(&i.log, &i.queues, &i.index)))?;
+        spawn(
+            "ferrymq-dispatch",
+            Box::new(move || {
+                let sync = i.config.flush == FlushMode::Sync;
+                let limit = || if sync { i.flusher.flushed() } else { i.log.write_pos() };
+                i.dispatcher.run(&i.log, &i.queues, &i.index, &limit)
+            }),
+        )?;
         let i = inner.clone();
         spawn(
             "ferrymq-flush",
@@ -296,7 +303,8 @@ impl Store {
     /// Appends one message: assigns its queue offset (next of topic/queue_id) and commit
     /// offset under the append lock and writes it. Returns once it is durable per the flush
     /// mode: `Sync`, after an msync covering it (shared with concurrent appenders); `Async`,
-    /// once written to the mapped log. Does not wait for dispatch (see
+    /// once written to the mapped log. Does not wait for dispatch (in sync mode records are
+    /// dispatched, i.e. visible in consume queues and lookups, only once durable; see
     /// [`Store::wait_dispatched`]).
     ///
     /// Errors: [`Error::InvalidArgument`] for a bad topic or field, [`Error::MessageTooLarge`],
@@ -345,8 +353,8 @@ impl Store {
             }
         };
         if sync {
-            // The leader of the msync wakes the dispatcher once for the whole batch, so it
-            // dispatches while the msync runs.
+            // The leader of the msync wakes the dispatcher once for everything it made durable;
+            // nothing is dispatched (visible to consumers) before that.
             inner.flusher.wait_durable(&inner.log, end, &|| inner.dispatcher.notify())?;
         } else {
             inner.dispatcher.notify();
@@ -519,6 +527,8 @@ impl Store {
         // Appends that were already past the closed check have finished once we hold the
         // append lock (tail_snapshot takes it).
         let (end, last_record, last_ts) = inner.log.tail_snapshot();
+        // A poisoned store does not know what is durable: dispatch nothing more, claim nothing.
+        inner.flusher.check()?;
         if inner.dispatcher.dispatched() < end {
             let from = inner.dispatcher.dispatched();
             let (reached, _) =
