@@ -235,3 +235,54 @@ fn in_sync_mode_a_record_is_visible_only_once_durable() {
     drop(store);
     fault::clear(dir.path());
 }
+
+#[test]
+fn dispatch_out_of_space_refuses_appends_until_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(tiny_config(dir.path(), FlushMode::Async)).unwrap();
+    inject(&dir.path().join("consumequeue"), Point::Allocate, libc::ENOSPC, Some("ferrymq-dispatch"), u32::MAX);
+    let mut acked = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        assert!(Instant::now() < deadline, "appends were never refused");
+        match store.append(msg("t", 0, acked.len() as u64)) {
+            Ok(r) => acked.push(r),
+            Err(e) => break e,
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(matches!(err, Error::InsufficientStorage { .. }), "{err}");
+    assert!(!store.stats().poisoned);
+    assert_eq!(store.queue_bounds("t", 0), (0, 0), "nothing could be dispatched");
+    fault::clear(dir.path());
+    // Dispatch resumes by itself, and appends with it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "appends never resumed");
+        match store.append(msg("t", 0, acked.len() as u64)) {
+            Ok(r) => {
+                acked.push(r);
+                break;
+            }
+            Err(Error::InsufficientStorage { .. }) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(store.wait_dispatched(store.stats().max_offset, Duration::from_secs(10)));
+    let units = store.read_queue("t", 0, 0, usize::MAX).unwrap();
+    assert_eq!(units.len(), acked.len());
+    for (i, r) in acked.iter().enumerate() {
+        assert_eq!(units[i].commit_offset, r.commit_offset);
+    }
+    store.shutdown().unwrap();
+}
+
+#[test]
+fn a_dispatch_error_poisons_instead_of_spinning() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(tiny_config(dir.path(), FlushMode::Sync)).unwrap();
+    inject(&dir.path().join("index"), Point::Mmap, libc::EIO, Some("ferrymq-dispatch"), u32::MAX);
+    let mut acked = Vec::new();
+    append_until_poisoned(&store, &mut acked);
+    check_after_poison(dir.path(), store, &acked, FlushMode::Sync);
+}

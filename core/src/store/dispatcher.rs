@@ -135,6 +135,8 @@ pub(crate) struct Dispatcher {
     /// Held while dispatching a chunk; `delete_topic` takes it to not race file creation.
     work: Mutex<()>,
     listener: RwLock<Option<DispatchListener>>,
+    /// The last dispatch attempt failed for lack of space.
+    out_of_space: AtomicBool,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -158,6 +160,7 @@ impl Dispatcher {
             stop: AtomicBool::new(false),
             work: Mutex::new(()),
             listener: RwLock::new(None),
+            out_of_space: AtomicBool::new(false),
         }
     }
 
@@ -234,8 +237,20 @@ impl Dispatcher {
     /// The dispatcher thread: follows the log up to `limit()` (the write position; in sync
     /// mode the durable position, so no reader sees a record that a power loss could still
     /// take back) until stopped.
-    pub(crate) fn run(&self, log: &CommitLog, queues: &ConsumeQueues, index: &Index, limit: &dyn Fn() -> u64) {
-        let mut failing = false;
+    ///
+    /// A full disk (creating a consume queue or index file failed with ENOSPC) stalls it: it
+    /// raises [`Dispatcher::out_of_space`] (appends are refused meanwhile) and retries every
+    /// 100 ms until space is freed. Any other error, or no progress below the end, is fatal:
+    /// it calls `fatal` (the store poisons itself, so nothing more is acknowledged that
+    /// consumers would never see) and stops dispatching instead of spinning.
+    pub(crate) fn run(
+        &self,
+        log: &CommitLog,
+        queues: &ConsumeQueues,
+        index: &Index,
+        limit: &dyn Fn() -> u64,
+        fatal: &dyn Fn(&Error),
+    ) {
         loop {
             let end = limit().min(log.write_pos());
             let pos = self.dispatched();
@@ -245,21 +260,10 @@ impl Dispatcher {
                     dispatch_range(log, queues, index, pos, end, CHUNK_RECORDS)
                 };
                 match result {
-                    Ok((reached, _)) if reached <= pos => {
-                        // Only an unterminated batch below the published end could cause this;
-                        // the appender never publishes one. Do not spin on it.
-                        if !failing {
-                            tracing::error!(pos, end, "dispatch made no progress; retrying");
+                    Ok((reached, grown)) if reached > pos => {
+                        if self.out_of_space.swap(false, Ordering::SeqCst) {
+                            tracing::info!(pos, "dispatch resumed");
                         }
-                        failing = true;
-                        if self.stop.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        self.sleep(Duration::from_millis(100), || false);
-                        continue;
-                    }
-                    Ok((reached, grown)) => {
-                        failing = false;
                         self.publish(reached, index.mark());
                         let listener = self.listener.read().unwrap_or_else(|p| p.into_inner()).clone();
                         if let Some(l) = listener {
@@ -273,24 +277,49 @@ impl Dispatcher {
                         }
                         continue;
                     }
-                    Err(e) => {
-                        if !failing {
-                            tracing::error!(error = %e, pos, "dispatch failed; retrying");
+                    Err(e) if super::is_no_space(&e) => {
+                        if !self.out_of_space.swap(true, Ordering::SeqCst) {
+                            tracing::warn!(error = %e, pos, "dispatch stalled: the disk is full; retrying");
                         }
-                        failing = true;
                         if self.stop.load(Ordering::SeqCst) {
                             break;
                         }
                         self.sleep(Duration::from_millis(100), || false);
                         continue;
                     }
+                    Ok(_) => {
+                        // Only an unterminated batch below the published end could cause this;
+                        // the appender never publishes one.
+                        let e = Error::Corrupt {
+                            path: log.dir().to_path_buf(),
+                            offset: pos,
+                            reason: format!("dispatch made no progress below the end {end}"),
+                        };
+                        tracing::error!(error = %e, "dispatch failed; the store stops accepting writes");
+                        fatal(&e);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, pos, "dispatch failed; the store stops accepting writes");
+                        fatal(&e);
+                        break;
+                    }
                 }
             }
             if self.stop.load(Ordering::SeqCst) {
-                break;
+                return;
             }
             self.sleep(Duration::from_millis(200), || limit() > pos || self.stop.load(Ordering::SeqCst));
         }
+        // Failed: wait for the stop without touching anything.
+        while !self.stop.load(Ordering::SeqCst) {
+            self.sleep(Duration::from_millis(500), || self.stop.load(Ordering::SeqCst));
+        }
+    }
+
+    /// Whether dispatch is stalled by a full disk.
+    pub(crate) fn out_of_space(&self) -> bool {
+        self.out_of_space.load(Ordering::SeqCst)
     }
 
     fn sleep(&self, timeout: Duration, ready: impl Fn() -> bool) {

@@ -239,7 +239,8 @@ impl Store {
             Box::new(move || {
                 let sync = i.config.flush == FlushMode::Sync;
                 let limit = || if sync { i.flusher.flushed() } else { i.log.write_pos() };
-                i.dispatcher.run(&i.log, &i.queues, &i.index, &limit)
+                let fatal = |e: &Error| i.flusher.poison("dispatch", &std::io::Error::other(e.to_string()));
+                i.dispatcher.run(&i.log, &i.queues, &i.index, &limit, &fatal)
             }),
         )?;
         let i = inner.clone();
@@ -595,6 +596,12 @@ impl Inner {
             return Err(Error::Closed);
         }
         self.flusher.check()?;
+        if self.dispatcher.out_of_space() {
+            return Err(Error::InsufficientStorage {
+                used_ratio: retention::measure(&self.config.dir).unwrap_or(1.0),
+                max_ratio: self.config.disk_max_used_ratio,
+            });
+        }
         if self.disk_full.load(Ordering::Acquire) {
             return Err(Error::InsufficientStorage {
                 used_ratio: f64::from_bits(self.disk_ratio.load(Ordering::Acquire)),
