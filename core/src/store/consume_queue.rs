@@ -230,6 +230,22 @@ impl ConsumeQueue {
         (u.size != 0).then_some(u)
     }
 
+    /// The first unit at or after `queue_offset` that is not a hole (holes are left where
+    /// repair quarantined a record), looking no further than the file holding `queue_offset`
+    /// and the ones after it without a gap; `None` if that offset's file is gone.
+    pub(crate) fn unit_at_or_after(&self, queue_offset: u64) -> Option<CqUnit> {
+        let max = self.max();
+        let mut q = queue_offset.max(self.min());
+        while q < max {
+            self.file_for(q)?;
+            if let Some(u) = self.unit(q) {
+                return Some(u);
+            }
+            q += 1;
+        }
+        None
+    }
+
     /// Up to `n` units from `from` (clamped up to min). `from == max` gives nothing,
     /// `from > max` is an error.
     pub(crate) fn read(&self, from: u64, n: usize) -> Result<Vec<CqUnit>> {
@@ -323,11 +339,12 @@ impl ConsumeQueue {
                 }
             }
         }
-        // Binary search the first unit pointing at or above log_min.
+        // Binary search the first unit pointing at or above log_min (a hole, left by a
+        // quarantined record, answers for the next unit after it).
         let (mut lo, mut hi) = (self.min(), self.max());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.unit(mid) {
+            match self.unit_at_or_after(mid) {
                 Some(u) if u.commit_offset >= log_min => hi = mid,
                 _ => lo = mid + 1,
             }

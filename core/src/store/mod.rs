@@ -642,7 +642,7 @@ impl Inner {
         let (mut lo, mut hi) = (q.min(), q.max());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let at = q.unit(mid).and_then(|u| self.log.store_ts_at(u.commit_offset).ok()).unwrap_or(0);
+            let at = q.unit_at_or_after(mid).and_then(|u| self.log.store_ts_at(u.commit_offset).ok()).unwrap_or(0);
             if at >= ts {
                 hi = mid;
             } else {
