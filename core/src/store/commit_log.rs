@@ -383,6 +383,30 @@ impl CommitLog {
         Ok(msg)
     }
 
+    /// Whether something the log can hold starts at `offset`: a message record carrying that
+    /// commit offset, an end-of-segment filler, or a hole; or `offset` is a segment start.
+    pub(crate) fn boundary_at(&self, offset: u64) -> bool {
+        let Some(seg) = self.segment_for(offset) else {
+            return false;
+        };
+        let local = offset - seg.base();
+        if local == 0 {
+            return true;
+        }
+        let Some(h) = seg.read(local, 8) else {
+            return false;
+        };
+        let (len, magic) = record::peek(h);
+        match magic {
+            MAGIC_MESSAGE => seg.read(local, record::HEADER_LEN).is_some_and(|h| record::u64_at(h, 24) == offset),
+            record::MAGIC_BLANK => u64::from(len) == seg.len() - local,
+            record::MAGIC_HOLE => {
+                seg.read(local, record::HOLE_HEADER_LEN).and_then(|h| record::read_hole(h, offset)).is_some()
+            }
+            _ => false,
+        }
+    }
+
     /// Store timestamp of the record at `offset`, reading only its header.
     pub(crate) fn store_ts_at(&self, offset: u64) -> Result<u64> {
         let max = self.write_pos();

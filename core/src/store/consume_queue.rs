@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use super::message::CqUnit;
 use super::meta::sync_dir;
 use super::mmap::MappedFile;
-use super::record::{u32_at, u64_at};
+use super::record::{u32_at, u64_at, MIN_RECORD_LEN};
 use super::segment::{file_name, parse_file_name};
 use crate::{Error, Result};
 
@@ -228,6 +228,33 @@ impl ConsumeQueue {
         let local = ((queue_offset - f.first_unit) as usize) * UNIT_LEN;
         let u = decode_unit(queue_offset, f.file.read(local, UNIT_LEN)?);
         (u.size != 0).then_some(u)
+    }
+
+    /// Checks what bit rot would break: every unit (but holes) points at a record of a
+    /// plausible size, after the previous unit's record, and below the log's `end`.
+    pub(crate) fn check_structure(&self, end: u64) -> Result<()> {
+        let mut prev_end = 0u64;
+        let mut q = self.min();
+        let max = self.max();
+        while q < max {
+            let units = self.read(q, 4096)?;
+            if units.is_empty() {
+                break;
+            }
+            for u in &units {
+                let rec_end = u.commit_offset.saturating_add(u64::from(u.size));
+                if (u.size as usize) < MIN_RECORD_LEN || u.commit_offset < prev_end || rec_end > end {
+                    return Err(Error::Corrupt {
+                        path: self.dir.clone(),
+                        offset: u.queue_offset * UNIT_LEN as u64,
+                        reason: format!("unit {} of {}/{} is implausible", u.queue_offset, self.topic, self.queue_id),
+                    });
+                }
+                prev_end = rec_end;
+                q = u.queue_offset + 1;
+            }
+        }
+        Ok(())
     }
 
     /// The first unit at or after `queue_offset` that is not a hole (holes are left where

@@ -94,7 +94,29 @@ impl IndexFile {
         let mut file = MappedFile::open(path, len, entries_at, false)?;
         let count = u64_at(&header, H_COUNT).min(u64::from(capacity));
         file.set_published(entries_at + count as usize * ENTRY_LEN);
-        Ok(IndexFile { begin, slots, capacity, entries_at, file, flushed_count: AtomicU64::new(count) })
+        let f = IndexFile { begin, slots, capacity, entries_at, file, flushed_count: AtomicU64::new(count) };
+        f.check_structure().map_err(|reason| corrupt(&reason))?;
+        Ok(f)
+    }
+
+    /// Checks what bit rot would break: every entry points into this file's range of the log
+    /// and back to an older entry, every slot to an existing entry.
+    fn check_structure(&self) -> std::result::Result<(), String> {
+        let count = self.count();
+        let last = self.last_offset();
+        for i in 1..=count {
+            let (_, off, prev) = self.entry(i).ok_or_else(|| format!("entry {i} unreadable"))?;
+            if off < self.begin || off > last || u64::from(prev) >= i {
+                return Err(format!("entry {i} is implausible"));
+            }
+        }
+        for s in 0..self.slots as usize {
+            let v = self.file.atomic_u32(HEADER_LEN + s * 4).map_or(0, |a| a.load(Ordering::Relaxed));
+            if u64::from(v) > count {
+                return Err(format!("slot {s} names entry {v} of {count}"));
+            }
+        }
+        Ok(())
     }
 
     fn word(&self, at: usize) -> &AtomicU64 {

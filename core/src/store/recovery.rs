@@ -150,7 +150,9 @@ pub(crate) fn recover(config: &StoreConfig) -> Result<Recovered> {
     redispatch_from = redispatch_from.max(log_min);
 
     // Consume queues: keep the newest unit that points into the log below the re-dispatch
-    // position and matches its record.
+    // position and matches its record. A unit below that position that does not match its
+    // record is damage (it was flushed before the checkpoint that trusts it).
+    let mismatch = std::cell::Cell::new(false);
     let queues = ConsumeQueues::load(dir.join("consumequeue"), config.cq_units_per_file.max(1), |topic, qid, u| {
         let end_of = u.commit_offset.saturating_add(u64::from(u.size));
         if u.commit_offset >= redispatch_from || end_of > end {
@@ -159,11 +161,43 @@ pub(crate) fn recover(config: &StoreConfig) -> Result<Recovered> {
         if u.commit_offset < log_min {
             return true; // its record was deleted by retention; nothing to compare
         }
-        log.with_record(u.commit_offset, false, |v| {
-            v.topic == topic && v.queue_id == qid && v.queue_offset == u.queue_offset && v.size == u.size
-        })
-        .unwrap_or(false)
+        let ok = log
+            .with_record(u.commit_offset, false, |v| {
+                v.topic == topic && v.queue_id == qid && v.queue_offset == u.queue_offset && v.size == u.size
+            })
+            .unwrap_or(false);
+        if !ok {
+            mismatch.set(true);
+        }
+        ok
     })?;
+    let damaged_queue = if mismatch.get() {
+        Some("a unit does not match its record".to_string())
+    } else {
+        queues
+            .all()
+            .iter()
+            .find_map(|q| q.check_structure(end).err().map(|e| e.to_string()))
+            .or_else(|| check_tiling(&queues, &log, log_min).err())
+    };
+    let (queues, index) = match damaged_queue {
+        None => (queues, index),
+        Some(why) => {
+            // Consume queues and index are derived from the log: rebuild both.
+            tracing::warn!(reason = %why, "consume queue damaged; rebuilding consume queues and index from the log");
+            drop((queues, index));
+            for sub in ["consumequeue", "index"] {
+                let p = dir.join(sub);
+                fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+            }
+            sync_dir(dir)?;
+            redispatch_from = log_min;
+            let (index, _) = Index::load(dir.join("index"), config.index_slots, config.index_entries_per_file, None)?;
+            let queues =
+                ConsumeQueues::load(dir.join("consumequeue"), config.cq_units_per_file.max(1), |_, _, _| false)?;
+            (queues, index)
+        }
+    };
 
     if redispatch_from < end {
         let (reached, _) = dispatch_range(&log, &queues, &index, redispatch_from, end, usize::MAX)?;
@@ -176,6 +210,69 @@ pub(crate) fn recover(config: &StoreConfig) -> Result<Recovered> {
     index.truncate_below(log_min)?;
     log.set_queue_offsets(queues.max_offsets());
     Ok(Recovered { log, queues, index, end, clean })
+}
+
+/// Checks that the units of all consume queues together tile the log: merged in commit
+/// offset order they never overlap, and every gap between two of them starts at something the
+/// log can hold there (a record of a deleted topic, a filler, a hole). Every record belongs to
+/// exactly one queue, so a damaged commit offset or size shows up as an overlap or as a gap
+/// that starts inside a record. Reads each queue once, in order (a k-way merge). The tag hash
+/// is not covered.
+fn check_tiling(queues: &ConsumeQueues, log: &CommitLog, log_min: u64) -> Result<(), String> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let all = queues.all();
+    let mut next_of = vec![0u64; all.len()];
+    let mut buffers: Vec<std::collections::VecDeque<crate::store::CqUnit>> = vec![Default::default(); all.len()];
+    let refill = |i: usize, next_of: &mut [u64], buffers: &mut [std::collections::VecDeque<crate::store::CqUnit>]| {
+        if buffers[i].is_empty() {
+            if let Ok(units) = all[i].read(next_of[i].max(all[i].min()), 1024) {
+                if let Some(last) = units.last() {
+                    next_of[i] = last.queue_offset + 1;
+                }
+                buffers[i].extend(units);
+            }
+        }
+    };
+    let mut heap = BinaryHeap::new();
+    for i in 0..all.len() {
+        refill(i, &mut next_of, &mut buffers);
+        if let Some(u) = buffers[i].front() {
+            heap.push(Reverse((u.commit_offset, i)));
+        }
+    }
+    let mut prev_end: Option<u64> = None;
+    while let Some(Reverse((_, i))) = heap.pop() {
+        let Some(u) = buffers[i].pop_front() else { continue };
+        refill(i, &mut next_of, &mut buffers);
+        if let Some(n) = buffers[i].front() {
+            heap.push(Reverse((n.commit_offset, i)));
+        }
+        if u.commit_offset < log_min {
+            continue;
+        }
+        if let Some(pe) = prev_end {
+            let q = &all[i];
+            if u.commit_offset < pe {
+                return Err(format!(
+                    "unit {} of {}/{} overlaps another record",
+                    u.queue_offset,
+                    q.topic(),
+                    q.queue_id()
+                ));
+            }
+            if u.commit_offset > pe && !log.boundary_at(pe) {
+                return Err(format!(
+                    "a unit ends at {pe}, inside a record (next unit {} of {}/{})",
+                    u.queue_offset,
+                    q.topic(),
+                    q.queue_id()
+                ));
+            }
+        }
+        prev_end = Some(u.commit_offset + u64::from(u.size));
+    }
+    Ok(())
 }
 
 /// Opens every segment file, oldest first, at its expected length. `damaged` is set when a
