@@ -356,6 +356,48 @@ impl Index {
         }
     }
 
+    /// Visits candidate commit offsets for `hash` (unverified) of records stored in
+    /// `[from_ts, to_ts)`, skipping every file whose time range misses it: newest first, or
+    /// oldest first, one file at a time, until `visit` returns false. Returns the number of
+    /// files searched.
+    pub(crate) fn search(
+        &self,
+        hash: u64,
+        from_ts: u64,
+        to_ts: u64,
+        newest_first: bool,
+        mut visit: impl FnMut(u64) -> bool,
+    ) -> usize {
+        let files: Vec<Arc<IndexFile>> = self.files.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let n = files.len();
+        let order: Box<dyn Iterator<Item = usize>> = if newest_first { Box::new((0..n).rev()) } else { Box::new(0..n) };
+        let mut searched = 0;
+        let mut hits = Vec::new();
+        for i in order {
+            let f = &files[i];
+            let begin_ts = f.word(H_BEGIN_TS).load(Ordering::Acquire);
+            // The active file's end time can trail an entry being added: never prune it by it.
+            let end_ts = if i + 1 == n { u64::MAX } else { f.word(H_END_TS).load(Ordering::Acquire) };
+            if f.count() == 0 || begin_ts >= to_ts || end_ts < from_ts {
+                continue;
+            }
+            searched += 1;
+            hits.clear();
+            f.get(hash, &mut hits);
+            hits.sort_unstable();
+            hits.dedup();
+            if newest_first {
+                hits.reverse();
+            }
+            for &off in &hits {
+                if !visit(off) {
+                    return searched;
+                }
+            }
+        }
+        searched
+    }
+
     /// Candidate commit offsets for `hash`, ascending, deduplicated (unverified).
     pub(crate) fn candidates(&self, hash: u64) -> Vec<u64> {
         let files: Vec<Arc<IndexFile>> = self.files.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -455,6 +497,32 @@ mod tests {
         let (idx, wiped) = load(dir.path(), 2, 4, Some(IndexMark { begin: 77, count: 1 }));
         assert!(wiped);
         assert_eq!(idx.file_count(), 0);
+    }
+
+    #[test]
+    fn search_skips_files_outside_the_time_range_and_stops_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let (idx, _) = load(dir.path(), 4, 10, None);
+        // Ten files of ten entries; entry k stored at time 1000 + k, all with the same key.
+        for k in 0..100u64 {
+            idx.put(key_hash("t", "k"), k * 10, 1000 + k).unwrap();
+        }
+        assert_eq!(idx.file_count(), 10);
+        let mut got = Vec::new();
+        let searched = idx.search(key_hash("t", "k"), 1035, 1045, false, |o| {
+            got.push(o);
+            true
+        });
+        assert_eq!(searched, 2, "only the two files covering the range");
+        assert_eq!(got, (30..50).map(|k| k * 10).collect::<Vec<_>>());
+        // Newest first, stop after three.
+        let mut got = Vec::new();
+        let searched = idx.search(key_hash("t", "k"), 0, u64::MAX, true, |o| {
+            got.push(o);
+            got.len() < 3
+        });
+        assert_eq!(searched, 1);
+        assert_eq!(got, vec![990, 980, 970]);
     }
 
     proptest! {

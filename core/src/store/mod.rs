@@ -424,18 +424,52 @@ impl Store {
     }
 
     /// Commit offsets of records of `topic` carrying `key`, oldest first, at most `limit`.
+    /// Stops searching index files once `limit` are found.
     pub fn lookup_key(&self, topic: &str, key: &str, limit: usize) -> Result<Vec<u64>> {
+        self.lookup_key_where(topic, key, 0, u64::MAX, limit, false)
+    }
+
+    /// Commit offsets of records of `topic` carrying `key` with `from_ts <= store_ts < to_ts`,
+    /// newest first, at most `limit`. Index files whose store-time range misses the range are
+    /// not searched, and the search stops once `limit` are found, so the cost follows the
+    /// range and the limit rather than the retention.
+    pub fn lookup_key_newest(
+        &self,
+        topic: &str,
+        key: &str,
+        from_ts: u64,
+        to_ts: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>> {
+        self.lookup_key_where(topic, key, from_ts, to_ts, limit, true)
+    }
+
+    fn lookup_key_where(
+        &self,
+        topic: &str,
+        key: &str,
+        from_ts: u64,
+        to_ts: u64,
+        limit: usize,
+        newest_first: bool,
+    ) -> Result<Vec<u64>> {
         let log = &self.inner.log;
-        Ok(self
-            .inner
-            .index
-            .candidates(key_hash(topic, key))
-            .into_iter()
-            .filter(|&off| {
-                log.with_record(off, false, |v| v.topic == topic && v.keys().any(|k| k == key)).unwrap_or(false)
-            })
-            .take(limit)
-            .collect())
+        let mut out = Vec::new();
+        if limit == 0 || from_ts >= to_ts {
+            return Ok(out);
+        }
+        self.inner.index.search(key_hash(topic, key), from_ts, to_ts, newest_first, |off| {
+            let hit = log
+                .with_record(off, false, |v| {
+                    v.topic == topic && v.store_ts >= from_ts && v.store_ts < to_ts && v.keys().any(|k| k == key)
+                })
+                .unwrap_or(false);
+            if hit && out.last() != Some(&off) {
+                out.push(off);
+            }
+            out.len() < limit
+        });
+        Ok(out)
     }
 
     /// Commit offsets of records of `topic` with `from_ts <= store_ts < to_ts`, oldest first,
