@@ -281,7 +281,8 @@ fn damage_in_sealed_segments_below_the_checkpoint() {
     assert_eq!(store.read_queue("t", 0, 0, usize::MAX).unwrap().len(), kept.len());
 }
 
-/// A cleanly stopped store with 60 messages on `t`/0 and `t`/1 (interleaved).
+/// A store with 60 messages on `t`/0 and `t`/1 (interleaved), stopped cleanly and then marked
+/// as crashed after its last checkpoint, so that recovery checks queues and index in full.
 fn two_queue_store(dir: &Path) -> Vec<(u32, u64, AppendResult)> {
     let store = Store::open(tiny_config(dir, FlushMode::Sync)).unwrap();
     let rs: Vec<_> = (0..60u64)
@@ -291,6 +292,7 @@ fn two_queue_store(dir: &Path) -> Vec<(u32, u64, AppendResult)> {
         })
         .collect();
     store.shutdown().unwrap();
+    fs::write(dir.join("abort"), b"").unwrap();
     rs
 }
 

@@ -77,7 +77,9 @@ impl IndexFile {
         Ok(f)
     }
 
-    fn open(path: &Path, begin: u64) -> Result<IndexFile> {
+    /// Opens an index file; with `verify`, also checks its entries and slots (recovery after
+    /// an unclean stop).
+    fn open(path: &Path, begin: u64, verify: bool) -> Result<IndexFile> {
         let mut header = [0u8; HEADER_LEN];
         fs::File::open(path).and_then(|mut f| f.read_exact(&mut header)).map_err(|e| Error::io(path, e))?;
         let corrupt = |reason: &str| Error::Corrupt { path: path.to_path_buf(), offset: 0, reason: reason.to_string() };
@@ -95,7 +97,9 @@ impl IndexFile {
         let count = u64_at(&header, H_COUNT).min(u64::from(capacity));
         file.set_published(entries_at + count as usize * ENTRY_LEN);
         let f = IndexFile { begin, slots, capacity, entries_at, file, flushed_count: AtomicU64::new(count) };
-        f.check_structure().map_err(|reason| corrupt(&reason))?;
+        if verify {
+            f.check_structure().map_err(|reason| corrupt(&reason))?;
+        }
         Ok(f)
     }
 
@@ -273,7 +277,7 @@ impl Index {
         match truncate_to {
             None => {
                 for (begin, path) in names {
-                    match IndexFile::open(&path, begin) {
+                    match IndexFile::open(&path, begin, false) {
                         Ok(f) => files.push(f),
                         Err(e) => {
                             // A clean stop never leaves a bad index file; treat it as
@@ -292,7 +296,7 @@ impl Index {
                         remove(&path)?;
                         continue;
                     }
-                    match IndexFile::open(&path, begin) {
+                    match IndexFile::open(&path, begin, true) {
                         Ok(mut f) => {
                             if begin == mark.begin {
                                 f.truncate(mark.count);
