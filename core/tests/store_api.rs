@@ -251,3 +251,30 @@ fn key_lookups_newest_first_in_a_time_range() {
     assert_eq!(store.lookup_key_newest("t", "same", from, to, 3).unwrap(), want[..3].to_vec());
     assert!(store.lookup_key_newest("t", "same", to, from, 3).unwrap().is_empty());
 }
+
+#[test]
+fn a_clean_shutdown_records_queue_ends_for_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let ends = dir.path().join("queue_ends");
+    let store = open(dir.path(), FlushMode::Sync);
+    for i in 0..30u64 {
+        store.append(msg("t", (i % 3) as u32, i / 3)).unwrap();
+    }
+    store.shutdown().unwrap();
+    drop(store);
+    assert!(ends.exists());
+    let stale = std::fs::read(&ends).unwrap();
+    let store = open(dir.path(), FlushMode::Sync);
+    assert!(!ends.exists(), "an open consumes the record");
+    for q in 0..3 {
+        assert_eq!(store.queue_bounds("t", q), (0, 10));
+    }
+    store.append(msg("t", 0, 10)).unwrap();
+    store.shutdown().unwrap();
+    drop(store);
+    // A record from an older shutdown (another log end) is ignored.
+    std::fs::write(&ends, stale).unwrap();
+    let store = open(dir.path(), FlushMode::Sync);
+    assert_eq!(store.queue_bounds("t", 0), (0, 11));
+    assert_eq!(store.append(msg("t", 0, 11)).unwrap().queue_offset, 11);
+}

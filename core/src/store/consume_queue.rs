@@ -71,11 +71,17 @@ impl ConsumeQueue {
     /// Loads the queue in `dir`, keeping units from the end backwards only once `keep` accepts
     /// one (the rest are zeroed): recovery uses it to drop units that point past the log's end
     /// or that will be re-dispatched. Files holding nothing below the new max are deleted.
+    ///
+    /// `known_max` (the end a clean shutdown recorded) spares the walk backwards over the
+    /// empty tail of the last file (up to `units_per_file` units per queue, on every open): it
+    /// is used if the unit before it is written and accepted by `keep` and the unit at it is
+    /// empty; otherwise the walk runs as usual.
     pub(crate) fn load(
         topic: &str,
         queue_id: u32,
         dir: PathBuf,
         units_per_file: u64,
+        known_max: Option<u64>,
         mut keep: impl FnMut(&CqUnit) -> bool,
     ) -> Result<ConsumeQueue> {
         let file_len = units_per_file * UNIT_LEN as u64;
@@ -95,9 +101,32 @@ impl ConsumeQueue {
         }
         files.sort_by_key(|f| f.first_unit);
 
+        let first_unit = files.first().map_or(0, |f| f.first_unit);
+        let mut unit_bytes = |q: u64| -> Option<[u8; UNIT_LEN]> {
+            let f = files.iter_mut().rev().find(|f| f.first_unit <= q)?;
+            let i = (q - f.first_unit) as usize;
+            let data = f.file.data_mut();
+            data.get(i * UNIT_LEN..(i + 1) * UNIT_LEN).map(|b| b.try_into().unwrap_or([0; UNIT_LEN]))
+        };
+        let known = known_max.filter(|&m| {
+            let after_empty = unit_bytes(m).is_none_or(|b| b.iter().all(|&x| x == 0));
+            let before_ok = if m == first_unit {
+                true
+            } else {
+                m > first_unit
+                    && unit_bytes(m - 1).is_some_and(|b| {
+                        let u = decode_unit(m - 1, &b);
+                        u.size != 0 && keep(&u)
+                    })
+            };
+            after_empty && before_ok
+        });
         // Walk back from the end to the last unit worth keeping, zeroing everything after it.
-        let mut max = files.first().map_or(0, |f| f.first_unit);
+        let mut max = known.unwrap_or(first_unit);
         'outer: for f in files.iter_mut().rev() {
+            if known.is_some() {
+                break;
+            }
             let first = f.first_unit;
             let data = f.file.data_mut();
             for i in (0..units_per_file as usize).rev() {
@@ -395,6 +424,17 @@ impl ConsumeQueues {
     pub(crate) fn load(
         root: PathBuf,
         units_per_file: u64,
+        keep: impl FnMut(&str, u32, &CqUnit) -> bool,
+    ) -> Result<ConsumeQueues> {
+        Self::load_with_ends(root, units_per_file, &HashMap::new(), keep)
+    }
+
+    /// [`ConsumeQueues::load`] with the queue ends a clean shutdown recorded (see
+    /// [`write_ends`]).
+    pub(crate) fn load_with_ends(
+        root: PathBuf,
+        units_per_file: u64,
+        ends: &HashMap<(String, u32), u64>,
         mut keep: impl FnMut(&str, u32, &CqUnit) -> bool,
     ) -> Result<ConsumeQueues> {
         fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
@@ -413,7 +453,9 @@ impl ConsumeQueues {
                 let Some(qid) = q_entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                     continue;
                 };
-                let q = ConsumeQueue::load(&topic, qid, q_entry.path(), units_per_file, |u| keep(&topic, qid, u))?;
+                let known = ends.get(&(topic.clone(), qid)).copied();
+                let q =
+                    ConsumeQueue::load(&topic, qid, q_entry.path(), units_per_file, known, |u| keep(&topic, qid, u))?;
                 map.entry(topic.clone()).or_default().insert(qid, Arc::new(q));
             }
         }
@@ -498,6 +540,59 @@ impl ConsumeQueues {
     }
 }
 
+const ENDS_MAGIC: u64 = 0x5344_4e45_5152_4546; // "FERQENDS" little-endian
+
+/// Records the end (max) of every queue at a clean shutdown, bound to the log end `log_end`
+/// of its checkpoint, so that the next clean open need not walk each queue's empty tail.
+/// Layout: magic u64, log_end u64, count u32, then per queue: topic length u16, topic,
+/// queue id u32, max u64; a CRC32 of everything before it.
+pub(crate) fn write_ends(path: &Path, log_end: u64, queues: &ConsumeQueues) -> Result<()> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&ENDS_MAGIC.to_le_bytes());
+    b.extend_from_slice(&log_end.to_le_bytes());
+    let all = queues.all();
+    b.extend_from_slice(&(all.len() as u32).to_le_bytes());
+    for q in &all {
+        b.extend_from_slice(&(q.topic().len() as u16).to_le_bytes());
+        b.extend_from_slice(q.topic().as_bytes());
+        b.extend_from_slice(&q.queue_id().to_le_bytes());
+        b.extend_from_slice(&q.max().to_le_bytes());
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    super::meta::write_atomic(path, &b)
+}
+
+/// The queue ends [`write_ends`] recorded for the log end `log_end`; empty if the file is
+/// missing, damaged or from another log end (then every queue is walked as before).
+pub(crate) fn read_ends(path: &Path, log_end: u64) -> HashMap<(String, u32), u64> {
+    let mut out = HashMap::new();
+    let Ok(b) = fs::read(path) else { return out };
+    if b.len() < 24 || crc32fast::hash(&b[..b.len() - 4]) != u32_at(&b, b.len() - 4) {
+        return out;
+    }
+    if u64_at(&b, 0) != ENDS_MAGIC || u64_at(&b, 8) != log_end {
+        return out;
+    }
+    let body = &b[..b.len() - 4];
+    let mut at = 20;
+    for _ in 0..u32_at(&b, 16) {
+        let Some(len) = body.get(at..at + 2).map(|x| u16::from_le_bytes([x[0], x[1]]) as usize) else {
+            return HashMap::new();
+        };
+        let Some(topic) = body.get(at + 2..at + 2 + len).and_then(|t| std::str::from_utf8(t).ok()) else {
+            return HashMap::new();
+        };
+        let rest = at + 2 + len;
+        if body.len() < rest + 12 {
+            return HashMap::new();
+        }
+        out.insert((topic.to_string(), u32_at(body, rest)), u64_at(body, rest + 4));
+        at = rest + 12;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,6 +647,44 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path().join("cq/t/0")).unwrap().count(), 2);
         assert!(q.put(5, 777, 1, 0).unwrap());
         assert_eq!(q.unit(5).unwrap().commit_offset, 777);
+    }
+
+    #[test]
+    fn recorded_ends_spare_the_walk_and_bad_ones_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let qs = queues(dir.path(), 16);
+            let q = qs.get_or_create("t", 0);
+            for i in 0..5u64 {
+                q.put(i, i * 100, 80, 0).unwrap();
+            }
+            // Garbage past the end that only the walk would look at.
+            drop(q);
+        }
+        let f = dir.path().join("cq/t/0").join(file_name(0));
+        let mut b = fs::read(&f).unwrap();
+        b[9 * UNIT_LEN + 8] = 1;
+        fs::write(&f, &b).unwrap();
+        let ends_path = dir.path().join("ends");
+        let load = |known: u64| {
+            let mut ends = HashMap::new();
+            ends.insert(("t".to_string(), 0u32), known);
+            ConsumeQueues::load_with_ends(dir.path().join("cq"), 16, &ends, |_, _, _| true).unwrap()
+        };
+        // The recorded end is used: the walk (which would stop at the garbage) is skipped.
+        assert_eq!(load(5).get("t", 0).unwrap().max(), 5);
+        // A recorded end that does not fit the file (unit 6 is empty, unit 3 is not at an
+        // end) falls back to the walk.
+        assert_eq!(load(7).get("t", 0).unwrap().max(), 10);
+        // Round trip through the file, bound to the log end.
+        let qs = load(5);
+        write_ends(&ends_path, 777, &qs).unwrap();
+        assert_eq!(read_ends(&ends_path, 777).get(&("t".to_string(), 0)), Some(&5));
+        assert!(read_ends(&ends_path, 778).is_empty());
+        let mut raw = fs::read(&ends_path).unwrap();
+        raw[10] ^= 1;
+        fs::write(&ends_path, raw).unwrap();
+        assert!(read_ends(&ends_path, 777).is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! lock                      flock'ed while a Store has the directory open
 //! abort                     exists while the store runs; left behind by a crash
 //! checkpoint                durable positions (see checkpoint.rs)
+//! queue_ends                every consume queue's end, from the last clean shutdown
 //! commitlog/<offset>        segments, named by their 20-digit starting commit offset
 //! consumequeue/<topic>/<queue_id>/<offset>   20-byte units, see consume_queue.rs
 //! index/<offset>            hash index files, see index.rs
@@ -585,6 +586,11 @@ impl Store {
             last_store_ts: last_ts,
         };
         inner.write_checkpoint(cp)?;
+        // Lets the next clean open skip walking each queue's empty tail (best effort).
+        let ends = inner.config.dir.join(recovery::QUEUE_ENDS);
+        if let Err(e) = consume_queue::write_ends(&ends, end, &inner.queues) {
+            tracing::warn!(error = %e, "recording the consume queue ends failed; the next open walks them");
+        }
         let abort = inner.config.dir.join("abort");
         std::fs::remove_file(&abort).map_err(|e| Error::io(&abort, e))?;
         sync_dir(&inner.config.dir)?;

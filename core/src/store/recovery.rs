@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use super::checkpoint::Checkpoint;
 use super::commit_log::CommitLog;
 use super::config::StoreConfig;
-use super::consume_queue::ConsumeQueues;
+use super::consume_queue::{read_ends, ConsumeQueues};
 use super::dispatcher::dispatch_range;
 use super::index::{Index, IndexMark};
 use super::meta::sync_dir;
@@ -62,6 +62,9 @@ struct Scan {
     /// Damaged regions quarantined (repair).
     repaired: usize,
 }
+
+/// File (in the store directory) with each queue's end, written by a clean shutdown.
+pub(crate) const QUEUE_ENDS: &str = "queue_ends";
 
 /// Paths of the store's parts.
 pub(crate) fn commitlog_dir(dir: &Path) -> PathBuf {
@@ -153,7 +156,17 @@ pub(crate) fn recover(config: &StoreConfig) -> Result<Recovered> {
     // position and matches its record. A unit below that position that does not match its
     // record is damage (it was flushed before the checkpoint that trusts it).
     let mismatch = std::cell::Cell::new(false);
-    let queues = ConsumeQueues::load(dir.join("consumequeue"), config.cq_units_per_file.max(1), |topic, qid, u| {
+    // A clean shutdown recorded every queue's end: no walk over the empty tails. The record is
+    // consumed here; the next clean shutdown writes a new one.
+    let ends_path = dir.join(QUEUE_ENDS);
+    let ends = if clean { read_ends(&ends_path, end) } else { Default::default() };
+    match fs::remove_file(&ends_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&ends_path, e)),
+    }
+    let cq_root = dir.join("consumequeue");
+    let queues = ConsumeQueues::load_with_ends(cq_root, config.cq_units_per_file.max(1), &ends, |topic, qid, u| {
         let end_of = u.commit_offset.saturating_add(u64::from(u.size));
         if u.commit_offset >= redispatch_from || end_of > end {
             return false;
