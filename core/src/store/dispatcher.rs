@@ -12,7 +12,7 @@ use super::commit_log::CommitLog;
 use super::consume_queue::{ConsumeQueue, ConsumeQueues};
 use super::hash::tag_hash;
 use super::index::{key_hash, msg_id_hash, Index, IndexMark};
-use super::record::{self, MAGIC_BLANK, MAGIC_MESSAGE};
+use super::record::{self, MAGIC_BLANK, MAGIC_HOLE, MAGIC_MESSAGE};
 use super::DispatchListener;
 use crate::{Error, Result};
 
@@ -88,6 +88,16 @@ pub(crate) fn dispatch_range(
                 boundary = pos;
                 break;
             }
+            if magic == MAGIC_HOLE {
+                // Quarantined bytes (see recovery): nothing to index.
+                let hole = seg.read(local, len as usize).and_then(|b| record::read_hole(b, pos));
+                if hole.is_none() {
+                    return Err(corrupt("damaged hole while dispatching"));
+                }
+                pos += u64::from(len);
+                boundary = pos;
+                continue;
+            }
             if magic != MAGIC_MESSAGE {
                 return Err(corrupt("bad magic while dispatching"));
             }
@@ -125,6 +135,8 @@ pub(crate) struct Dispatcher {
     /// Held while dispatching a chunk; `delete_topic` takes it to not race file creation.
     work: Mutex<()>,
     listener: RwLock<Option<DispatchListener>>,
+    /// The last dispatch attempt failed for lack of space.
+    out_of_space: AtomicBool,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -148,6 +160,7 @@ impl Dispatcher {
             stop: AtomicBool::new(false),
             work: Mutex::new(()),
             listener: RwLock::new(None),
+            out_of_space: AtomicBool::new(false),
         }
     }
 
@@ -221,11 +234,25 @@ impl Dispatcher {
         ok
     }
 
-    /// The dispatcher thread: follows the log until stopped, then dispatches what is left.
-    pub(crate) fn run(&self, log: &CommitLog, queues: &ConsumeQueues, index: &Index) {
-        let mut failing = false;
+    /// The dispatcher thread: follows the log up to `limit()` (the write position; in sync
+    /// mode the durable position, so no reader sees a record that a power loss could still
+    /// take back) until stopped.
+    ///
+    /// A full disk (creating a consume queue or index file failed with ENOSPC) stalls it: it
+    /// raises [`Dispatcher::out_of_space`] (appends are refused meanwhile) and retries every
+    /// 100 ms until space is freed. Any other error, or no progress below the end, is fatal:
+    /// it calls `fatal` (the store poisons itself, so nothing more is acknowledged that
+    /// consumers would never see) and stops dispatching instead of spinning.
+    pub(crate) fn run(
+        &self,
+        log: &CommitLog,
+        queues: &ConsumeQueues,
+        index: &Index,
+        limit: &dyn Fn() -> u64,
+        fatal: &dyn Fn(&Error),
+    ) {
         loop {
-            let end = log.write_pos();
+            let end = limit().min(log.write_pos());
             let pos = self.dispatched();
             if pos < end {
                 let result = {
@@ -233,21 +260,10 @@ impl Dispatcher {
                     dispatch_range(log, queues, index, pos, end, CHUNK_RECORDS)
                 };
                 match result {
-                    Ok((reached, _)) if reached <= pos => {
-                        // Only an unterminated batch below the published end could cause this;
-                        // the appender never publishes one. Do not spin on it.
-                        if !failing {
-                            tracing::error!(pos, end, "dispatch made no progress; retrying");
+                    Ok((reached, grown)) if reached > pos => {
+                        if self.out_of_space.swap(false, Ordering::SeqCst) {
+                            tracing::info!(pos, "dispatch resumed");
                         }
-                        failing = true;
-                        if self.stop.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        self.sleep(Duration::from_millis(100), || false);
-                        continue;
-                    }
-                    Ok((reached, grown)) => {
-                        failing = false;
                         self.publish(reached, index.mark());
                         let listener = self.listener.read().unwrap_or_else(|p| p.into_inner()).clone();
                         if let Some(l) = listener {
@@ -261,24 +277,49 @@ impl Dispatcher {
                         }
                         continue;
                     }
-                    Err(e) => {
-                        if !failing {
-                            tracing::error!(error = %e, pos, "dispatch failed; retrying");
+                    Err(e) if super::is_no_space(&e) => {
+                        if !self.out_of_space.swap(true, Ordering::SeqCst) {
+                            tracing::warn!(error = %e, pos, "dispatch stalled: the disk is full; retrying");
                         }
-                        failing = true;
                         if self.stop.load(Ordering::SeqCst) {
                             break;
                         }
                         self.sleep(Duration::from_millis(100), || false);
                         continue;
                     }
+                    Ok(_) => {
+                        // Only an unterminated batch below the published end could cause this;
+                        // the appender never publishes one.
+                        let e = Error::Corrupt {
+                            path: log.dir().to_path_buf(),
+                            offset: pos,
+                            reason: format!("dispatch made no progress below the end {end}"),
+                        };
+                        tracing::error!(error = %e, "dispatch failed; the store stops accepting writes");
+                        fatal(&e);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, pos, "dispatch failed; the store stops accepting writes");
+                        fatal(&e);
+                        break;
+                    }
                 }
             }
             if self.stop.load(Ordering::SeqCst) {
-                break;
+                return;
             }
-            self.sleep(Duration::from_millis(200), || log.write_pos() > pos || self.stop.load(Ordering::SeqCst));
+            self.sleep(Duration::from_millis(200), || limit() > pos || self.stop.load(Ordering::SeqCst));
         }
+        // Failed: wait for the stop without touching anything.
+        while !self.stop.load(Ordering::SeqCst) {
+            self.sleep(Duration::from_millis(500), || self.stop.load(Ordering::SeqCst));
+        }
+    }
+
+    /// Whether dispatch is stalled by a full disk.
+    pub(crate) fn out_of_space(&self) -> bool {
+        self.out_of_space.load(Ordering::SeqCst)
     }
 
     fn sleep(&self, timeout: Duration, ready: impl Fn() -> bool) {
