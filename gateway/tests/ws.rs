@@ -456,3 +456,33 @@ async fn query_offset_is_null_until_the_group_commits() {
     assert_eq!(ws.next_op("error").await["type"], "urn:ferrymq:error:invalid-argument");
     ws.close().await;
 }
+
+#[tokio::test]
+async fn pipelined_publishes_with_one_idempotency_key_store_one_message() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    let mut ws = WsClient::connect(addr, "").await;
+    // A slow first publish, so that the keyed ones queue up behind it and are folded together.
+    let big: Vec<Value> = (0..50).map(|_| json!({"body": "x".repeat(4000)})).collect();
+    ws.send(json!({"op": "publish", "req_id": "slow", "topic": "other", "messages": big})).await;
+    for i in 0..20 {
+        ws.send(json!({"op": "publish", "req_id": format!("r{i}"), "topic": "idem-ws", "body": "once",
+            "idempotency_key": "same"}))
+            .await;
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    assert_eq!(ws.next_op("published").await["req_id"], "slow");
+    for _ in 0..20 {
+        let published = ws.next_op("published").await;
+        ids.insert((published["msg_id"].to_string(), published["queue_offset"].to_string()));
+    }
+    assert_eq!(ids.len(), 1, "every repeat answers the first result: {ids:?}");
+    let stored: u64 = t.get("/v1/topics/idem-ws").await.body["queue_offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["max"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, 1);
+    ws.close().await;
+}

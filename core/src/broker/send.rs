@@ -1,6 +1,7 @@
 //! Sending: validation, queue selection, idempotency, and the one path by which every message
 //! (plain, delayed, half) reaches the store.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -85,36 +86,49 @@ impl Broker {
             self.dedup.insert(topic_name, vec![(batch_key_name(key), entry)], window)?;
             return Ok(results);
         }
-        // Per-message keys: repeats answer from the table, the rest are stored together.
+        // Per-message keys: repeats answer from the table; a key repeated inside the batch is
+        // one message, whose result every repeat gets; the rest are stored together.
         let mut answers: Vec<Option<SendResult>> = vec![None; msgs.len()];
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<(usize, OutgoingMessage)> = Vec::new();
+        let mut fresh_keys: HashMap<String, (usize, u64)> = HashMap::new();
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
         for (i, m) in msgs.into_iter().enumerate() {
             if let Some(key) = &m.idempotency_key {
+                let fp = fingerprint([&m]);
                 if let Some(seen) = self.dedup.get(topic_name, key, window) {
-                    if seen.fingerprint != fingerprint([&m]) {
+                    if seen.fingerprint != fp {
                         return Err(Error::IdempotencyConflict { key: key.clone() });
                     }
                     answers[i] = seen.results.into_iter().next();
                     continue;
                 }
+                if let Some(&(first, first_fp)) = fresh_keys.get(key) {
+                    if first_fp != fp {
+                        return Err(Error::IdempotencyConflict { key: key.clone() });
+                    }
+                    repeats.push((i, first));
+                    continue;
+                }
+                fresh_keys.insert(key.clone(), (i, fp));
             }
             fresh.push((i, m));
         }
         if !fresh.is_empty() {
-            let records: Vec<(String, u64)> =
-                fresh.iter().filter_map(|(_, m)| m.idempotency_key.clone().map(|k| (k, fingerprint([m])))).collect();
             let (idx, fresh_msgs): (Vec<usize>, Vec<OutgoingMessage>) = fresh.into_iter().unzip();
-            let results = self.store_messages(&topic, fresh_msgs.clone()).await?;
+            let keys: Vec<Option<String>> = fresh_msgs.iter().map(|m| m.idempotency_key.clone()).collect();
+            let results = self.store_messages(&topic, fresh_msgs).await?;
             let mut entries = Vec::new();
-            for ((i, m), r) in idx.into_iter().zip(&fresh_msgs).zip(results) {
-                if let Some(key) = &m.idempotency_key {
-                    let fp = records.iter().find(|(k, _)| k == key).map(|(_, fp)| *fp).unwrap_or(0);
-                    entries
-                        .push((key.clone(), DedupEntry { fingerprint: fp, results: vec![r.clone()], at_ms: now_ms() }));
+            for ((i, key), r) in idx.into_iter().zip(keys).zip(results) {
+                if let Some(key) = key {
+                    let fp = fresh_keys.get(&key).map(|(_, fp)| *fp).unwrap_or(0);
+                    entries.push((key, DedupEntry { fingerprint: fp, results: vec![r.clone()], at_ms: now_ms() }));
                 }
                 answers[i] = Some(r);
             }
             self.dedup.insert(topic_name, entries, window)?;
+        }
+        for (i, first) in repeats {
+            answers[i] = answers[first].clone();
         }
         answers
             .into_iter()
