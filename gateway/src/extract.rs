@@ -78,7 +78,7 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Byt
 /// Deserializes JSON, reporting the failing field as a JSON Pointer.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(e, bytes))?;
     de.end().map_err(|e| ApiError::invalid("", format!("malformed JSON: {e}")))?;
     Ok(value)
 }
@@ -92,10 +92,19 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, prefix: &str) -
     })
 }
 
-fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+fn json_error(err: serde_path_to_error::Error<serde_json::Error>, bytes: &[u8]) -> ApiError {
     let pointer = pointer(err.path());
     let inner = err.into_inner();
     match inner.classify() {
+        // serde_json reports a wrong JSON type for an enum (a number for `perm`) as a syntax
+        // error; in a well-formed document it is the field's fault.
+        serde_json::error::Category::Syntax
+            if !pointer.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() =>
+        {
+            let message = inner.to_string();
+            let message = message.find(" at line ").map_or(message.as_str(), |at| &message[..at]);
+            ApiError::invalid(pointer, format!("has the wrong type or value ({message})"))
+        }
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
             ApiError::invalid("", format!("malformed JSON: {inner}"))
         }
