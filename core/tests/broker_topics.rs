@@ -80,7 +80,10 @@ async fn bad_messages_are_typed_errors() {
         assert!(matches!(broker.send("t", m).await, Err(Error::InvalidArgument { .. })), "{delay:?}");
     }
     let batch = vec![msg("1"), msg("2"), msg("3"), msg("4")];
-    assert!(matches!(broker.send_batch("t", batch, None).await, Err(Error::MessageTooLarge { .. })));
+    let too_many = broker.send_batch("t", batch, None).await;
+    assert!(matches!(too_many, Err(Error::BatchTooLarge { size: 4, .. })), "{too_many:?}");
+    let words = too_many.unwrap_err().to_string();
+    assert!(words.contains("4 messages") && !words.contains("body"), "{words}");
     assert!(matches!(broker.send_batch("t", vec![], None).await, Err(Error::InvalidArgument { .. })));
     let bad_batch = vec![msg("ok"), OutgoingMessage { tag: Some(String::new()), ..msg("x") }];
     match broker.send_batch("t", bad_batch, None).await {

@@ -138,14 +138,16 @@ fn core_parts(err: &Error) -> (&'static str, StatusCode, String, Option<Vec<Fiel
         ),
         Error::OffsetOutOfRange { .. } => plain("invalid-argument", StatusCode::BAD_REQUEST),
         Error::InvalidFilter { .. } => plain("invalid-filter", StatusCode::BAD_REQUEST),
-        Error::MessageTooLarge { .. } => plain("payload-too-large", StatusCode::PAYLOAD_TOO_LARGE),
+        Error::MessageTooLarge { .. } | Error::BatchTooLarge { .. } => {
+            plain("payload-too-large", StatusCode::PAYLOAD_TOO_LARGE)
+        }
         Error::NotFound { .. } => plain("not-found", StatusCode::NOT_FOUND),
         Error::Conflict(_) => plain("conflict", StatusCode::CONFLICT),
         Error::IdempotencyConflict { .. } => plain("idempotency-conflict", StatusCode::CONFLICT),
         Error::Forbidden(_) => plain("forbidden", StatusCode::FORBIDDEN),
-        // A gateway-side timeout is the service being unable to answer now; 504 would claim an
-        // upstream gateway, and the contract keeps 5xx to 503/507.
-        Error::Timeout(_) => plain("timeout", StatusCode::SERVICE_UNAVAILABLE),
+        // A timeout is the service being unable to answer now: the contract's `unavailable`
+        // (it has no `timeout` kind; 504 would claim an upstream gateway).
+        Error::Timeout(_) => plain("unavailable", StatusCode::SERVICE_UNAVAILABLE),
         Error::Connection(_) => plain("unavailable", StatusCode::SERVICE_UNAVAILABLE),
         Error::Unauthorized(_) => plain("unauthorized", StatusCode::UNAUTHORIZED),
         // `Error` is `#[non_exhaustive]` in another crate, so the compiler demands this arm. A
@@ -177,7 +179,6 @@ fn title(kind: &str) -> &'static str {
         "unsupported-media-type" => "Unsupported media type",
         "insufficient-storage" => "Insufficient storage",
         "unavailable" => "Service unavailable",
-        "timeout" => "Timeout",
         _ => "Internal error",
     }
 }
@@ -231,6 +232,8 @@ mod tests {
             (Error::InsufficientStorage { used_ratio: 0.99, max_ratio: 0.95 }.into(), 507, "insufficient-storage"),
             (Error::Forbidden("r".into()).into(), 403, "forbidden"),
             (Error::Unavailable("x".into()).into(), 503, "unavailable"),
+            (Error::Timeout("slow".into()).into(), 503, "unavailable"),
+            (Error::BatchTooLarge { unit: "messages", size: 2, max: 1 }.into(), 413, "payload-too-large"),
             (Error::InvalidFilter { expression: "a".into(), message: "b".into() }.into(), 400, "invalid-filter"),
             (ApiError::MethodNotAllowed("PATCH".into()), 405, "method-not-allowed"),
             (ApiError::UnsupportedMediaType("x".into()), 415, "unsupported-media-type"),

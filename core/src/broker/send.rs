@@ -44,11 +44,15 @@ impl Broker {
             return Err(Error::invalid("/messages", "a batch needs at least one message"));
         }
         if msgs.len() > self.config.max_batch_messages {
-            return Err(Error::MessageTooLarge { size: msgs.len(), max: self.config.max_batch_messages });
+            return Err(Error::BatchTooLarge {
+                unit: "messages",
+                size: msgs.len(),
+                max: self.config.max_batch_messages,
+            });
         }
         let bytes: usize = msgs.iter().map(|m| m.body.len()).sum();
         if bytes > self.config.max_batch_bytes {
-            return Err(Error::MessageTooLarge { size: bytes, max: self.config.max_batch_bytes });
+            return Err(Error::BatchTooLarge { unit: "body bytes", size: bytes, max: self.config.max_batch_bytes });
         }
         self.send_messages(topic, msgs, batch_key, "/messages").await
     }
