@@ -486,3 +486,105 @@ async fn pipelined_publishes_with_one_idempotency_key_store_one_message() {
     assert_eq!(stored, 1);
     ws.close().await;
 }
+
+#[tokio::test]
+async fn an_orderly_nack_with_one_credit_redelivers_from_the_failed_message() {
+    // The default lease_ttl, so that the subscriber's long polls are as long as in production:
+    // the redelivery must not wait for one to end.
+    let t = TestApp::start_with(|c| c.lease_ttl = Duration::from_secs(30), settings()).await;
+    let addr = t.serve().await;
+    for i in 1..=4 {
+        t.publish("fifo", json!({"body": format!("m{i}"), "sharding_key": "order-7"})).await;
+    }
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "s", "group": "g", "topic": "fifo", "orderly": true, "credits": 1})).await;
+    ws.next_op("subscribed").await;
+    let first = ws.next_op("message").await;
+    assert_eq!(first["body"], "m1");
+    ws.send(json!({"op": "ack", "receipt": first["receipt"]})).await;
+    let second = ws.next_op("message").await;
+    assert_eq!(second["body"], "m2");
+    ws.send(json!({"op": "nack", "receipt": second["receipt"]})).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let m = ws.next_op("message").await;
+        seen.push((m["body"].as_str().unwrap().to_string(), m["reconsume_times"].as_u64().unwrap()));
+        ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    }
+    assert_eq!(seen, [("m2".to_string(), 1), ("m3".to_string(), 0), ("m4".to_string(), 0)]);
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn an_orderly_nack_frees_the_window_slots_of_the_later_messages() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    for i in 1..=3 {
+        t.publish("fifo", json!({"body": format!("m{i}"), "sharding_key": "k"})).await;
+    }
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "s", "group": "g", "topic": "fifo", "orderly": true, "credits": 3})).await;
+    ws.next_op("subscribed").await;
+    let got: Vec<Value> = vec![ws.next_op("message").await, ws.next_op("message").await, ws.next_op("message").await];
+    let bodies: Vec<&str> = got.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["m1", "m2", "m3"]);
+    ws.send(json!({"op": "nack", "receipt": got[0]["receipt"]})).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let m = ws.next_op("message").await;
+        seen.push(m["body"].as_str().unwrap().to_string());
+        ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    }
+    assert_eq!(seen, ["m1", "m2", "m3"]);
+    ws.close().await;
+}
+
+/// Subscribes `n` connections to one clustering group with wide windows, publishes a burst of
+/// 40 in one batch, and returns how many each connection got.
+async fn share_a_burst(n: usize) -> Vec<usize> {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "burst", "queues": 8})).await;
+    let mut members = Vec::new();
+    for i in 0..n {
+        let mut ws = WsClient::connect(addr, "").await;
+        ws.send(json!({"op": "subscribe", "id": format!("s{i}"), "group": "g", "topic": "burst", "credits": 1000}))
+            .await;
+        ws.next_op("subscribed").await;
+        members.push(ws);
+    }
+    let batch: Vec<Value> = (0..40).map(|i| json!({"body": format!("m{i}")})).collect();
+    let reply = t.post("/v1/topics/burst/messages", json!({"messages": batch})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let mut counts = vec![0; n];
+    let mut bodies = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while bodies.len() < 40 && tokio::time::Instant::now() < deadline {
+        for (i, ws) in members.iter_mut().enumerate() {
+            while let Some(frame) = ws.next_within(Duration::from_millis(100)).await {
+                if frame["op"] == "message" {
+                    assert!(bodies.insert(frame["body"].as_str().unwrap().to_string()), "delivered twice: {frame}");
+                    counts[i] += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(bodies.len(), 40, "every message delivered once");
+    for ws in members {
+        ws.close().await;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn two_waiting_subscribers_share_a_burst() {
+    let counts = share_a_burst(2).await;
+    assert_eq!(counts, [20, 20], "each takes half of the 8 queues");
+}
+
+#[tokio::test]
+async fn three_waiting_subscribers_share_a_burst() {
+    let mut counts = share_a_burst(3).await;
+    counts.sort_unstable();
+    assert_eq!(counts, [10, 15, 15], "8 queues spread 3, 3, 2");
+}

@@ -24,6 +24,7 @@ mod receipt;
 mod receive;
 mod retry;
 mod send;
+mod sharing;
 mod topic;
 mod transaction;
 mod types;
@@ -38,6 +39,7 @@ use tokio::task::JoinHandle;
 pub use config::{default_delay_levels, BrokerConfig};
 pub use filter::Filter;
 pub use metrics::BrokerMetrics;
+pub use sharing::ReadyGuard;
 pub use topic::{
     dlq_topic, retry_topic, validate_group_name, validate_topic_name, SCHEDULE_TOPIC, TIMER_TOPIC, TRANS_HALF_TOPIC,
     TRANS_OP_TOPIC,
@@ -60,6 +62,7 @@ pub struct Broker {
     groups: group::GroupTable,
     offsets: offset::OffsetTable,
     consumption: receive::Consumption,
+    ready: Arc<sharing::ReadyTable>,
     queue_locks: queue_lock::QueueLocks,
     waiters: Arc<long_poll::PollWaiters>,
     dedup: dedup::DedupTable,
@@ -104,6 +107,7 @@ impl Broker {
             groups: group::GroupTable::open(meta::MetaFile::new(&dir, "groups.json")?)?,
             offsets: offset::OffsetTable::open(meta::MetaFile::new(&dir, "offsets.json")?)?,
             consumption: receive::Consumption::default(),
+            ready: Arc::default(),
             queue_locks: queue_lock::QueueLocks::default(),
             waiters,
             dedup: dedup::DedupTable::open(meta::MetaFile::new(&dir, "dedup.json")?)?,
@@ -278,6 +282,19 @@ impl Broker {
         for topic in self.consumption.release_client(group, client_id) {
             self.waiters.wake(&topic);
         }
+    }
+
+    /// Marks `client_id` as waiting for messages of `topic` in clustering `group` until the
+    /// guard drops, so that what arrives is shared with it (see [`ReadyGuard`]). A receive
+    /// counts as waiting by itself; a subscriber that receives in steps (a WebSocket
+    /// subscription with free credits) holds a guard between them.
+    pub fn ready_receiver(&self, group: &str, topic: &str, client_id: &str) -> ReadyGuard {
+        self.ready.enter(group, topic, client_id)
+    }
+
+    /// How many members of clustering `group` wait for messages of `topic` now.
+    pub fn waiting_receivers(&self, group: &str, topic: &str) -> usize {
+        self.ready.members(group, topic).len()
     }
 
     /// Takes or renews an orderly lease on a queue; false while another member holds it.
@@ -457,7 +474,33 @@ fn validate_config(c: &BrokerConfig) -> Result<()> {
     if c.timer_precision.is_zero() {
         return Err(Error::invalid("/timer_precision", "must be longer than zero"));
     }
+    if c.max_delay > MAX_DELAY_BOUND {
+        return Err(Error::invalid("/max_delay", "must be at most 3650 days"));
+    }
+    if c.delay_levels.iter().any(|d| *d > MAX_DELAY_BOUND) {
+        return Err(Error::invalid("/delay_levels", "each level must be at most 3650 days"));
+    }
+    if c.timer_precision > MAX_DELAY_BOUND || c.orderly_suspend > MAX_DELAY_BOUND || c.lease_ttl > MAX_DELAY_BOUND {
+        return Err(Error::invalid("/orderly_suspend", "durations must be at most 3650 days"));
+    }
     Ok(())
+}
+
+/// Longest delay the broker accepts anywhere (ten years), so that `now + delay` never
+/// overflows a clock.
+const MAX_DELAY_BOUND: Duration = Duration::from_secs(3650 * 24 * 3600);
+
+impl Broker {
+    /// Checks a redelivery delay given to `nack` or `send_message_back`: at most `max_delay`.
+    pub(crate) fn validate_redelivery_delay(&self, delay: Option<Duration>) -> Result<()> {
+        match delay {
+            Some(d) if d > self.config.max_delay => Err(Error::invalid(
+                "/delay_ms",
+                format!("must be at most max_delay ({} ms)", self.config.max_delay.as_millis()),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Compiles a user filter.

@@ -41,6 +41,8 @@ struct Inflight {
     user_topic: String,
     reconsume_times: u32,
     commit_offset: u64,
+    /// Handed out by an orderly receive: a failure returns every later delivery of its queue.
+    orderly: bool,
     /// Being sent back to retry or the DLQ: not to be handed out, not to expire again.
     failing: bool,
 }
@@ -55,19 +57,49 @@ struct QueueState {
 }
 
 impl QueueState {
-    /// Takes a delivery out of its member's hands for a nack or an expiry. In-place deliveries
-    /// become visible again at once; others stay invisible (under a fresh nonce, so the old
-    /// receipt no longer works) until their retry copy is stored, then are finished.
-    fn hold_for_failure(&mut self, offset: u64) -> Option<Inflight> {
+    /// Takes a delivery out of its member's hands for a nack or an expiry. A delivery retried
+    /// in place (orderly, broadcasting) that has tries left becomes visible again at once with
+    /// its reconsume count raised; an orderly one also returns every later delivery of its
+    /// queue still in flight (their nonces go to `revoked`) and suspends the queue for
+    /// `pause`, so that nothing later is delivered before it. Any other delivery stays
+    /// invisible (under a fresh nonce, so the old receipt no longer works) until its retry or
+    /// DLQ copy is stored, then is finished: a concurrent receive cannot hand it out meanwhile.
+    /// Returns the delivery as it was and whether it was retried in place.
+    fn hold_for_failure(
+        &mut self,
+        offset: u64,
+        max_reconsume_times: u32,
+        pause: impl FnOnce(&Inflight) -> Duration,
+        revoked: &mut Vec<u64>,
+    ) -> Option<(Inflight, bool)> {
         let inflight = self.inflight.get(&offset)?.clone();
-        if inflight.in_place {
+        let in_place = inflight.in_place && inflight.reconsume_times < max_reconsume_times;
+        if in_place {
             self.inflight.remove(&offset);
+            self.in_place_reconsume.insert(offset, inflight.reconsume_times + 1);
+            if inflight.orderly {
+                let later: Vec<u64> = self
+                    .inflight
+                    .range(offset + 1..)
+                    .filter(|(_, i)| i.orderly && !i.failing)
+                    .map(|(o, _)| *o)
+                    .collect();
+                for o in later {
+                    if let Some(i) = self.inflight.remove(&o) {
+                        revoked.push(i.nonce);
+                    }
+                }
+                let pause = pause(&inflight);
+                if !pause.is_zero() {
+                    self.suspended_until = Some(Instant::now() + pause);
+                }
+            }
         } else if let Some(held) = self.inflight.get_mut(&offset) {
             held.nonce = rand::random();
             held.deadline = Instant::now() + FAILING_HOLD;
             held.failing = true;
         }
-        Some(inflight)
+        Some((inflight, in_place))
     }
 
     fn finish(&mut self, offset: u64) {
@@ -101,6 +133,8 @@ pub(crate) struct Failed {
     offset: u64,
     inflight: Inflight,
     delay: Option<Duration>,
+    /// Already visible again in place; only waiters need waking.
+    in_place: bool,
 }
 
 impl Consumption {
@@ -144,7 +178,7 @@ impl Consumption {
         topics
     }
 
-    fn take_expired(&self) -> Vec<Failed> {
+    fn take_expired(&self, max_reconsume_times: impl Fn(&str) -> u32, orderly_suspend: Duration) -> Vec<Failed> {
         let now = Instant::now();
         let mut inner = self.lock();
         let Inner { queues, ended } = &mut *inner;
@@ -153,15 +187,23 @@ impl Consumption {
         for (key, state) in queues.iter_mut() {
             let expired: Vec<u64> =
                 state.inflight.iter().filter(|(_, i)| !i.failing && i.deadline <= now).map(|(o, _)| *o).collect();
+            let max = max_reconsume_times(key.0.split('\0').next().unwrap_or_default());
             for offset in expired {
-                if let Some(inflight) = state.hold_for_failure(offset) {
+                let mut revoked = Vec::new();
+                // An expired orderly lease suspends its queue like a nack.
+                let held = state.hold_for_failure(offset, max, |_| orderly_suspend, &mut revoked);
+                if let Some((inflight, in_place)) = held {
                     ended.insert(inflight.nonce, (ReceiptFailure::Expired, now));
+                    for nonce in revoked {
+                        ended.insert(nonce, (ReceiptFailure::Expired, now));
+                    }
                     failed.push(Failed {
                         owner: key.0.clone(),
                         key: key.clone(),
                         offset,
                         inflight,
                         delay: Some(Duration::ZERO),
+                        in_place,
                     });
                 }
             }
@@ -220,13 +262,18 @@ impl Broker {
         let retry = retry_topic(&req.group);
         let notifiers = [self.waiters.notifier(&topic.name), self.waiters.notifier(&retry)];
         let deadline = tokio::time::Instant::now() + req.wait;
+        // While it runs, this receive is a waiting member that shares what arrives.
+        let _ready =
+            (req.mode == ConsumeMode::Clustering).then(|| self.ready.enter(&req.group, &req.topic, &req.client_id));
         loop {
             let notified = enable_all(&notifiers);
-            let messages = self.collect(&req, &owner, &topic, &retry, &filter)?;
+            let (messages, next_ready) = self.collect(&req, &owner, &topic, &retry, &filter)?;
             if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(messages);
             }
-            wait_any(notified, deadline).await;
+            // A suspended queue becomes ready without a dispatch: wake for it too.
+            let wake = next_ready.map_or(deadline, |at| deadline.min(tokio::time::Instant::from_std(at)));
+            wait_any(notified, wake).await;
         }
     }
 
@@ -237,11 +284,25 @@ impl Broker {
         topic: &TopicInfo,
         retry: &str,
         filter: &Filter,
-    ) -> Result<Vec<Message>> {
+    ) -> Result<(Vec<Message>, Option<Instant>)> {
         let store: &Store = &self.store;
+        let now = Instant::now();
+        let mut next_ready: Option<Instant> = None;
         let mut queues: Vec<(String, u32)> = (0..topic.queues).map(|q| (topic.name.clone(), q)).collect();
         if req.mode == ConsumeMode::Clustering && !req.orderly && store.queue_bounds(retry, 0).1 > 0 {
-            queues.push((retry.to_string(), 0));
+            queues.push((retry.to_string(), topic.queues));
+        }
+        // Waiting members of a clustering group share the queues (the retry queue counting as
+        // index `topic.queues`).
+        if req.mode == ConsumeMode::Clustering {
+            if let Some((index, members)) = self.ready.share(&req.group, &topic.name, &req.client_id) {
+                queues.retain(|(_, j)| *j as usize % members == index);
+            }
+        }
+        let mut queues: Vec<(String, u32)> =
+            queues.into_iter().map(|(t, j)| if t == topic.name { (t, j) } else { (t, 0) }).collect();
+        if queues.is_empty() {
+            return Ok((Vec::new(), None));
         }
         let start = self.round_robin.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize % queues.len();
         queues.rotate_left(start);
@@ -283,9 +344,14 @@ impl Broker {
                 state.committed = min;
                 state.done.retain(|o| *o >= min);
             }
-            if req.orderly && (!state.inflight.is_empty() || state.suspended_until.is_some_and(|t| t > Instant::now()))
-            {
-                continue;
+            if req.orderly {
+                if let Some(until) = state.suspended_until.filter(|t| *t > now) {
+                    next_ready = Some(next_ready.map_or(until, |n| n.min(until)));
+                    continue;
+                }
+                if !state.inflight.is_empty() {
+                    continue;
+                }
             }
             state.suspended_until = None;
             let before = state.committed;
@@ -333,6 +399,7 @@ impl Broker {
                             user_topic: topic.name.clone(),
                             reconsume_times,
                             commit_offset: unit.commit_offset,
+                            orderly: req.orderly,
                             failing: false,
                         },
                     );
@@ -356,7 +423,7 @@ impl Broker {
         if !out.is_empty() {
             self.counters.delivered(&topic.name, &req.group, out.len() as u64);
         }
-        Ok(out)
+        Ok((out, next_ready))
     }
 
     fn parse_receipt(group: &str, receipt: &str) -> Result<Option<(Receipt, Key)>> {
@@ -374,6 +441,15 @@ impl Broker {
         Receipt::parse(receipt).map(|_| ())
     }
 
+    /// Whether `receipt` names a delivery of `group` that is still in flight: false once it
+    /// was acked, nacked, expired, or returned with an earlier orderly failure. Subscribers use
+    /// it to free window slots of deliveries the broker took back.
+    pub fn holds_receipt(&self, group: &str, receipt: &str) -> bool {
+        let Ok(Some((r, key))) = Self::parse_receipt(group, receipt) else { return false };
+        let inner = self.consumption.lock();
+        inner.queues.get(&key).and_then(|s| s.inflight.get(&r.offset)).is_some_and(|i| i.nonce == r.nonce && !i.failing)
+    }
+
     /// Acknowledges a received message. `Err` only for a receipt that does not parse; a receipt
     /// that cannot be acked is `Ok(Err(reason))`.
     pub async fn ack(&self, group: &str, receipt: &str) -> Result<Result<(), ReceiptFailure>> {
@@ -381,11 +457,17 @@ impl Broker {
         let mut inner = self.consumption.lock();
         let Inner { queues, ended } = &mut *inner;
         if let Some(state) = queues.get_mut(&key) {
-            if state.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing) {
+            if let Some(i) = state.inflight.get(&r.offset).filter(|i| i.nonce == r.nonce && !i.failing) {
+                // An orderly queue waits for this ack before it hands out the next message.
+                let wake = i.orderly.then(|| i.user_topic.clone());
                 state.finish(r.offset);
                 ended.insert(r.nonce, (ReceiptFailure::Acked, Instant::now()));
                 if !r.owner.contains('\0') {
                     self.offsets.set(&r.owner, &r.topic, r.queue_id, state.committed);
+                }
+                drop(inner);
+                if let Some(topic) = wake {
+                    self.waiters.wake(&topic);
                 }
                 return Ok(Ok(()));
             }
@@ -403,15 +485,26 @@ impl Broker {
         delay: Option<Duration>,
     ) -> Result<Result<(), ReceiptFailure>> {
         let Some((r, key)) = Self::parse_receipt(group, receipt)? else { return Ok(Err(ReceiptFailure::Unknown)) };
+        self.validate_redelivery_delay(delay)?;
+        let max = self.max_reconsume_times(group);
+        let suspend = self.config.orderly_suspend;
         let failed = {
             let mut inner = self.consumption.lock();
             let Inner { queues, ended } = &mut *inner;
+            let mut revoked = Vec::new();
+            let pause = |_: &Inflight| delay.filter(|d| !d.is_zero()).unwrap_or(suspend);
             let taken = queues
                 .get_mut(&key)
                 .filter(|s| s.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing))
-                .and_then(|s| s.hold_for_failure(r.offset));
+                .and_then(|s| s.hold_for_failure(r.offset, max, pause, &mut revoked));
+            let now = Instant::now();
+            for nonce in revoked {
+                ended.insert(nonce, (ReceiptFailure::Expired, now));
+            }
             match taken {
-                Some(inflight) => Failed { owner: r.owner.clone(), key, offset: r.offset, inflight, delay },
+                Some((inflight, in_place)) => {
+                    Failed { owner: r.owner.clone(), key, offset: r.offset, inflight, delay, in_place }
+                }
                 None => {
                     return Ok(Err(ended.get(&r.nonce).map(|(f, _)| *f).unwrap_or(ReceiptFailure::Unknown)));
                 }
@@ -446,17 +539,7 @@ impl Broker {
     /// or to the DLQ when it has been delivered `max_reconsume_times + 1` times.
     async fn fail_delivery(&self, f: Failed) -> Result<()> {
         let group = f.owner.split('\0').next().unwrap_or_default().to_string();
-        let max = self.max_reconsume_times(&group);
-        if f.inflight.in_place && f.inflight.reconsume_times < max {
-            let mut inner = self.consumption.lock();
-            if let Some(state) = inner.queues.get_mut(&f.key) {
-                state.in_place_reconsume.insert(f.offset, f.inflight.reconsume_times + 1);
-                let pause = f.delay.unwrap_or(self.config.orderly_suspend);
-                if !pause.is_zero() {
-                    state.suspended_until = Some(Instant::now() + pause);
-                }
-            }
-            drop(inner);
+        if f.in_place {
             self.waiters.wake(&f.inflight.user_topic);
             return Ok(());
         }
@@ -481,7 +564,9 @@ impl Broker {
 
     /// Makes expired leases' messages visible again at once, counting a reconsume.
     pub(crate) async fn expire_leases(&self) {
-        for f in self.consumption.take_expired() {
+        let expired =
+            self.consumption.take_expired(|group| self.max_reconsume_times(group), self.config.orderly_suspend);
+        for f in expired {
             let topic = f.inflight.user_topic.clone();
             if let Err(e) = self.fail_delivery(f).await {
                 tracing::error!(error = %e, topic, "returning an expired message failed");

@@ -171,7 +171,10 @@ impl Connection {
         )?;
         self.members.insert((f.group.clone(), self.conn_id.clone()));
         let window = Arc::new(Window::new(u64::from(credits)));
+        let ready =
+            (mode == ConsumeMode::Clustering).then(|| self.broker.ready_receiver(&f.group, &f.topic, &self.conn_id));
         let task = SubscriptionTask {
+            ready,
             id: f.id.clone(),
             broker: self.broker.clone(),
             request: ReceiveRequest {
@@ -240,6 +243,8 @@ impl Connection {
         let outcome = self.broker.nack(&group, &f.receipt, delay).await.map_err(|e| receipt_error(e, &f.receipt))?;
         if let Some(window) = window {
             window.release(&f.receipt);
+            // An orderly nack also returns the later deliveries of its queue: free their slots.
+            window.retain_held(|receipt| self.broker.holds_receipt(&group, receipt));
         }
         match outcome {
             Ok(()) => Ok(()),
