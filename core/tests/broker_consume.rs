@@ -201,3 +201,40 @@ async fn orderly_receive_never_skips_ahead() {
     assert_eq!(bodies(&rest), ["1", "2"]);
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn core_rejects_out_of_range_delays_and_waits_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    let sent = broker.send("t", msg("x")).await.unwrap();
+    let got = broker.receive(receive("g", "t", "c")).await.unwrap();
+    let receipt = got[0].receipt.clone().unwrap();
+    for delay in [Duration::MAX, broker.config().max_delay + Duration::from_millis(1)] {
+        assert!(matches!(broker.nack("g", &receipt, Some(delay)).await, Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            broker.send_message_back("g", &got[0], Some(delay)).await,
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+    broker.ack("g", &receipt).await.unwrap().expect("still held after the refused nack");
+    let pull = PullRequest {
+        group: "g".into(),
+        topic: "t".into(),
+        queue_id: sent.queue_id.unwrap(),
+        offset: 0,
+        max: 1,
+        filter: FilterSpec::default(),
+        wait: Duration::from_secs(3600),
+    };
+    assert!(matches!(broker.pull(pull).await, Err(Error::InvalidArgument { .. })));
+    for far in [Delay::Millis(u64::MAX), Delay::At(u64::MAX)] {
+        let m = OutgoingMessage { delay: Some(far), ..msg("far") };
+        assert!(matches!(broker.send("t", m).await, Err(Error::InvalidArgument { .. })), "{far:?}");
+    }
+    broker.shutdown().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut huge = config(dir.path());
+    huge.max_delay = Duration::MAX;
+    assert!(matches!(Broker::open(huge).await, Err(Error::InvalidArgument { .. })));
+}

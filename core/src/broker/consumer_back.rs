@@ -21,6 +21,7 @@ impl Broker {
     /// (scheduled or half), `NotFound` when the log no longer holds it.
     pub async fn send_message_back(&self, group: &str, message: &Message, delay: Option<Duration>) -> Result<()> {
         validate_group_name(group)?;
+        self.validate_redelivery_delay(delay)?;
         let commit_offset = message
             .commit_offset
             .ok_or_else(|| Error::invalid("/commit_offset", "only a stored message can be sent back"))?;

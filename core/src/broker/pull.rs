@@ -9,6 +9,8 @@ use crate::{Error, Result};
 
 /// Most units a pull examines before answering (bounds work on heavily filtered queues).
 const PULL_SCAN_LIMIT: u64 = 8192;
+/// Longest long poll of one pull.
+const MAX_PULL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Broker {
     /// Pulls matching messages from one queue. An offset below the queue's minimum starts at the
@@ -18,6 +20,9 @@ impl Broker {
         validate_group_name(&req.group)?;
         if req.max == 0 || req.max > 1000 {
             return Err(Error::invalid("/max", "must be 1 to 1000"));
+        }
+        if req.wait > MAX_PULL_WAIT {
+            return Err(Error::invalid("/wait_ms", "must be at most 30000"));
         }
         let is_retry = req.topic == retry_topic(&req.group);
         if !is_retry {

@@ -155,7 +155,7 @@ impl Broker {
             }
         }
         props::validate_user_properties(&m.properties, field)?;
-        let max_delay_ms = self.config.max_delay.as_millis() as u64;
+        let max_delay_ms = u64::try_from(self.config.max_delay.as_millis()).unwrap_or(u64::MAX);
         let levels = self.config.delay_levels.len();
         match m.delay {
             Some(Delay::Level(l)) if l == 0 || l as usize > levels => {
@@ -164,7 +164,7 @@ impl Broker {
             Some(Delay::Millis(ms)) if ms == 0 || ms > max_delay_ms => {
                 return Err(Error::invalid(format!("{field}/delay_ms"), format!("must be 1 to {max_delay_ms} ms")));
             }
-            Some(Delay::At(at)) if at == 0 || at > now_ms() + max_delay_ms => {
+            Some(Delay::At(at)) if at == 0 || at > now_ms().saturating_add(max_delay_ms) => {
                 return Err(Error::invalid(
                     format!("{field}/deliver_at"),
                     "must be positive and at most max_delay ahead",
@@ -287,13 +287,14 @@ impl Broker {
     /// the timer precision: never early.
     pub(crate) fn due_time(&self, delay: Delay, now: u64) -> (u64, Option<u32>) {
         let precision = self.config.timer_precision.as_millis().max(1) as u64;
-        let round_up = |t: u64| t.div_ceil(precision) * precision;
+        let round_up = |t: u64| t.div_ceil(precision).saturating_mul(precision);
         match delay {
             Delay::Level(l) => {
                 let idx = (l.max(1) as usize - 1).min(self.config.delay_levels.len() - 1);
-                (now + self.config.delay_levels[idx].as_millis() as u64, Some(idx as u32 + 1))
+                let level_ms = u64::try_from(self.config.delay_levels[idx].as_millis()).unwrap_or(u64::MAX);
+                (now.saturating_add(level_ms), Some(idx as u32 + 1))
             }
-            Delay::Millis(ms) => (round_up(now + ms), None),
+            Delay::Millis(ms) => (round_up(now.saturating_add(ms)), None),
             Delay::At(at) => (round_up(at.max(now)), None),
         }
     }
