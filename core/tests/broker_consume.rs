@@ -238,3 +238,41 @@ async fn core_rejects_out_of_range_delays_and_waits_without_panicking() {
     huge.max_delay = Duration::MAX;
     assert!(matches!(Broker::open(huge).await, Err(Error::InvalidArgument { .. })));
 }
+
+#[tokio::test]
+async fn one_long_lease_does_not_stall_its_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_batch_messages = 1000;
+    let broker = Broker::open(c).await.unwrap();
+    broker.create_topic("hol", Some(1), None).unwrap();
+    const N: usize = 4300;
+    for chunk in 0..N / 100 {
+        let batch = (0..100).map(|i| msg(&(chunk * 100 + i).to_string())).collect();
+        broker.send_batch("hol", batch, None).await.unwrap();
+    }
+    // The first message is leased for hours and never acked.
+    let mut slow = receive("g", "hol", "slow");
+    slow.max_messages = 1;
+    slow.invisible = Duration::from_secs(12 * 3600);
+    let held = broker.receive(slow).await.unwrap();
+    assert_eq!(bodies(&held), ["0"]);
+    // Everything after it can still be received and acked, past committed + 4096.
+    let mut fast = receive("g", "hol", "fast");
+    fast.max_messages = 500;
+    let mut got = 0;
+    loop {
+        let batch = broker.receive(fast.clone()).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for m in &batch {
+            broker.ack("g", m.receipt.as_ref().unwrap()).await.unwrap().unwrap();
+        }
+        got += batch.len();
+    }
+    assert_eq!(got, N - 1, "every message behind the long lease is delivered");
+    let offsets = broker.group("g").unwrap().offsets;
+    assert_eq!(offsets[0].committed, 0, "committed stays at the leased message");
+    broker.shutdown().await.unwrap();
+}

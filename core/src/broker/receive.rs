@@ -20,7 +20,7 @@ use super::receipt::Receipt;
 use super::topic::retry_topic;
 use super::types::*;
 use super::{compile_filter, validate_group_name, Broker, Filter};
-use crate::store::Store;
+use crate::store::{CqUnit, Store};
 use crate::{Error, Result};
 
 /// Most units one receive scans in one queue (bounds the time the state lock is held).
@@ -47,13 +47,53 @@ struct Inflight {
     failing: bool,
 }
 
+/// Per (owner, store topic, queue). Every offset in `[committed, cursor)` is done, in
+/// flight, or returned; offsets from `cursor` on have not been looked at yet.
 #[derive(Debug, Default)]
 struct QueueState {
+    /// Lowest offset not yet done.
     committed: u64,
+    /// Next offset never examined: new messages are scanned from here, whatever stays in
+    /// flight below it.
+    cursor: u64,
     done: BTreeSet<u64>,
     inflight: BTreeMap<u64, Inflight>,
+    /// Offsets below `cursor` to hand out again (failed in place, left by a member, a failed
+    /// send-back, or another topic's message in the shared retry queue).
+    returned: BTreeMap<u64, Returned>,
     suspended_until: Option<Instant>,
     in_place_reconsume: HashMap<u64, u32>,
+}
+
+/// A message to hand out again.
+#[derive(Debug, Clone, Default)]
+struct Returned {
+    /// Not before this time.
+    not_before: Option<Instant>,
+    /// The user topic whose receives take it (`None`: any).
+    topic: Option<String>,
+}
+
+/// What one receive offers from one queue.
+struct Offer<'a> {
+    req: &'a ReceiveRequest,
+    owner: &'a str,
+    topic: &'a TopicInfo,
+    store_topic: &'a str,
+    queue_id: u32,
+    is_retry: bool,
+    filter: &'a Filter,
+    in_place: bool,
+    deadline: Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Offered {
+    Delivered,
+    Skipped,
+    /// The receive is full (its byte budget); the message stays where it is.
+    #[allow(dead_code)]
+    Full,
 }
 
 impl QueueState {
@@ -76,6 +116,7 @@ impl QueueState {
         let in_place = inflight.in_place && inflight.reconsume_times < max_reconsume_times;
         if in_place {
             self.inflight.remove(&offset);
+            self.returned.insert(offset, Returned::default());
             self.in_place_reconsume.insert(offset, inflight.reconsume_times + 1);
             if inflight.orderly {
                 let later: Vec<u64> = self
@@ -86,6 +127,7 @@ impl QueueState {
                     .collect();
                 for o in later {
                     if let Some(i) = self.inflight.remove(&o) {
+                        self.returned.insert(o, Returned::default());
                         revoked.push(i.nonce);
                     }
                 }
@@ -104,6 +146,7 @@ impl QueueState {
 
     fn finish(&mut self, offset: u64) {
         self.inflight.remove(&offset);
+        self.returned.remove(&offset);
         self.in_place_reconsume.remove(&offset);
         if offset >= self.committed {
             self.done.insert(offset);
@@ -146,6 +189,8 @@ impl Consumption {
         let mut inner = self.lock();
         if let Some(state) = inner.queues.get_mut(&(group.to_string(), topic.to_string(), queue_id)) {
             state.committed = offset;
+            state.cursor = offset;
+            state.returned.clear();
             state.done.clear();
             state.suspended_until = None;
             state.in_place_reconsume.clear();
@@ -167,13 +212,18 @@ impl Consumption {
             if owner != group {
                 continue;
             }
-            state.inflight.retain(|_, i| {
-                let keep = i.client_id != client_id || i.failing;
-                if !keep {
+            let gone: Vec<u64> = state
+                .inflight
+                .iter()
+                .filter(|(_, i)| i.client_id == client_id && !i.failing)
+                .map(|(o, _)| *o)
+                .collect();
+            for offset in gone {
+                if let Some(i) = state.inflight.remove(&offset) {
                     topics.insert(i.user_topic.clone());
+                    state.returned.insert(offset, Returned { not_before: None, topic: Some(i.user_topic) });
                 }
-                keep
-            });
+            }
         }
         topics
     }
@@ -213,7 +263,9 @@ impl Consumption {
 
     fn release_hold(&self, key: &Key, offset: u64) {
         if let Some(state) = self.lock().queues.get_mut(key) {
-            state.inflight.remove(&offset);
+            if let Some(i) = state.inflight.remove(&offset) {
+                state.returned.insert(offset, Returned { not_before: None, topic: Some(i.user_topic) });
+            }
         }
     }
 
@@ -337,13 +389,18 @@ impl Broker {
                         start
                     }
                 };
-                inner.queues.insert(key.clone(), QueueState { committed, ..QueueState::default() });
+                inner.queues.insert(key.clone(), QueueState { committed, cursor: committed, ..QueueState::default() });
             }
             let Some(state) = inner.queues.get_mut(&key) else { continue };
             if state.committed < min {
                 state.committed = min;
                 state.done.retain(|o| *o >= min);
             }
+            if state.cursor < state.committed {
+                state.cursor = state.committed;
+            }
+            let committed = state.committed;
+            state.returned.retain(|o, _| *o >= committed);
             if req.orderly {
                 if let Some(until) = state.suspended_until.filter(|t| *t > now) {
                     next_ready = Some(next_ready.map_or(until, |n| n.min(until)));
@@ -355,64 +412,56 @@ impl Broker {
             }
             state.suspended_until = None;
             let before = state.committed;
-            let mut pos = state.committed;
-            let scan_end = max.min(state.committed + SCAN_LIMIT);
-            'scan: while out.len() < req.max_messages && pos < scan_end {
-                let units = store.read_queue(&store_topic, queue_id, pos, 64)?;
+            let offer =
+                Offer { req, owner, topic, store_topic: &store_topic, queue_id, is_retry, filter, in_place, deadline };
+            // First what was handed out before and came back, in order; then what is new, from
+            // the cursor on. The committed offset only says what is done: one long lease does
+            // not hold back the scan.
+            let again: Vec<u64> = state
+                .returned
+                .iter()
+                .filter(|(_, r)| !matches!(r.topic.as_deref(), Some(t) if t != topic.name))
+                .filter(|(_, r)| match r.not_before {
+                    Some(at) if at > now => {
+                        next_ready = Some(next_ready.map_or(at, |n| n.min(at)));
+                        false
+                    }
+                    _ => true,
+                })
+                .map(|(o, _)| *o)
+                .collect();
+            let mut full = false;
+            for offset in again {
+                if out.len() >= req.max_messages {
+                    full = true;
+                    break;
+                }
+                let Some(unit) = store.read_queue(&store_topic, queue_id, offset, 1)?.into_iter().next() else {
+                    state.returned.remove(&offset);
+                    continue;
+                };
+                if self.offer(&offer, state, unit, &mut out)? == Offered::Full {
+                    full = true;
+                    break;
+                }
+            }
+            let scan_end = max.min(state.cursor.saturating_add(SCAN_LIMIT));
+            while !full && out.len() < req.max_messages && state.cursor < scan_end {
+                let units = store.read_queue(&store_topic, queue_id, state.cursor, 64)?;
                 if units.is_empty() {
                     break;
                 }
                 for unit in units {
+                    if out.len() >= req.max_messages {
+                        full = true;
+                        break;
+                    }
                     let offset = unit.queue_offset;
-                    pos = offset + 1;
-                    if state.done.contains(&offset) || state.inflight.contains_key(&offset) {
-                        continue;
+                    if self.offer(&offer, state, unit, &mut out)? == Offered::Full {
+                        full = true;
+                        break;
                     }
-                    if !is_retry && !filter.may_match_hash(unit.tag_hash) {
-                        state.finish(offset);
-                        continue;
-                    }
-                    let rec = match store.read(unit.commit_offset) {
-                        Ok(rec) => rec,
-                        Err(e) => {
-                            tracing::error!(error = %e, topic = %store_topic, queue_id, offset, "unreadable message skipped");
-                            state.finish(offset);
-                            continue;
-                        }
-                    };
-                    if is_retry && rec.properties.get(ORIGIN_TOPIC).map(String::as_str) != Some(topic.name.as_str()) {
-                        continue; // another topic's retry: left for its own receives
-                    }
-                    if !filter.matches(rec.tag.as_deref(), &props::user_properties(&rec.properties)) {
-                        state.finish(offset);
-                        continue;
-                    }
-                    let nonce = rand::random::<u64>();
-                    let reconsume_times = state.in_place_reconsume.get(&offset).copied().unwrap_or(rec.reconsume_times);
-                    state.inflight.insert(
-                        offset,
-                        Inflight {
-                            nonce,
-                            deadline,
-                            client_id: req.client_id.clone(),
-                            in_place,
-                            user_topic: topic.name.clone(),
-                            reconsume_times,
-                            commit_offset: unit.commit_offset,
-                            orderly: req.orderly,
-                            failing: false,
-                        },
-                    );
-                    let mut m = props::to_message(rec, MessageState::Stored);
-                    m.reconsume_times = reconsume_times;
-                    m.receipt = Some(
-                        Receipt { owner: owner.to_string(), topic: store_topic.clone(), queue_id, offset, nonce }
-                            .encode(),
-                    );
-                    out.push(m);
-                    if out.len() >= req.max_messages || req.orderly && is_retry {
-                        break 'scan;
-                    }
+                    state.cursor = offset + 1;
                 }
             }
             if state.committed != before && req.mode == ConsumeMode::Clustering {
@@ -424,6 +473,72 @@ impl Broker {
             self.counters.delivered(&topic.name, &req.group, out.len() as u64);
         }
         Ok((out, next_ready))
+    }
+
+    /// Hands out the message of `unit` if it is deliverable: skips what is done or in flight,
+    /// finishes what the filter rejects, leaves another topic's retry to its own receives.
+    fn offer(&self, o: &Offer<'_>, state: &mut QueueState, unit: CqUnit, out: &mut Vec<Message>) -> Result<Offered> {
+        let store: &Store = &self.store;
+        let offset = unit.queue_offset;
+        if state.done.contains(&offset) || state.inflight.contains_key(&offset) {
+            state.returned.remove(&offset);
+            return Ok(Offered::Skipped);
+        }
+        if !o.is_retry && !o.filter.may_match_hash(unit.tag_hash) {
+            state.finish(offset);
+            return Ok(Offered::Skipped);
+        }
+        let rec = match store.read(unit.commit_offset) {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::error!(error = %e, topic = %o.store_topic, queue_id = o.queue_id, offset, "unreadable message skipped");
+                state.finish(offset);
+                return Ok(Offered::Skipped);
+            }
+        };
+        if o.is_retry {
+            let origin = rec.properties.get(ORIGIN_TOPIC).cloned().unwrap_or_default();
+            if origin != o.topic.name {
+                // Another topic's retry: left for its own receives.
+                state.returned.insert(offset, Returned { not_before: None, topic: Some(origin) });
+                return Ok(Offered::Skipped);
+            }
+        }
+        if !o.filter.matches(rec.tag.as_deref(), &props::user_properties(&rec.properties)) {
+            state.finish(offset);
+            return Ok(Offered::Skipped);
+        }
+        state.returned.remove(&offset);
+        let nonce = rand::random::<u64>();
+        let reconsume_times = state.in_place_reconsume.get(&offset).copied().unwrap_or(rec.reconsume_times);
+        state.inflight.insert(
+            offset,
+            Inflight {
+                nonce,
+                deadline: o.deadline,
+                client_id: o.req.client_id.clone(),
+                in_place: o.in_place,
+                user_topic: o.topic.name.clone(),
+                reconsume_times,
+                commit_offset: unit.commit_offset,
+                orderly: o.req.orderly,
+                failing: false,
+            },
+        );
+        let mut m = props::to_message(rec, MessageState::Stored);
+        m.reconsume_times = reconsume_times;
+        m.receipt = Some(
+            Receipt {
+                owner: o.owner.to_string(),
+                topic: o.store_topic.to_string(),
+                queue_id: o.queue_id,
+                offset,
+                nonce,
+            }
+            .encode(),
+        );
+        out.push(m);
+        Ok(Offered::Delivered)
     }
 
     fn parse_receipt(group: &str, receipt: &str) -> Result<Option<(Receipt, Key)>> {
