@@ -588,3 +588,63 @@ async fn three_waiting_subscribers_share_a_burst() {
     counts.sort_unstable();
     assert_eq!(counts, [10, 15, 15], "8 queues spread 3, 3, 2");
 }
+
+#[tokio::test]
+async fn a_broadcast_nack_comes_back_after_its_delay() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.publish("news", json!({"body": "n1"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "b", "group": "screens", "topic": "news", "mode": "broadcasting"})).await;
+    ws.next_op("subscribed").await;
+    let first = ws.next_op("message").await;
+    let nacked_at = std::time::Instant::now();
+    ws.send(json!({"op": "nack", "receipt": first["receipt"], "delay_ms": 600})).await;
+    let again = ws.next_op("message").await;
+    assert!(nacked_at.elapsed() >= Duration::from_millis(600), "redelivered after {:?}", nacked_at.elapsed());
+    assert_eq!((again["body"].as_str(), again["reconsume_times"].as_u64()), (Some("n1"), Some(1)));
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn a_broadcast_member_with_a_client_id_keeps_its_position_across_reconnects() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "news", "queues": 1})).await;
+    for i in 1..=3 {
+        t.publish("news", json!({"body": format!("n{i}")})).await;
+    }
+    let subscribe = json!({"op": "subscribe", "id": "b", "group": "screens", "topic": "news",
+        "mode": "broadcasting", "client_id": "screen-1"});
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(subscribe.clone()).await;
+    ws.next_op("subscribed").await;
+    for i in 1..=3 {
+        let m = ws.next_op("message").await;
+        assert_eq!(m["body"], format!("n{i}"));
+        ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    }
+    let fourth = {
+        t.publish("news", json!({"body": "n4"})).await;
+        ws.next_op("message").await
+    };
+    assert_eq!(fourth["body"], "n4");
+    // n4 is left unacknowledged: it comes back to this member after the reconnect.
+    ws.close().await;
+    eventually("member gone", || async { t.get("/v1/groups/screens").await.body["members"] == json!([]) }).await;
+    t.publish("news", json!({"body": "n5"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(subscribe).await;
+    ws.next_op("subscribed").await;
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        let m = ws.next_op("message").await;
+        bodies.push(m["body"].as_str().unwrap().to_string());
+        ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    }
+    assert_eq!(bodies, ["n4", "n5"], "no replay of what was acked before the reconnect");
+    assert!(ws.next_within(Duration::from_millis(300)).await.is_none());
+    let members = t.get("/v1/groups/screens").await.body["members"].clone();
+    assert_eq!(members[0]["client_id"], "screen-1");
+    ws.close().await;
+}

@@ -101,7 +101,8 @@ impl QueueState {
     /// in place (orderly, broadcasting) that has tries left becomes visible again at once with
     /// its reconsume count raised; an orderly one also returns every later delivery of its
     /// queue still in flight (their nonces go to `revoked`) and suspends the queue for
-    /// `pause`, so that nothing later is delivered before it. Any other delivery stays
+    /// `pause`, so that nothing later is delivered before it; a broadcasting one comes back
+    /// after `pause`, without holding back the rest of its queue. Any other delivery stays
     /// invisible (under a fresh nonce, so the old receipt no longer works) until its retry or
     /// DLQ copy is stored, then is finished: a concurrent receive cannot hand it out meanwhile.
     /// Returns the delivery as it was and whether it was retried in place.
@@ -115,8 +116,10 @@ impl QueueState {
         let inflight = self.inflight.get(&offset)?.clone();
         let in_place = inflight.in_place && inflight.reconsume_times < max_reconsume_times;
         if in_place {
+            let pause = pause(&inflight);
             self.inflight.remove(&offset);
-            self.returned.insert(offset, Returned::default());
+            let not_before = (!inflight.orderly && !pause.is_zero()).then(|| Instant::now() + pause);
+            self.returned.insert(offset, Returned { not_before, topic: None });
             self.in_place_reconsume.insert(offset, inflight.reconsume_times + 1);
             if inflight.orderly {
                 let later: Vec<u64> = self
@@ -131,7 +134,6 @@ impl QueueState {
                         revoked.push(i.nonce);
                     }
                 }
-                let pause = pause(&inflight);
                 if !pause.is_zero() {
                     self.suspended_until = Some(Instant::now() + pause);
                 }
@@ -207,9 +209,10 @@ impl Consumption {
         let mut inner = self.lock();
         let broadcast_owner = format!("{group}\0{client_id}");
         let mut topics = HashSet::new();
-        inner.queues.retain(|(owner, _, _), _| owner != &broadcast_owner);
         for ((owner, _, _), state) in inner.queues.iter_mut() {
-            if owner != group {
+            // A broadcasting member keeps its position under its client id, for when it comes
+            // back; what it held is handed to it again then.
+            if owner != group && owner != &broadcast_owner {
                 continue;
             }
             let gone: Vec<u64> = state
@@ -241,7 +244,8 @@ impl Consumption {
             for offset in expired {
                 let mut revoked = Vec::new();
                 // An expired orderly lease suspends its queue like a nack.
-                let held = state.hold_for_failure(offset, max, |_| orderly_suspend, &mut revoked);
+                let pause = |i: &Inflight| if i.orderly { orderly_suspend } else { Duration::ZERO };
+                let held = state.hold_for_failure(offset, max, pause, &mut revoked);
                 if let Some((inflight, in_place)) = held {
                     ended.insert(inflight.nonce, (ReceiptFailure::Expired, now));
                     for nonce in revoked {
@@ -607,7 +611,14 @@ impl Broker {
             let mut inner = self.consumption.lock();
             let Inner { queues, ended } = &mut *inner;
             let mut revoked = Vec::new();
-            let pause = |_: &Inflight| delay.filter(|d| !d.is_zero()).unwrap_or(suspend);
+            // Orderly: the queue pauses for the delay or `orderly_suspend`; broadcasting: the
+            // message comes back after the delay or the retry delay of its level.
+            let pause = |i: &Inflight| match (i.orderly, delay) {
+                (true, Some(d)) if !d.is_zero() => d,
+                (true, _) => suspend,
+                (false, Some(d)) => d,
+                (false, None) => self.retry_delay(i.reconsume_times),
+            };
             let taken = queues
                 .get_mut(&key)
                 .filter(|s| s.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing))
@@ -675,6 +686,14 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    /// The retry delay of a message failed `reconsume_times` times before: level
+    /// `3 + reconsume_times`, capped at the last level.
+    pub(crate) fn retry_delay(&self, reconsume_times: u32) -> Duration {
+        let levels = &self.config.delay_levels;
+        let level = (3 + reconsume_times as usize).min(levels.len());
+        levels[level - 1]
     }
 
     /// Makes expired leases' messages visible again at once, counting a reconsume.

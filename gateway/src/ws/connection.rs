@@ -47,6 +47,8 @@ enum PublishWork {
 
 struct Sub {
     group: String,
+    /// The member id it subscribed as.
+    client_id: String,
     window: Arc<Window>,
     task: JoinHandle<()>,
 }
@@ -163,16 +165,23 @@ impl Connection {
             Some(StartIn::At { timestamp }) => StartPosition::Timestamp(timestamp),
         };
         let mode: ConsumeMode = f.mode.unwrap_or_default().into();
+        let client_id = match f.client_id {
+            Some(id) if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) => {
+                return Err(ApiError::invalid("/client_id", "must be 1 to 255 characters, none a control character"));
+            }
+            Some(id) => id,
+            None => self.conn_id.clone(),
+        };
         self.broker.heartbeat(
             &f.group,
-            &self.conn_id,
+            &client_id,
             Transport::Ws,
             vec![Subscription { topic: f.topic.clone(), filter: filter.clone(), mode }],
         )?;
-        self.members.insert((f.group.clone(), self.conn_id.clone()));
+        self.members.insert((f.group.clone(), client_id.clone()));
         let window = Arc::new(Window::new(u64::from(credits)));
         let ready =
-            (mode == ConsumeMode::Clustering).then(|| self.broker.ready_receiver(&f.group, &f.topic, &self.conn_id));
+            (mode == ConsumeMode::Clustering).then(|| self.broker.ready_receiver(&f.group, &f.topic, &client_id));
         let task = SubscriptionTask {
             ready,
             id: f.id.clone(),
@@ -184,7 +193,7 @@ impl Connection {
                 max_messages: 1,
                 wait: Duration::ZERO,
                 invisible,
-                client_id: self.conn_id.clone(),
+                client_id: client_id.clone(),
                 transport: Transport::Ws,
                 mode,
                 start,
@@ -196,7 +205,7 @@ impl Connection {
         // `subscribed` goes out before the task can send any `message`.
         self.send(ServerFrame::Subscribed { id: f.id.clone() }).await;
         let task = tokio::spawn(task.run());
-        self.subs.insert(f.id, Sub { group: f.group, window, task });
+        self.subs.insert(f.id, Sub { group: f.group, client_id, window, task });
         Ok(())
     }
 
@@ -293,9 +302,9 @@ impl Connection {
             .ok_or_else(|| ApiError::Core(ferrymq_core::Error::not_found("subscription", &f.id)))?;
         sub.task.abort();
         // Leaving the last subscription of a group leaves the group: its held messages go back.
-        if !self.subs.values().any(|s| s.group == sub.group) {
-            self.broker.release_client(&sub.group, &self.conn_id);
-            self.members.remove(&(sub.group.clone(), self.conn_id.clone()));
+        if !self.subs.values().any(|s| s.group == sub.group && s.client_id == sub.client_id) {
+            self.broker.release_client(&sub.group, &sub.client_id);
+            self.members.remove(&(sub.group.clone(), sub.client_id.clone()));
         }
         self.send(ServerFrame::Unsubscribed { id: f.id }).await;
         Ok(())
