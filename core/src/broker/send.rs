@@ -218,7 +218,8 @@ impl Broker {
                 rec.properties.insert(props::SHARDING_KEY.into(), key.clone());
             }
             let placement = if let Some(group) = m.transaction {
-                let transaction_id = self.ids.next();
+                // Random, not from the id counter: a transaction id must not be guessable.
+                let transaction_id = format!("{:032X}", rand::random::<u128>());
                 rec.properties.insert(props::REAL_TOPIC.into(), topic.name.clone());
                 rec.properties.insert(props::TX_ID.into(), transaction_id.clone());
                 rec.properties.insert(props::PRODUCER_GROUP.into(), group);
@@ -251,13 +252,13 @@ impl Broker {
                 },
                 Placement::Scheduled => SendResult { msg_id, queue_id: None, queue_offset: None, transaction_id: None },
                 Placement::Half { transaction_id } => {
-                    self.transactions.add_half(
-                        &transaction_id,
-                        &msg_id,
-                        res.commit_offset,
-                        res.store_ts,
-                        res.group.clone(),
-                    );
+                    let half = super::transaction::HalfInfo {
+                        msg_id: &msg_id,
+                        topic: &topic.name,
+                        offset: res.commit_offset,
+                        created_ms: res.store_ts,
+                    };
+                    self.transactions.add_half(&transaction_id, half, res.group.clone());
                     SendResult { msg_id, queue_id: None, queue_offset: None, transaction_id: Some(transaction_id) }
                 }
             });

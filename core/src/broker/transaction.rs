@@ -27,12 +27,22 @@ enum TxState {
 #[derive(Debug, Clone)]
 struct TxEntry {
     msg_id: String,
+    /// The topic the message is published to once committed.
+    topic: String,
     half_offset: u64,
     producer_group: String,
     created_ms: u64,
     check_times: u32,
     last_check_ms: u64,
     state: TxState,
+}
+
+/// Where a half message is and what it is for.
+pub(crate) struct HalfInfo<'a> {
+    pub(crate) msg_id: &'a str,
+    pub(crate) topic: &'a str,
+    pub(crate) offset: u64,
+    pub(crate) created_ms: u64,
 }
 
 /// Transaction id → its half message and state.
@@ -46,14 +56,15 @@ impl TransactionTable {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn add_half(&self, tx: &str, msg_id: &str, half_offset: u64, created_ms: u64, group: Option<String>) {
+    pub(crate) fn add_half(&self, tx: &str, half: HalfInfo<'_>, group: Option<String>) {
         self.lock().insert(
             tx.to_string(),
             TxEntry {
-                msg_id: msg_id.to_string(),
-                half_offset,
+                msg_id: half.msg_id.to_string(),
+                topic: half.topic.to_string(),
+                half_offset: half.offset,
                 producer_group: group.unwrap_or_default(),
-                created_ms,
+                created_ms: half.created_ms,
                 check_times: 0,
                 last_check_ms: 0,
                 state: TxState::Pending,
@@ -106,13 +117,9 @@ impl Broker {
             .await?;
         for h in halves {
             if let Some(tx) = h.properties.get(TX_ID) {
-                this.transactions.add_half(
-                    tx,
-                    &h.msg_id,
-                    h.commit_offset,
-                    h.store_ts,
-                    h.properties.get(PRODUCER_GROUP).cloned(),
-                );
+                let topic = h.properties.get(REAL_TOPIC).map(String::as_str).unwrap_or_default();
+                let half = HalfInfo { msg_id: &h.msg_id, topic, offset: h.commit_offset, created_ms: h.store_ts };
+                this.transactions.add_half(tx, half, h.properties.get(PRODUCER_GROUP).cloned());
             }
         }
         let mut table = this.transactions.lock();
@@ -208,6 +215,12 @@ impl Broker {
         }
         records.push(op_record(tx, entry, op));
         self.append_and_dispatch(records).await.map(|_| ())
+    }
+
+    /// The topic a transaction's message is published to, if the transaction is known: who
+    /// ends a transaction needs the right to publish there.
+    pub fn transaction_topic(&self, transaction_id: &str) -> Option<String> {
+        self.transactions.lock().get(transaction_id).map(|e| e.topic.clone())
     }
 
     /// Subscribes to check-backs: the gateway and embedded clients route each to a producer of

@@ -106,6 +106,13 @@ impl Connection {
         self.send(ServerFrame::error(err, ids)).await;
     }
 
+    /// `consume` on `topic` for `group`; the group's own retry topic is covered by the group
+    /// grant alone (its messages belong to topics the group consumes).
+    fn require_consume(&self, topic: &str, group: &str) -> ApiResult<()> {
+        let topic = (topic != ferrymq_core::broker::retry_topic(group)).then_some(topic);
+        self.caller.require(Action::Consume, topic, Some(group))
+    }
+
     /// Handles one text frame; a bad one gets an `error` frame and changes nothing.
     pub async fn handle_text(&mut self, text: &str) {
         match Op::parse(text) {
@@ -341,7 +348,7 @@ impl Connection {
     /// A connection that publishes for a producer group answers that group's checks.
     fn register_publisher_group(&self, message: &PublishMessage) {
         if let Some(group) = message.producer_group.as_deref().filter(|g| !g.is_empty()) {
-            self.state.producers().register(group, self.seq, self.out.clone());
+            self.state.producers().register(group, self.seq, self.caller.grants.clone(), self.out.clone());
         }
     }
 
@@ -350,12 +357,13 @@ impl Connection {
         if f.group.is_empty() {
             return Err(ApiError::invalid("/group", "must not be empty"));
         }
-        self.state.producers().register(&f.group, self.seq, self.out.clone());
+        self.state.producers().register(&f.group, self.seq, self.caller.grants.clone(), self.out.clone());
         Ok(())
     }
 
     async fn end_transaction(&mut self, f: EndTransactionFrame) -> ApiResult<()> {
-        self.caller.require(Action::Publish, None, None)?;
+        let topic = self.broker.transaction_topic(&f.transaction_id);
+        self.caller.require(Action::Publish, topic.as_deref(), None)?;
         let resolution = TransactionResolution::parse(&f.status)?;
         if resolution == TransactionResolution::Unknown {
             // Nothing to do: the broker asks again at its next check.
@@ -398,7 +406,7 @@ impl Connection {
     }
 
     fn pull(&mut self, f: PullFrame) -> ApiResult<()> {
-        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.require_consume(&f.topic, &f.group)?;
         let max = f.max.unwrap_or(32);
         if !(1..=1000).contains(&max) {
             return Err(ApiError::invalid("/max", "must be between 1 and 1000"));
@@ -438,7 +446,7 @@ impl Connection {
     }
 
     async fn commit(&mut self, f: CommitFrame) -> ApiResult<()> {
-        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.require_consume(&f.topic, &f.group)?;
         self.broker.commit_offset(&f.group, &f.topic, f.queue_id, f.offset)?;
         if let Some(req_id) = f.req_id {
             self.send(ServerFrame::Committed { req_id }).await;
@@ -447,7 +455,7 @@ impl Connection {
     }
 
     async fn lock(&mut self, f: LockFrame) -> ApiResult<()> {
-        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.require_consume(&f.topic, &f.group)?;
         let req_id = f.req_id.ok_or_else(|| ApiError::invalid("/req_id", "missing field `req_id`: lock needs one"))?;
         let client_id = f.client_id.unwrap_or_else(|| self.conn_id.clone());
         let locked = self.broker.lock_queue(&f.group, &f.topic, f.queue_id, &client_id)?;
@@ -456,7 +464,7 @@ impl Connection {
     }
 
     async fn unlock(&mut self, f: LockFrame) -> ApiResult<()> {
-        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.require_consume(&f.topic, &f.group)?;
         let client_id = f.client_id.unwrap_or_else(|| self.conn_id.clone());
         self.broker.unlock_queue(&f.group, &f.topic, f.queue_id, &client_id);
         if let Some(req_id) = f.req_id {
@@ -466,7 +474,7 @@ impl Connection {
     }
 
     async fn query_offset(&mut self, f: QueryOffsetFrame) -> ApiResult<()> {
-        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.require_consume(&f.topic, &f.group)?;
         ferrymq_core::broker::validate_group_name(&f.group)?;
         let offset = self.broker.committed_offset(&f.group, &f.topic, f.queue_id);
         self.send(ServerFrame::Offset { req_id: f.req_id, offset }).await;
