@@ -276,3 +276,41 @@ async fn one_long_lease_does_not_stall_its_queue() {
     assert_eq!(offsets[0].committed, 0, "committed stays at the leased message");
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn receives_and_pulls_return_at_most_max_receive_bytes_but_at_least_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_receive_bytes = 10_000;
+    let broker = Broker::open(c).await.unwrap();
+    broker.create_topic("big", Some(1), None).unwrap();
+    let body = |n: usize, fill: char| OutgoingMessage { body: fill.to_string().repeat(n).into_bytes(), ..msg("") };
+    for fill in ['a', 'b', 'c'] {
+        broker.send("big", body(4_000, fill)).await.unwrap();
+    }
+    broker.send("big", body(30_000, 'd')).await.unwrap();
+    let pull = |offset| PullRequest {
+        group: "p".into(),
+        topic: "big".into(),
+        queue_id: 0,
+        offset,
+        max: 100,
+        filter: FilterSpec::default(),
+        wait: Duration::ZERO,
+    };
+    let first = broker.pull(pull(0)).await.unwrap();
+    assert_eq!(first.messages.len(), 2, "8,000 bytes fit, 12,000 do not");
+    assert_eq!(first.next_offset, 2, "the next pull starts at the message left out");
+    let second = broker.pull(pull(2)).await.unwrap();
+    assert_eq!(second.messages.len(), 1);
+    let third = broker.pull(pull(3)).await.unwrap();
+    assert_eq!(third.messages.len(), 1, "a message over the limit still comes, alone");
+
+    let req = receive("g", "big", "c");
+    let sizes = |ms: &[Message]| ms.iter().map(|m| m.body.len()).collect::<Vec<_>>();
+    assert_eq!(sizes(&broker.receive(req.clone()).await.unwrap()), [4_000, 4_000]);
+    assert_eq!(sizes(&broker.receive(req.clone()).await.unwrap()), [4_000]);
+    assert_eq!(sizes(&broker.receive(req.clone()).await.unwrap()), [30_000]);
+    assert!(broker.receive(req).await.unwrap().is_empty());
+    broker.shutdown().await.unwrap();
+}

@@ -77,6 +77,8 @@ pub struct Config {
     pub max_batch_bytes: usize,
     /// `dedup_window`: how long an idempotency key is remembered.
     pub dedup_window: Duration,
+    /// `max_receive_bytes`: most body bytes one receive or pull returns (at least one message).
+    pub max_receive_bytes: usize,
     /// `ws_ticket_ttl`: validity of a single-use WebSocket ticket.
     pub ws_ticket_ttl: Duration,
     /// `disk_max_used_ratio`: share of the data disk above which writes are refused (507);
@@ -121,6 +123,7 @@ impl Default for Config {
             max_batch_messages: b.max_batch_messages,
             max_batch_bytes: b.max_batch_bytes,
             dedup_window: b.dedup_window,
+            max_receive_bytes: b.max_receive_bytes,
             ws_ticket_ttl: Duration::from_secs(60),
             disk_max_used_ratio: b.store.disk_max_used_ratio,
             orderly_suspend: b.orderly_suspend,
@@ -565,6 +568,7 @@ impl Config {
             "max_batch_messages" => self.max_batch_messages = count(raw, 1)?,
             "max_batch_bytes" => self.max_batch_bytes = size(raw)?,
             "dedup_window" => self.dedup_window = duration(raw)?,
+            "max_receive_bytes" => self.max_receive_bytes = size(raw)?,
             "ws_ticket_ttl" => self.ws_ticket_ttl = positive_duration(raw)?,
             "disk_max_used_ratio" => self.disk_max_used_ratio = ratio(raw)?,
             "orderly_suspend" => self.orderly_suspend = positive_duration(raw)?,

@@ -43,6 +43,7 @@ pub fn broker_config(config: &Config) -> BrokerConfig {
     broker.max_batch_messages = config.max_batch_messages;
     broker.max_batch_bytes = config.max_batch_bytes;
     broker.dedup_window = config.dedup_window;
+    broker.max_receive_bytes = config.max_receive_bytes;
     broker
 }
 

@@ -48,6 +48,8 @@ pub struct BrokerConfig {
     pub max_batch_bytes: usize,
     /// How long an idempotency key is remembered.
     pub dedup_window: Duration,
+    /// Most body bytes one receive or pull returns (it always returns at least one message).
+    pub max_receive_bytes: usize,
 }
 
 impl BrokerConfig {
@@ -70,6 +72,7 @@ impl BrokerConfig {
             max_batch_messages: 1000,
             max_batch_bytes: 16 << 20,
             dedup_window: Duration::from_secs(600),
+            max_receive_bytes: 8 << 20,
         }
     }
 }

@@ -49,23 +49,33 @@ impl Broker {
             let mut pos = req.offset.max(min);
             let scan_end = max.min(pos + PULL_SCAN_LIMIT);
             let mut messages = Vec::new();
-            while messages.len() < req.max && pos < scan_end {
+            let mut bytes = 0usize;
+            let mut full = false;
+            while !full && messages.len() < req.max && pos < scan_end {
                 let units = self.store.read_queue(&req.topic, req.queue_id, pos, 64)?;
                 if units.is_empty() {
                     break;
                 }
                 for unit in units {
-                    if messages.len() >= req.max {
+                    if messages.len() >= req.max || full {
                         break;
                     }
-                    pos = unit.queue_offset + 1;
                     if !is_retry && !filter.may_match_hash(unit.tag_hash) {
+                        pos = unit.queue_offset + 1;
                         continue;
                     }
                     let rec = self.store.read(unit.commit_offset)?;
                     if filter.matches(rec.tag.as_deref(), &props::user_properties(&rec.properties)) {
+                        // At most max_receive_bytes of bodies, but always at least one message;
+                        // the next pull starts at the one left out.
+                        if !messages.is_empty() && bytes + rec.body.len() > self.config.max_receive_bytes {
+                            full = true;
+                            break;
+                        }
+                        bytes += rec.body.len();
                         messages.push(props::to_message(rec, MessageState::Stored));
                     }
+                    pos = unit.queue_offset + 1;
                 }
             }
             if !messages.is_empty() || pos > req.offset.max(min) || tokio::time::Instant::now() >= deadline {

@@ -92,7 +92,6 @@ enum Offered {
     Delivered,
     Skipped,
     /// The receive is full (its byte budget); the message stays where it is.
-    #[allow(dead_code)]
     Full,
 }
 
@@ -366,8 +365,9 @@ impl Broker {
         let deadline = Instant::now() + req.invisible;
         let mut out = Vec::new();
         let mut inner = self.consumption.lock();
+        let mut bytes_full = false;
         for (store_topic, queue_id) in queues {
-            if out.len() >= req.max_messages {
+            if out.len() >= req.max_messages || bytes_full {
                 break;
             }
             let is_retry = store_topic != topic.name;
@@ -446,6 +446,7 @@ impl Broker {
                 };
                 if self.offer(&offer, state, unit, &mut out)? == Offered::Full {
                     full = true;
+                    bytes_full = true;
                     break;
                 }
             }
@@ -463,6 +464,7 @@ impl Broker {
                     let offset = unit.queue_offset;
                     if self.offer(&offer, state, unit, &mut out)? == Offered::Full {
                         full = true;
+                        bytes_full = true;
                         break;
                     }
                     state.cursor = offset + 1;
@@ -511,6 +513,11 @@ impl Broker {
         if !o.filter.matches(rec.tag.as_deref(), &props::user_properties(&rec.properties)) {
             state.finish(offset);
             return Ok(Offered::Skipped);
+        }
+        // At most max_receive_bytes of bodies, but always at least one message.
+        let taken: usize = out.iter().map(|m| m.body.len()).sum();
+        if !out.is_empty() && taken + rec.body.len() > self.config.max_receive_bytes {
+            return Ok(Offered::Full);
         }
         state.returned.remove(&offset);
         let nonce = rand::random::<u64>();
