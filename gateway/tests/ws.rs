@@ -648,3 +648,36 @@ async fn a_broadcast_member_with_a_client_id_keeps_its_position_across_reconnect
     assert_eq!(members[0]["client_id"], "screen-1");
     ws.close().await;
 }
+
+#[tokio::test]
+async fn a_connection_holds_at_most_64_subscriptions_and_1024_pulls() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.publish("lim", json!({"body": "x"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    for i in 0..64 {
+        ws.send(json!({"op": "subscribe", "id": format!("s{i}"), "group": format!("g{i}"), "topic": "lim"})).await;
+        ws.next_op("subscribed").await;
+    }
+    ws.send(json!({"op": "subscribe", "id": "s64", "group": "g64", "topic": "lim"})).await;
+    let refused = ws.next_op("error").await;
+    assert_eq!((refused["id"].as_str(), refused["type"].as_str()), (Some("s64"), Some("urn:ferrymq:error:conflict")));
+    ws.send(json!({"op": "unsubscribe", "id": "s0"})).await;
+    ws.next_op("unsubscribed").await;
+    ws.send(json!({"op": "subscribe", "id": "s64", "group": "g64", "topic": "lim"})).await;
+    ws.next_op("subscribed").await;
+    ws.close().await;
+
+    let mut ws = WsClient::connect(addr, "").await;
+    let t0 = t.get("/v1/topics/lim").await.body["queue_offsets"][0]["max"].as_u64().unwrap();
+    for i in 0..1025 {
+        // Long polls past the end of queue 0: they stay outstanding.
+        ws.send(json!({"op": "pull", "req_id": format!("p{i}"), "group": "pg", "topic": "lim", "queue_id": 0,
+            "offset": t0, "wait_ms": 30000}))
+            .await;
+    }
+    let refused = ws.next_op("error").await;
+    assert_eq!(refused["req_id"], "p1024");
+    assert_eq!(refused["type"], "urn:ferrymq:error:conflict");
+    ws.close().await;
+}

@@ -32,6 +32,10 @@ use crate::ws::window::{SubscriptionTask, Window};
 
 /// Default window of a subscription.
 pub const DEFAULT_CREDITS: u32 = 100;
+/// Most subscriptions one connection holds at once.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+/// Most native pulls one connection has outstanding at once.
+pub const MAX_PULLS: usize = 1024;
 
 /// A publish waiting for its turn: publishes of one connection are stored in order.
 struct PublishJob {
@@ -153,6 +157,12 @@ impl Connection {
             return Err(ApiError::Core(ferrymq_core::Error::Conflict(format!(
                 "subscription {:?} exists on this connection",
                 f.id
+            ))));
+        }
+        self.subs.retain(|_, s| !s.task.is_finished());
+        if self.subs.len() >= MAX_SUBSCRIPTIONS {
+            return Err(ApiError::Core(ferrymq_core::Error::Conflict(format!(
+                "a connection holds at most {MAX_SUBSCRIPTIONS} subscriptions; unsubscribe one first"
             ))));
         }
         let credits = f.credits.unwrap_or(DEFAULT_CREDITS);
@@ -416,6 +426,11 @@ impl Connection {
             return Err(ApiError::invalid("/wait_ms", "must be at most 30000"));
         }
         let filter = filter_spec(f.filter, f.sql, "")?;
+        if self.pulls.len() >= MAX_PULLS {
+            return Err(ApiError::Core(ferrymq_core::Error::Conflict(format!(
+                "a connection has at most {MAX_PULLS} pulls outstanding"
+            ))));
+        }
         let request = PullRequest {
             group: f.group,
             topic: f.topic,
