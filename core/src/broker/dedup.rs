@@ -18,6 +18,9 @@ pub(crate) struct DedupEntry {
     pub(crate) at_ms: u64,
 }
 
+/// Most idempotency keys remembered at once, over all topics.
+pub const MAX_DEDUP_KEYS: usize = 100_000;
+
 /// (topic, key) → entry.
 #[derive(Debug)]
 pub(crate) struct DedupTable {
@@ -49,7 +52,25 @@ impl DedupTable {
         for (key, entry) in new {
             per_topic.insert(key, entry);
         }
+        // A bound on the window: past it, the oldest keys are forgotten first.
+        let total: usize = entries.values().map(BTreeMap::len).sum();
+        if total > MAX_DEDUP_KEYS {
+            let mut ages: Vec<(u64, String, String)> =
+                entries.iter().flat_map(|(t, m)| m.iter().map(move |(k, e)| (e.at_ms, t.clone(), k.clone()))).collect();
+            ages.sort_unstable();
+            for (_, t, k) in ages.into_iter().take(total - MAX_DEDUP_KEYS) {
+                if let Some(m) = entries.get_mut(&t) {
+                    m.remove(&k);
+                }
+            }
+            entries.retain(|_, m| !m.is_empty());
+        }
         self.file.save(&*entries)
+    }
+
+    /// Keys remembered, over all topics.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).values().map(BTreeMap::len).sum()
     }
 
     pub(crate) fn remove_topic(&self, topic: &str) {

@@ -45,6 +45,11 @@ impl DelayState {
         Ok(DelayState { file, progress: Mutex::new(progress) })
     }
 
+    /// Delivered timer offsets above the lowest undelivered one.
+    pub(crate) fn timer_done_len(&self) -> usize {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).timer_done.len()
+    }
+
     fn snapshot(&self) -> Progress {
         self.progress.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -37,13 +37,16 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 pub use config::{default_delay_levels, BrokerConfig};
+pub use dedup::MAX_DEDUP_KEYS;
 pub use filter::Filter;
 pub use metrics::BrokerMetrics;
+pub use receive::MAX_ENDED_RECEIPTS;
 pub use sharing::ReadyGuard;
 pub use topic::{
     dlq_topic, retry_topic, validate_group_name, validate_topic_name, SCHEDULE_TOPIC, TIMER_TOPIC, TRANS_HALF_TOPIC,
     TRANS_OP_TOPIC,
 };
+pub use transaction::MAX_ENDED_TRANSACTIONS;
 pub use types::*;
 
 use crate::store::Store;
@@ -418,6 +421,22 @@ impl Broker {
     }
 
     // ----- metrics -----
+
+    /// Sizes of the per-message tables (see [`TableSizes`]).
+    pub fn table_sizes(&self) -> TableSizes {
+        let (queue_states, in_flight, done_above_committed, returned, ended_receipts) = self.consumption.sizes();
+        TableSizes {
+            queue_states,
+            in_flight,
+            done_above_committed,
+            returned,
+            ended_receipts,
+            transactions: self.transactions.len(),
+            timer_done: self.delay.timer_done_len(),
+            dlq_resent: self.dlq_resent.len(),
+            dedup_keys: self.dedup.len(),
+        }
+    }
 
     /// Counters for `/metrics`, with a zero for every topic and group that exists.
     pub fn metrics(&self) -> BrokerMetrics {

@@ -10,7 +10,7 @@
 //! Reads here are mmap reads of recent data from the caller's task; appends (retry copies) go
 //! through the store's blocking path.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,8 @@ use crate::{Error, Result};
 
 /// Most units one receive scans in one queue (bounds the time the state lock is held).
 const SCAN_LIMIT: u64 = 4096;
+/// Most ended receipts remembered (the oldest are forgotten first, then answer `unknown`).
+pub const MAX_ENDED_RECEIPTS: usize = 10_000;
 /// How long the outcome of an ended receipt is remembered, to answer `acked` or `expired`.
 const ENDED_MEMORY: Duration = Duration::from_secs(600);
 /// How long a failing delivery stays invisible while its retry copy is stored.
@@ -161,7 +163,49 @@ impl QueueState {
 #[derive(Debug, Default)]
 struct Inner {
     queues: HashMap<Key, QueueState>,
-    ended: HashMap<u64, (ReceiptFailure, Instant)>,
+    ended: EndedReceipts,
+}
+
+/// Outcomes of ended receipts, by nonce: kept for [`ENDED_MEMORY`] and at most
+/// [`MAX_ENDED_RECEIPTS`] of them, oldest forgotten first.
+#[derive(Debug, Default)]
+struct EndedReceipts {
+    outcomes: HashMap<u64, (ReceiptFailure, Instant)>,
+    order: VecDeque<(Instant, u64)>,
+}
+
+impl EndedReceipts {
+    fn insert(&mut self, nonce: u64, outcome: (ReceiptFailure, Instant)) {
+        self.outcomes.insert(nonce, outcome);
+        self.order.push_back((outcome.1, nonce));
+        while self.order.len() > MAX_ENDED_RECEIPTS {
+            self.pop_oldest();
+        }
+    }
+
+    fn get(&self, nonce: &u64) -> Option<&(ReceiptFailure, Instant)> {
+        self.outcomes.get(nonce)
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some((at, nonce)) = self.order.pop_front() {
+            // Only the entry this record made (a nonce is not reused, but be exact).
+            if self.outcomes.get(&nonce).is_some_and(|(_, t)| *t == at) {
+                self.outcomes.remove(&nonce);
+            }
+        }
+    }
+
+    /// Forgets outcomes older than `ENDED_MEMORY`.
+    fn expire(&mut self, now: Instant) {
+        while self.order.front().is_some_and(|(at, _)| now.duration_since(*at) >= ENDED_MEMORY) {
+            self.pop_oldest();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.outcomes.len()
+    }
 }
 
 /// Lease-based consumption state of every group.
@@ -234,7 +278,7 @@ impl Consumption {
         let now = Instant::now();
         let mut inner = self.lock();
         let Inner { queues, ended } = &mut *inner;
-        ended.retain(|_, (_, at)| now.duration_since(*at) < ENDED_MEMORY);
+        ended.expire(now);
         let mut failed = Vec::new();
         for (key, state) in queues.iter_mut() {
             let expired: Vec<u64> =
@@ -262,6 +306,19 @@ impl Consumption {
             }
         }
         failed
+    }
+
+    /// Sizes of the consumption tables: (queue states, in flight, done above committed,
+    /// returned, ended receipts).
+    pub(crate) fn sizes(&self) -> (usize, usize, usize, usize, usize) {
+        let inner = self.lock();
+        let mut sizes = (inner.queues.len(), 0, 0, 0, inner.ended.len());
+        for state in inner.queues.values() {
+            sizes.1 += state.inflight.len();
+            sizes.2 += state.done.len();
+            sizes.3 += state.returned.len();
+        }
+        sizes
     }
 
     fn release_hold(&self, key: &Key, offset: u64) {

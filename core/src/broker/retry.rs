@@ -50,6 +50,11 @@ impl DlqResent {
         Ok(DlqResent { file, positions: Mutex::new(positions) })
     }
 
+    /// Positions remembered, over all groups.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().values().map(BTreeSet::len).sum()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<u64>>> {
         self.positions.lock().unwrap_or_else(|e| e.into_inner())
     }

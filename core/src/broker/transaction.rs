@@ -35,7 +35,12 @@ struct TxEntry {
     check_times: u32,
     last_check_ms: u64,
     state: TxState,
+    /// When it reached a final state (committed, rolled back, discarded), epoch ms.
+    ended_ms: u64,
 }
+
+/// Most ended transactions remembered, to answer `conflict` to a second end.
+pub const MAX_ENDED_TRANSACTIONS: usize = 1_000;
 
 /// Where a half message is and what it is for.
 pub(crate) struct HalfInfo<'a> {
@@ -68,8 +73,33 @@ impl TransactionTable {
                 check_times: 0,
                 last_check_ms: 0,
                 state: TxState::Pending,
+                ended_ms: 0,
             },
         );
+    }
+
+    /// Forgets the oldest ended transactions beyond [`MAX_ENDED_TRANSACTIONS`] (ending one of
+    /// those again answers `not found` instead of `conflict`). Pending ones are all kept.
+    pub(crate) fn compact(&self) {
+        let mut table = self.lock();
+        let mut ended: Vec<(u64, String)> = table
+            .iter()
+            .filter(|(_, e)| matches!(e.state, TxState::Committed | TxState::RolledBack | TxState::Discarded))
+            .map(|(k, e)| (e.ended_ms, k.clone()))
+            .collect();
+        if ended.len() <= MAX_ENDED_TRANSACTIONS {
+            return;
+        }
+        ended.sort_unstable();
+        let excess = ended.len() - MAX_ENDED_TRANSACTIONS;
+        for (_, tx) in ended.into_iter().take(excess) {
+            table.remove(&tx);
+        }
+    }
+
+    /// Transactions remembered (pending and recently ended).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
     }
 
     pub(crate) fn is_pending(&self, tx: &str) -> bool {
@@ -127,9 +157,14 @@ impl Broker {
             let (Some(tx), Some(kind)) = (op.properties.get(TX_ID), op.properties.get(TX_OP)) else { continue };
             let Some(entry) = table.get_mut(tx) else { continue };
             match kind.as_str() {
-                "commit" => entry.state = TxState::Committed,
-                "rollback" => entry.state = TxState::RolledBack,
-                "discard" => entry.state = TxState::Discarded,
+                "commit" | "rollback" | "discard" => {
+                    entry.state = match kind.as_str() {
+                        "commit" => TxState::Committed,
+                        "rollback" => TxState::RolledBack,
+                        _ => TxState::Discarded,
+                    };
+                    entry.ended_ms = op.store_ts;
+                }
                 "check" => {
                     entry.check_times += 1;
                     entry.last_check_ms = op.store_ts;
@@ -137,6 +172,8 @@ impl Broker {
                 _ => {}
             }
         }
+        drop(table);
+        this.transactions.compact();
         Ok(())
     }
 
@@ -171,6 +208,7 @@ impl Broker {
                 (Ok(()), TransactionStatus::Committed) => TxState::Committed,
                 (Ok(()), TransactionStatus::RolledBack) => TxState::RolledBack,
             };
+            e.ended_ms = now_ms();
         }
         result?;
         Ok(TransactionOutcome { transaction_id: transaction_id.to_string(), msg_id: entry.msg_id, status })
@@ -267,6 +305,7 @@ impl Broker {
     }
 
     async fn check_round(&self) -> Result<()> {
+        self.transactions.compact();
         let now = now_ms();
         let timeout = self.config.transaction_timeout.as_millis() as u64;
         let interval = self.config.transaction_check_interval.as_millis() as u64;
@@ -286,6 +325,7 @@ impl Broker {
                 self.append_and_dispatch(vec![op_record(&tx, &entry, "discard")]).await?;
                 if let Some(e) = self.transactions.lock().get_mut(&tx) {
                     e.state = TxState::Discarded;
+                    e.ended_ms = now_ms();
                 }
                 self.counters.transactions_discarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(transaction_id = %tx, "half message discarded after its last check-back");
