@@ -314,3 +314,45 @@ async fn receives_and_pulls_return_at_most_max_receive_bytes_but_at_least_one_me
     assert!(broker.receive(req).await.unwrap().is_empty());
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_receivers_of_one_queue_never_get_one_message_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_batch_messages = 1000;
+    let broker = Broker::open(c).await.unwrap();
+    broker.create_topic("one", Some(1), None).unwrap();
+    for chunk in 0..4 {
+        let batch = (0..500).map(|i| msg(&(chunk * 500 + i).to_string())).collect();
+        broker.send_batch("one", batch, None).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..4)
+        .map(|c| {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                let mut req = receive("g", "one", &format!("c{c}"));
+                req.max_messages = 7;
+                let mut got = Vec::new();
+                loop {
+                    let batch = broker.receive(req.clone()).await.unwrap();
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    for m in batch {
+                        broker.ack("g", m.receipt.as_ref().unwrap()).await.unwrap().unwrap();
+                        got.push(m.msg_id);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: std::collections::HashSet<_> = all.iter().cloned().collect();
+    assert_eq!(unique.len(), all.len(), "a message was handed out twice");
+    assert_eq!(all.len(), 2000);
+    assert_eq!(broker.group("g").unwrap().offsets[0].lag, 0);
+    broker.shutdown().await.unwrap();
+}

@@ -11,7 +11,7 @@
 //! through the store's blocking path.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::long_poll::{enable_all, wait_any};
@@ -89,6 +89,14 @@ struct Offer<'a> {
     deadline: Instant,
 }
 
+/// What a receive read for one unit, outside the lock.
+enum Candidate {
+    /// Ruled out by the tag hash, or unreadable: done for this owner.
+    Filtered,
+    /// The record.
+    Record(Box<crate::store::StoredMessage>),
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Offered {
     Delivered,
@@ -160,12 +168,6 @@ impl QueueState {
     }
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    queues: HashMap<Key, QueueState>,
-    ended: EndedReceipts,
-}
-
 /// Outcomes of ended receipts, by nonce: kept for [`ENDED_MEMORY`] and at most
 /// [`MAX_ENDED_RECEIPTS`] of them, oldest forgotten first.
 #[derive(Debug, Default)]
@@ -208,10 +210,20 @@ impl EndedReceipts {
     }
 }
 
-/// Lease-based consumption state of every group.
+/// One queue's state, locked on its own: receives, acks and nacks of different groups,
+/// topics or queues never wait for each other.
+type SharedQueue = Arc<Mutex<QueueState>>;
+
+/// Lease-based consumption state of every group: a map of per-queue states (its lock is held
+/// only to find or add a queue) and the ended receipts.
 #[derive(Debug, Default)]
 pub(crate) struct Consumption {
-    inner: Mutex<Inner>,
+    queues: Mutex<HashMap<Key, SharedQueue>>,
+    ended: Mutex<EndedReceipts>,
+}
+
+fn lock_queue(q: &SharedQueue) -> std::sync::MutexGuard<'_, QueueState> {
+    q.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A delivery taken out of flight by a nack or an expiry, to be sent back.
@@ -226,13 +238,36 @@ pub(crate) struct Failed {
 }
 
 impl Consumption {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Key, SharedQueue>> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ended(&self) -> std::sync::MutexGuard<'_, EndedReceipts> {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state of one queue, if it has one.
+    fn queue(&self, key: &Key) -> Option<SharedQueue> {
+        self.map().get(key).cloned()
+    }
+
+    /// The state of one queue, made by `init` (outside the map's lock) if it has none yet.
+    fn queue_or_insert(&self, key: &Key, init: impl FnOnce() -> Result<QueueState>) -> Result<SharedQueue> {
+        if let Some(q) = self.queue(key) {
+            return Ok(q);
+        }
+        let fresh = Arc::new(Mutex::new(init()?));
+        Ok(self.map().entry(key.clone()).or_insert(fresh).clone())
+    }
+
+    /// Every queue state.
+    fn all(&self) -> Vec<(Key, SharedQueue)> {
+        self.map().iter().map(|(k, q)| (k.clone(), q.clone())).collect()
     }
 
     pub(crate) fn reset(&self, group: &str, topic: &str, queue_id: u32, offset: u64) {
-        let mut inner = self.lock();
-        if let Some(state) = inner.queues.get_mut(&(group.to_string(), topic.to_string(), queue_id)) {
+        if let Some(q) = self.queue(&(group.to_string(), topic.to_string(), queue_id)) {
+            let mut state = lock_queue(&q);
             state.committed = offset;
             state.cursor = offset;
             state.returned.clear();
@@ -243,21 +278,21 @@ impl Consumption {
     }
 
     pub(crate) fn remove_topic(&self, topic: &str) {
-        self.lock().queues.retain(|(_, t, _), _| t != topic);
+        self.map().retain(|(_, t, _), _| t != topic);
     }
 
     /// Returns what `client_id` held in `group` to the group at once; returns the user topics
     /// to wake.
     pub(crate) fn release_client(&self, group: &str, client_id: &str) -> HashSet<String> {
-        let mut inner = self.lock();
         let broadcast_owner = format!("{group}\0{client_id}");
         let mut topics = HashSet::new();
-        for ((owner, _, _), state) in inner.queues.iter_mut() {
+        for ((owner, _, _), q) in self.all() {
             // A broadcasting member keeps its position under its client id, for when it comes
             // back; what it held is handed to it again then.
-            if owner != group && owner != &broadcast_owner {
+            if owner != group && owner != broadcast_owner {
                 continue;
             }
+            let mut state = lock_queue(&q);
             let gone: Vec<u64> = state
                 .inflight
                 .iter()
@@ -276,13 +311,15 @@ impl Consumption {
 
     fn take_expired(&self, max_reconsume_times: impl Fn(&str) -> u32, orderly_suspend: Duration) -> Vec<Failed> {
         let now = Instant::now();
-        let mut inner = self.lock();
-        let Inner { queues, ended } = &mut *inner;
-        ended.expire(now);
+        self.ended().expire(now);
         let mut failed = Vec::new();
-        for (key, state) in queues.iter_mut() {
+        for (key, q) in self.all() {
+            let mut state = lock_queue(&q);
             let expired: Vec<u64> =
                 state.inflight.iter().filter(|(_, i)| !i.failing && i.deadline <= now).map(|(o, _)| *o).collect();
+            if expired.is_empty() {
+                continue;
+            }
             let max = max_reconsume_times(key.0.split('\0').next().unwrap_or_default());
             for offset in expired {
                 let mut revoked = Vec::new();
@@ -290,6 +327,7 @@ impl Consumption {
                 let pause = |i: &Inflight| if i.orderly { orderly_suspend } else { Duration::ZERO };
                 let held = state.hold_for_failure(offset, max, pause, &mut revoked);
                 if let Some((inflight, in_place)) = held {
+                    let mut ended = self.ended();
                     ended.insert(inflight.nonce, (ReceiptFailure::Expired, now));
                     for nonce in revoked {
                         ended.insert(nonce, (ReceiptFailure::Expired, now));
@@ -311,9 +349,10 @@ impl Consumption {
     /// Sizes of the consumption tables: (queue states, in flight, done above committed,
     /// returned, ended receipts).
     pub(crate) fn sizes(&self) -> (usize, usize, usize, usize, usize) {
-        let inner = self.lock();
-        let mut sizes = (inner.queues.len(), 0, 0, 0, inner.ended.len());
-        for state in inner.queues.values() {
+        let all = self.all();
+        let mut sizes = (all.len(), 0, 0, 0, self.ended().len());
+        for (_, q) in all {
+            let state = lock_queue(&q);
             sizes.1 += state.inflight.len();
             sizes.2 += state.done.len();
             sizes.3 += state.returned.len();
@@ -322,7 +361,8 @@ impl Consumption {
     }
 
     fn release_hold(&self, key: &Key, offset: u64) {
-        if let Some(state) = self.lock().queues.get_mut(key) {
+        if let Some(q) = self.queue(key) {
+            let mut state = lock_queue(&q);
             if let Some(i) = state.inflight.remove(&offset) {
                 state.returned.insert(offset, Returned { not_before: None, topic: Some(i.user_topic) });
             }
@@ -330,8 +370,8 @@ impl Consumption {
     }
 
     fn mark_done(&self, key: &Key, offset: u64) -> Option<u64> {
-        let mut inner = self.lock();
-        let state = inner.queues.get_mut(key)?;
+        let q = self.queue(key)?;
+        let mut state = lock_queue(&q);
         state.finish(offset);
         Some(state.committed)
     }
@@ -421,7 +461,6 @@ impl Broker {
         let in_place = req.orderly || req.mode == ConsumeMode::Broadcasting;
         let deadline = Instant::now() + req.invisible;
         let mut out = Vec::new();
-        let mut inner = self.consumption.lock();
         let mut bytes_full = false;
         for (store_topic, queue_id) in queues {
             if out.len() >= req.max_messages || bytes_full {
@@ -430,7 +469,7 @@ impl Broker {
             let is_retry = store_topic != topic.name;
             let key = (owner.to_string(), store_topic.clone(), queue_id);
             let (min, max) = store.queue_bounds(&store_topic, queue_id);
-            if !inner.queues.contains_key(&key) {
+            let queue = self.consumption.queue_or_insert(&key, || {
                 // Broadcasting members keep their own position (in memory); clustering groups
                 // commit theirs to the offset table.
                 let clustering = req.mode == ConsumeMode::Clustering;
@@ -450,131 +489,179 @@ impl Broker {
                         start
                     }
                 };
-                inner.queues.insert(key.clone(), QueueState { committed, cursor: committed, ..QueueState::default() });
-            }
-            let Some(state) = inner.queues.get_mut(&key) else { continue };
-            if state.committed < min {
-                state.committed = min;
-                state.done.retain(|o| *o >= min);
-            }
-            if state.cursor < state.committed {
-                state.cursor = state.committed;
-            }
-            let committed = state.committed;
-            state.returned.retain(|o, _| *o >= committed);
-            if req.orderly {
-                if let Some(until) = state.suspended_until.filter(|t| *t > now) {
-                    next_ready = Some(next_ready.map_or(until, |n| n.min(until)));
-                    continue;
-                }
-                if !state.inflight.is_empty() {
-                    continue;
-                }
-            }
-            state.suspended_until = None;
-            let before = state.committed;
+                Ok(QueueState { committed, cursor: committed, ..QueueState::default() })
+            })?;
             let offer =
                 Offer { req, owner, topic, store_topic: &store_topic, queue_id, is_retry, filter, in_place, deadline };
-            // First what was handed out before and came back, in order; then what is new, from
-            // the cursor on. The committed offset only says what is done: one long lease does
-            // not hold back the scan.
-            let again: Vec<u64> = state
-                .returned
-                .iter()
-                .filter(|(_, r)| !matches!(r.topic.as_deref(), Some(t) if t != topic.name))
-                .filter(|(_, r)| match r.not_before {
-                    Some(at) if at > now => {
-                        next_ready = Some(next_ready.map_or(at, |n| n.min(at)));
-                        false
-                    }
-                    _ => true,
-                })
-                .map(|(o, _)| *o)
-                .collect();
-            let mut full = false;
-            for offset in again {
-                if out.len() >= req.max_messages {
-                    full = true;
-                    break;
+            // Under the queue's lock: what came back and may go out again, and where the scan
+            // of new messages starts.
+            let (again, before) = {
+                let mut state = lock_queue(&queue);
+                if state.committed < min {
+                    state.committed = min;
+                    state.done.retain(|o| *o >= min);
                 }
-                let Some(unit) = store.read_queue(&store_topic, queue_id, offset, 1)?.into_iter().next() else {
-                    state.returned.remove(&offset);
-                    continue;
-                };
-                if self.offer(&offer, state, unit, &mut out)? == Offered::Full {
-                    full = true;
-                    bytes_full = true;
-                    break;
+                if state.cursor < state.committed {
+                    state.cursor = state.committed;
+                }
+                let committed = state.committed;
+                state.returned.retain(|o, _| *o >= committed);
+                if req.orderly {
+                    if let Some(until) = state.suspended_until.filter(|t| *t > now) {
+                        next_ready = Some(next_ready.map_or(until, |n| n.min(until)));
+                        continue;
+                    }
+                    if !state.inflight.is_empty() {
+                        continue;
+                    }
+                }
+                state.suspended_until = None;
+                // First what was handed out before and came back, in order; then what is new,
+                // from the cursor on. The committed offset only says what is done: one long
+                // lease does not hold back the scan.
+                let again: Vec<u64> = state
+                    .returned
+                    .iter()
+                    .filter(|(_, r)| !matches!(r.topic.as_deref(), Some(t) if t != topic.name))
+                    .filter(|(_, r)| match r.not_before {
+                        Some(at) if at > now => {
+                            next_ready = Some(next_ready.map_or(at, |n| n.min(at)));
+                            false
+                        }
+                        _ => true,
+                    })
+                    .map(|(o, _)| *o)
+                    .take(req.max_messages - out.len())
+                    .collect();
+                (again, state.committed)
+            };
+            // Reads happen outside the lock; what they found is applied under it, checked
+            // again against what other receives did meanwhile.
+            let mut full = false;
+            if !again.is_empty() {
+                let mut found = Vec::with_capacity(again.len());
+                for offset in again {
+                    if let Some(unit) = store.read_queue(&store_topic, queue_id, offset, 1)?.into_iter().next() {
+                        found.push(self.read_candidate(&offer, unit));
+                    }
+                }
+                let mut state = lock_queue(&queue);
+                for (unit, rec) in found {
+                    if out.len() >= req.max_messages {
+                        full = true;
+                        break;
+                    }
+                    if !state.returned.contains_key(&unit.queue_offset) {
+                        continue; // taken by another receive meanwhile
+                    }
+                    if self.offer(&offer, &mut state, unit, rec, &mut out) == Offered::Full {
+                        full = true;
+                        bytes_full = true;
+                        break;
+                    }
                 }
             }
-            let scan_end = max.min(state.cursor.saturating_add(SCAN_LIMIT));
-            while !full && out.len() < req.max_messages && state.cursor < scan_end {
-                let units = store.read_queue(&store_topic, queue_id, state.cursor, 64)?;
+            let mut scanned = 0u64;
+            while !full && out.len() < req.max_messages && scanned < SCAN_LIMIT {
+                let cursor = lock_queue(&queue).cursor;
+                if cursor >= max {
+                    break;
+                }
+                // No more records read than this receive can still take (the rest would be
+                // read again by the next one).
+                let want = (req.max_messages - out.len()).clamp(1, 64);
+                let units = store.read_queue(&store_topic, queue_id, cursor, want)?;
                 if units.is_empty() {
                     break;
                 }
-                for unit in units {
+                scanned += units.len() as u64;
+                let found: Vec<_> = units.into_iter().map(|u| self.read_candidate(&offer, u)).collect();
+                let mut state = lock_queue(&queue);
+                for (unit, rec) in found {
                     if out.len() >= req.max_messages {
                         full = true;
                         break;
                     }
                     let offset = unit.queue_offset;
-                    if self.offer(&offer, state, unit, &mut out)? == Offered::Full {
+                    if offset != state.cursor {
+                        // Another receive (or a reset) moved the cursor meanwhile.
+                        if offset > state.cursor || !state.returned.contains_key(&offset) {
+                            continue;
+                        }
+                    }
+                    if self.offer(&offer, &mut state, unit, rec, &mut out) == Offered::Full {
                         full = true;
                         bytes_full = true;
                         break;
                     }
-                    state.cursor = offset + 1;
+                    state.cursor = state.cursor.max(offset + 1);
                 }
             }
-            if state.committed != before && req.mode == ConsumeMode::Clustering {
-                self.offsets.set(owner, &store_topic, queue_id, state.committed);
+            let committed = lock_queue(&queue).committed;
+            if committed != before && req.mode == ConsumeMode::Clustering {
+                self.offsets.set(owner, &store_topic, queue_id, committed);
             }
         }
-        drop(inner);
         if !out.is_empty() {
             self.counters.delivered(&topic.name, &req.group, out.len() as u64);
         }
         Ok((out, next_ready))
     }
 
+    /// Reads the record of a unit a receive may hand out, outside any lock: `None` when the
+    /// tag hash already rules it out.
+    fn read_candidate(&self, o: &Offer<'_>, unit: CqUnit) -> (CqUnit, Candidate) {
+        if !o.is_retry && !o.filter.may_match_hash(unit.tag_hash) {
+            return (unit, Candidate::Filtered);
+        }
+        match self.store.read(unit.commit_offset) {
+            Ok(rec) => (unit, Candidate::Record(Box::new(rec))),
+            Err(e) => {
+                tracing::error!(error = %e, topic = %o.store_topic, queue_id = o.queue_id, offset = unit.queue_offset, "unreadable message skipped");
+                (unit, Candidate::Filtered)
+            }
+        }
+    }
+
     /// Hands out the message of `unit` if it is deliverable: skips what is done or in flight,
-    /// finishes what the filter rejects, leaves another topic's retry to its own receives.
-    fn offer(&self, o: &Offer<'_>, state: &mut QueueState, unit: CqUnit, out: &mut Vec<Message>) -> Result<Offered> {
-        let store: &Store = &self.store;
+    /// finishes what the filter rejects (or what cannot be read), leaves another topic's retry
+    /// to its own receives.
+    fn offer(
+        &self,
+        o: &Offer<'_>,
+        state: &mut QueueState,
+        unit: CqUnit,
+        rec: Candidate,
+        out: &mut Vec<Message>,
+    ) -> Offered {
         let offset = unit.queue_offset;
         if state.done.contains(&offset) || state.inflight.contains_key(&offset) {
             state.returned.remove(&offset);
-            return Ok(Offered::Skipped);
+            return Offered::Skipped;
         }
-        if !o.is_retry && !o.filter.may_match_hash(unit.tag_hash) {
-            state.finish(offset);
-            return Ok(Offered::Skipped);
-        }
-        let rec = match store.read(unit.commit_offset) {
-            Ok(rec) => rec,
-            Err(e) => {
-                tracing::error!(error = %e, topic = %o.store_topic, queue_id = o.queue_id, offset, "unreadable message skipped");
+        let rec = match rec {
+            Candidate::Filtered => {
                 state.finish(offset);
-                return Ok(Offered::Skipped);
+                return Offered::Skipped;
             }
+            Candidate::Record(rec) => *rec,
         };
         if o.is_retry {
             let origin = rec.properties.get(ORIGIN_TOPIC).cloned().unwrap_or_default();
             if origin != o.topic.name {
                 // Another topic's retry: left for its own receives.
                 state.returned.insert(offset, Returned { not_before: None, topic: Some(origin) });
-                return Ok(Offered::Skipped);
+                return Offered::Skipped;
             }
         }
         if !o.filter.matches(rec.tag.as_deref(), &props::user_properties(&rec.properties)) {
             state.finish(offset);
-            return Ok(Offered::Skipped);
+            return Offered::Skipped;
         }
         // At most max_receive_bytes of bodies, but always at least one message.
         let taken: usize = out.iter().map(|m| m.body.len()).sum();
         if !out.is_empty() && taken + rec.body.len() > self.config.max_receive_bytes {
-            return Ok(Offered::Full);
+            return Offered::Full;
         }
         state.returned.remove(&offset);
         let nonce = rand::random::<u64>();
@@ -606,7 +693,7 @@ impl Broker {
             .encode(),
         );
         out.push(m);
-        Ok(Offered::Delivered)
+        Offered::Delivered
     }
 
     fn parse_receipt(group: &str, receipt: &str) -> Result<Option<(Receipt, Key)>> {
@@ -629,33 +716,33 @@ impl Broker {
     /// it to free window slots of deliveries the broker took back.
     pub fn holds_receipt(&self, group: &str, receipt: &str) -> bool {
         let Ok(Some((r, key))) = Self::parse_receipt(group, receipt) else { return false };
-        let inner = self.consumption.lock();
-        inner.queues.get(&key).and_then(|s| s.inflight.get(&r.offset)).is_some_and(|i| i.nonce == r.nonce && !i.failing)
+        let Some(q) = self.consumption.queue(&key) else { return false };
+        let state = lock_queue(&q);
+        state.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing)
     }
 
     /// Acknowledges a received message. `Err` only for a receipt that does not parse; a receipt
     /// that cannot be acked is `Ok(Err(reason))`.
     pub async fn ack(&self, group: &str, receipt: &str) -> Result<Result<(), ReceiptFailure>> {
         let Some((r, key)) = Self::parse_receipt(group, receipt)? else { return Ok(Err(ReceiptFailure::Unknown)) };
-        let mut inner = self.consumption.lock();
-        let Inner { queues, ended } = &mut *inner;
-        if let Some(state) = queues.get_mut(&key) {
+        if let Some(q) = self.consumption.queue(&key) {
+            let mut state = lock_queue(&q);
             if let Some(i) = state.inflight.get(&r.offset).filter(|i| i.nonce == r.nonce && !i.failing) {
                 // An orderly queue waits for this ack before it hands out the next message.
                 let wake = i.orderly.then(|| i.user_topic.clone());
                 state.finish(r.offset);
-                ended.insert(r.nonce, (ReceiptFailure::Acked, Instant::now()));
+                self.consumption.ended().insert(r.nonce, (ReceiptFailure::Acked, Instant::now()));
                 if !r.owner.contains('\0') {
                     self.offsets.set(&r.owner, &r.topic, r.queue_id, state.committed);
                 }
-                drop(inner);
+                drop(state);
                 if let Some(topic) = wake {
                     self.waiters.wake(&topic);
                 }
                 return Ok(Ok(()));
             }
         }
-        Ok(Err(ended.get(&r.nonce).map(|(f, _)| *f).unwrap_or(ReceiptFailure::Unknown)))
+        Ok(Err(self.consumption.ended().get(&r.nonce).map(|(f, _)| *f).unwrap_or(ReceiptFailure::Unknown)))
     }
 
     /// Gives a received message back: it returns to the group with `reconsume_times + 1` after
@@ -672,8 +759,6 @@ impl Broker {
         let max = self.max_reconsume_times(group);
         let suspend = self.config.orderly_suspend;
         let failed = {
-            let mut inner = self.consumption.lock();
-            let Inner { queues, ended } = &mut *inner;
             let mut revoked = Vec::new();
             // Orderly: the queue pauses for the delay or `orderly_suspend`; broadcasting: the
             // message comes back after the delay or the retry delay of its level.
@@ -683,10 +768,16 @@ impl Broker {
                 (false, Some(d)) => d,
                 (false, None) => self.retry_delay(i.reconsume_times),
             };
-            let taken = queues
-                .get_mut(&key)
-                .filter(|s| s.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing))
-                .and_then(|s| s.hold_for_failure(r.offset, max, pause, &mut revoked));
+            let taken = self.consumption.queue(&key).and_then(|q| {
+                let mut state = lock_queue(&q);
+                let held = state.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing);
+                if held {
+                    state.hold_for_failure(r.offset, max, pause, &mut revoked)
+                } else {
+                    None
+                }
+            });
+            let mut ended = self.consumption.ended();
             let now = Instant::now();
             for nonce in revoked {
                 ended.insert(nonce, (ReceiptFailure::Expired, now));
@@ -713,13 +804,10 @@ impl Broker {
         }
         let not_held = || Error::not_found("receipt", receipt);
         let (r, key) = Self::parse_receipt(group, receipt)?.ok_or_else(not_held)?;
-        let mut inner = self.consumption.lock();
-        let inflight = inner
-            .queues
-            .get_mut(&key)
-            .and_then(|s| s.inflight.get_mut(&r.offset))
-            .filter(|i| i.nonce == r.nonce && !i.failing)
-            .ok_or_else(not_held)?;
+        let q = self.consumption.queue(&key).ok_or_else(not_held)?;
+        let mut state = lock_queue(&q);
+        let inflight =
+            state.inflight.get_mut(&r.offset).filter(|i| i.nonce == r.nonce && !i.failing).ok_or_else(not_held)?;
         inflight.nonce = rand::random();
         inflight.deadline = Instant::now() + invisible;
         Ok(Receipt { nonce: inflight.nonce, ..r }.encode())
