@@ -115,3 +115,30 @@ async fn idempotent_publish_survives_restart() {
     assert_eq!(total, 3, "repeats stored nothing");
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_repeats_of_one_idempotency_key_store_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.create_topic("idem", Some(4), None).unwrap();
+    let sends: Vec<_> = (0..40)
+        .map(|i| {
+            let broker = broker.clone();
+            // Two keys, twenty sends each, all at once.
+            let key = format!("k{}", i % 2);
+            tokio::spawn(async move {
+                let m = OutgoingMessage { idempotency_key: Some(key.clone()), ..msg(&key) };
+                broker.send("idem", m).await.unwrap()
+            })
+        })
+        .collect();
+    let mut results = std::collections::BTreeSet::new();
+    for s in sends {
+        let r = s.await.unwrap();
+        results.insert((r.msg_id, r.queue_id, r.queue_offset));
+    }
+    assert_eq!(results.len(), 2, "one message per key: {results:?}");
+    let stored: u64 = broker.topic("idem").unwrap().queue_offsets.iter().map(|q| q.max).sum();
+    assert_eq!(stored, 2);
+    broker.shutdown().await.unwrap();
+}

@@ -2,8 +2,8 @@
 //! window with a fingerprint of what was sent and what it returned. Persisted in
 //! `meta/dedup.json` before the publish is acknowledged, so the window survives a restart.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +78,60 @@ impl DedupTable {
     }
 }
 
+type LockKey = (String, String);
+
+/// One async lock per (topic, idempotency key) in use: two sends with the same key are
+/// serialised (so both cannot store), sends with other keys or on other topics are not.
+#[derive(Debug, Default)]
+pub(crate) struct KeyLocks {
+    locks: Mutex<HashMap<LockKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The locks of one send's keys; released (and forgotten when unused) on drop.
+pub(crate) struct KeyGuards<'a> {
+    table: &'a KeyLocks,
+    held: Vec<(LockKey, tokio::sync::OwnedMutexGuard<()>)>,
+}
+
+impl KeyLocks {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<LockKey, Arc<tokio::sync::Mutex<()>>>> {
+        self.locks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks every key of `keys` on `topic`, in a fixed order (no deadlock between sends).
+    pub(crate) async fn lock_all(&self, topic: &str, keys: Vec<String>) -> KeyGuards<'_> {
+        let mut keys = keys;
+        keys.sort();
+        keys.dedup();
+        let mut held = Vec::with_capacity(keys.len());
+        for key in keys {
+            let k = (topic.to_string(), key);
+            let lock = self.map().entry(k.clone()).or_default().clone();
+            held.push((k, lock.lock_owned().await));
+        }
+        KeyGuards { table: self, held }
+    }
+
+    /// Keys locked or waited on now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map().len()
+    }
+}
+
+impl Drop for KeyGuards<'_> {
+    fn drop(&mut self) {
+        for (key, guard) in self.held.drain(..) {
+            drop(guard);
+            let mut map = self.table.map();
+            // Only the map holds it: nobody waits, forget the key.
+            if map.get(&key).is_some_and(|l| Arc::strong_count(l) == 1) {
+                map.remove(&key);
+            }
+        }
+    }
+}
+
 /// A stable fingerprint of everything that defines a message (FNV-1a 64 over a canonical
 /// encoding), so that a repeat with other content is told apart from a true retry.
 pub(crate) fn fingerprint<'a>(msgs: impl IntoIterator<Item = &'a OutgoingMessage>) -> u64 {
@@ -112,6 +166,21 @@ impl Fnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn key_locks_serialise_one_key_and_are_forgotten_after_use() {
+        let locks = KeyLocks::default();
+        let a = locks.lock_all("t", vec!["k".into(), "j".into(), "k".into()]).await;
+        assert_eq!(locks.len(), 2);
+        let other_topic = locks.lock_all("u", vec!["k".into()]).await;
+        let waiting = locks.lock_all("t", vec!["k".into()]);
+        tokio::pin!(waiting);
+        assert!(futures::poll!(waiting.as_mut()).is_pending(), "the same key waits");
+        drop(a);
+        let b = waiting.await;
+        drop((b, other_topic));
+        assert_eq!(locks.len(), 0, "unused keys are forgotten");
+    }
 
     #[test]
     fn fingerprint_tells_content_apart() {

@@ -73,8 +73,13 @@ impl Broker {
         if !keyed {
             return self.store_messages(&topic, msgs).await;
         }
-        // Idempotent sends are serialised so two concurrent repeats cannot both store.
-        let _guard = self.idempotency_lock.lock().await;
+        // Sends sharing a key are serialised, so two concurrent repeats cannot both store;
+        // sends with other keys (or on other topics) go on at the same time.
+        let keys: Vec<String> = match &batch_key {
+            Some(key) => vec![batch_key_name(key)],
+            None => msgs.iter().filter_map(|m| m.idempotency_key.clone()).collect(),
+        };
+        let _guards = self.idempotency_locks.lock_all(topic_name, keys).await;
         let window = self.config.dedup_window.as_millis() as u64;
         if let Some(key) = &batch_key {
             let fp = fingerprint(&msgs);
