@@ -204,7 +204,7 @@ impl Broker {
             dirty = true;
         }
         if dirty {
-            self.delay.save(progress)?;
+            self.off_runtime(move |b| b.delay.save(progress)).await?;
         }
         Ok(next)
     }

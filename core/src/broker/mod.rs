@@ -59,6 +59,8 @@ pub fn now_ms() -> u64 {
 
 /// One broker: a store plus the state that gives its bytes meaning.
 pub struct Broker {
+    /// This broker's own `Arc`, so that `&self` methods can move work to blocking threads.
+    me: std::sync::Weak<Broker>,
     config: BrokerConfig,
     store: Arc<Store>,
     topics: topic::TopicTable,
@@ -105,7 +107,8 @@ impl Broker {
         let w = waiters.clone();
         store.set_dispatch_listener(Arc::new(move |topic: &str, _queue: u32, _max: u64| w.wake(topic)));
         let check_url_file = meta::MetaFile::new(&dir, "producers.json")?;
-        let broker = Arc::new(Broker {
+        let broker = Broker {
+            me: std::sync::Weak::new(),
             topics: topic::TopicTable::open(meta::MetaFile::new(&dir, "topics.json")?)?,
             groups: group::GroupTable::open(meta::MetaFile::new(&dir, "groups.json")?)?,
             offsets: offset::OffsetTable::open(meta::MetaFile::new(&dir, "offsets.json")?)?,
@@ -133,7 +136,8 @@ impl Broker {
             tasks: Mutex::new(Vec::new()),
             store,
             config,
-        });
+        };
+        let broker = Arc::new_cyclic(move |me| Broker { me: me.clone(), ..broker });
         broker.clone().rebuild_transactions().await?;
         let tasks = vec![
             tokio::spawn(broker.clone().run_delay_scheduler()),
@@ -181,6 +185,18 @@ impl Broker {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| Error::Unavailable(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` on this broker on a blocking thread: metadata saves (write, fsync, rename) and
+    /// store reads stay off the async runtime's workers.
+    pub(crate) async fn off_runtime<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Broker) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let me = self.me.upgrade().ok_or_else(|| Error::Unavailable("the broker is shutting down".into()))?;
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| Error::Unavailable(format!("blocking task failed: {e}")))?
     }
 
     fn shutdown_signal(&self) -> watch::Receiver<bool> {
@@ -415,7 +431,7 @@ impl Broker {
             self.offsets.set(group, topic, q, offset);
             self.consumption.reset(group, topic, q, offset);
         }
-        self.offsets.persist_if_dirty()?;
+        self.off_runtime(|b| b.offsets.persist_if_dirty()).await?;
         self.waiters.wake(topic);
         Ok(targets)
     }
@@ -475,7 +491,7 @@ impl Broker {
                 self.queue_locks.release_client(&group, &client);
             }
             if n.is_multiple_of(2) {
-                if let Err(e) = self.offsets.persist_if_dirty() {
+                if let Err(e) = self.off_runtime(|b| b.offsets.persist_if_dirty()).await {
                     tracing::error!(error = %e, "persisting consumer offsets failed");
                 }
             }

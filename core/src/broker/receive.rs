@@ -405,10 +405,12 @@ impl Broker {
         }
         let topic = self.topic_for_read(&req.topic)?;
         let filter = compile_filter(&req.filter)?;
-        self.groups.subscribe(
-            &req.group,
-            Subscription { topic: req.topic.clone(), filter: req.filter.clone(), mode: req.mode },
-        )?;
+        let sub = Subscription { topic: req.topic.clone(), filter: req.filter.clone(), mode: req.mode };
+        if !self.groups.has_subscription(&req.group, &sub) {
+            // A new or changed subscription is saved (fsync) off the runtime.
+            let group = req.group.clone();
+            self.off_runtime(move |b| b.groups.subscribe(&group, sub)).await?;
+        }
         self.groups.touch(&req.group, &req.client_id, req.transport);
         let owner = owner_of(&req.group, &req.client_id, req.mode);
         let retry = retry_topic(&req.group);
@@ -419,7 +421,12 @@ impl Broker {
             (req.mode == ConsumeMode::Clustering).then(|| self.ready.enter(&req.group, &req.topic, &req.client_id));
         loop {
             let notified = enable_all(&notifiers);
-            let (messages, next_ready) = self.collect(&req, &owner, &topic, &retry, &filter)?;
+            // Queue and record reads happen on a blocking thread, not a runtime worker.
+            let (messages, next_ready) = {
+                let (req, owner, topic, retry, filter) =
+                    (req.clone(), owner.clone(), topic.clone(), retry.clone(), filter.clone());
+                self.off_runtime(move |b| b.collect(&req, &owner, &topic, &retry, &filter)).await?
+            };
             if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(messages);
             }

@@ -176,7 +176,8 @@ impl Broker {
         copy.queue_id = self.select_queue(&topic, copy.properties.get(props::SHARDING_KEY).map(String::as_str));
         let queue_id = copy.queue_id;
         let appended = self.append_and_dispatch(vec![copy]).await?;
-        self.dlq_resent.insert(group, position, listed_from)?;
+        let group_name = group.to_string();
+        self.off_runtime(move |b| b.dlq_resent.insert(&group_name, position, listed_from)).await?;
         Ok(SendResult {
             msg_id: msg_id.to_string(),
             queue_id: Some(queue_id),

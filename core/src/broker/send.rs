@@ -92,7 +92,8 @@ impl Broker {
             }
             let results = self.store_messages(&topic, msgs).await?;
             let entry = DedupEntry { fingerprint: fp, results: results.clone(), at_ms: now_ms() };
-            self.dedup.insert(topic_name, vec![(batch_key_name(key), entry)], window)?;
+            let (topic_owned, entries) = (topic_name.to_string(), vec![(batch_key_name(key), entry)]);
+            self.off_runtime(move |b| b.dedup.insert(&topic_owned, entries, window)).await?;
             return Ok(results);
         }
         // Per-message keys: repeats answer from the table; a key repeated inside the batch is
@@ -134,7 +135,8 @@ impl Broker {
                 }
                 answers[i] = Some(r);
             }
-            self.dedup.insert(topic_name, entries, window)?;
+            let topic_owned = topic_name.to_string();
+            self.off_runtime(move |b| b.dedup.insert(&topic_owned, entries, window)).await?;
         }
         for (i, first) in repeats {
             answers[i] = answers[first].clone();
