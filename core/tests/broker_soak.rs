@@ -63,7 +63,7 @@ async fn a_minute_of_mixed_load_keeps_tables_bounded_and_loses_nothing() {
                 let tx = OutgoingMessage { transaction: Some("pg".into()), ..msg(&format!("t{n}")) };
                 let half = broker.send("load", tx).await.unwrap();
                 let id = half.transaction_id.unwrap();
-                if n % 20 == 0 {
+                if n.is_multiple_of(20) {
                     broker.end_transaction(&id, TransactionResolution::Commit).await.unwrap();
                     expected.lock().unwrap().insert(half.msg_id);
                 } else {
@@ -86,8 +86,8 @@ async fn a_minute_of_mixed_load_keeps_tables_bounded_and_loses_nothing() {
                     idle = if got.is_empty() { idle + 1 } else { 0 };
                     for m in got {
                         let receipt = m.receipt.clone().unwrap();
-                        if number(&m) % FAIL_EVERY == 0 {
-                            let delay = (number(&m) % 100 == 0).then_some(Duration::from_millis(30));
+                        if number(&m).is_multiple_of(FAIL_EVERY) {
+                            let delay = number(&m).is_multiple_of(100).then_some(Duration::from_millis(30));
                             broker.nack("soak", &receipt, delay).await.unwrap().unwrap();
                         } else if broker.ack("soak", &receipt).await.unwrap().is_ok() {
                             acked.lock().unwrap().insert(m.msg_id.clone());
