@@ -116,7 +116,10 @@ impl Broker {
             ready: Arc::default(),
             queue_locks: queue_lock::QueueLocks::default(),
             waiters,
-            dedup: dedup::DedupTable::open(meta::MetaFile::new(&dir, "dedup.json")?)?,
+            dedup: dedup::DedupTable::open(
+                meta::MetaFile::new(&dir, "dedup.json")?,
+                dir.join("meta").join("dedup.log"),
+            )?,
             idempotency_locks: dedup::KeyLocks::default(),
             counters: metrics::Counters::default(),
             ids: msg_id::IdGen::new(&config.broker_name),
@@ -451,6 +454,7 @@ impl Broker {
             timer_done: self.delay.timer_done_len(),
             dlq_resent: self.dlq_resent.len(),
             dedup_keys: self.dedup.len(),
+            dedup_log_lines: self.dedup.log_lines(),
         }
     }
 

@@ -483,4 +483,6 @@ pub struct TableSizes {
     pub dlq_resent: usize,
     /// Idempotency keys remembered (at most `MAX_DEDUP_KEYS`).
     pub dedup_keys: usize,
+    /// Lines of the dedup log (compacted when above twice the keys, plus 1,024).
+    pub dedup_log_lines: usize,
 }
