@@ -28,8 +28,51 @@ struct Progress {
     levels: BTreeMap<u32, u64>,
     /// Every timer-queue offset below this is delivered.
     timer_below: u64,
-    /// Timer-queue offsets at or above `timer_below` already delivered.
+    /// Timer-queue offsets at or above `timer_below` already delivered, as ranges
+    /// `[start, end)`: timers delivered out of queue order (short ones behind a long one) merge
+    /// into a few ranges instead of one entry each.
+    #[serde(default)]
+    timer_done_ranges: BTreeMap<u64, u64>,
+    /// The single offsets an older version wrote; read once, then kept as ranges.
+    #[serde(default, skip_serializing)]
     timer_done: BTreeSet<u64>,
+}
+
+impl Progress {
+    fn timer_is_done(&self, offset: u64) -> bool {
+        self.timer_done_ranges.range(..=offset).next_back().is_some_and(|(_, end)| offset < *end)
+    }
+
+    /// Marks one timer offset delivered, merging it with its neighbouring ranges, and moves
+    /// `timer_below` past a range that starts there.
+    fn timer_delivered(&mut self, offset: u64) {
+        if offset < self.timer_below || self.timer_is_done(offset) {
+            return;
+        }
+        let mut start = offset;
+        let mut end = offset + 1;
+        if let Some((&s, &e)) = self.timer_done_ranges.range(..offset).next_back() {
+            if e == offset {
+                start = s;
+                self.timer_done_ranges.remove(&s);
+            }
+        }
+        if let Some(e) = self.timer_done_ranges.remove(&end) {
+            end = e;
+        }
+        if start == self.timer_below {
+            self.timer_below = end;
+        } else {
+            self.timer_done_ranges.insert(start, end);
+        }
+    }
+
+    /// Takes in the single offsets of an older version's file.
+    fn migrate(&mut self) {
+        for offset in std::mem::take(&mut self.timer_done) {
+            self.timer_delivered(offset);
+        }
+    }
 }
 
 /// Persisted delivery progress of the delay scheduler.
@@ -41,13 +84,14 @@ pub(crate) struct DelayState {
 
 impl DelayState {
     pub(crate) fn open(file: MetaFile) -> Result<DelayState> {
-        let progress = file.load()?;
+        let mut progress: Progress = file.load()?;
+        progress.migrate();
         Ok(DelayState { file, progress: Mutex::new(progress) })
     }
 
-    /// Delivered timer offsets above the lowest undelivered one.
+    /// Ranges of delivered timer offsets above the lowest undelivered one.
     pub(crate) fn timer_done_len(&self) -> usize {
-        self.progress.lock().unwrap_or_else(|e| e.into_inner()).timer_done.len()
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).timer_done_ranges.len()
     }
 
     fn snapshot(&self) -> Progress {
@@ -177,7 +221,7 @@ impl Broker {
             let units = self.store.read_queue(TIMER_TOPIC, 0, *timer_scanned, 256)?;
             let Some(last) = units.last().map(|u| u.queue_offset) else { break };
             for u in units {
-                if !progress.timer_done.contains(&u.queue_offset) {
+                if !progress.timer_is_done(u.queue_offset) {
                     let due = due_of(&self.store.read(u.commit_offset)?);
                     heap.push(Reverse((due, u.queue_offset, u.commit_offset)));
                 }
@@ -192,20 +236,47 @@ impl Broker {
             heap.pop();
             let rec = self.store.read(commit_offset)?;
             self.deliver_scheduled(rec).await?;
-            progress.timer_done.insert(queue_offset);
-            while progress.timer_done.remove(&progress.timer_below) {
-                progress.timer_below += 1;
-            }
+            progress.timer_delivered(queue_offset);
             dirty = true;
         }
         if progress.timer_below < min {
             progress.timer_below = min;
-            progress.timer_done.retain(|o| *o >= min);
+            progress.timer_done_ranges.retain(|_, end| *end > min);
+            if let Some((&start, &end)) = progress.timer_done_ranges.first_key_value() {
+                if start <= min {
+                    progress.timer_done_ranges.remove(&start);
+                    progress.timer_below = end;
+                }
+            }
             dirty = true;
         }
         if dirty {
             self.off_runtime(move |b| b.delay.save(progress)).await?;
         }
         Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivered_timers_merge_into_ranges() {
+        let mut p = Progress::default();
+        for o in [5, 6, 8, 7, 2, 1, 3] {
+            p.timer_delivered(o);
+        }
+        assert_eq!(p.timer_below, 0);
+        assert_eq!(p.timer_done_ranges.iter().map(|(s, e)| (*s, *e)).collect::<Vec<_>>(), [(1, 4), (5, 9)]);
+        assert!(p.timer_is_done(8) && !p.timer_is_done(4) && !p.timer_is_done(9));
+        p.timer_delivered(0);
+        assert_eq!(p.timer_below, 4);
+        p.timer_delivered(4);
+        assert_eq!(p.timer_below, 9);
+        assert!(p.timer_done_ranges.is_empty());
+        let mut old = Progress { timer_done: [0, 1, 3].into(), ..Progress::default() };
+        old.migrate();
+        assert_eq!((old.timer_below, old.timer_done_ranges.len()), (2, 1));
     }
 }

@@ -477,7 +477,7 @@ pub struct TableSizes {
     pub ended_receipts: usize,
     /// Transactions remembered: pending, plus at most `MAX_ENDED_TRANSACTIONS` ended.
     pub transactions: usize,
-    /// Delivered timer offsets above the lowest undelivered timer.
+    /// Ranges of delivered timer offsets above the lowest undelivered timer.
     pub timer_done: usize,
     /// DLQ positions re-sent (within the listed window of each DLQ).
     pub dlq_resent: usize,
