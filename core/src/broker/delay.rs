@@ -19,6 +19,8 @@ use super::{now_ms, Broker};
 use crate::store::{NewMessage, Store, StoredMessage};
 use crate::Result;
 
+/// Most due messages stored in one append.
+const DELIVER_BATCH: usize = 256;
 /// Longest the scheduler sleeps without re-checking (it is woken earlier by new messages).
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -120,11 +122,12 @@ fn already_delivered(s: &Store, rec: &StoredMessage, real: &str) -> Result<bool>
 }
 
 impl Broker {
-    /// Re-stores one due scheduled record into its real topic.
-    async fn deliver_scheduled(&self, rec: StoredMessage) -> Result<()> {
+    /// The copy of one due scheduled record for its real topic; `None` when there is nothing
+    /// to store (no target, a deleted topic, or delivered already before a crash).
+    async fn scheduled_copy(&self, rec: StoredMessage) -> Result<Option<NewMessage>> {
         let Some(real) = rec.properties.get(REAL_TOPIC).cloned() else {
             tracing::warn!(msg_id = %rec.msg_id, "scheduled message without a target topic dropped");
-            return Ok(());
+            return Ok(None);
         };
         let queue_id = if real.starts_with('%') {
             0
@@ -133,19 +136,19 @@ impl Broker {
                 Some(t) => self.select_queue(&t, rec.properties.get(props::SHARDING_KEY).map(String::as_str)),
                 None => {
                     tracing::warn!(topic = %real, msg_id = %rec.msg_id, "delayed message for a deleted topic dropped");
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         };
         let check = rec.clone();
         let target = real.clone();
         if self.blocking(move |s| already_delivered(s, &check, &target)).await? {
-            return Ok(());
+            return Ok(None);
         }
         let mut properties = rec.properties;
         properties.remove(REAL_TOPIC);
         properties.remove(DELIVER_AT);
-        let copy = NewMessage {
+        Ok(Some(NewMessage {
             topic: real,
             queue_id,
             msg_id: rec.msg_id,
@@ -156,8 +159,14 @@ impl Broker {
             flags: 0,
             born_ts: rec.born_ts,
             reconsume_times: rec.reconsume_times,
-        };
-        self.append_and_dispatch(vec![copy]).await?;
+        }))
+    }
+
+    /// Stores the copies gathered so far in one atomic append.
+    async fn flush_scheduled(&self, batch: &mut Vec<NewMessage>) -> Result<()> {
+        if !batch.is_empty() {
+            self.append_and_dispatch(std::mem::take(batch)).await?;
+        }
         Ok(())
     }
 
@@ -191,9 +200,27 @@ impl Broker {
         heap: &mut BinaryHeap<Reverse<(u64, u64, u64)>>,
         timer_scanned: &mut u64,
     ) -> Result<u64> {
+        let mut popped = Vec::new();
+        let result = self.delay_round_inner(heap, timer_scanned, &mut popped).await;
+        if result.is_err() {
+            // What was taken off the heap is not delivered for sure: take it again next round
+            // (a copy that made it is recognised by its id and not stored twice).
+            heap.extend(popped);
+        }
+        result
+    }
+
+    async fn delay_round_inner(
+        &self,
+        heap: &mut BinaryHeap<Reverse<(u64, u64, u64)>>,
+        timer_scanned: &mut u64,
+        popped: &mut Vec<Reverse<(u64, u64, u64)>>,
+    ) -> Result<u64> {
         let mut progress = self.delay.snapshot();
         let mut dirty = false;
         let mut next = u64::MAX;
+        // Due copies are stored in batches, one append for many messages.
+        let mut batch = Vec::new();
         for level in 0..self.config.delay_levels.len() as u32 {
             loop {
                 let (min, max) = self.store.queue_bounds(SCHEDULE_TOPIC, level);
@@ -210,7 +237,10 @@ impl Broker {
                     next = next.min(due);
                     break;
                 }
-                self.deliver_scheduled(rec).await?;
+                batch.extend(self.scheduled_copy(rec).await?);
+                if batch.len() >= DELIVER_BATCH {
+                    self.flush_scheduled(&mut batch).await?;
+                }
                 progress.levels.insert(level, unit.queue_offset + 1);
                 dirty = true;
             }
@@ -233,9 +263,14 @@ impl Broker {
                 next = next.min(due);
                 break;
             }
-            heap.pop();
+            if let Some(entry) = heap.pop() {
+                popped.push(entry);
+            }
             let rec = self.store.read(commit_offset)?;
-            self.deliver_scheduled(rec).await?;
+            batch.extend(self.scheduled_copy(rec).await?);
+            if batch.len() >= DELIVER_BATCH {
+                self.flush_scheduled(&mut batch).await?;
+            }
             progress.timer_delivered(queue_offset);
             dirty = true;
         }
@@ -250,6 +285,7 @@ impl Broker {
             }
             dirty = true;
         }
+        self.flush_scheduled(&mut batch).await?;
         if dirty {
             self.off_runtime(move |b| b.delay.save(progress)).await?;
         }
