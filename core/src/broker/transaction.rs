@@ -126,55 +126,53 @@ impl Broker {
     /// Rebuilds the transaction table from the half and op topics.
     pub(crate) async fn rebuild_transactions(self: Arc<Self>) -> Result<()> {
         let this = self.clone();
-        let (halves, ops) = self
-            .blocking(move |s| {
-                let read_all = |topic: &str| -> Result<Vec<crate::store::StoredMessage>> {
-                    let (min, max) = s.queue_bounds(topic, 0);
-                    let mut out = Vec::new();
-                    let mut pos = min;
-                    while pos < max {
-                        let units = s.read_queue(topic, 0, pos, 1024)?;
-                        let Some(last) = units.last().map(|u| u.queue_offset) else { break };
-                        for u in units {
-                            out.push(s.read(u.commit_offset)?);
-                        }
-                        pos = last + 1;
+        // One record at a time, keeping only what the table needs: never every half message
+        // (with its body) in memory at once.
+        self.blocking(move |s| {
+            let each = |topic: &str, f: &mut dyn FnMut(crate::store::StoredMessage)| -> Result<()> {
+                let (min, max) = s.queue_bounds(topic, 0);
+                let mut pos = min;
+                while pos < max {
+                    let units = s.read_queue(topic, 0, pos, 1024)?;
+                    let Some(last) = units.last().map(|u| u.queue_offset) else { break };
+                    for u in units {
+                        f(s.read(u.commit_offset)?);
                     }
-                    Ok(out)
-                };
-                Ok((read_all(TRANS_HALF_TOPIC)?, read_all(TRANS_OP_TOPIC)?))
-            })
-            .await?;
-        for h in halves {
-            if let Some(tx) = h.properties.get(TX_ID) {
-                let topic = h.properties.get(REAL_TOPIC).map(String::as_str).unwrap_or_default();
-                let half = HalfInfo { msg_id: &h.msg_id, topic, offset: h.commit_offset, created_ms: h.store_ts };
-                this.transactions.add_half(tx, half, h.properties.get(PRODUCER_GROUP).cloned());
-            }
-        }
-        let mut table = this.transactions.lock();
-        for op in ops {
-            let (Some(tx), Some(kind)) = (op.properties.get(TX_ID), op.properties.get(TX_OP)) else { continue };
-            let Some(entry) = table.get_mut(tx) else { continue };
-            match kind.as_str() {
-                "commit" | "rollback" | "discard" => {
-                    entry.state = match kind.as_str() {
-                        "commit" => TxState::Committed,
-                        "rollback" => TxState::RolledBack,
-                        _ => TxState::Discarded,
-                    };
-                    entry.ended_ms = op.store_ts;
+                    pos = last + 1;
                 }
-                "check" => {
-                    entry.check_times += 1;
-                    entry.last_check_ms = op.store_ts;
+                Ok(())
+            };
+            each(TRANS_HALF_TOPIC, &mut |h| {
+                if let Some(tx) = h.properties.get(TX_ID) {
+                    let topic = h.properties.get(REAL_TOPIC).map(String::as_str).unwrap_or_default();
+                    let half = HalfInfo { msg_id: &h.msg_id, topic, offset: h.commit_offset, created_ms: h.store_ts };
+                    this.transactions.add_half(tx, half, h.properties.get(PRODUCER_GROUP).cloned());
                 }
-                _ => {}
-            }
-        }
-        drop(table);
-        this.transactions.compact();
-        Ok(())
+            })?;
+            each(TRANS_OP_TOPIC, &mut |op| {
+                let (Some(tx), Some(kind)) = (op.properties.get(TX_ID), op.properties.get(TX_OP)) else { return };
+                let mut table = this.transactions.lock();
+                let Some(entry) = table.get_mut(tx) else { return };
+                match kind.as_str() {
+                    "commit" | "rollback" | "discard" => {
+                        entry.state = match kind.as_str() {
+                            "commit" => TxState::Committed,
+                            "rollback" => TxState::RolledBack,
+                            _ => TxState::Discarded,
+                        };
+                        entry.ended_ms = op.store_ts;
+                    }
+                    "check" => {
+                        entry.check_times += 1;
+                        entry.last_check_ms = op.store_ts;
+                    }
+                    _ => {}
+                }
+            })?;
+            this.transactions.compact();
+            Ok(())
+        })
+        .await
     }
 
     /// Ends a transaction: commit makes its message visible in its topic (exactly once),
