@@ -681,3 +681,20 @@ async fn a_connection_holds_at_most_64_subscriptions_and_1024_pulls() {
     assert_eq!(refused["type"], "urn:ferrymq:error:conflict");
     ws.close().await;
 }
+
+#[tokio::test]
+async fn a_broadcast_member_without_a_client_id_leaves_no_state_behind() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "news", "queues": 2})).await;
+    t.publish("news", json!({"body": "n1"})).await;
+    for _ in 0..3 {
+        let mut ws = WsClient::connect(addr, "").await;
+        ws.send(json!({"op": "subscribe", "id": "b", "group": "screens", "topic": "news", "mode": "broadcasting"}))
+            .await;
+        ws.next_op("message").await;
+        ws.close().await;
+    }
+    eventually("connections closed", || async { t.get("/v1/groups/screens").await.body["members"] == json!([]) }).await;
+    eventually("no broadcast state left", || async { t.broker.table_sizes().queue_states == 0 }).await;
+}

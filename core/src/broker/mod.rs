@@ -319,6 +319,13 @@ impl Broker {
         self.ready.members(group, topic).len()
     }
 
+    /// Forgets a broadcasting member's position for good: for members whose id will not come
+    /// back (a connection's own id), so that their state does not stay behind. A member that
+    /// leaves with [`Broker::release_client`] keeps its position for its return.
+    pub fn forget_broadcast_member(&self, group: &str, client_id: &str) {
+        self.consumption.forget_broadcast_member(group, client_id);
+    }
+
     /// Takes or renews an orderly lease on a queue; false while another member holds it.
     pub fn lock_queue(&self, group: &str, topic: &str, queue_id: u32, client_id: &str) -> Result<bool> {
         validate_group_name(group)?;

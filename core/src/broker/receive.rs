@@ -281,6 +281,12 @@ impl Consumption {
         self.map().retain(|(_, t, _), _| t != topic);
     }
 
+    /// Drops a broadcasting member's position (it will not come back under this id).
+    pub(crate) fn forget_broadcast_member(&self, group: &str, client_id: &str) {
+        let owner = format!("{group}\0{client_id}");
+        self.map().retain(|(o, _, _), _| *o != owner);
+    }
+
     /// Returns what `client_id` held in `group` to the group at once; returns the user topics
     /// to wake.
     pub(crate) fn release_client(&self, group: &str, client_id: &str) -> HashSet<String> {

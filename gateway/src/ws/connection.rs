@@ -53,6 +53,8 @@ struct Sub {
     group: String,
     /// The member id it subscribed as.
     client_id: String,
+    /// Broadcasting under the connection's own id: its position goes when it ends.
+    ephemeral_broadcast: bool,
     window: Arc<Window>,
     task: JoinHandle<()>,
 }
@@ -182,6 +184,7 @@ impl Connection {
             Some(StartIn::At { timestamp }) => StartPosition::Timestamp(timestamp),
         };
         let mode: ConsumeMode = f.mode.unwrap_or_default().into();
+        let ephemeral_broadcast = mode == ConsumeMode::Broadcasting && f.client_id.is_none();
         let client_id = match f.client_id {
             Some(id) if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) => {
                 return Err(ApiError::invalid("/client_id", "must be 1 to 255 characters, none a control character"));
@@ -222,7 +225,7 @@ impl Connection {
         // `subscribed` goes out before the task can send any `message`.
         self.send(ServerFrame::Subscribed { id: f.id.clone() }).await;
         let task = tokio::spawn(task.run());
-        self.subs.insert(f.id, Sub { group: f.group, client_id, window, task });
+        self.subs.insert(f.id, Sub { group: f.group, client_id, ephemeral_broadcast, window, task });
         Ok(())
     }
 
@@ -321,6 +324,9 @@ impl Connection {
         // Leaving the last subscription of a group leaves the group: its held messages go back.
         if !self.subs.values().any(|s| s.group == sub.group && s.client_id == sub.client_id) {
             self.broker.release_client(&sub.group, &sub.client_id);
+            if sub.ephemeral_broadcast {
+                self.broker.forget_broadcast_member(&sub.group, &sub.client_id);
+            }
             self.members.remove(&(sub.group.clone(), sub.client_id.clone()));
         }
         self.send(ServerFrame::Unsubscribed { id: f.id }).await;
@@ -529,8 +535,12 @@ impl Connection {
 
     /// The connection closed: stop its work, give back what it held, leave its groups.
     pub fn close(mut self) {
+        let mut forget = Vec::new();
         for (_, sub) in self.subs.drain() {
             sub.task.abort();
+            if sub.ephemeral_broadcast {
+                forget.push((sub.group, sub.client_id));
+            }
         }
         for task in self.pulls.drain(..) {
             task.abort();
@@ -538,6 +548,10 @@ impl Connection {
         self.publisher_task.abort();
         for (group, client_id) in &self.members {
             self.broker.release_client(group, client_id);
+        }
+        // A broadcasting position under the connection's own id cannot be taken up again.
+        for (group, client_id) in forget {
+            self.broker.forget_broadcast_member(&group, &client_id);
         }
         self.state.producers().unregister(self.seq);
     }
