@@ -318,32 +318,63 @@ impl Broker {
             })
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
-        for (tx, entry) in due {
-            if entry.check_times >= self.config.transaction_check_max {
-                self.append_and_dispatch(vec![op_record(&tx, &entry, "discard")]).await?;
-                if let Some(e) = self.transactions.lock().get_mut(&tx) {
+        // Decide under the table's lock (a transaction ended meanwhile is left alone), then
+        // record every check and discard of the round in one append.
+        let mut discards = Vec::new();
+        let mut checks = Vec::new();
+        {
+            let mut table = self.transactions.lock();
+            for (tx, _) in due {
+                let Some(e) = table.get_mut(&tx) else { continue };
+                if e.state != TxState::Pending {
+                    continue;
+                }
+                if e.check_times >= self.config.transaction_check_max {
                     e.state = TxState::Discarded;
                     e.ended_ms = now_ms();
+                    discards.push((tx, e.clone()));
+                } else {
+                    e.check_times += 1;
+                    e.last_check_ms = now;
+                    checks.push((tx, e.clone()));
                 }
-                self.counters.transactions_discarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(transaction_id = %tx, "half message discarded after its last check-back");
-                continue;
             }
-            self.append_and_dispatch(vec![op_record(&tx, &entry, "check")]).await?;
-            let check_times = {
-                let mut table = self.transactions.lock();
-                let Some(e) = table.get_mut(&tx) else { continue };
-                e.check_times += 1;
-                e.last_check_ms = now;
-                e.check_times
-            };
+        }
+        if discards.is_empty() && checks.is_empty() {
+            return Ok(());
+        }
+        let records = discards
+            .iter()
+            .map(|(tx, e)| op_record(tx, e, "discard"))
+            .chain(checks.iter().map(|(tx, e)| op_record(tx, e, "check")))
+            .collect();
+        if let Err(err) = self.append_and_dispatch(records).await {
+            // Not recorded: as if this round had not happened.
+            let mut table = self.transactions.lock();
+            for (tx, _) in &discards {
+                if let Some(e) = table.get_mut(tx) {
+                    e.state = TxState::Pending;
+                }
+            }
+            for (tx, _) in &checks {
+                if let Some(e) = table.get_mut(tx) {
+                    e.check_times = e.check_times.saturating_sub(1);
+                }
+            }
+            return Err(err);
+        }
+        for (tx, _) in &discards {
+            self.counters.transactions_discarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(transaction_id = %tx, "half message discarded after its last check-back");
+        }
+        for (tx, entry) in checks {
             let offset = entry.half_offset;
             let half = self.blocking(move |s| s.read(offset)).await?;
             let check = TransactionCheck {
-                transaction_id: tx.clone(),
+                transaction_id: tx,
                 msg_id: entry.msg_id.clone(),
                 producer_group: entry.producer_group.clone(),
-                check_times,
+                check_times: entry.check_times,
                 message: props::to_message(half, MessageState::Half),
             };
             let _ = self.checks.send(check);
