@@ -76,6 +76,7 @@ pub fn spawn_router(state: AppState) {
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "transaction checks dropped; the broker will ask again");
+                        broker.note_lost_checks(missed);
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },

@@ -265,6 +265,12 @@ impl Broker {
         self.checks.subscribe()
     }
 
+    /// Counts checks that reached no producer: the gateway reports the ones its router missed
+    /// by falling behind the channel (the broker asks again at the next interval).
+    pub fn note_lost_checks(&self, n: u64) {
+        self.counters.checks_lost.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Registers the URL the broker POSTs check-backs of `group` to (kept across restarts).
     pub fn register_check_url(&self, group: &str, url: &str) -> Result<()> {
         validate_group_name(group)?;
@@ -377,7 +383,9 @@ impl Broker {
                 check_times: entry.check_times,
                 message: props::to_message(half, MessageState::Half),
             };
-            let _ = self.checks.send(check);
+            if self.checks.send(check).is_err() {
+                self.note_lost_checks(1);
+            }
         }
         Ok(())
     }
