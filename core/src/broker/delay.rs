@@ -228,10 +228,16 @@ impl Broker {
                 if pos >= max {
                     break;
                 }
-                let Some(unit) = self.store.read_queue(SCHEDULE_TOPIC, level, pos, 1)?.into_iter().next() else {
-                    break;
-                };
-                let rec = self.store.read(unit.commit_offset)?;
+                // Reads run on a blocking thread, not a runtime worker.
+                let found = self
+                    .blocking(move |s| {
+                        let Some(unit) = s.read_queue(SCHEDULE_TOPIC, level, pos, 1)?.into_iter().next() else {
+                            return Ok(None);
+                        };
+                        Ok(Some((unit.queue_offset, s.read(unit.commit_offset)?)))
+                    })
+                    .await?;
+                let Some((unit_offset, rec)) = found else { break };
                 let due = due_of(&rec);
                 if due > now_ms() {
                     next = next.min(due);
@@ -241,21 +247,26 @@ impl Broker {
                 if batch.len() >= DELIVER_BATCH {
                     self.flush_scheduled(&mut batch).await?;
                 }
-                progress.levels.insert(level, unit.queue_offset + 1);
+                progress.levels.insert(level, unit_offset + 1);
                 dirty = true;
             }
         }
         let (min, max) = self.store.queue_bounds(TIMER_TOPIC, 0);
         *timer_scanned = (*timer_scanned).max(min).max(progress.timer_below);
         while *timer_scanned < max {
-            let units = self.store.read_queue(TIMER_TOPIC, 0, *timer_scanned, 256)?;
+            let from = *timer_scanned;
+            let units = self.blocking(move |s| s.read_queue(TIMER_TOPIC, 0, from, 256)).await?;
             let Some(last) = units.last().map(|u| u.queue_offset) else { break };
-            for u in units {
-                if !progress.timer_is_done(u.queue_offset) {
-                    let due = due_of(&self.store.read(u.commit_offset)?);
-                    heap.push(Reverse((due, u.queue_offset, u.commit_offset)));
-                }
-            }
+            let wanted: Vec<_> = units.into_iter().filter(|u| !progress.timer_is_done(u.queue_offset)).collect();
+            let timers = self
+                .blocking(move |s| {
+                    wanted
+                        .into_iter()
+                        .map(|u| Ok((due_of(&s.read(u.commit_offset)?), u.queue_offset, u.commit_offset)))
+                        .collect::<Result<Vec<_>>>()
+                })
+                .await?;
+            heap.extend(timers.into_iter().map(Reverse));
             *timer_scanned = last + 1;
         }
         while let Some(Reverse((due, queue_offset, commit_offset))) = heap.peek().copied() {
@@ -266,7 +277,7 @@ impl Broker {
             if let Some(entry) = heap.pop() {
                 popped.push(entry);
             }
-            let rec = self.store.read(commit_offset)?;
+            let rec = self.blocking(move |s| s.read(commit_offset)).await?;
             batch.extend(self.scheduled_copy(rec).await?);
             if batch.len() >= DELIVER_BATCH {
                 self.flush_scheduled(&mut batch).await?;
