@@ -356,3 +356,20 @@ async fn concurrent_receivers_of_one_queue_never_get_one_message_twice() {
     assert_eq!(broker.group("g").unwrap().offsets[0].lag, 0);
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn many_leases_expiring_together_all_come_back_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    let batch = (0..50).map(|i| msg(&i.to_string())).collect();
+    broker.send_batch("exp", batch, None).await.unwrap();
+    let mut req = receive("g", "exp", "a");
+    req.invisible = Duration::from_secs(1);
+    assert_eq!(broker.receive(req).await.unwrap().len(), 50);
+    let again = drain(&broker, &receive("g", "exp", "b"), 50, Duration::from_secs(10)).await;
+    let mut bodies = bodies(&again);
+    bodies.sort_by_key(|b| b.parse::<u32>().unwrap());
+    assert_eq!(bodies, (0..50).map(|i| i.to_string()).collect::<Vec<_>>(), "each once");
+    assert!(again.iter().all(|m| m.reconsume_times == 1));
+    broker.shutdown().await.unwrap();
+}

@@ -29,6 +29,8 @@ const SCAN_LIMIT: u64 = 4096;
 pub const MAX_ENDED_RECEIPTS: usize = 10_000;
 /// How long the outcome of an ended receipt is remembered, to answer `acked` or `expired`.
 const ENDED_MEMORY: Duration = Duration::from_secs(600);
+/// Most expired deliveries sent back in one append.
+const EXPIRE_BATCH: usize = 256;
 /// How long a failing delivery stays invisible while its retry copy is stored.
 const FAILING_HOLD: Duration = Duration::from_secs(24 * 3600);
 
@@ -861,15 +863,48 @@ impl Broker {
         levels[level - 1]
     }
 
-    /// Makes expired leases' messages visible again at once, counting a reconsume.
+    /// Makes expired leases' messages visible again at once, counting a reconsume. The retry
+    /// and DLQ copies of one round are stored in one append.
     pub(crate) async fn expire_leases(&self) {
         let expired =
             self.consumption.take_expired(|group| self.max_reconsume_times(group), self.config.orderly_suspend);
-        for f in expired {
-            let topic = f.inflight.user_topic.clone();
-            if let Err(e) = self.fail_delivery(f).await {
-                tracing::error!(error = %e, topic, "returning an expired message failed");
+        let (in_place, sent_back): (Vec<Failed>, Vec<Failed>) = expired.into_iter().partition(|f| f.in_place);
+        for f in in_place {
+            self.waiters.wake(&f.inflight.user_topic);
+        }
+        for chunk in sent_back.chunks(EXPIRE_BATCH) {
+            if let Err(e) = self.send_back_expired(chunk).await {
+                tracing::error!(error = %e, "returning expired messages failed; they are visible again");
+                for f in chunk {
+                    self.consumption.release_hold(&f.key, f.offset);
+                }
             }
         }
+    }
+
+    /// Stores the retry (or DLQ) copies of expired deliveries in one append, then finishes them.
+    async fn send_back_expired(&self, failed: &[Failed]) -> Result<()> {
+        let offsets: Vec<u64> = failed.iter().map(|f| f.inflight.commit_offset).collect();
+        let records =
+            self.blocking(move |s| offsets.into_iter().map(|o| s.read(o)).collect::<Result<Vec<_>>>()).await?;
+        let copies = failed
+            .iter()
+            .zip(records)
+            .map(|(f, mut rec)| {
+                rec.reconsume_times = f.inflight.reconsume_times;
+                let group = f.owner.split('\0').next().unwrap_or_default();
+                self.send_back_copy(group, &rec, &f.inflight.user_topic, f.delay)
+            })
+            .collect();
+        self.append_and_dispatch(copies).await?;
+        for f in failed {
+            if let Some(committed) = self.consumption.mark_done(&f.key, f.offset) {
+                if !f.owner.contains('\0') {
+                    self.offsets.set(&f.key.0, &f.key.1, f.key.2, committed);
+                }
+            }
+            self.waiters.wake(&f.inflight.user_topic);
+        }
+        Ok(())
     }
 }

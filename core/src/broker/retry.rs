@@ -108,12 +108,25 @@ impl Broker {
         user_topic: &str,
         delay: Option<Duration>,
     ) -> Result<()> {
-        let mut copy = copy_for(&rec, user_topic);
+        let copy = self.send_back_copy(group, &rec, user_topic, delay);
+        self.append_and_dispatch(vec![copy]).await?;
+        Ok(())
+    }
+
+    /// The record that sends `rec` back to `group`: its retry copy (scheduled after `delay`,
+    /// see [`Broker::send_back`]) or, past the group's `max_reconsume_times`, its dead letter.
+    pub(crate) fn send_back_copy(
+        &self,
+        group: &str,
+        rec: &StoredMessage,
+        user_topic: &str,
+        delay: Option<Duration>,
+    ) -> NewMessage {
+        let mut copy = copy_for(rec, user_topic);
         if rec.reconsume_times >= self.max_reconsume_times(group) {
             copy.topic = dlq_topic(group);
             tracing::info!(group, msg_id = %rec.msg_id, "message moved to the dead-letter queue");
-            self.append_and_dispatch(vec![copy]).await?;
-            return Ok(());
+            return copy;
         }
         copy.reconsume_times = rec.reconsume_times + 1;
         let retry = retry_topic(group);
@@ -121,14 +134,13 @@ impl Broker {
         let delay = match delay {
             None => Some(Delay::Level((3 + rec.reconsume_times).min(levels))),
             Some(d) if d.is_zero() => None,
-            Some(d) => Some(Delay::Millis(d.as_millis() as u64)),
+            Some(d) => Some(Delay::Millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
         };
         match delay {
             Some(delay) => self.schedule_record(&mut copy, delay, now_ms(), &retry),
             None => copy.topic = retry,
         }
-        self.append_and_dispatch(vec![copy]).await?;
-        Ok(())
+        copy
     }
 
     /// The listed dead letters (not re-sent) with their DLQ position, and the first position
