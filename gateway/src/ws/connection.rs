@@ -199,7 +199,9 @@ impl Connection {
             vec![Subscription { topic: f.topic.clone(), filter: filter.clone(), mode }],
         )?;
         self.members.insert((f.group.clone(), client_id.clone()));
-        let window = Arc::new(Window::new(u64::from(credits)));
+        let orderly = f.orderly.unwrap_or(false);
+        let window =
+            Arc::new(if orderly { Window::orderly(u64::from(credits)) } else { Window::new(u64::from(credits)) });
         let ready =
             (mode == ConsumeMode::Clustering).then(|| self.broker.ready_receiver(&f.group, &f.topic, &client_id));
         let task = SubscriptionTask {
@@ -217,7 +219,7 @@ impl Connection {
                 transport: Transport::Ws,
                 mode,
                 start,
-                orderly: f.orderly.unwrap_or(false),
+                orderly,
             },
             window: window.clone(),
             out: self.out.clone(),
@@ -273,7 +275,9 @@ impl Connection {
         if let Some(window) = window {
             window.release(&f.receipt);
             // An orderly nack also returns the later deliveries of its queue: free their slots.
-            window.retain_held(|receipt| self.broker.holds_receipt(&group, receipt));
+            if window.is_orderly() {
+                window.retain_held(|receipt| self.broker.holds_receipt(&group, receipt));
+            }
         }
         match outcome {
             Ok(()) => Ok(()),

@@ -25,6 +25,8 @@ const MAX_POLL: Duration = Duration::from_secs(10);
 pub struct Window {
     inner: Mutex<WindowState>,
     changed: Notify,
+    /// An orderly subscription's: a nack can take back other deliveries too.
+    orderly: bool,
 }
 
 #[derive(Debug)]
@@ -37,7 +39,21 @@ struct WindowState {
 impl Window {
     /// A window of `credits` messages.
     pub fn new(credits: u64) -> Self {
-        Window { inner: Mutex::new(WindowState { credits, in_flight: HashMap::new() }), changed: Notify::new() }
+        Window {
+            inner: Mutex::new(WindowState { credits, in_flight: HashMap::new() }),
+            changed: Notify::new(),
+            orderly: false,
+        }
+    }
+
+    /// A window of an orderly subscription, whose nacks take back later deliveries too.
+    pub fn orderly(credits: u64) -> Self {
+        Window { orderly: true, ..Window::new(credits) }
+    }
+
+    /// Whether this is an orderly subscription's window.
+    pub fn is_orderly(&self) -> bool {
+        self.orderly
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, WindowState> {
