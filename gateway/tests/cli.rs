@@ -249,7 +249,7 @@ async fn wait_healthy(url: &str) -> bool {
 async fn a_full_disk_answers_507_and_the_server_carries_on() {
     // A small tmpfs, which needs root; elsewhere say why and stop.
     let mnt = tempfile::tempdir().unwrap();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=256m", "tmpfs"]).arg(mnt.path()).output();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=512m", "tmpfs"]).arg(mnt.path()).output();
     match mounted {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
@@ -314,12 +314,30 @@ async fn a_full_disk_answers_507_and_the_server_carries_on() {
     let (status, problem) = refused.expect("publishing never hit the full disk");
     assert_eq!(status, 507, "{problem}");
     assert!(problem.contains("insufficient-storage"), "{problem}");
-    // Still up, and what was stored before the disk filled reads back. (A message accepted
-    // while the disk filled can wait for its queue and index entries until space returns: the
-    // store then refuses new ones rather than acknowledge what consumers would not see.)
+    // Still up, and every acknowledged message reads back while the disk is full (the store's
+    // space reserve lets its queue and index entries be written).
     assert!(wait_healthy(&url).await);
-    let r = http.get(format!("{url}/v1/messages/{}", acked[0])).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    let read_all = |acked: Vec<String>| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            for (i, id) in acked.iter().enumerate() {
+                let mut status = 0;
+                for _ in 0..100 {
+                    let r = http.get(format!("{url}/v1/messages/{id}")).send().await.unwrap();
+                    status = r.status().as_u16();
+                    if status == 200 {
+                        let m: Value = r.json().await.unwrap();
+                        assert!(m["body"].as_str().unwrap().starts_with(&format!("{i:08}-")));
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                assert_eq!(status, 200, "acknowledged message {i} unreadable");
+            }
+        }
+    };
+    read_all(acked.clone()).await;
     // Space freed: publishing works again, and every acknowledged message reads back.
     std::fs::remove_file(&ballast).unwrap();
     let mut resumed = false;
@@ -331,11 +349,6 @@ async fn a_full_disk_answers_507_and_the_server_carries_on() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(resumed, "publishing did not resume after space was freed");
-    for (i, id) in acked.iter().enumerate() {
-        let r = http.get(format!("{url}/v1/messages/{id}")).send().await.unwrap();
-        assert_eq!(r.status(), 200, "acknowledged message {i} unreadable");
-        let m: Value = r.json().await.unwrap();
-        assert!(m["body"].as_str().unwrap().starts_with(&format!("{i:08}-")));
-    }
+    read_all(acked.clone()).await;
     assert!(child.0.try_wait().unwrap().is_none(), "the server died");
 }
