@@ -86,9 +86,34 @@ fn fill_until_full(fs: &SmallFs, flush: FlushMode) {
         assert_is_msg(&store.read(r.commit_offset).unwrap(), "t", *q, *i);
     }
 
-    // Free space: appends resume where they stopped, and everything gets dispatched.
+    // The dispatcher used the store's space reserve: everything acknowledged is dispatched
+    // (visible to consumers and lookups) even while the disk is full.
+    let end = store.stats().max_offset;
+    assert!(store.wait_dispatched(end, Duration::from_secs(10)), "{flush:?}: acknowledged but not dispatched");
+    for q in 0..2u32 {
+        assert_eq!(store.read_queue("t", q, 0, usize::MAX).unwrap().len() as u64, next[q as usize]);
+    }
+    let (q, i, r) = acked.last().unwrap();
+    assert_eq!(store.lookup_msg_id(&common::msg_id("t", *q, *i)).unwrap(), vec![r.commit_offset]);
+
+    // Free space: appends resume where they stopped (once the dispatcher has taken its
+    // reserve back, within moments), and everything gets dispatched.
     std::fs::remove_file(&ballast).unwrap();
-    for k in 0..40 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let resumed = loop {
+        match store.append(msg("t", 0, next[0])) {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(matches!(e, Error::InsufficientStorage { .. }), "{flush:?}: {e}");
+                assert!(std::time::Instant::now() < deadline, "{flush:?}: appends did not resume");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    assert_eq!(resumed.queue_offset, next[0]);
+    acked.push((0, next[0], resumed));
+    next[0] += 1;
+    for k in 1..40 {
         let q = (k % 2) as u32;
         let r = store.append(msg("t", q, next[q as usize])).unwrap_or_else(|e| panic!("{flush:?} after freeing: {e}"));
         assert_eq!(r.queue_offset, next[q as usize]);

@@ -120,6 +120,14 @@ pub(crate) fn dispatch_range(
     Ok((boundary, grown))
 }
 
+/// How the dispatcher frees and takes back the store's space reserve (see reserve.rs).
+pub(crate) struct SpaceHooks<'a> {
+    /// Frees the reserve; whether there was one.
+    pub(crate) release: &'a dyn Fn() -> bool,
+    /// Allocates the reserve if missing; whether it is there.
+    pub(crate) refill: &'a dyn Fn() -> bool,
+}
+
 /// Dispatch progress, its waiters and the dispatcher thread's wake-up.
 pub(crate) struct Dispatcher {
     dispatched: AtomicU64,
@@ -238,22 +246,30 @@ impl Dispatcher {
     /// mode the durable position, so no reader sees a record that a power loss could still
     /// take back) until stopped.
     ///
-    /// A full disk (creating a consume queue or index file failed with ENOSPC) stalls it: it
-    /// raises [`Dispatcher::out_of_space`] (appends are refused meanwhile) and retries every
-    /// 100 ms until space is freed. Any other error, or no progress below the end, is fatal:
-    /// it calls `fatal` (the store poisons itself, so nothing more is acknowledged that
-    /// consumers would never see) and stops dispatching instead of spinning.
+    /// A full disk (creating a consume queue or index file failed with ENOSPC) raises
+    /// [`Dispatcher::out_of_space`] (appends are refused meanwhile) and calls `space.release`
+    /// (the store frees its space reserve): if that freed something it retries at once, else
+    /// every 100 ms until space is freed. The flag drops once `space.refill` could allocate the
+    /// reserve again. Any other error, or no progress below the end, is fatal: it calls
+    /// `fatal` (the store poisons itself, so nothing more is acknowledged that consumers would
+    /// never see) and stops dispatching instead of spinning.
     pub(crate) fn run(
         &self,
         log: &CommitLog,
         queues: &ConsumeQueues,
         index: &Index,
         limit: &dyn Fn() -> u64,
+        space: &SpaceHooks<'_>,
         fatal: &dyn Fn(&Error),
     ) {
         loop {
             let end = limit().min(log.write_pos());
             let pos = self.dispatched();
+            // Caught up after a full disk: take the reserve back before accepting appends.
+            if pos >= end && self.out_of_space.load(Ordering::SeqCst) && (space.refill)() {
+                self.out_of_space.store(false, Ordering::SeqCst);
+                tracing::info!("space reserve allocated again; accepting appends");
+            }
             if pos < end {
                 let result = {
                     let _g = self.pause();
@@ -261,9 +277,6 @@ impl Dispatcher {
                 };
                 match result {
                     Ok((reached, grown)) if reached > pos => {
-                        if self.out_of_space.swap(false, Ordering::SeqCst) {
-                            tracing::info!(pos, "dispatch resumed");
-                        }
                         self.publish(reached, index.mark());
                         let listener = self.listener.read().unwrap_or_else(|p| p.into_inner()).clone();
                         if let Some(l) = listener {
@@ -278,7 +291,12 @@ impl Dispatcher {
                         continue;
                     }
                     Err(e) if super::is_no_space(&e) => {
-                        if !self.out_of_space.swap(true, Ordering::SeqCst) {
+                        let first = !self.out_of_space.swap(true, Ordering::SeqCst);
+                        if (space.release)() {
+                            tracing::warn!(error = %e, pos, "the disk is full: freed the space reserve to dispatch; refusing appends");
+                            continue;
+                        }
+                        if first {
                             tracing::warn!(error = %e, pos, "dispatch stalled: the disk is full; retrying");
                         }
                         if self.stop.load(Ordering::SeqCst) {
@@ -309,7 +327,9 @@ impl Dispatcher {
             if self.stop.load(Ordering::SeqCst) {
                 return;
             }
-            self.sleep(Duration::from_millis(200), || limit() > pos || self.stop.load(Ordering::SeqCst));
+            // While out of space, come back soon to try taking the reserve back.
+            let nap = if self.out_of_space.load(Ordering::SeqCst) { 50 } else { 200 };
+            self.sleep(Duration::from_millis(nap), || limit() > pos || self.stop.load(Ordering::SeqCst));
         }
         // Failed: wait for the stop without touching anything.
         while !self.stop.load(Ordering::SeqCst) {

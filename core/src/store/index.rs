@@ -48,6 +48,11 @@ pub(crate) fn key_hash(topic: &str, key: &str) -> u64 {
     fnv1a64(&[b"K\0", topic.as_bytes(), b"\0", key.as_bytes()])
 }
 
+/// Length of an index file with this geometry.
+pub(crate) fn file_len(slots: u32, capacity: u32) -> u64 {
+    atomic_end(slots.max(1)) as u64 + u64::from(capacity.max(1)) * ENTRY_LEN as u64
+}
+
 fn atomic_end(slots: u32) -> usize {
     (HEADER_LEN + slots as usize * 4).div_ceil(8) * 8
 }

@@ -267,7 +267,7 @@ impl MappedFile {
 }
 
 /// Allocates the blocks of `[0, len)` of `file` (`posix_fallocate`; content unchanged).
-fn allocate(file: &File, path: &Path, len: u64) -> io::Result<()> {
+pub(crate) fn allocate(file: &File, path: &Path, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     fault::check(fault::Point::Allocate, path)?;
     let len = libc::off_t::try_from(len).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;

@@ -12,6 +12,7 @@
 //! abort                     exists while the store runs; left behind by a crash
 //! checkpoint                durable positions (see checkpoint.rs)
 //! queue_ends                every consume queue's end, from the last clean shutdown
+//! reserve                   space held back for the dispatcher when the disk fills
 //! commitlog/<offset>        segments, named by their 20-digit starting commit offset
 //! consumequeue/<topic>/<queue_id>/<offset>   20-byte units, see consume_queue.rs
 //! index/<offset>            hash index files, see index.rs
@@ -35,6 +36,7 @@ mod meta;
 mod mmap;
 mod record;
 mod recovery;
+mod reserve;
 mod retention;
 mod segment;
 mod stats;
@@ -117,6 +119,8 @@ struct Inner {
     /// The flock'ed lock file; dropped (unlocked) by a clean shutdown so the directory can be
     /// reopened while this handle still serves reads.
     dir_lock: Mutex<Option<File>>,
+    /// Space held back for the dispatcher when the disk fills (see reserve.rs).
+    reserve: reserve::Reserve,
 }
 
 /// The storage engine of one directory. `Send + Sync`; share it as `Arc<Store>`.
@@ -137,6 +141,14 @@ impl std::fmt::Debug for Store {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Bytes of the space reserve: one consume queue file and one index file, each rounded up to
+/// 64 KiB.
+fn reserve_len(c: &StoreConfig) -> u64 {
+    let round = |n: u64| n.div_ceil(64 << 10) * (64 << 10);
+    let cq = c.cq_units_per_file * consume_queue::UNIT_LEN as u64;
+    round(cq) + round(index::file_len(c.index_slots, c.index_entries_per_file))
 }
 
 /// Whether `e` says the file system is full.
@@ -215,8 +227,12 @@ impl Store {
             stop: StopSignal::default(),
             last_checkpoint: Mutex::new(None),
             dir_lock: Mutex::new(Some(lock)),
+            reserve: reserve::Reserve::new(&dir, reserve_len(&config)),
             config,
         });
+        if !inner.reserve.ensure() {
+            tracing::warn!(dir = %dir.display(), "no room for the space reserve; a full disk may delay dispatch");
+        }
         if !rec.clean {
             // Make the recovered state the new starting point, so a crash right away does not
             // redo the work.
@@ -241,7 +257,8 @@ impl Store {
                 let sync = i.config.flush == FlushMode::Sync;
                 let limit = || if sync { i.flusher.flushed() } else { i.log.write_pos() };
                 let fatal = |e: &Error| i.flusher.poison("dispatch", &std::io::Error::other(e.to_string()));
-                i.dispatcher.run(&i.log, &i.queues, &i.index, &limit, &fatal)
+                let space = dispatcher::SpaceHooks { release: &|| i.reserve.release(), refill: &|| i.reserve.ensure() };
+                i.dispatcher.run(&i.log, &i.queues, &i.index, &limit, &space, &fatal)
             }),
         )?;
         let i = inner.clone();
