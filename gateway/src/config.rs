@@ -1,19 +1,16 @@
-//! Server configuration: every tunable of the design, typed and validated, and the layering that
-//! fills it: defaults, then the TOML file, then `FERRYMQ_<KEY>` environment variables, then
-//! `--set key=value` flags, each layer beating the ones before it.
+//! Server configuration: the layering that fills the configuration keys: defaults, then the
+//! TOML file, then `FERRYMQ_<KEY>` environment variables, then `--set key=value` flags, each
+//! layer beating the ones before it.
 //!
-//! This module only parses; it knows nothing of the broker. The server maps a [`Config`] onto
-//! core's options, and maps a [`ConfigError`] to exit status 2.
-// The server wiring is in progress: until `main` uses every item, unused ones are expected.
-#![cfg_attr(not(test), allow(dead_code))]
+//! Which keys exist, how their values are written, their defaults and bounds are core's one
+//! table ([`ferrymq_core::config`]), shared with every binding's embedded config; this module
+//! only knows where values come from. The server maps a [`ConfigError`] to exit status 2.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use ferrymq_core::broker::BrokerConfig;
-use ferrymq_core::store::FlushMode as StoreFlushMode;
+use ferrymq_core::config::{find, Scope, SettingError, Settings, Value, KEYS};
 
 /// Prefix of the environment variables that set configuration keys.
 pub const ENV_PREFIX: &str = "FERRYMQ_";
@@ -23,111 +20,21 @@ pub const ENV_PREFIX: &str = "FERRYMQ_";
 /// or in `--set` they are unknown keys.
 const CLI_FLAG_KEYS: &[&str] = &["data_dir", "listen", "config"];
 
-/// The default delay levels, level 1 first, as the design writes them.
-pub const DEFAULT_DELAY_LEVELS: &str = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
-
-/// When a publish is acknowledged relative to the fsync of its bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FlushMode {
-    /// Acknowledge once written to the page cache; a background flush runs every
-    /// `flush_interval`. Survives a process crash; a machine crash may lose the last interval.
-    #[default]
-    Async,
-    /// Acknowledge only after fsync. Survives a process crash and a machine crash.
-    Sync,
-}
-
 /// The server's configuration. Build it with [`Config::load`]; [`Config::default`] holds the
-/// documented defaults.
+/// defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// Data directory (the `--data-dir` flag, not a key).
-    pub data_dir: PathBuf,
     /// Address to listen on (the `--listen` flag, not a key).
     pub listen: SocketAddr,
-    /// `flush`: acknowledge after the page cache (`async`) or after fsync (`sync`).
-    pub flush: FlushMode,
-    /// `flush_interval`: period of the background flush under `async`.
-    pub flush_interval: Duration,
-    /// `segment_bytes`: size of one commit-log segment file.
-    pub segment_bytes: u64,
-    /// `delay_levels`: the delay of each level, level 1 first.
-    pub delay_levels: Vec<Duration>,
-    /// `max_delay`: furthest ahead a `delay_ms` or `deliver_at` may be.
-    pub max_delay: Duration,
-    /// `timer_precision`: delay timers round up to this, so they are never early.
-    pub timer_precision: Duration,
-    /// `max_reconsume_times`: default, per group, of redeliveries before the DLQ.
-    pub max_reconsume_times: u32,
-    /// `transaction_timeout`: age of a half message before it is checked back.
-    pub transaction_timeout: Duration,
-    /// `transaction_check_interval`: how often unresolved half messages are checked back.
-    pub transaction_check_interval: Duration,
-    /// `transaction_check_max`: `unknown` answers after which a half message is discarded.
-    pub transaction_check_max: u32,
-    /// `lease_ttl`: expiry of group members and of orderly queue leases.
-    pub lease_ttl: Duration,
-    /// `retention_hours`: age after which whole commit-log segments are deleted.
-    pub retention_hours: u64,
-    /// `max_message_bytes`: largest body of one message.
-    pub max_message_bytes: usize,
-    /// `max_batch_messages`: most messages in one batch publish.
-    pub max_batch_messages: usize,
-    /// `max_batch_bytes`: largest sum of bodies in one batch publish.
-    pub max_batch_bytes: usize,
-    /// `dedup_window`: how long an idempotency key is remembered.
-    pub dedup_window: Duration,
-    /// `ws_ticket_ttl`: validity of a single-use WebSocket ticket.
-    pub ws_ticket_ttl: Duration,
-    /// `disk_max_used_ratio`: share of the data disk above which writes are refused (507);
-    /// `0 < r <= 1`.
-    pub disk_max_used_ratio: f64,
-    /// `orderly_suspend`: pause of an orderly queue after a failed delivery.
-    pub orderly_suspend: Duration,
-    /// `auto_create_topics`: create a topic on its first publish (otherwise 404).
-    pub auto_create_topics: bool,
-    /// `default_queues`: queue count of auto-created topics and of creates that do not say.
-    pub default_queues: u32,
-    /// `auth_file`: the tokens file; `None` leaves the server open.
-    pub auth_file: Option<PathBuf>,
+    /// Every key's value: the broker's configuration (its `store.dir` is the `--data-dir`
+    /// flag) and the server's own settings.
+    pub settings: Settings,
 }
 
-/// The default delay levels as durations (see [`DEFAULT_DELAY_LEVELS`]).
 impl Default for Config {
-    /// The broker's own defaults ([`BrokerConfig::new`] is the one place they are written),
-    /// plus the gateway's keys.
+    /// The defaults of the flags and of every key (core's table).
     fn default() -> Self {
-        let data_dir = PathBuf::from("./ferrymq-data");
-        let b = BrokerConfig::new(&data_dir);
-        Config {
-            data_dir,
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
-            flush: match b.store.flush {
-                StoreFlushMode::Async => FlushMode::Async,
-                StoreFlushMode::Sync => FlushMode::Sync,
-            },
-            flush_interval: b.store.flush_interval,
-            segment_bytes: b.store.segment_bytes,
-            delay_levels: b.delay_levels,
-            max_delay: b.max_delay,
-            timer_precision: b.timer_precision,
-            max_reconsume_times: b.max_reconsume_times,
-            transaction_timeout: b.transaction_timeout,
-            transaction_check_interval: b.transaction_check_interval,
-            transaction_check_max: b.transaction_check_max,
-            lease_ttl: b.lease_ttl,
-            retention_hours: b.store.retention.as_secs() / 3600,
-            max_message_bytes: b.store.max_message_bytes,
-            max_batch_messages: b.max_batch_messages,
-            max_batch_bytes: b.max_batch_bytes,
-            dedup_window: b.dedup_window,
-            ws_ticket_ttl: Duration::from_secs(60),
-            disk_max_used_ratio: b.store.disk_max_used_ratio,
-            orderly_suspend: b.orderly_suspend,
-            auto_create_topics: b.auto_create_topics,
-            default_queues: b.default_queues,
-            auth_file: None,
-        }
+        Config { listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)), settings: Settings::new("./ferrymq-data") }
     }
 }
 
@@ -157,7 +64,7 @@ impl fmt::Display for Origin {
 #[non_exhaustive]
 pub enum ConfigError {
     /// A key that is not a configuration key, in the file or in `--set`.
-    #[error("unknown configuration key `{key}` {origin}")]
+    #[error("unknown configuration key `{key}` {origin} (`ferrymq config` lists the keys)")]
     UnknownKey {
         /// The key as written.
         key: String,
@@ -175,6 +82,14 @@ pub enum ConfigError {
         origin: Origin,
         /// What is wrong with it.
         reason: String,
+    },
+    /// Any other refusal of core's table.
+    #[error("{source} {origin}")]
+    Setting {
+        /// The table's error.
+        source: SettingError,
+        /// Where the value was written.
+        origin: Origin,
     },
     /// A `--set` argument without `=` or without a key.
     #[error("--set `{arg}` is not of the form key=value")]
@@ -200,278 +115,29 @@ pub enum ConfigError {
     },
 }
 
-/// A string that is not a valid duration, size or list of durations; says why.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ValueError(String);
-
-/// Parses a duration: a whole number and a unit, `ms`, `s`, `m` (minutes), `h` or `d`, e.g.
-/// `500ms`, `6s`, `2h`. A bare number is refused, since its unit would be a guess.
-pub fn parse_duration(text: &str) -> Result<Duration, ValueError> {
-    let (number, unit) = split_number(text, "duration", "500ms, 6s, 1m, 2h or 1d")?;
-    let millis_per_unit: u64 = match unit.to_ascii_lowercase().as_str() {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "" => return Err(ValueError(format!("`{text}` has no unit: write it like 500ms, 6s, 1m, 2h or 1d"))),
-        _ => return Err(ValueError(format!("`{text}` has an unknown unit `{unit}` (expected ms, s, m, h or d)"))),
-    };
-    number
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| ValueError(format!("`{text}` is too large")))
-}
-
-/// Parses a size in bytes: a whole number, optionally with a unit, `B`, `KB`/`MB`/`GB`/`TB`
-/// (powers of 1000) or `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024), e.g. `1024`, `64KiB`, `8MiB`,
-/// `10MB`. Units are case-insensitive.
-pub fn parse_size(text: &str) -> Result<u64, ValueError> {
-    let (number, unit) = split_number(text, "size", "1024, 64KiB, 8MiB or 10MB")?;
-    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
-        _ => {
-            return Err(ValueError(format!(
-                "`{text}` has an unknown unit `{unit}` (expected B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"
-            )))
-        }
-    };
-    number.checked_mul(multiplier).ok_or_else(|| ValueError(format!("`{text}` is too large")))
-}
-
-/// Parses delay levels: durations separated by spaces (commas are accepted too), level 1
-/// first, e.g. `100ms 200ms 1s`. At least one level, each longer than zero.
-pub fn parse_delay_levels(text: &str) -> Result<Vec<Duration>, ValueError> {
-    let levels = text
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|part| !part.is_empty())
-        .map(parse_positive_duration)
-        .collect::<Result<Vec<_>, _>>()?;
-    if levels.is_empty() {
-        return Err(ValueError("at least one delay level is needed".into()));
-    }
-    Ok(levels)
-}
-
-/// Splits `text` (trimmed) into its leading whole number and the rest (trimmed), the unit.
-fn split_number<'a>(text: &'a str, what: &str, examples: &str) -> Result<(u64, &'a str), ValueError> {
-    let trimmed = text.trim();
-    let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
-    let (digits, rest) = trimmed.split_at(digits_end);
-    if digits.is_empty() {
-        return Err(ValueError(format!("`{text}` is not a {what}: write it like {examples}")));
-    }
-    if rest.starts_with('.') {
-        return Err(ValueError(format!("`{text}` is not a {what}: use a whole number with a smaller unit")));
-    }
-    let number = digits.parse::<u64>().map_err(|_| ValueError(format!("`{text}` is too large")))?;
-    Ok((number, rest.trim()))
-}
-
-fn parse_positive_duration(text: &str) -> Result<Duration, ValueError> {
-    let duration = parse_duration(text)?;
-    if duration.is_zero() {
-        return Err(ValueError(format!("`{text}` must be longer than zero")));
-    }
-    Ok(duration)
-}
-
-/// A value as it arrived (a TOML value, or the text of an environment variable or `--set`),
-/// before it is typed for its key.
-enum Raw {
-    Text(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    List(Vec<Raw>),
-    /// A TOML table or date: never a valid value here.
-    Other(&'static str),
-}
-
-impl From<toml::Value> for Raw {
-    fn from(value: toml::Value) -> Self {
-        match value {
-            toml::Value::String(s) => Raw::Text(s),
-            toml::Value::Integer(n) => Raw::Int(n),
-            toml::Value::Float(x) => Raw::Float(x),
-            toml::Value::Boolean(b) => Raw::Bool(b),
-            toml::Value::Array(items) => Raw::List(items.into_iter().map(Raw::from).collect()),
-            toml::Value::Table(_) => Raw::Other("a table"),
-            toml::Value::Datetime(_) => Raw::Other("a date"),
-        }
-    }
-}
-
-/// Why a key could not be applied.
-enum ApplyError {
-    UnknownKey,
-    Invalid(String),
-}
-
-impl From<String> for ApplyError {
-    fn from(reason: String) -> Self {
-        ApplyError::Invalid(reason)
-    }
-}
-
-impl From<ValueError> for ApplyError {
-    fn from(err: ValueError) -> Self {
-        ApplyError::Invalid(err.0)
-    }
-}
-
-fn kind_of(raw: &Raw) -> &'static str {
-    match raw {
-        Raw::Text(_) => "a string",
-        Raw::Int(_) => "an integer",
-        Raw::Float(_) => "a float",
-        Raw::Bool(_) => "a boolean",
-        Raw::List(_) => "an array",
-        Raw::Other(kind) => kind,
-    }
-}
-
-fn expected(what: &str, raw: &Raw) -> String {
-    format!("expected {what}, got {}", kind_of(raw))
-}
-
-fn duration(raw: &Raw) -> Result<Duration, ApplyError> {
-    match raw {
-        Raw::Text(s) => Ok(parse_duration(s)?),
-        Raw::Int(_) => Err("a duration needs a unit: write it as a string like \"6s\" or \"500ms\"".to_string().into()),
-        _ => Err(expected("a duration such as \"6s\"", raw).into()),
-    }
-}
-
-fn positive_duration(raw: &Raw) -> Result<Duration, ApplyError> {
-    let d = duration(raw)?;
-    if d.is_zero() {
-        return Err("must be longer than zero".to_string().into());
-    }
-    Ok(d)
-}
-
-fn unsigned(raw: &Raw) -> Result<u64, ApplyError> {
-    match raw {
-        Raw::Text(s) => s.trim().parse::<u64>().map_err(|_| "expected a whole number of at least 0".to_string().into()),
-        Raw::Int(n) => u64::try_from(*n).map_err(|_| "expected a whole number of at least 0".to_string().into()),
-        _ => Err(expected("a whole number", raw).into()),
-    }
-}
-
-/// A whole number in `min..=T::MAX`.
-fn count<T: TryFrom<u64>>(raw: &Raw, min: u64) -> Result<T, ApplyError> {
-    let n = unsigned(raw)?;
-    if n < min {
-        return Err(format!("must be at least {min}").into());
-    }
-    T::try_from(n).map_err(|_| "is too large".to_string().into())
-}
-
-/// A size in bytes, at least 1, that fits `T`.
-fn size<T: TryFrom<u64>>(raw: &Raw) -> Result<T, ApplyError> {
-    let n = match raw {
-        Raw::Text(s) => parse_size(s)?,
-        Raw::Int(n) => u64::try_from(*n).map_err(|_| "a size cannot be negative".to_string())?,
-        _ => return Err(expected("a size such as 1024 or \"8MiB\"", raw).into()),
-    };
-    if n == 0 {
-        return Err("must be at least 1 byte".to_string().into());
-    }
-    T::try_from(n).map_err(|_| "is too large for this machine".to_string().into())
-}
-
-fn boolean(raw: &Raw) -> Result<bool, ApplyError> {
-    match raw {
-        Raw::Bool(b) => Ok(*b),
-        Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err("expected true or false".to_string().into()),
-        },
-        _ => Err(expected("true or false", raw).into()),
-    }
-}
-
-fn ratio(raw: &Raw) -> Result<f64, ApplyError> {
-    let r = match raw {
-        Raw::Float(x) => *x,
-        // An integer ratio can only be valid as 1; the conversion is exact for it.
-        Raw::Int(n) => *n as f64,
-        Raw::Text(s) => s.trim().parse::<f64>().map_err(|_| "expected a number such as 0.95".to_string())?,
-        _ => return Err(expected("a number such as 0.95", raw).into()),
-    };
-    if r > 0.0 && r <= 1.0 {
-        Ok(r)
-    } else {
-        Err("must be greater than 0 and at most 1".to_string().into())
-    }
-}
-
-fn flush_mode(raw: &Raw) -> Result<FlushMode, ApplyError> {
-    match raw {
-        Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "async" => Ok(FlushMode::Async),
-            "sync" => Ok(FlushMode::Sync),
-            _ => Err("expected \"async\" or \"sync\"".to_string().into()),
-        },
-        _ => Err(expected("\"async\" or \"sync\"", raw).into()),
-    }
-}
-
-fn delay_levels(raw: &Raw) -> Result<Vec<Duration>, ApplyError> {
-    match raw {
-        Raw::Text(s) => Ok(parse_delay_levels(s)?),
-        Raw::List(items) => {
-            let levels = items
-                .iter()
-                .map(|item| -> Result<Duration, ApplyError> {
-                    match item {
-                        Raw::Text(s) => Ok(parse_positive_duration(s)?),
-                        _ => Err(expected("durations such as \"1s\"", item).into()),
-                    }
-                })
-                .collect::<Result<Vec<_>, ApplyError>>()?;
-            if levels.is_empty() {
-                return Err("at least one delay level is needed".to_string().into());
+impl ConfigError {
+    fn from_setting(err: SettingError, origin: Origin) -> Self {
+        match err {
+            SettingError::UnknownKey { key } => ConfigError::UnknownKey { key, origin },
+            SettingError::InvalidValue { key, value, reason } => {
+                ConfigError::InvalidValue { key, value, origin, reason }
             }
-            Ok(levels)
+            other => ConfigError::Setting { source: other, origin },
         }
-        _ => Err(expected("durations such as \"1s 5s 10s\"", raw).into()),
     }
 }
 
-fn optional_path(raw: &Raw) -> Result<Option<PathBuf>, ApplyError> {
-    match raw {
-        // An empty value clears a path set by a lower layer.
-        Raw::Text(s) if s.trim().is_empty() => Ok(None),
-        Raw::Text(s) => Ok(Some(PathBuf::from(s))),
-        _ => Err(expected("a path", raw).into()),
-    }
-}
-
-/// Shows a value as it was written, for error messages.
-fn show(raw: &Raw) -> String {
-    match raw {
-        Raw::Text(s) => s.clone(),
-        Raw::Int(n) => n.to_string(),
-        Raw::Float(x) => x.to_string(),
-        Raw::Bool(b) => b.to_string(),
-        Raw::List(items) => {
-            let shown: Vec<String> = items.iter().map(show).collect();
-            format!("[{}]", shown.join(", "))
-        }
-        Raw::Other(kind) => format!("<{kind}>"),
-    }
+/// A TOML value as core's [`Value`]; a table or a date is never one, and is named instead.
+fn toml_value(value: toml::Value) -> Result<Value, &'static str> {
+    Ok(match value {
+        toml::Value::String(s) => Value::Text(s),
+        toml::Value::Integer(n) => Value::Int(n),
+        toml::Value::Float(x) => Value::Float(x),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Array(items) => Value::List(items.into_iter().map(toml_value).collect::<Result<_, _>>()?),
+        toml::Value::Table(_) => return Err("a table"),
+        toml::Value::Datetime(_) => return Err("a date"),
+    })
 }
 
 impl Config {
@@ -481,7 +147,8 @@ impl Config {
     ///
     /// `env` is every variable of the process (others are skipped). Pass
     /// `std::env::vars_os()` filtered to UTF-8, since `std::env::vars()` panics on other
-    /// values. `data_dir` and `listen` stay at their defaults: they are command-line flags.
+    /// values. The data directory and `listen` stay at their defaults: they are command-line
+    /// flags.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
@@ -496,7 +163,19 @@ impl Config {
             let table: toml::Table =
                 toml::from_str(&text).map_err(|source| ConfigError::ParseFile { path: path.to_path_buf(), source })?;
             for (key, value) in table {
-                config.set(&key, value.into(), Origin::File(path.to_path_buf()))?;
+                let origin = Origin::File(path.to_path_buf());
+                match toml_value(value) {
+                    Ok(value) => config.set(&key, &value, origin)?,
+                    Err(_) if find(&key).is_none() => return Err(ConfigError::UnknownKey { key, origin }),
+                    Err(kind) => {
+                        return Err(ConfigError::InvalidValue {
+                            value: format!("<{kind}>"),
+                            key,
+                            origin,
+                            reason: format!("expected a value, got {kind}: keys are flat"),
+                        })
+                    }
+                }
             }
         }
 
@@ -510,16 +189,11 @@ impl Config {
             if CLI_FLAG_KEYS.contains(&key.as_str()) {
                 continue;
             }
-            let origin = Origin::Env(name.clone());
-            match config.apply(&key, &Raw::Text(value.clone())) {
-                Ok(()) => {}
-                Err(ApplyError::UnknownKey) => {
-                    warnings.push(format!("ignoring environment variable {name}: not a server configuration key"))
-                }
-                Err(ApplyError::Invalid(reason)) => {
-                    return Err(ConfigError::InvalidValue { key, value, origin, reason })
-                }
+            if find(&key).is_none() {
+                warnings.push(format!("ignoring environment variable {name}: not a server configuration key"));
+                continue;
             }
+            config.set(&key, &Value::Text(value), Origin::Env(name))?;
         }
 
         for arg in sets {
@@ -530,56 +204,70 @@ impl Config {
             if key.is_empty() {
                 return Err(ConfigError::MalformedSet { arg: arg.clone() });
             }
-            config.set(key, Raw::Text(value.to_string()), Origin::Set)?;
+            config.set(key, &Value::Text(value.to_string()), Origin::Set)?;
         }
 
         Ok((config, warnings))
     }
 
-    /// Applies one value, turning a failure into a [`ConfigError`] naming the key.
-    fn set(&mut self, key: &str, raw: Raw, origin: Origin) -> Result<(), ConfigError> {
-        self.apply(key, &raw).map_err(|err| match err {
-            ApplyError::UnknownKey => ConfigError::UnknownKey { key: key.to_string(), origin },
-            ApplyError::Invalid(reason) => {
-                ConfigError::InvalidValue { key: key.to_string(), value: show(&raw), origin, reason }
-            }
-        })
+    /// Applies one value through core's table, turning a refusal into a [`ConfigError`].
+    fn set(&mut self, key: &str, value: &Value, origin: Origin) -> Result<(), ConfigError> {
+        self.settings.set(key, value).map_err(|err| ConfigError::from_setting(err, origin))
     }
+}
 
-    /// Types `raw` for `key` and stores it. The one list of keys.
-    fn apply(&mut self, key: &str, raw: &Raw) -> Result<(), ApplyError> {
-        match key {
-            "flush" => self.flush = flush_mode(raw)?,
-            "flush_interval" => self.flush_interval = positive_duration(raw)?,
-            "segment_bytes" => self.segment_bytes = size(raw)?,
-            "delay_levels" => self.delay_levels = delay_levels(raw)?,
-            "max_delay" => self.max_delay = duration(raw)?,
-            "timer_precision" => self.timer_precision = positive_duration(raw)?,
-            "max_reconsume_times" => self.max_reconsume_times = count(raw, 0)?,
-            "transaction_timeout" => self.transaction_timeout = positive_duration(raw)?,
-            "transaction_check_interval" => self.transaction_check_interval = positive_duration(raw)?,
-            "transaction_check_max" => self.transaction_check_max = count(raw, 1)?,
-            "lease_ttl" => self.lease_ttl = positive_duration(raw)?,
-            "retention_hours" => self.retention_hours = count(raw, 1)?,
-            "max_message_bytes" => self.max_message_bytes = size(raw)?,
-            "max_batch_messages" => self.max_batch_messages = count(raw, 1)?,
-            "max_batch_bytes" => self.max_batch_bytes = size(raw)?,
-            "dedup_window" => self.dedup_window = duration(raw)?,
-            "ws_ticket_ttl" => self.ws_ticket_ttl = positive_duration(raw)?,
-            "disk_max_used_ratio" => self.disk_max_used_ratio = ratio(raw)?,
-            "orderly_suspend" => self.orderly_suspend = positive_duration(raw)?,
-            "auto_create_topics" => self.auto_create_topics = boolean(raw)?,
-            "default_queues" => self.default_queues = count(raw, 1)?,
-            "auth_file" => self.auth_file = optional_path(raw)?,
-            _ => return Err(ApplyError::UnknownKey),
+/// The keys of core's table, as `ferrymq config` prints them: a header, then per key its
+/// name, type, default, bounds and scope on one line and its doc line below.
+pub fn describe_keys() -> String {
+    let mut out = String::from(
+        "Configuration keys of `ferrymq serve`: --set key=value, FERRYMQ_<KEY>, or the --config TOML file.\n\
+         Durations need a unit (500ms, 6s, 1m, 2h, 1d); sizes are bytes or 64KiB, 8MiB, 10MB.\n\
+         An embedded broker (e.g. Client.embedded in Python) takes the same keys, but not the server-only ones.\n\n",
+    );
+    let rows: Vec<[String; 5]> = KEYS
+        .iter()
+        .map(|key| {
+            let default = key.default_text();
+            [
+                key.name().to_string(),
+                key.kind().to_string(),
+                if default.is_empty() { "(unset)".to_string() } else { default },
+                key.bounds(),
+                if key.scope() == Scope::Server { "server only".to_string() } else { String::new() },
+            ]
+        })
+        .collect();
+    let header = ["KEY", "TYPE", "DEFAULT", "BOUNDS", "SCOPE"].map(String::from);
+    // Columns as wide as their cells, except that a long cell (the delay levels) overflows
+    // its row rather than widening every other.
+    const WIDEST: usize = 24;
+    let mut widths = [0; 5];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            let len = cell.chars().count();
+            if len <= WIDEST {
+                *width = (*width).max(len);
+            }
         }
-        Ok(())
     }
+    let line = |row: &[String; 5]| {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        format!("{}\n", cells.join("  ").trim_end())
+    };
+    out.push_str(&line(&header));
+    for (row, key) in rows.iter().zip(KEYS) {
+        out.push_str(&line(row));
+        out.push_str(&format!("    {}\n", key.doc()));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    use ferrymq_core::store::FlushMode;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -600,75 +288,16 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("6s"), Ok(Duration::from_secs(6)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration(" 3 S "), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-    }
-
-    #[test]
-    fn bad_durations_say_why() {
-        for (input, needle) in [
-            ("500", "no unit"),
-            ("", "not a duration"),
-            ("ms", "not a duration"),
-            ("-1s", "not a duration"),
-            ("1.5s", "whole number"),
-            ("5x", "unknown unit `x`"),
-            ("5 sec", "unknown unit `sec`"),
-            ("99999999999999999999s", "too large"),
-            ("999999999999999999d", "too large"),
-        ] {
-            let err = parse_duration(input).expect_err(input);
-            assert!(err.to_string().contains(needle), "{input}: {err}");
-        }
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("64KiB"), Ok(64 * 1024));
-        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("10MB"), Ok(10_000_000));
-        assert_eq!(parse_size("2 kb"), Ok(2_000));
-        assert_eq!(parse_size("7B"), Ok(7));
-    }
-
-    #[test]
-    fn bad_sizes_say_why() {
-        for (input, needle) in [
-            ("", "not a size"),
-            ("MiB", "not a size"),
-            ("-5", "not a size"),
-            ("1.5GiB", "whole number"),
-            ("8M", "unknown unit `M`"),
-            ("8 bytes", "unknown unit `bytes`"),
-            ("99999999999TiB", "too large"),
-        ] {
-            let err = parse_size(input).expect_err(input);
-            assert!(err.to_string().contains(needle), "{input}: {err}");
-        }
-    }
-
-    #[test]
     fn delay_levels_parse() {
-        assert_eq!(
-            parse_delay_levels("100ms 200ms 1s"),
-            Ok(vec![Duration::from_millis(100), Duration::from_millis(200), Duration::from_secs(1)])
-        );
-        assert_eq!(parse_delay_levels(DEFAULT_DELAY_LEVELS), Ok(ferrymq_core::broker::default_delay_levels()));
-        assert_eq!(ferrymq_core::broker::default_delay_levels().len(), 18);
-        assert!(parse_delay_levels("  ").is_err());
-        assert!(parse_delay_levels("1s 0s").is_err());
-        assert!(parse_delay_levels("1s x").is_err());
-
         let config = load_set(&["delay_levels=100ms 200ms 1s"]).expect("valid");
-        assert_eq!(config.delay_levels.len(), 3);
+        assert_eq!(
+            config.settings.broker.delay_levels,
+            vec![Duration::from_millis(100), Duration::from_millis(200), Duration::from_secs(1)]
+        );
+        assert_eq!(Config::default().settings.broker.delay_levels, ferrymq_core::broker::default_delay_levels());
+        for bad in ["delay_levels=  ", "delay_levels=1s 0s", "delay_levels=1s x"] {
+            assert!(matches!(load_set(&[bad]), Err(ConfigError::InvalidValue { .. })), "{bad}");
+        }
     }
 
     #[test]
@@ -676,14 +305,14 @@ mod tests {
         let (config, warnings) = Config::load(None, Vec::new(), &[]).expect("defaults load");
         assert!(warnings.is_empty());
         assert_eq!(config, Config::default());
-        assert_eq!(config.flush, FlushMode::Async);
-        assert_eq!(config.segment_bytes, 1 << 30);
-        assert_eq!(config.max_delay, Duration::from_secs(3 * 86_400));
-        assert_eq!(config.max_message_bytes, 4 << 20);
-        assert_eq!(config.disk_max_used_ratio, 0.95);
+        assert_eq!(config.settings.broker.store.flush, FlushMode::Async);
+        assert_eq!(config.settings.broker.store.segment_bytes, 1 << 30);
+        assert_eq!(config.settings.broker.max_delay, Duration::from_secs(3 * 86_400));
+        assert_eq!(config.settings.broker.store.max_message_bytes, 4 << 20);
+        assert_eq!(config.settings.broker.store.disk_max_used_ratio, 0.95);
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.data_dir, PathBuf::from("./ferrymq-data"));
-        assert_eq!(config.auth_file, None);
+        assert_eq!(config.settings.broker.store.dir, PathBuf::from("./ferrymq-data"));
+        assert_eq!(config.settings.server.auth_file, None);
     }
 
     #[test]
@@ -713,28 +342,28 @@ mod tests {
             "auth_file=/etc/ferrymq/auth.toml",
         ])
         .expect("all valid");
-        assert_eq!(config.flush, FlushMode::Sync);
-        assert_eq!(config.flush_interval, Duration::from_millis(10));
-        assert_eq!(config.segment_bytes, 65_536);
-        assert_eq!(config.delay_levels, vec![Duration::from_secs(1)]);
-        assert_eq!(config.max_delay, Duration::from_secs(3600));
-        assert_eq!(config.timer_precision, Duration::from_millis(10));
-        assert_eq!(config.max_reconsume_times, 0);
-        assert_eq!(config.transaction_timeout, Duration::from_secs(1));
-        assert_eq!(config.transaction_check_interval, Duration::from_secs(2));
-        assert_eq!(config.transaction_check_max, 3);
-        assert_eq!(config.lease_ttl, Duration::from_secs(4));
-        assert_eq!(config.retention_hours, 1);
-        assert_eq!(config.max_message_bytes, 1024);
-        assert_eq!(config.max_batch_messages, 5);
-        assert_eq!(config.max_batch_bytes, 2048);
-        assert_eq!(config.dedup_window, Duration::ZERO);
-        assert_eq!(config.ws_ticket_ttl, Duration::from_secs(5));
-        assert_eq!(config.disk_max_used_ratio, 1.0);
-        assert_eq!(config.orderly_suspend, Duration::from_millis(100));
-        assert!(!config.auto_create_topics);
-        assert_eq!(config.default_queues, 2);
-        assert_eq!(config.auth_file, Some(PathBuf::from("/etc/ferrymq/auth.toml")));
+        assert_eq!(config.settings.broker.store.flush, FlushMode::Sync);
+        assert_eq!(config.settings.broker.store.flush_interval, Duration::from_millis(10));
+        assert_eq!(config.settings.broker.store.segment_bytes, 65_536);
+        assert_eq!(config.settings.broker.delay_levels, vec![Duration::from_secs(1)]);
+        assert_eq!(config.settings.broker.max_delay, Duration::from_secs(3600));
+        assert_eq!(config.settings.broker.timer_precision, Duration::from_millis(10));
+        assert_eq!(config.settings.broker.max_reconsume_times, 0);
+        assert_eq!(config.settings.broker.transaction_timeout, Duration::from_secs(1));
+        assert_eq!(config.settings.broker.transaction_check_interval, Duration::from_secs(2));
+        assert_eq!(config.settings.broker.transaction_check_max, 3);
+        assert_eq!(config.settings.broker.lease_ttl, Duration::from_secs(4));
+        assert_eq!(config.settings.broker.store.retention, Duration::from_secs(3600));
+        assert_eq!(config.settings.broker.store.max_message_bytes, 1024);
+        assert_eq!(config.settings.broker.max_batch_messages, 5);
+        assert_eq!(config.settings.broker.max_batch_bytes, 2048);
+        assert_eq!(config.settings.broker.dedup_window, Duration::ZERO);
+        assert_eq!(config.settings.server.ws_ticket_ttl, Duration::from_secs(5));
+        assert_eq!(config.settings.broker.store.disk_max_used_ratio, 1.0);
+        assert_eq!(config.settings.broker.orderly_suspend, Duration::from_millis(100));
+        assert!(!config.settings.broker.auto_create_topics);
+        assert_eq!(config.settings.broker.default_queues, 2);
+        assert_eq!(config.settings.server.auth_file, Some(PathBuf::from("/etc/ferrymq/auth.toml")));
     }
 
     #[test]
@@ -749,16 +378,16 @@ mod tests {
         let (config, warnings) =
             Config::load(Some(file.path()), environment, &sets(&["max_reconsume_times=3"])).expect("valid");
         assert!(warnings.is_empty(), "{warnings:?}");
-        assert_eq!(config.max_reconsume_times, 3, "--set beats env and file");
-        assert_eq!(config.transaction_check_max, 2, "env beats file");
-        assert_eq!(config.default_queues, 1, "file beats default");
-        assert_eq!(config.lease_ttl, Duration::from_secs(30), "default");
+        assert_eq!(config.settings.broker.max_reconsume_times, 3, "--set beats env and file");
+        assert_eq!(config.settings.broker.transaction_check_max, 2, "env beats file");
+        assert_eq!(config.settings.broker.default_queues, 1, "file beats default");
+        assert_eq!(config.settings.broker.lease_ttl, Duration::from_secs(30), "default");
     }
 
     #[test]
     fn later_set_wins() {
         let config = load_set(&["default_queues=2", "default_queues=4"]).expect("valid");
-        assert_eq!(config.default_queues, 4);
+        assert_eq!(config.settings.broker.default_queues, 4);
     }
 
     #[test]
@@ -766,7 +395,7 @@ mod tests {
         for text in ["segment_bytes = 65536", "segment_bytes = \"64KiB\"", "segment_bytes = \"65536\""] {
             let file = write_file(text);
             let (config, _) = Config::load(Some(file.path()), Vec::new(), &[]).expect(text);
-            assert_eq!(config.segment_bytes, 65_536, "{text}");
+            assert_eq!(config.settings.broker.store.segment_bytes, 65_536, "{text}");
         }
         let file = write_file(
             "flush = \"sync\"\n\
@@ -777,12 +406,12 @@ mod tests {
              auth_file = \"auth.toml\"\n",
         );
         let (config, _) = Config::load(Some(file.path()), Vec::new(), &[]).expect("valid");
-        assert_eq!(config.flush, FlushMode::Sync);
-        assert!(!config.auto_create_topics);
-        assert_eq!(config.disk_max_used_ratio, 0.5);
-        assert_eq!(config.max_delay, Duration::from_secs(2 * 86_400));
-        assert_eq!(config.delay_levels.len(), 2);
-        assert_eq!(config.auth_file, Some(PathBuf::from("auth.toml")));
+        assert_eq!(config.settings.broker.store.flush, FlushMode::Sync);
+        assert!(!config.settings.broker.auto_create_topics);
+        assert_eq!(config.settings.broker.store.disk_max_used_ratio, 0.5);
+        assert_eq!(config.settings.broker.max_delay, Duration::from_secs(2 * 86_400));
+        assert_eq!(config.settings.broker.delay_levels.len(), 2);
+        assert_eq!(config.settings.server.auth_file, Some(PathBuf::from("auth.toml")));
     }
 
     #[test]
@@ -797,9 +426,9 @@ mod tests {
             &[],
         )
         .expect("valid");
-        assert_eq!(config.flush, FlushMode::Sync);
-        assert_eq!(config.max_message_bytes, 1 << 20);
-        assert!(!config.auto_create_topics);
+        assert_eq!(config.settings.broker.store.flush, FlushMode::Sync);
+        assert_eq!(config.settings.broker.store.max_message_bytes, 1 << 20);
+        assert!(!config.settings.broker.auto_create_topics);
     }
 
     #[test]
@@ -913,6 +542,132 @@ mod tests {
     fn empty_auth_file_clears_it() {
         let (config, _) =
             Config::load(None, env(&[("FERRYMQ_AUTH_FILE", "/a.toml")]), &sets(&["auth_file="])).expect("valid");
-        assert_eq!(config.auth_file, None);
+        assert_eq!(config.settings.server.auth_file, None);
+    }
+
+    /// The reason the embedded config (what every binding calls, after converting its values
+    /// to [`Value`]s) refuses `key = value`.
+    fn embedded_refusal(key: &str, value: &Value) -> String {
+        match Settings::new("./ferrymq-data").set_embedded(key, value) {
+            Err(SettingError::InvalidValue { reason, .. }) => reason,
+            other => panic!("{key} = {value}: expected an invalid value, got {other:?}"),
+        }
+    }
+
+    /// The same `key=value` list given to `ferrymq serve --set` and to an embedded broker's
+    /// config yields the same broker configuration, and the same values are refused for the
+    /// same reason, including the keys whose parsers disagreed before there was one table
+    /// (`retention_hours`, `transaction_check_max`, `max_delay`, `dedup_window`, bare integers
+    /// as durations).
+    #[test]
+    fn server_and_embedded_config_agree() {
+        let pairs = [
+            ("flush", "sync"),
+            ("flush_interval", "10ms"),
+            ("segment_bytes", "64KiB"),
+            ("delay_levels", "100ms 200ms 1s"),
+            ("max_delay", "1h"),
+            ("timer_precision", "10ms"),
+            ("max_reconsume_times", "0"),
+            ("transaction_timeout", "1s"),
+            ("transaction_check_interval", "2s"),
+            ("transaction_check_max", "1"),
+            ("lease_ttl", "4s"),
+            ("retention_hours", "1"),
+            ("max_message_bytes", "1KiB"),
+            ("max_batch_messages", "1"),
+            ("max_batch_bytes", "10MB"),
+            ("dedup_window", "0s"),
+            ("disk_max_used_ratio", "0.5"),
+            ("orderly_suspend", "100ms"),
+            ("auto_create_topics", "false"),
+            ("default_queues", "1024"),
+        ];
+        let args: Vec<String> = pairs.iter().map(|(key, value)| format!("{key}={value}")).collect();
+        let (server, _) = Config::load(None, Vec::new(), &args).expect("valid");
+        let mut embedded = Settings::new("./ferrymq-data");
+        for (key, value) in pairs {
+            embedded.set_embedded(key, &Value::from(value)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(server.settings.broker, embedded.broker);
+
+        // Every broker key is in the list, and each was moved off its default.
+        let defaults = Settings::new("./ferrymq-data");
+        for key in KEYS.iter().filter(|key| key.scope() == Scope::Broker) {
+            assert!(pairs.iter().any(|(name, _)| *name == key.name()), "{} is not compared", key.name());
+            assert_ne!(embedded.get(key.name()), defaults.get(key.name()), "{} kept its default", key.name());
+        }
+
+        for (key, value) in [
+            ("max_delay", "0s"),
+            ("max_delay", "3600000"),
+            ("dedup_window", "600"),
+            ("retention_hours", "0"),
+            ("transaction_check_max", "0"),
+            ("lease_ttl", "30"),
+            ("max_batch_messages", "0"),
+            ("max_batch_bytes", "0"),
+            ("default_queues", "0"),
+            ("default_queues", "1025"),
+            ("segment_bytes", "8M"),
+            ("disk_max_used_ratio", "2"),
+            ("delay_levels", "1s 100"),
+            ("flush", "sometimes"),
+        ] {
+            let server = match load_set(&[&format!("{key}={value}")]) {
+                Err(ConfigError::InvalidValue { reason, .. }) => reason,
+                other => panic!("{key}={value}: expected an invalid value, got {other:?}"),
+            };
+            assert_eq!(server, embedded_refusal(key, &Value::from(value)), "{key}={value}");
+        }
+
+        // The server-only keys: the server takes them; an embedded broker refuses them by name.
+        for (key, value) in [("ws_ticket_ttl", "5s"), ("auth_file", "auth.toml")] {
+            assert!(load_set(&[&format!("{key}={value}")]).is_ok(), "{key}");
+            let err = Settings::new("./ferrymq-data").set_embedded(key, &Value::from(value)).expect_err(key);
+            assert!(matches!(&err, SettingError::ServerOnly { key: named } if named == key), "{err}");
+        }
+    }
+
+    /// Typed values (a TOML file's, or a binding's objects converted to [`Value`]s) agree too.
+    #[test]
+    fn typed_values_agree_with_the_embedded_config() {
+        let file = write_file(
+            "segment_bytes = 65536\n\
+             max_reconsume_times = 3\n\
+             disk_max_used_ratio = 0.5\n\
+             auto_create_topics = false\n\
+             delay_levels = [\"1s\", \"2s\"]\n\
+             transaction_check_max = 1\n\
+             retention_hours = 1\n",
+        );
+        let (server, _) = Config::load(Some(file.path()), Vec::new(), &[]).expect("valid");
+        let mut embedded = Settings::new("./ferrymq-data");
+        for (key, value) in [
+            ("segment_bytes", Value::Int(65_536)),
+            ("max_reconsume_times", Value::Int(3)),
+            ("disk_max_used_ratio", Value::Float(0.5)),
+            ("auto_create_topics", Value::Bool(false)),
+            ("delay_levels", Value::List(vec![Value::from("1s"), Value::from("2s")])),
+            ("transaction_check_max", Value::Int(1)),
+            ("retention_hours", Value::Int(1)),
+        ] {
+            embedded.set_embedded(key, &value).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(server.settings.broker, embedded.broker);
+
+        for (line, key, value) in [
+            ("max_delay = 3600000", "max_delay", Value::Int(3_600_000)),
+            ("delay_levels = [100, \"1s\"]", "delay_levels", Value::List(vec![Value::Int(100), Value::from("1s")])),
+            ("retention_hours = 0", "retention_hours", Value::Int(0)),
+            ("flush = true", "flush", Value::Bool(true)),
+        ] {
+            let file = write_file(line);
+            let server = match Config::load(Some(file.path()), Vec::new(), &[]) {
+                Err(ConfigError::InvalidValue { reason, .. }) => reason,
+                other => panic!("{line}: expected an invalid value, got {other:?}"),
+            };
+            assert_eq!(server, embedded_refusal(key, &value), "{line}");
+        }
     }
 }

@@ -50,7 +50,7 @@ async fn run_server(args: ServeArgs) -> ExitCode {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    config.data_dir = args.data_dir;
+    config.settings.broker.store.dir = args.data_dir;
     config.listen = match listen_addr(&args.listen) {
         Ok(addr) => addr,
         Err(err) => {
@@ -58,11 +58,15 @@ async fn run_server(args: ServeArgs) -> ExitCode {
             return ExitCode::from(BAD_CONFIG);
         }
     };
-    if let Some(path) = &config.auth_file {
+    if let Some(path) = &config.settings.server.auth_file {
         if let Err(err) = ferrymq_gateway::auth::AuthConfig::load(path) {
             eprintln!("ferrymq: {err}");
             return ExitCode::from(BAD_CONFIG);
         }
+    }
+    if let Err(err) = ferrymq_gateway::tls::server_config(&config.settings.server) {
+        eprintln!("ferrymq: {err}");
+        return ExitCode::from(BAD_CONFIG);
     }
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,

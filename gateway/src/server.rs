@@ -6,70 +6,75 @@ use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferrymq_core::broker::{Broker, BrokerConfig};
-use ferrymq_core::store::FlushMode as StoreFlushMode;
+use ferrymq_core::broker::Broker;
 use tokio::net::TcpListener;
 
-use crate::auth::AuthConfig;
-use crate::config::{Config, FlushMode};
+use crate::auth::{AuthConfig, AuthError};
+use crate::config::Config;
 use crate::state::{AppState, GatewaySettings};
+use crate::tls::TlsError;
+
+/// Why `ferrymq serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The `--listen` value is not an address.
+    #[error("--listen {text:?} is not an address like 127.0.0.1:8080: {reason}")]
+    Listen {
+        /// The value as given.
+        text: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The `auth_file` cannot be used.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The TLS settings cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Binding or serving the socket failed.
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The broker could not open its data directory.
+    #[error("the broker could not open: {0}")]
+    Broker(#[source] ferrymq_core::Error),
+    /// The broker could not shut down cleanly (recovery runs on the next start).
+    #[error("the broker did not shut down cleanly: {0}")]
+    Shutdown(#[source] ferrymq_core::Error),
+    /// The task that opened the broker panicked or was cancelled.
+    #[error("the broker task failed: {0}")]
+    Task(String),
+}
 
 /// How long in-flight HTTP requests (long polls included) get to finish after a signal.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// The broker configuration a server configuration asks for.
-pub fn broker_config(config: &Config) -> BrokerConfig {
-    let mut broker = BrokerConfig::new(&config.data_dir);
-    broker.store.segment_bytes = config.segment_bytes;
-    broker.store.flush = match config.flush {
-        FlushMode::Async => StoreFlushMode::Async,
-        FlushMode::Sync => StoreFlushMode::Sync,
-    };
-    broker.store.flush_interval = config.flush_interval;
-    broker.store.max_message_bytes = config.max_message_bytes;
-    broker.store.retention = Duration::from_secs(config.retention_hours.saturating_mul(3600));
-    broker.store.disk_max_used_ratio = config.disk_max_used_ratio;
-    broker.delay_levels = config.delay_levels.clone();
-    broker.max_delay = config.max_delay;
-    broker.timer_precision = config.timer_precision;
-    broker.max_reconsume_times = config.max_reconsume_times;
-    broker.transaction_timeout = config.transaction_timeout;
-    broker.transaction_check_interval = config.transaction_check_interval;
-    broker.transaction_check_max = config.transaction_check_max;
-    broker.lease_ttl = config.lease_ttl;
-    broker.orderly_suspend = config.orderly_suspend;
-    broker.auto_create_topics = config.auto_create_topics;
-    broker.default_queues = config.default_queues;
-    broker.max_batch_messages = config.max_batch_messages;
-    broker.max_batch_bytes = config.max_batch_bytes;
-    broker.dedup_window = config.dedup_window;
-    broker
-}
-
 /// The gateway settings a server configuration asks for.
-pub fn gateway_settings(config: &Config) -> anyhow::Result<GatewaySettings> {
-    let auth = match &config.auth_file {
+pub fn gateway_settings(config: &Config) -> Result<GatewaySettings, ServeError> {
+    let (broker, server) = (&config.settings.broker, &config.settings.server);
+    let auth = match &server.auth_file {
         Some(path) => Some(AuthConfig::load(path)?),
         None => None,
     };
     // A batch's bodies travel base64-encoded in JSON: room for that plus the envelope.
-    let largest = config.max_batch_bytes.max(config.max_message_bytes);
+    let largest = broker.max_batch_bytes.max(broker.store.max_message_bytes);
     let body_limit = largest.saturating_mul(4) / 3 + (1 << 20);
-    Ok(GatewaySettings { body_limit, ws_ticket_ttl: config.ws_ticket_ttl, auth, ..GatewaySettings::default() })
+    Ok(GatewaySettings { body_limit, ws_ticket_ttl: server.ws_ticket_ttl, auth, ..GatewaySettings::default() })
 }
 
 /// Serves until SIGINT or SIGTERM, then shuts the broker down.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config) -> Result<(), ServeError> {
     let settings = gateway_settings(&config)?;
+    let tls = crate::tls::server_config(&config.settings.server)?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "ferrymq listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, data_dir = %config.settings.broker.store.dir.display(), "ferrymq listening");
     let state = AppState::new(settings);
     let app = crate::app(state.clone());
 
     let opener = {
         let state = state.clone();
-        let broker_config = broker_config(&config);
+        let broker_config = config.settings.broker.clone();
         tokio::spawn(async move {
             match Broker::open(broker_config).await {
                 Ok(broker) => {
@@ -98,16 +103,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     };
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(graceful)
-        .into_future();
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> = match tls {
+        None => Box::pin(axum::serve(listener, service).with_graceful_shutdown(graceful).into_future()),
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                graceful.await;
+                stopper.graceful_shutdown(Some(DRAIN));
+            });
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+            Box::pin(axum_server::from_tcp_rustls(listener.into_std()?, rustls)?.handle(handle).serve(service))
+        }
+    };
     tokio::pin!(server);
     let served = tokio::select! {
-        result = &mut server => result.map_err(anyhow::Error::from),
+        result = &mut server => result.map_err(ServeError::from),
         _ = state.stopping() => {
             // Give in-flight requests a moment, then stop regardless.
             match tokio::time::timeout(DRAIN, &mut server).await {
-                Ok(result) => result.map_err(anyhow::Error::from),
+                Ok(result) => result.map_err(ServeError::from),
                 Err(_) => {
                     tracing::warn!("requests still running after the drain period; stopping anyway");
                     Ok(())
@@ -118,10 +134,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let broker = match opener.await {
         Ok(Ok(broker)) => broker,
-        Ok(Err(err)) => return Err(anyhow::anyhow!("the broker could not open: {err}")),
-        Err(err) => return Err(anyhow::anyhow!("the broker task failed: {err}")),
+        Ok(Err(err)) => return Err(ServeError::Broker(err)),
+        Err(err) => return Err(ServeError::Task(err.to_string())),
     };
-    broker.shutdown().await?;
+    broker.shutdown().await.map_err(ServeError::Shutdown)?;
     tracing::info!("broker shut down cleanly");
     served
 }
@@ -149,6 +165,7 @@ async fn shutdown_signal() {
 }
 
 /// The address a `--listen` value names.
-pub fn listen_addr(text: &str) -> anyhow::Result<SocketAddr> {
-    text.parse().map_err(|e| anyhow::anyhow!("--listen {text:?} is not an address like 127.0.0.1:8080: {e}"))
+pub fn listen_addr(text: &str) -> Result<SocketAddr, ServeError> {
+    text.parse()
+        .map_err(|e: std::net::AddrParseError| ServeError::Listen { text: text.to_string(), reason: e.to_string() })
 }

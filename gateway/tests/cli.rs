@@ -41,6 +41,48 @@ fn unknown_key_in_the_config_file_exits_with_status_2() {
     assert_eq!(output.status.code(), Some(2));
 }
 
+#[test]
+fn config_lists_every_key_with_its_default_and_bounds() {
+    let output = ferrymq().arg("config").output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    for key in ferrymq_core::config::KEYS {
+        let at = lines
+            .iter()
+            .position(|line| line.split_whitespace().next() == Some(key.name()))
+            .unwrap_or_else(|| panic!("{} is not listed:\n{stdout}", key.name()));
+        let row = lines[at];
+        let default = key.default_text();
+        let cells: Vec<&str> = row.split("  ").map(str::trim).filter(|cell| !cell.is_empty()).collect();
+        assert_eq!(cells[1], key.kind(), "{row}");
+        assert_eq!(cells[2], if default.is_empty() { "(unset)" } else { default.as_str() }, "{row}");
+        assert_eq!(cells[3], key.bounds(), "{row}");
+        let server_only = key.scope() == ferrymq_core::config::Scope::Server;
+        assert_eq!(row.ends_with("server only"), server_only, "{row}");
+        assert_eq!(lines[at + 1].trim(), key.doc(), "{row}");
+    }
+    assert!(stdout.contains("segment_bytes") && stdout.contains("1GiB"), "{stdout}");
+    assert!(stdout.contains("1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"), "{stdout}");
+
+    let help = ferrymq().args(["serve", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("ferrymq config"));
+}
+
+#[test]
+fn a_zero_max_delay_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = ferrymq()
+        .args(["serve", "--listen", "127.0.0.1:0", "--set", "max_delay=0s"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`max_delay`") && stderr.contains("must be longer than zero"), "{stderr}");
+}
+
 async fn run(url: &str, args: &[&str]) -> (bool, String) {
     let url = url.to_string();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -97,13 +139,19 @@ async fn client_subcommands_round_trip() {
 async fn bench_runs_each_mode() {
     let t = TestApp::start().await;
     let url = format!("http://{}", t.serve().await);
-    for mode in ["rest-batch", "ws-publish", "ws-consume"] {
+    for mode in ["rest-batch", "produce", "consume"] {
         let (ok, out) =
             run(&url, &["bench", "--mode", mode, "--messages", "60", "--size", "32", "--batch", "20"]).await;
         assert!(ok, "{mode}: {out}");
         assert!(out.contains("messages=60"), "{mode}: {out}");
         assert!(out.contains("msgs_per_s="), "{mode}: {out}");
     }
+    let (ok, out) = run(&url, &["bench", "--mode", "produce", "--messages", "40", "--producers", "3"]).await;
+    assert!(ok && out.contains("messages=40") && out.contains("p99_ms="), "{out}");
+    // e2e: 200 msgs/s for 1 s, all received, none lost.
+    let (ok, out) = run(&url, &["bench", "--mode", "e2e", "--rate", "200", "--secs", "1", "--size", "64"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("scenario=e2e messages=200") && out.contains("lost=0"), "{out}");
 }
 
 /// Starts `ferrymq serve` on a free port over `dir`; returns the child and its URL once healthy.

@@ -101,6 +101,7 @@ pub struct Client {
 
 fn remote_options(
     token: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
     request_timeout_ms: i64,
     lease_ttl_ms: Option<i64>,
     orderly_suspend_ms: Option<i64>,
@@ -122,7 +123,7 @@ fn remote_options(
     if request_timeout.is_zero() {
         return Err(invalid("/request_timeout_ms", "must be positive"));
     }
-    Ok(RemoteOptions { token, request_timeout, timings })
+    Ok(RemoteOptions { token, request_timeout, timings, ca_file })
 }
 
 async fn connect(url: String, options: Outcome<RemoteOptions>) -> Outcome<Client> {
@@ -161,12 +162,14 @@ fn start_position(start: &Bound<'_, PyAny>) -> Outcome<StartPosition> {
 
 #[pymethods]
 impl Client {
-    /// Connects to a gateway at `url` (`http://host:port`), with a bearer `token` when the
+    /// Connects to a gateway at `url` (`http://host:port`, or `https://host:port` verified
+    /// against the system's roots or the PEM `ca_file`), with a bearer `token` when the
     /// server has an `auth_file`. The gateway's protocol does not carry its timing settings:
     /// pass the server's `lease_ttl` (ms), `orderly_suspend` (ms) and `max_reconsume_times`
     /// when they differ from the defaults, so that consumers keep pace with it.
     #[staticmethod]
-    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None, ca_file=None))]
     fn connect(
         py: Python<'_>,
         url: String,
@@ -175,14 +178,17 @@ impl Client {
         lease_ttl_ms: Option<i64>,
         orderly_suspend_ms: Option<i64>,
         max_reconsume_times: Option<u32>,
+        ca_file: Option<std::path::PathBuf>,
     ) -> PyResult<Client> {
-        let options = remote_options(token, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
+        let options =
+            remote_options(token, ca_file, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
         raise(py, runtime::block_on(py, connect(url, options)))
     }
 
     /// `connect()` for asyncio.
     #[staticmethod]
-    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None, ca_file=None))]
     fn connect_async(
         py: Python<'_>,
         url: String,
@@ -191,8 +197,10 @@ impl Client {
         lease_ttl_ms: Option<i64>,
         orderly_suspend_ms: Option<i64>,
         max_reconsume_times: Option<u32>,
+        ca_file: Option<std::path::PathBuf>,
     ) -> PyResult<Bound<'_, PyAny>> {
-        let options = remote_options(token, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
+        let options =
+            remote_options(token, ca_file, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
         runtime::awaitable(py, connect(url, options))
     }
 

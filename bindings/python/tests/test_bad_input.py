@@ -163,8 +163,11 @@ def test_embedded_config_is_checked(tmp_path: Path) -> None:
         ferrymq.Client.embedded(tmp_path / "b", {"delay_levels": "1s fast"})
     with pytest.raises(ferrymq.InvalidArgument):
         ferrymq.Client.embedded(tmp_path / "c", {"disk_max_used_ratio": 2})
+    # A duration needs a unit, in a list too (an int used to mean milliseconds here only).
+    with pytest.raises(ferrymq.InvalidArgument, match="needs a unit"):
+        ferrymq.Client.embedded(tmp_path / "e", {"delay_levels": [100, "1s"]})
     with ferrymq.Client.embedded(
-        tmp_path / "d", {"delay_levels": [100, "1s"], "flush": "sync", "auto_create_topics": False, "default_queues": 2}
+        tmp_path / "d", {"delay_levels": ["100ms", "1s"], "flush": "sync", "auto_create_topics": False, "default_queues": 2}
     ) as client:
         with pytest.raises(ferrymq.NotFound):
             client.producer().send("not-created", b"x")

@@ -1,20 +1,22 @@
 //! Broker configuration: the store's settings plus the broker's own.
+//!
+//! The defaults and bounds of the configuration keys are in the table of
+//! [`crate::config`]; this file only names the fields.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config as keys;
 use crate::store::StoreConfig;
 
-/// The 18 default delay levels: `1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h`.
+/// The 18 default delay levels: `1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h`
+/// (the default of the `delay_levels` key).
 pub fn default_delay_levels() -> Vec<Duration> {
-    [1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200]
-        .into_iter()
-        .map(Duration::from_secs)
-        .collect()
+    keys::DELAY_LEVELS.default()
 }
 
 /// Everything a [`Broker`](super::Broker) needs to open.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BrokerConfig {
     /// Storage engine settings (its `dir` is the broker's data directory).
     pub store: StoreConfig,
@@ -51,25 +53,25 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
-    /// Production defaults for a broker in `dir`.
+    /// Production defaults for a broker in `dir`: each key's default from [`crate::config`].
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         BrokerConfig {
             store: StoreConfig::new(dir),
             broker_name: "broker-a".to_string(),
-            delay_levels: default_delay_levels(),
-            max_delay: Duration::from_secs(3 * 24 * 3600),
-            timer_precision: Duration::from_secs(1),
-            max_reconsume_times: 16,
-            transaction_timeout: Duration::from_secs(6),
-            transaction_check_interval: Duration::from_secs(30),
-            transaction_check_max: 15,
-            lease_ttl: Duration::from_secs(30),
-            orderly_suspend: Duration::from_secs(1),
-            auto_create_topics: true,
-            default_queues: 8,
-            max_batch_messages: 1000,
-            max_batch_bytes: 16 << 20,
-            dedup_window: Duration::from_secs(600),
+            delay_levels: keys::DELAY_LEVELS.default(),
+            max_delay: keys::MAX_DELAY.default(),
+            timer_precision: keys::TIMER_PRECISION.default(),
+            max_reconsume_times: keys::MAX_RECONSUME_TIMES.default(),
+            transaction_timeout: keys::TRANSACTION_TIMEOUT.default(),
+            transaction_check_interval: keys::TRANSACTION_CHECK_INTERVAL.default(),
+            transaction_check_max: keys::TRANSACTION_CHECK_MAX.default(),
+            lease_ttl: keys::LEASE_TTL.default(),
+            orderly_suspend: keys::ORDERLY_SUSPEND.default(),
+            auto_create_topics: keys::AUTO_CREATE_TOPICS.default(),
+            default_queues: keys::DEFAULT_QUEUES.default(),
+            max_batch_messages: keys::MAX_BATCH_MESSAGES.default(),
+            max_batch_bytes: keys::MAX_BATCH_BYTES.default(),
+            dedup_window: keys::DEDUP_WINDOW.default(),
         }
     }
 }

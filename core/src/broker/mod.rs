@@ -35,11 +35,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+/// Store settings and figures that a server configures and reports through the broker.
+pub use crate::store::{FlushMode, StoreConfig, StoreStats, FLUSH_BUCKETS};
 pub use config::{default_delay_levels, BrokerConfig};
 pub use filter::Filter;
 pub use metrics::BrokerMetrics;
-/// Store settings and figures that a server configures and reports through the broker.
-pub use crate::store::{FlushMode, StoreConfig, StoreStats, FLUSH_BUCKETS};
 pub use topic::{
     dlq_topic, retry_topic, validate_group_name, validate_topic_name, SCHEDULE_TOPIC, TIMER_TOPIC, TRANS_HALF_TOPIC,
     TRANS_OP_TOPIC,

@@ -52,7 +52,7 @@ pub use push_consumer::{
 };
 pub use rebalance::{Member, QueueRef, Strategy};
 #[cfg(feature = "remote")]
-pub use remote::{RemoteOptions, RemoteTransport};
+pub use remote::{tls_config, RemoteOptions, RemoteTransport};
 pub use simple_consumer::{SimpleConsumer, DEFAULT_INVISIBLE, DEFAULT_MAX_MESSAGES};
 pub use transaction::{TransactionChecker, TransactionProducer};
 pub use transport::{BrokerTimings, FindQuery, Transport};

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config as keys;
+
 /// When an append counts as done, and therefore what survives a crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlushMode {
@@ -27,28 +29,28 @@ pub enum FlushMode {
 /// Everything the store needs to know to open a directory.
 ///
 /// Build it with [`StoreConfig::new`] and change the fields you care about.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StoreConfig {
     /// The store's directory; it holds `commitlog/`, `consumequeue/`, `index/`, `checkpoint`,
     /// `abort` and `lock`.
     pub dir: PathBuf,
-    /// Size of each commit log segment file in bytes (default 1 GiB). A record never spans
+    /// Size of each commit log segment file in bytes (key `segment_bytes`). A record never spans
     /// segments, so a record must fit into one with room for the end-of-segment marker.
     pub segment_bytes: u64,
-    /// Durability of an append (default [`FlushMode::Async`]).
+    /// Durability of an append (key `flush`).
     pub flush: FlushMode,
     /// Period of the background flush of the log (async mode), consume queues, index and
-    /// checkpoint (default 500 ms).
+    /// checkpoint (key `flush_interval`).
     pub flush_interval: Duration,
     /// Number of 20-byte units per consume queue file (default 300 000, i.e. 6 MB files).
     pub cq_units_per_file: u64,
-    /// Largest accepted message body in bytes (default 4 MiB).
+    /// Largest accepted message body in bytes (key `max_message_bytes`).
     pub max_message_bytes: usize,
-    /// Segments whose newest record is older than this are deleted (default 72 h).
+    /// Segments whose newest record is older than this are deleted (key `retention_hours`).
     pub retention: Duration,
     /// Share of the data disk in use above which appends fail with
     /// [`Error::InsufficientStorage`](crate::Error::InsufficientStorage) and retention deletes
-    /// the oldest segments early (default 0.95).
+    /// the oldest segments early (key `disk_max_used_ratio`).
     pub disk_max_used_ratio: f64,
     /// Period of the background retention sweep (default 10 s).
     pub retention_check_interval: Duration,
@@ -60,17 +62,18 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// A configuration with the defaults for the store at `dir`.
+    /// A configuration with the defaults for the store at `dir`: those of configuration keys
+    /// come from the table in [`crate::config`], the rest (not configurable) are here.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             dir: dir.into(),
-            segment_bytes: 1 << 30,
-            flush: FlushMode::Async,
-            flush_interval: Duration::from_millis(500),
+            segment_bytes: keys::SEGMENT_BYTES.default(),
+            flush: keys::FLUSH.default(),
+            flush_interval: keys::FLUSH_INTERVAL.default(),
             cq_units_per_file: 300_000,
-            max_message_bytes: 4 << 20,
-            retention: Duration::from_secs(72 * 3600),
-            disk_max_used_ratio: 0.95,
+            max_message_bytes: keys::MAX_MESSAGE_BYTES.default(),
+            retention: Duration::from_secs(keys::RETENTION_HOURS.default() * 3600),
+            disk_max_used_ratio: keys::DISK_MAX_USED_RATIO.default(),
             retention_check_interval: Duration::from_secs(10),
             index_slots: 1 << 20,
             index_entries_per_file: 4 << 20,

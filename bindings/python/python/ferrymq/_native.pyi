@@ -381,6 +381,7 @@ class Client:
         lease_ttl_ms: Optional[int] = None,
         orderly_suspend_ms: Optional[int] = None,
         max_reconsume_times: Optional[int] = None,
+        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> Client: ...
     @staticmethod
     def connect_async(
@@ -391,6 +392,7 @@ class Client:
         lease_ttl_ms: Optional[int] = None,
         orderly_suspend_ms: Optional[int] = None,
         max_reconsume_times: Optional[int] = None,
+        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> asyncio.Future[Client]: ...
     @staticmethod
     def embedded(path: Union[str, os.PathLike[str]], config: Optional[Dict[str, Any]] = None) -> Client: ...

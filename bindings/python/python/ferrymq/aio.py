@@ -354,6 +354,7 @@ class Client:
         lease_ttl_ms: Optional[int] = None,
         orderly_suspend_ms: Optional[int] = None,
         max_reconsume_times: Optional[int] = None,
+        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> Client:
         """Connects to a gateway at `url` (see :meth:`ferrymq.Client.connect`)."""
         native = await _native.Client.connect_async(
@@ -363,6 +364,7 @@ class Client:
             lease_ttl_ms=lease_ttl_ms,
             orderly_suspend_ms=orderly_suspend_ms,
             max_reconsume_times=max_reconsume_times,
+            ca_file=ca_file,
         )
         return cls(native)
 
