@@ -21,6 +21,9 @@ class Admin internal constructor(private val ffi: FfiAdmin) {
     /** Deletes a topic: its queues and every group's offsets on it. */
     suspend fun deleteTopic(name: String) = native { ffi.deleteTopic(name) }
 
+    /** [deleteTopic] for Java and other blocking callers. */
+    fun deleteTopicBlocking(name: String) = runBlocking { deleteTopic(name) }
+
     /** Every topic. */
     suspend fun topics(): List<TopicInfo> = native { ffi.topics() }.map { it.toSdk() }
 
@@ -32,6 +35,9 @@ class Admin internal constructor(private val ffi: FfiAdmin) {
         TopicDetail(d.topic.toSdk(), d.queueOffsets.map { QueueOffsets(it.queueId, it.min, it.max) })
     }
 
+    /** [topic] for Java and other blocking callers. */
+    fun topicBlocking(name: String): TopicDetail = runBlocking { topic(name) }
+
     /** A group: subscriptions, members, and committed offset, max and lag per queue. */
     suspend fun group(name: String): GroupInfo = native { ffi.group(name) }.toSdk()
 
@@ -41,6 +47,11 @@ class Admin internal constructor(private val ffi: FfiAdmin) {
     /** Creates a group, or sets how often a failing message is redelivered before the DLQ. */
     suspend fun putGroup(name: String, maxReconsumeTimes: Int? = null): GroupInfo =
         native { ffi.putGroup(name, maxReconsumeTimes) }.toSdk()
+
+    /** [putGroup] for Java and other blocking callers. */
+    @JvmOverloads
+    fun putGroupBlocking(name: String, maxReconsumeTimes: Int? = null): GroupInfo =
+        runBlocking { putGroup(name, maxReconsumeTimes) }
 
     /** Moves a group's offsets on a topic to [timestamp] (inclusive, epoch ms) or [to] the
      * earliest or latest message; give exactly one. Applies at once. */
@@ -55,8 +66,14 @@ class Admin internal constructor(private val ffi: FfiAdmin) {
     /** The group's dead letters, oldest first. */
     suspend fun dlq(group: String): List<Message> = native { ffi.dlq(group) }.map { Message(it) }
 
+    /** [dlq] for Java and other blocking callers. */
+    fun dlqBlocking(group: String): List<Message> = runBlocking { dlq(group) }
+
     /** Moves a dead letter back to its topic, with the same `msgId` and `reconsumeTimes` 0. */
     suspend fun resendDlq(group: String, msgId: String): SendResult = native { ffi.resendDlq(group, msgId) }.toSdk()
+
+    /** [resendDlq] for Java and other blocking callers. */
+    fun resendDlqBlocking(group: String, msgId: String): SendResult = runBlocking { resendDlq(group, msgId) }
 
     /** Messages of [topic] by [key] and/or store time ([fromTs] inclusive, [toTs] exclusive),
      * oldest first, at most [limit] (default 100). */
@@ -67,6 +84,16 @@ class Admin internal constructor(private val ffi: FfiAdmin) {
         toTs: Long? = null,
         limit: Int? = null,
     ): List<Message> = native { ffi.findMessages(topic, key, fromTs, toTs, limit) }.map { Message(it) }
+
+    /** [findMessages] for Java and other blocking callers. */
+    @JvmOverloads
+    fun findMessagesBlocking(
+        topic: String,
+        key: String? = null,
+        fromTs: Long? = null,
+        toTs: Long? = null,
+        limit: Int? = null,
+    ): List<Message> = runBlocking { findMessages(topic, key, fromTs, toTs, limit) }
 
     /** One message by id (stored, scheduled or half). [FerryException.NotFound] if unknown. */
     suspend fun message(msgId: String): Message = Message(native { ffi.message(msgId) })

@@ -62,10 +62,17 @@ class ErrorsTest {
     }
 
     @Test
-    fun `an unknown embedded setting is refused naming it`() {
-        val e = assertThrows<FerryException.InvalidArgument> {
-            Client.embeddedBlocking(tempDir().path, mapOf("no_such_key" to "1"))
+    fun `embedded settings are the server's, and bad ones are refused naming their key`() {
+        for ((key, value) in listOf("no_such_key" to "1", "auth_file" to "auth.toml", "lease_ttl" to "soon")) {
+            val e = assertThrows<FerryException.InvalidArgument> {
+                Client.embeddedBlocking(tempDir().path, mapOf(key to value))
+            }
+            assertEquals("/config/$key", e.field)
         }
-        assertEquals("/config/no_such_key", e.field)
+        Client.embeddedBlocking(tempDir().path, mapOf("flush" to "sync", "max_reconsume_times" to "3")).use { client ->
+            val group = unique("g")
+            client.simpleConsumer(group, unique("t"))
+            assertEquals(3, client.admin().putGroupBlocking(group).maxReconsumeTimes)
+        }
     }
 }
