@@ -33,12 +33,12 @@ class Client private constructor(private val ffi: FfiClient) : Closeable {
          */
         @JvmStatic
         suspend fun embedded(path: String, config: Map<String, String> = emptyMap()): Client =
-            native { Client(ffiEmbedded(path, config)) }
+            native { NativeThreads.ensure(); Client(ffiEmbedded(path, config)) }
 
         /** Connects to a gateway at [url] (`http://host:port`), with a bearer [token] when the
          * server has an `auth_file`. [FerryException.ConnectionError] when it cannot be reached. */
         @JvmStatic
-        suspend fun connect(url: String, token: String? = null): Client = native { Client(ffiConnect(url, token)) }
+        suspend fun connect(url: String, token: String? = null): Client = native { NativeThreads.ensure(); Client(ffiConnect(url, token)) }
 
         /** [embedded] for Java and other blocking callers. */
         @JvmStatic
