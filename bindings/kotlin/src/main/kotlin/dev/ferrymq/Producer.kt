@@ -97,9 +97,18 @@ class TransactionProducer internal constructor(private val ffi: FfiTransactionPr
         return native { ffi.sendInTransaction(topic, message.toFfi(), LocalTransactionAdapter(localTransaction)) }.toSdk()
     }
 
-    /** [sendInTransaction] for Java and other blocking callers. */
-    fun sendInTransactionBlocking(topic: String, body: ByteArray, localTransaction: LocalTransaction): SendResult =
-        runBlocking { sendInTransaction(topic, body, localTransaction = localTransaction) }
+    /** [sendInTransaction] for Java and other blocking callers (the local transaction first,
+     * so that the attributes can be left out). */
+    @JvmOverloads
+    fun sendInTransactionBlocking(
+        topic: String,
+        body: ByteArray,
+        localTransaction: LocalTransaction,
+        tag: String? = null,
+        keys: List<String> = emptyList(),
+        properties: Map<String, String> = emptyMap(),
+        shardingKey: String? = null,
+    ): SendResult = runBlocking { sendInTransaction(topic, body, tag, keys, properties, shardingKey, localTransaction) }
 
     /** Ends a transaction explicitly with [Verdict.COMMIT] or [Verdict.ROLLBACK]. */
     suspend fun endTransaction(transactionId: String, verdict: Verdict) =
