@@ -387,6 +387,8 @@ keys! {
     MAX_BATCH_MESSAGES: usize = "max_batch_messages", Broker, Count { min: 1, max: None }, 1000, at!(broker.max_batch_messages);
     /// Largest sum of bodies in one batch publish.
     MAX_BATCH_BYTES: usize = "max_batch_bytes", Broker, Size { min: 1 }, 16 << 20, at!(broker.max_batch_bytes);
+    /// Most body bytes one receive or pull returns; it always returns at least one message.
+    MAX_RECEIVE_BYTES: usize = "max_receive_bytes", Broker, Size { min: 1 }, 8 << 20, at!(broker.max_receive_bytes);
     /// How long an idempotency key is remembered; `0s` turns deduplication off.
     DEDUP_WINDOW: Duration = "dedup_window", Broker, Dur { min: Duration::ZERO }, Duration::from_secs(600), at!(broker.dedup_window);
     /// Validity of a single-use WebSocket ticket.

@@ -413,7 +413,7 @@ impl Error {
             Error::InsufficientStorage { .. } => ErrorKind::InsufficientStorage,
             Error::InvalidArgument { .. } | Error::OffsetOutOfRange { .. } => ErrorKind::InvalidArgument,
             Error::InvalidFilter { .. } => ErrorKind::InvalidFilter,
-            Error::MessageTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            Error::MessageTooLarge { .. } | Error::BatchTooLarge { .. } => ErrorKind::PayloadTooLarge,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::IdempotencyConflict { .. } => ErrorKind::IdempotencyConflict,

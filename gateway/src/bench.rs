@@ -290,6 +290,7 @@ fn subscribe_frame(topic: &str, credits: usize) -> ClientFrame {
         orderly: None,
         credits: Some(u32::try_from(credits.max(1)).unwrap_or(u32::MAX)),
         invisible_ms: None,
+        client_id: None,
     })
 }
 

@@ -82,6 +82,11 @@ pub struct ServeArgs {
     /// One `key=value` setting; repeatable; beats the environment and the file (keys: `ferrymq config`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Start even if records below the durable position are damaged: copy each damaged record
+    /// to `<data-dir>/quarantine/`, keep every intact one, log what was removed. Without it the
+    /// server refuses to start on such damage, naming the file and offset.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Where the server is.

@@ -61,8 +61,21 @@ pub fn gateway_settings(config: &Config) -> Result<GatewaySettings, ServeError> 
     Ok(GatewaySettings { body_limit, ws_ticket_ttl: server.ws_ticket_ttl, auth, ..GatewaySettings::default() })
 }
 
+/// Switches of `ferrymq serve` that are not configuration keys.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServeOptions {
+    /// Open the store with repair (`--repair`): quarantine damaged records instead of refusing
+    /// to start.
+    pub repair: bool,
+}
+
 /// Serves until SIGINT or SIGTERM, then shuts the broker down.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    serve_with(config, ServeOptions::default()).await
+}
+
+/// [`serve`] with the command-line switches.
+pub async fn serve_with(config: Config, options: ServeOptions) -> Result<(), ServeError> {
     let settings = gateway_settings(&config)?;
     let tls = crate::tls::server_config(&config.settings.server)?;
     let listener = TcpListener::bind(config.listen).await?;
@@ -74,7 +87,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let opener = {
         let state = state.clone();
-        let broker_config = config.settings.broker.clone();
+        let mut broker_config = config.settings.broker.clone();
+        broker_config.store.repair = options.repair;
         tokio::spawn(async move {
             match Broker::open(broker_config).await {
                 Ok(broker) => {

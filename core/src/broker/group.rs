@@ -100,6 +100,11 @@ impl GroupTable {
         Ok(())
     }
 
+    /// Whether the group's subscription to `sub.topic` is `sub` already.
+    pub(crate) fn has_subscription(&self, group: &str, sub: &Subscription) -> bool {
+        self.lock().docs.get(group).is_some_and(|d| d.subscriptions.get(&sub.topic) == Some(sub))
+    }
+
     pub(crate) fn subscriptions(&self, group: &str) -> Vec<Subscription> {
         self.lock().docs.get(group).map(|d| d.subscriptions.values().cloned().collect()).unwrap_or_default()
     }
