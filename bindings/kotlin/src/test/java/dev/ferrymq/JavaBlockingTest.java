@@ -4,18 +4,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** The SDK from plain Java: the blocking twins, try-with-resources, exceptions by class. */
 class JavaBlockingTest {
     @Test
-    void publishesAndConsumes() throws Exception {
-        String dir = Files.createTempDirectory("ferrymq-java").toString();
-        try (Client client = Client.embeddedBlocking(dir, Map.of())) {
+    void publishesAndConsumes(@TempDir Path dir) throws Exception {
+        try (Client client = Client.embeddedBlocking(dir.toString(), Map.of("segment_bytes", "8MiB"))) {
             Producer producer = client.producer();
             List<String> sent = new ArrayList<>();
             for (int i = 0; i < 3; i++) {

@@ -4,17 +4,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Transactions and a push-consumer listener from plain Java: the callback interfaces are lambdas. */
 class JavaTransactionTest {
     @Test
-    void commitsFromJavaAndListensWithALambda() throws Exception {
-        String dir = Files.createTempDirectory("ferrymq-java-tx").toString();
-        try (Client client = Client.embeddedBlocking(dir, Map.of())) {
+    void commitsFromJavaAndListensWithALambda(@TempDir Path dir) throws Exception {
+        try (Client client = Client.embeddedBlocking(dir.toString(), Map.of("segment_bytes", "8MiB"))) {
             try (TransactionProducer producer = client.transactionProducerBlocking("java-tx", half -> Verdict.COMMIT)) {
                 SendResult result = producer.sendInTransactionBlocking(
                         "java-payments", "paid".getBytes(StandardCharsets.UTF_8), half -> Verdict.COMMIT, "card");

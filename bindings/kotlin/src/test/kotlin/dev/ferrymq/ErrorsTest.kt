@@ -56,23 +56,27 @@ class ErrorsTest {
         val sync = assertThrows<FerryException.Internal> { native { ffiPanicForTestsBlocking("sync boom") } }
         assertTrue(sync.detail.contains("sync boom"), sync.detail)
         // The library still works after both.
-        Client.embeddedBlocking(tempDir().path).use { client ->
-            assertEquals(0L, client.producer().sendBlocking(unique("alive"), "x".bytes()).queueOffset)
+        withTempDir { dir ->
+            Client.embeddedBlocking(dir.path, SMALL).use { client ->
+                assertEquals(0L, client.producer().sendBlocking(unique("alive"), "x".bytes()).queueOffset)
+            }
         }
     }
 
     @Test
     fun `embedded settings are the server's, and bad ones are refused naming their key`() {
         for ((key, value) in listOf("no_such_key" to "1", "auth_file" to "auth.toml", "lease_ttl" to "soon")) {
-            val e = assertThrows<FerryException.InvalidArgument> {
-                Client.embeddedBlocking(tempDir().path, mapOf(key to value))
+            val e = withTempDir { dir ->
+                assertThrows<FerryException.InvalidArgument> { Client.embeddedBlocking(dir.path, SMALL + (key to value)) }
             }
             assertEquals("/config/$key", e.field)
         }
-        Client.embeddedBlocking(tempDir().path, mapOf("flush" to "sync", "max_reconsume_times" to "3")).use { client ->
-            val group = unique("g")
-            client.simpleConsumer(group, unique("t"))
-            assertEquals(3, client.admin().putGroupBlocking(group).maxReconsumeTimes)
+        withTempDir { dir ->
+            Client.embeddedBlocking(dir.path, SMALL + mapOf("flush" to "sync", "max_reconsume_times" to "3")).use { client ->
+                val group = unique("g")
+                client.simpleConsumer(group, unique("t"))
+                assertEquals(3, client.admin().putGroupBlocking(group).maxReconsumeTimes)
+            }
         }
     }
 }

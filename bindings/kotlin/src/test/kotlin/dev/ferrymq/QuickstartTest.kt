@@ -8,6 +8,7 @@ import org.junit.jupiter.api.Test
 class QuickstartTest {
     @Test
     fun `the README quickstart runs`() = coTest {
+        // The default 1 GiB segment is allocated on disk: delete it after.
         val dataDir = tempDir().path
         // --- README quickstart ---
         Client.embedded(dataDir).use { client ->

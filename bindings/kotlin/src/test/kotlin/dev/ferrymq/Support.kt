@@ -18,7 +18,25 @@ private val counter = AtomicInteger()
 /** A name unique in this test run (topics and groups never collide between tests). */
 fun unique(prefix: String) = "$prefix-${ProcessHandle.current().pid()}-${counter.incrementAndGet()}"
 
-fun tempDir(): File = Files.createTempDirectory("ferrymq-kotlin-test").toFile().also { it.deleteOnExit() }
+/** A fresh directory, deleted with everything in it when the JVM exits (brokers allocate their
+ * segments up front: nothing may stay behind). */
+fun tempDir(): File = Files.createTempDirectory("ferrymq-kotlin-test").toFile().also { dir ->
+    Runtime.getRuntime().addShutdownHook(Thread { dir.deleteRecursively() })
+}
+
+/** Runs [block] with a fresh directory and deletes it after. */
+inline fun <T> withTempDir(block: (File) -> T): T {
+    val dir = Files.createTempDirectory("ferrymq-kotlin-test").toFile()
+    try {
+        return block(dir)
+    } finally {
+        dir.deleteRecursively()
+    }
+}
+
+/** Every test broker: segments of 8 MiB rather than the default 1 GiB, which the store
+ * allocates on disk when it opens. */
+val SMALL: Map<String, String> = mapOf("segment_bytes" to "8MiB")
 
 /** Settings that make the broker's timers fast enough for tests. */
 val FAST: Map<String, String> = mapOf(
@@ -33,14 +51,15 @@ val FAST: Map<String, String> = mapOf(
 class Server(settings: Map<String, String> = emptyMap()) : AutoCloseable {
     val url: String
     private val process: Process
+    private val dataDir: File = Files.createTempDirectory("ferrymq-kotlin-test").toFile()
 
     init {
         val bin = System.getenv("FERRYMQ_BIN") ?: System.getenv("FERRYMQ_BIN_DEFAULT")
             ?: error("set FERRYMQ_BIN to the ferrymq server binary")
         val port = ServerSocket(0).use { it.localPort }
         url = "http://127.0.0.1:$port"
-        val command = mutableListOf(bin, "serve", "--data-dir", tempDir().path, "--listen", "127.0.0.1:$port")
-        settings.forEach { (k, v) -> command += listOf("--set", "$k=$v") }
+        val command = mutableListOf(bin, "serve", "--data-dir", dataDir.path, "--listen", "127.0.0.1:$port")
+        (SMALL + settings).forEach { (k, v) -> command += listOf("--set", "$k=$v") }
         process = ProcessBuilder(command).redirectErrorStream(true)
             .redirectOutput(File.createTempFile("ferrymq-serve", ".log")).start()
         val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30)
@@ -62,7 +81,11 @@ class Server(settings: Map<String, String> = emptyMap()) : AutoCloseable {
 
     override fun close() {
         process.destroy()
-        if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly()
+        if (!process.waitFor(10, TimeUnit.SECONDS)) {
+            process.destroyForcibly()
+            process.waitFor(10, TimeUnit.SECONDS)
+        }
+        dataDir.deleteRecursively()
     }
 }
 
@@ -72,7 +95,7 @@ suspend fun <T> withClient(
     settings: Map<String, String> = emptyMap(),
     block: suspend (Client) -> T,
 ): T = when (backend) {
-    Backend.EMBEDDED -> Client.embedded(tempDir().path, settings).use { block(it) }
+    Backend.EMBEDDED -> withTempDir { dir -> Client.embedded(dir.path, SMALL + settings).use { block(it) } }
     Backend.SERVER -> Server(settings).use { server -> Client.connect(server.url).use { block(it) } }
 }
 

@@ -109,8 +109,12 @@ private suspend fun run(where: String, client: Client, remote: Boolean) {
 
 fun main(args: Array<String>) {
     runBlocking {
-        val dir = Files.createTempDirectory("ferrymq-kt-bench").toString()
-        Client.embedded(dir).use { run("embedded", it, remote = false) }
+        val dir = Files.createTempDirectory("ferrymq-kt-bench").toFile()
+        try {
+            Client.embedded(dir.path).use { run("embedded", it, remote = false) }
+        } finally {
+            dir.deleteRecursively()
+        }
         (args.firstOrNull() ?: System.getenv("FERRYMQ_BENCH_URL"))?.let { url -> Client.connect(url).use { run("remote", it, remote = true) } }
     }
 }
