@@ -23,5 +23,10 @@ cargo test --workspace --doc
 # mypy --strict and stubtest.
 bindings/python/test.sh
 
+# Kotlin/JVM SDK: Maven builds the library, generates the uniffi bindings, packages the
+# native library in the jar and runs JUnit 5 (embedded and against `ferrymq serve`, Kotlin
+# and plain Java).
+bindings/kotlin/test.sh
+
 # End-to-end against a live server: generated OpenAPI client, schemathesis, headless Chromium.
 scripts/e2e.sh
