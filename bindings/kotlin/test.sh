@@ -23,3 +23,15 @@ cargo build -p ferrymq-gateway --bin ferrymq
 export FERRYMQ_BIN="${FERRYMQ_BIN:-$CARGO_TARGET_DIR/debug/ferrymq}"
 
 mvn -B -q -f "$here/pom.xml" verify "$@"
+
+# Maven is quiet (-q) when everything passes: print the suite's tally from Surefire's reports.
+python3 - "$here/target/surefire-reports" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+tests = failed = skipped = 0
+for path in glob.glob(sys.argv[1] + "/TEST-*.xml"):
+    suite = ET.parse(path).getroot()
+    tests += int(suite.get("tests", 0))
+    failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    skipped += int(suite.get("skipped", 0))
+print(f"kotlin: {tests - failed - skipped} passed, {failed} failed, {skipped} skipped")
+PY
