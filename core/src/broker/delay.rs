@@ -79,16 +79,16 @@ impl Progress {
 
 /// Persisted delivery progress of the delay scheduler.
 #[derive(Debug)]
-pub(crate) struct DelayState {
+pub(crate) struct DelayScheduler {
     file: MetaFile,
     progress: Mutex<Progress>,
 }
 
-impl DelayState {
-    pub(crate) fn open(file: MetaFile) -> Result<DelayState> {
+impl DelayScheduler {
+    pub(crate) fn open(file: MetaFile) -> Result<DelayScheduler> {
         let mut progress: Progress = file.load()?;
         progress.migrate();
-        Ok(DelayState { file, progress: Mutex::new(progress) })
+        Ok(DelayScheduler { file, progress: Mutex::new(progress) })
     }
 
     /// Ranges of delivered timer offsets above the lowest undelivered one.

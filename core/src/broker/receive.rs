@@ -219,7 +219,7 @@ type SharedQueue = Arc<Mutex<QueueState>>;
 /// Lease-based consumption state of every group: a map of per-queue states (its lock is held
 /// only to find or add a queue) and the ended receipts.
 #[derive(Debug, Default)]
-pub(crate) struct Consumption {
+pub(crate) struct LeaseTable {
     queues: Mutex<HashMap<Key, SharedQueue>>,
     ended: Mutex<EndedReceipts>,
 }
@@ -239,7 +239,7 @@ pub(crate) struct Failed {
     in_place: bool,
 }
 
-impl Consumption {
+impl LeaseTable {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Key, SharedQueue>> {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }

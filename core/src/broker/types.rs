@@ -232,7 +232,7 @@ impl Default for FilterSpec {
 
 /// How a member reaches the broker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Transport {
+pub enum MemberTransport {
     /// A WebSocket subscriber run by the gateway.
     #[serde(rename = "ws")]
     Ws,
@@ -261,7 +261,7 @@ pub struct MemberInfo {
     /// Client id, unique within the group.
     pub client_id: String,
     /// How it is connected.
-    pub transport: Transport,
+    pub transport: MemberTransport,
     /// When it joined, epoch ms.
     pub since: u64,
 }
@@ -368,7 +368,7 @@ pub struct ReceiveRequest {
     /// The receiving member.
     pub client_id: String,
     /// How it is connected.
-    pub transport: Transport,
+    pub transport: MemberTransport,
     /// Clustering or broadcasting (broadcasting state is kept per client id).
     pub mode: ConsumeMode,
     /// Where to start on queues without a committed offset.

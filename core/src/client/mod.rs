@@ -62,9 +62,9 @@ pub use transport::{BrokerTimings, FindQuery, Transport};
 /// binding needs nothing but this module: messages, results, filters, positions and the
 /// embedded broker's configuration.
 pub use crate::broker::{
-    BrokerConfig, ConsumeMode, Delay, FilterSpec, GroupDetail, GroupOffset, MemberInfo, Message, MessageState,
-    OutgoingMessage, Perm, QueueOffsets, ResetTarget, SendResult, StartPosition, Subscription, TopicDetail, TopicInfo,
-    TransactionCheck, TransactionOutcome, TransactionResolution, TransactionStatus, Transport as MemberTransport,
+    BrokerConfig, ConsumeMode, Delay, FilterSpec, GroupDetail, GroupOffset, MemberInfo, MemberTransport, Message,
+    MessageState, OutgoingMessage, Perm, QueueOffsets, ResetTarget, SendResult, StartPosition, Subscription,
+    TopicDetail, TopicInfo, TransactionCheck, TransactionOutcome, TransactionResolution, TransactionStatus,
 };
 pub use crate::store::FlushMode;
 

@@ -36,9 +36,7 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::broker::{
-    retry_topic, ConsumeMode, FilterSpec, Message, StartPosition, Subscription, Transport as MemberTransport,
-};
+use crate::broker::{retry_topic, ConsumeMode, FilterSpec, MemberTransport, Message, StartPosition, Subscription};
 use crate::{Error, Result};
 
 use super::process_queue::{ConsumerCore, ProcessQueue, Sink};

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrymq_core::broker::{
-    Broker, ConsumeMode, FilterSpec, Message, MessageState, PullRequest, ReceiveRequest, StartPosition, Subscription,
-    TransactionResolution, Transport,
+    Broker, ConsumeMode, FilterSpec, MemberTransport, Message, MessageState, PullRequest, ReceiveRequest,
+    StartPosition, Subscription, TransactionResolution,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -195,7 +195,7 @@ impl Connection {
         self.broker.heartbeat(
             &f.group,
             &client_id,
-            Transport::Ws,
+            MemberTransport::Ws,
             vec![Subscription { topic: f.topic.clone(), filter: filter.clone(), mode }],
         )?;
         self.members.insert((f.group.clone(), client_id.clone()));
@@ -216,7 +216,7 @@ impl Connection {
                 wait: Duration::ZERO,
                 invisible,
                 client_id: client_id.clone(),
-                transport: Transport::Ws,
+                transport: MemberTransport::Ws,
                 mode,
                 start,
                 orderly,
@@ -416,7 +416,7 @@ impl Connection {
         if client_id.is_empty() {
             return Err(ApiError::invalid("/client_id", "must not be empty"));
         }
-        self.broker.heartbeat(&f.group, &client_id, Transport::Native, subscriptions)?;
+        self.broker.heartbeat(&f.group, &client_id, MemberTransport::Native, subscriptions)?;
         self.members.insert((f.group.clone(), client_id));
         if let Some(req_id) = f.req_id {
             let members = self.broker.members(&f.group).into_iter().map(Into::into).collect();

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ferrymq_core::broker::{Broker, ConsumeMode, ReadyGuard, ReceiveRequest, Subscription, Transport};
+use ferrymq_core::broker::{Broker, ConsumeMode, MemberTransport, ReadyGuard, ReceiveRequest, Subscription};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
@@ -204,7 +204,12 @@ impl SubscriptionTask {
             filter: self.request.filter.clone(),
             mode: self.request.mode,
         };
-        let _ = self.broker.heartbeat(&self.request.group, &self.request.client_id, Transport::Ws, vec![subscription]);
+        let _ = self.broker.heartbeat(
+            &self.request.group,
+            &self.request.client_id,
+            MemberTransport::Ws,
+            vec![subscription],
+        );
     }
 }
 
