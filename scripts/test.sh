@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: Rust unit, property, integration and crash tests, then the
-# Python and Node SDK suites and the end-to-end suites (Python against a live server,
+# Python, Node and Kotlin SDK suites and the end-to-end suites (Python against a live server,
 # OpenAPI-generated client, schemathesis, headless Chromium). It installs what those need first
 # (scripts/install-deps.sh, idempotent), so on a fresh machine this one command is enough.
 set -euo pipefail
@@ -26,6 +26,11 @@ bindings/python/test.sh
 # Node SDK: build the native module, node --test (embedded and against `ferrymq serve`),
 # tsc --strict over the type declarations, examples and a typed test file.
 bindings/node/test.sh
+
+# Kotlin/JVM SDK: Maven builds the library, generates the uniffi bindings, packages the
+# native library in the jar and runs JUnit 5 (embedded and against `ferrymq serve`, Kotlin
+# and plain Java).
+bindings/kotlin/test.sh
 
 # End-to-end against a live server: generated OpenAPI client, schemathesis, headless Chromium.
 scripts/e2e.sh

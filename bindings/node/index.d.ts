@@ -139,6 +139,9 @@ export interface ConnectOptions {
   orderlySuspendMs?: number;
   /** The server's `max_reconsume_times`, when not the default. */
   maxReconsumeTimes?: number;
+  /** For `https://` URLs: a PEM file of the certificate authorities to trust instead of the
+   * system's roots (a private CA, or a self-signed server certificate). */
+  caFile?: string;
 }
 
 /** A broker setting's value: as for `ferrymq serve --set key=value` (durations as text with
@@ -205,7 +208,8 @@ export type TransactionDecider = (message: Message) => TransactionVerdict | Prom
  * process exit. */
 export declare class Client {
   private constructor();
-  /** Connects to a gateway at `url` (`http://host:port`). `ConnectionError` when it cannot
+  /** Connects to a gateway at `url` (`http://host:port`, or `https://` when the server has
+   * `tls_cert`). `ConnectionError` when it cannot
    * be reached, `Unauthorized` for a missing or wrong token. */
   static connect(url: string, options?: ConnectOptions): Promise<Client>;
   /** Opens a broker in this process on the directory `path` (created if missing, recovered

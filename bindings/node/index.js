@@ -610,7 +610,7 @@ class Admin {
 // ---------------------------------------------------------------------------------------
 // Client
 
-const CONNECT_OPTIONS = ['token', 'requestTimeoutMs', 'leaseTtlMs', 'orderlySuspendMs', 'maxReconsumeTimes'];
+const CONNECT_OPTIONS = ['token', 'requestTimeoutMs', 'leaseTtlMs', 'orderlySuspendMs', 'maxReconsumeTimes', 'caFile'];
 const PUSH_OPTIONS = [
   'filter',
   'sql',
@@ -644,6 +644,7 @@ class Client {
       leaseTtlMs: optInt(o.leaseTtlMs, '/leaseTtlMs'),
       orderlySuspendMs: optInt(o.orderlySuspendMs, '/orderlySuspendMs'),
       maxReconsumeTimes: optInt(o.maxReconsumeTimes, '/maxReconsumeTimes'),
+      caFile: optStr(o.caFile, '/caFile'),
     };
     return new Client(await call(native.NativeClient.connect(url, connectOptions)));
   }

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds and installs the Python SDK into the repo's .venv, then runs its pytest suite (against
-# an embedded broker and a `ferrymq serve` started by a fixture), mypy --strict over the
-# package and examples, and stubtest over the native module's stubs.
+# Builds the Python SDK's wheel (abi3, manylinux) and installs it into the repo's .venv, then
+# runs its pytest suite (against an embedded broker and a `ferrymq serve` started by a
+# fixture), mypy --strict over the package and examples, stubtest over the native module's
+# stubs, and finally installs the same wheel into a fresh venv with no Rust toolchain on PATH
+# and runs examples/quickstart.py there.
 #
-# Idempotent: the venv and its pinned tools are reused. Builds share the workspace's target/
-# (debug profile; PYTHON_SDK_PROFILE=release for an optimized build). Extra arguments go to
-# pytest, e.g. `bindings/python/test.sh -k delay`; `--build-only` stops after the install.
+# Idempotent: the venv and its pinned tools are reused; the smoke venv is made anew each run.
+# Builds share the workspace's target/ (debug profile; PYTHON_SDK_PROFILE=release for an
+# optimized build). Extra arguments go to pytest, e.g. `bindings/python/test.sh -k delay`
+# (a run with arguments skips the wheel smoke test); `--build-only` stops after the install.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -33,9 +36,15 @@ fi
 # The server binary the remote tests start.
 cargo build -p ferrymq-gateway --bin ferrymq
 
-# `pip install ./bindings/python`, with the build tools of the venv and the debug profile.
-MATURIN_PEP517_ARGS="--profile $profile" \
-  "$py" -m pip install --quiet --no-build-isolation --force-reinstall --no-deps "$here"
+# One wheel, built once: installed here for the tests, and in a fresh venv for the smoke test.
+# abi3 (one wheel for CPython 3.9+); maturin checks the extension's glibc symbols and tags it
+# with the oldest manylinux they allow (manylinux_2_34 on a glibc 2.36 host; the README says
+# how to build for older systems). No network needed.
+wheels="$CARGO_TARGET_DIR/wheels/ferrymq-python"
+rm -rf "$wheels"
+maturin build --quiet --manifest-path "$here/Cargo.toml" --profile "$profile" --interpreter "$py" --out "$wheels"
+wheel="$(ls "$wheels"/ferrymq-*-abi3-manylinux*.whl)"
+"$py" -m pip install --quiet --force-reinstall --no-deps "$wheel"
 
 if [ "${1:-}" = "--build-only" ]; then
   exit 0
@@ -47,3 +56,19 @@ export FERRYMQ_BIN="$CARGO_TARGET_DIR/debug/ferrymq"
 "$py" -m mypy --strict examples tests python/ferrymq
 # The hand-written stubs of the native module must match what it exports.
 "$py" -m mypy.stubtest ferrymq._native
+
+if [ "$#" -eq 0 ]; then
+  # The wheel installs and runs where there is no Rust toolchain: a fresh venv, offline, and
+  # a PATH without cargo or rustc.
+  smoke="$CARGO_TARGET_DIR/wheel-smoke-venv"
+  rm -rf "$smoke"
+  "$python" -m venv "$smoke"
+  bare_path="/usr/local/bin:/usr/bin:/bin"
+  env -i HOME="$HOME" PATH="$smoke/bin:$bare_path" sh -c '
+    set -e
+    if command -v cargo || command -v rustc; then echo "a Rust toolchain is on PATH" >&2; exit 1; fi
+    python -m pip install --quiet --no-index --no-deps "$1"
+    cd "$2" && python examples/quickstart.py >/dev/null
+  ' smoke "$wheel" "$here"
+  echo "wheel smoke test passed: $(basename "$wheel") in a venv without Rust"
+fi

@@ -138,7 +138,7 @@ fn bench_consume(c: &mut Criterion) {
                             wait: Duration::ZERO,
                             invisible: Duration::from_secs(60),
                             client_id: "bench".into(),
-                            transport: Transport::Native,
+                            transport: MemberTransport::Native,
                             mode: ConsumeMode::Clustering,
                             start: StartPosition::First,
                             orderly: false,

@@ -109,12 +109,21 @@ pub struct ServerSettings {
     pub ws_ticket_ttl: Duration,
     /// `auth_file`: the tokens file; `None` leaves the server open.
     pub auth_file: Option<PathBuf>,
+    /// `tls_cert`: the server's certificate chain (PEM); with `tls_key`, HTTPS and WSS.
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`: the private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerSettings {
     /// The defaults of [`KEYS`].
     fn default() -> Self {
-        ServerSettings { ws_ticket_ttl: WS_TICKET_TTL.default(), auth_file: AUTH_FILE.default() }
+        ServerSettings {
+            ws_ticket_ttl: WS_TICKET_TTL.default(),
+            auth_file: AUTH_FILE.default(),
+            tls_cert: TLS_CERT.default(),
+            tls_key: TLS_KEY.default(),
+        }
     }
 }
 
@@ -378,6 +387,8 @@ keys! {
     MAX_BATCH_MESSAGES: usize = "max_batch_messages", Broker, Count { min: 1, max: None }, 1000, at!(broker.max_batch_messages);
     /// Largest sum of bodies in one batch publish.
     MAX_BATCH_BYTES: usize = "max_batch_bytes", Broker, Size { min: 1 }, 16 << 20, at!(broker.max_batch_bytes);
+    /// Most body bytes one receive or pull returns; it always returns at least one message.
+    MAX_RECEIVE_BYTES: usize = "max_receive_bytes", Broker, Size { min: 1 }, 8 << 20, at!(broker.max_receive_bytes);
     /// How long an idempotency key is remembered; `0s` turns deduplication off.
     DEDUP_WINDOW: Duration = "dedup_window", Broker, Dur { min: Duration::ZERO }, Duration::from_secs(600), at!(broker.dedup_window);
     /// Validity of a single-use WebSocket ticket.
@@ -392,6 +403,10 @@ keys! {
     DEFAULT_QUEUES: u32 = "default_queues", Broker, Count { min: 1, max: Some(1024) }, 8, at!(broker.default_queues);
     /// Tokens file (TOML) limiting who may do what; unset, the server is open. An empty value unsets it.
     AUTH_FILE: Option<PathBuf> = "auth_file", Server, PathForm, None, at!(server.auth_file);
+    /// Certificate chain (PEM) of the server; with `tls_key`, `ferrymq serve` speaks HTTPS and WSS on its port.
+    TLS_CERT: Option<PathBuf> = "tls_cert", Server, PathForm, None, at!(server.tls_cert);
+    /// Private key (PEM) of `tls_cert`.
+    TLS_KEY: Option<PathBuf> = "tls_key", Server, PathForm, None, at!(server.tls_key);
 }
 
 fn expected(what: &str, value: &Value) -> String {
@@ -1042,7 +1057,7 @@ mod tests {
     #[test]
     fn embedded_config_refuses_server_only_keys() {
         let server_only: Vec<&str> = KEYS.iter().filter(|k| k.scope() == Scope::Server).map(|k| k.name()).collect();
-        assert_eq!(server_only, ["ws_ticket_ttl", "auth_file"]);
+        assert_eq!(server_only, ["ws_ticket_ttl", "auth_file", "tls_cert", "tls_key"]);
         for key in server_only {
             let err = fresh().set_embedded(key, &text("5s")).expect_err(key);
             assert_eq!(err, SettingError::ServerOnly { key: key.to_string() });

@@ -70,6 +70,16 @@ pub enum Error {
         /// The limit in bytes.
         max: usize,
     },
+    /// A batch holds more messages, or more body bytes, than allowed.
+    #[error("a batch of {size} {unit} exceeds the limit of {max} {unit}")]
+    BatchTooLarge {
+        /// What was counted: `messages` or `body bytes`.
+        unit: &'static str,
+        /// The batch's count.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Something named does not exist.
     #[error("{what} {name:?} not found")]
     NotFound {
@@ -127,7 +137,7 @@ impl Error {
             Error::InsufficientStorage { .. } => "insufficient-storage",
             Error::InvalidArgument { .. } | Error::OffsetOutOfRange { .. } => "invalid-argument",
             Error::InvalidFilter { .. } => "invalid-filter",
-            Error::MessageTooLarge { .. } => "payload-too-large",
+            Error::MessageTooLarge { .. } | Error::BatchTooLarge { .. } => "payload-too-large",
             Error::NotFound { .. } => "not-found",
             Error::Conflict(_) => "conflict",
             Error::IdempotencyConflict { .. } => "idempotency-conflict",

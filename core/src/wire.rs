@@ -12,9 +12,9 @@ use ferrymq_proto::transaction::{TransactionOut, TransactionStatusOut};
 use ferrymq_proto::{ErrorKind, Problem};
 
 use crate::broker::{
-    ConsumeMode, Delay, FilterSpec, GroupDetail, GroupOffset, GroupSummary, MemberInfo, Message, MessageState,
-    OutgoingMessage, Perm, QueueOffsets, ReceiptFailure, SendResult, Subscription, TopicDetail, TopicInfo,
-    TransactionOutcome, TransactionStatus, Transport,
+    ConsumeMode, Delay, FilterSpec, GroupDetail, GroupOffset, GroupSummary, MemberInfo, MemberTransport, Message,
+    MessageState, OutgoingMessage, Perm, QueueOffsets, ReceiptFailure, SendResult, Subscription, TopicDetail,
+    TopicInfo, TransactionOutcome, TransactionStatus,
 };
 use crate::{Error, Result};
 
@@ -269,22 +269,22 @@ impl From<ModeOut> for ConsumeMode {
     }
 }
 
-impl From<Transport> for TransportOut {
-    fn from(t: Transport) -> Self {
+impl From<MemberTransport> for TransportOut {
+    fn from(t: MemberTransport) -> Self {
         match t {
-            Transport::Ws => TransportOut::Ws,
-            Transport::Rest => TransportOut::Rest,
-            Transport::Native => TransportOut::Native,
+            MemberTransport::Ws => TransportOut::Ws,
+            MemberTransport::Rest => TransportOut::Rest,
+            MemberTransport::Native => TransportOut::Native,
         }
     }
 }
 
-impl From<TransportOut> for Transport {
+impl From<TransportOut> for MemberTransport {
     fn from(t: TransportOut) -> Self {
         match t {
-            TransportOut::Ws => Transport::Ws,
-            TransportOut::Rest => Transport::Rest,
-            TransportOut::Native => Transport::Native,
+            TransportOut::Ws => MemberTransport::Ws,
+            TransportOut::Rest => MemberTransport::Rest,
+            TransportOut::Native => MemberTransport::Native,
         }
     }
 }
@@ -413,7 +413,7 @@ impl Error {
             Error::InsufficientStorage { .. } => ErrorKind::InsufficientStorage,
             Error::InvalidArgument { .. } | Error::OffsetOutOfRange { .. } => ErrorKind::InvalidArgument,
             Error::InvalidFilter { .. } => ErrorKind::InvalidFilter,
-            Error::MessageTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            Error::MessageTooLarge { .. } | Error::BatchTooLarge { .. } => ErrorKind::PayloadTooLarge,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::IdempotencyConflict { .. } => ErrorKind::IdempotencyConflict,
@@ -494,7 +494,7 @@ mod tests {
                     mode: ConsumeMode::Clustering,
                 },
             ],
-            members: vec![MemberInfo { client_id: "c".into(), transport: Transport::Rest, since: 9 }],
+            members: vec![MemberInfo { client_id: "c".into(), transport: MemberTransport::Rest, since: 9 }],
             offsets: vec![GroupOffset { topic: "a".into(), queue_id: 0, committed: 1, max: 3, lag: 2 }],
         };
         let json = serde_json::to_string(&GroupDetailOut::from(g.clone())).expect("serializes");

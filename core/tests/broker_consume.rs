@@ -201,3 +201,175 @@ async fn orderly_receive_never_skips_ahead() {
     assert_eq!(bodies(&rest), ["1", "2"]);
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn core_rejects_out_of_range_delays_and_waits_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    let sent = broker.send("t", msg("x")).await.unwrap();
+    let got = broker.receive(receive("g", "t", "c")).await.unwrap();
+    let receipt = got[0].receipt.clone().unwrap();
+    for delay in [Duration::MAX, broker.config().max_delay + Duration::from_millis(1)] {
+        assert!(matches!(broker.nack("g", &receipt, Some(delay)).await, Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            broker.send_message_back("g", &got[0], Some(delay)).await,
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+    broker.ack("g", &receipt).await.unwrap().expect("still held after the refused nack");
+    let pull = PullRequest {
+        group: "g".into(),
+        topic: "t".into(),
+        queue_id: sent.queue_id.unwrap(),
+        offset: 0,
+        max: 1,
+        filter: FilterSpec::default(),
+        wait: Duration::from_secs(3600),
+    };
+    assert!(matches!(broker.pull(pull).await, Err(Error::InvalidArgument { .. })));
+    for far in [Delay::Millis(u64::MAX), Delay::At(u64::MAX)] {
+        let m = OutgoingMessage { delay: Some(far), ..msg("far") };
+        assert!(matches!(broker.send("t", m).await, Err(Error::InvalidArgument { .. })), "{far:?}");
+    }
+    broker.shutdown().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut huge = config(dir.path());
+    huge.max_delay = Duration::MAX;
+    assert!(matches!(Broker::open(huge).await, Err(Error::InvalidArgument { .. })));
+}
+
+#[tokio::test]
+async fn one_long_lease_does_not_stall_its_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_batch_messages = 1000;
+    let broker = Broker::open(c).await.unwrap();
+    broker.create_topic("hol", Some(1), None).unwrap();
+    const N: usize = 4300;
+    for chunk in 0..N / 100 {
+        let batch = (0..100).map(|i| msg(&(chunk * 100 + i).to_string())).collect();
+        broker.send_batch("hol", batch, None).await.unwrap();
+    }
+    // The first message is leased for hours and never acked.
+    let mut slow = receive("g", "hol", "slow");
+    slow.max_messages = 1;
+    slow.invisible = Duration::from_secs(12 * 3600);
+    let held = broker.receive(slow).await.unwrap();
+    assert_eq!(bodies(&held), ["0"]);
+    // Everything after it can still be received and acked, past committed + 4096.
+    let mut fast = receive("g", "hol", "fast");
+    fast.max_messages = 500;
+    let mut got = 0;
+    loop {
+        let batch = broker.receive(fast.clone()).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for m in &batch {
+            broker.ack("g", m.receipt.as_ref().unwrap()).await.unwrap().unwrap();
+        }
+        got += batch.len();
+    }
+    assert_eq!(got, N - 1, "every message behind the long lease is delivered");
+    let offsets = broker.group("g").unwrap().offsets;
+    assert_eq!(offsets[0].committed, 0, "committed stays at the leased message");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn receives_and_pulls_return_at_most_max_receive_bytes_but_at_least_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_receive_bytes = 10_000;
+    let broker = Broker::open(c).await.unwrap();
+    broker.create_topic("big", Some(1), None).unwrap();
+    let body = |n: usize, fill: char| OutgoingMessage { body: fill.to_string().repeat(n).into_bytes(), ..msg("") };
+    for fill in ['a', 'b', 'c'] {
+        broker.send("big", body(4_000, fill)).await.unwrap();
+    }
+    broker.send("big", body(30_000, 'd')).await.unwrap();
+    let pull = |offset| PullRequest {
+        group: "p".into(),
+        topic: "big".into(),
+        queue_id: 0,
+        offset,
+        max: 100,
+        filter: FilterSpec::default(),
+        wait: Duration::ZERO,
+    };
+    let first = broker.pull(pull(0)).await.unwrap();
+    assert_eq!(first.messages.len(), 2, "8,000 bytes fit, 12,000 do not");
+    assert_eq!(first.next_offset, 2, "the next pull starts at the message left out");
+    let second = broker.pull(pull(2)).await.unwrap();
+    assert_eq!(second.messages.len(), 1);
+    let third = broker.pull(pull(3)).await.unwrap();
+    assert_eq!(third.messages.len(), 1, "a message over the limit still comes, alone");
+
+    let req = receive("g", "big", "c");
+    let sizes = |ms: &[Message]| ms.iter().map(|m| m.body.len()).collect::<Vec<_>>();
+    assert_eq!(sizes(&broker.receive(req.clone()).await.unwrap()), [4_000, 4_000]);
+    assert_eq!(sizes(&broker.receive(req.clone()).await.unwrap()), [4_000]);
+    assert_eq!(sizes(&broker.receive(req.clone()).await.unwrap()), [30_000]);
+    assert!(broker.receive(req).await.unwrap().is_empty());
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_receivers_of_one_queue_never_get_one_message_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_batch_messages = 1000;
+    let broker = Broker::open(c).await.unwrap();
+    broker.create_topic("one", Some(1), None).unwrap();
+    for chunk in 0..4 {
+        let batch = (0..500).map(|i| msg(&(chunk * 500 + i).to_string())).collect();
+        broker.send_batch("one", batch, None).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..4)
+        .map(|c| {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                let mut req = receive("g", "one", &format!("c{c}"));
+                req.max_messages = 7;
+                let mut got = Vec::new();
+                loop {
+                    let batch = broker.receive(req.clone()).await.unwrap();
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    for m in batch {
+                        broker.ack("g", m.receipt.as_ref().unwrap()).await.unwrap().unwrap();
+                        got.push(m.msg_id);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: std::collections::HashSet<_> = all.iter().cloned().collect();
+    assert_eq!(unique.len(), all.len(), "a message was handed out twice");
+    assert_eq!(all.len(), 2000);
+    assert_eq!(broker.group("g").unwrap().offsets[0].lag, 0);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn many_leases_expiring_together_all_come_back_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    let batch = (0..50).map(|i| msg(&i.to_string())).collect();
+    broker.send_batch("exp", batch, None).await.unwrap();
+    let mut req = receive("g", "exp", "a");
+    req.invisible = Duration::from_secs(1);
+    assert_eq!(broker.receive(req).await.unwrap().len(), 50);
+    let again = drain(&broker, &receive("g", "exp", "b"), 50, Duration::from_secs(10)).await;
+    let mut bodies = bodies(&again);
+    bodies.sort_by_key(|b| b.parse::<u32>().unwrap());
+    assert_eq!(bodies, (0..50).map(|i| i.to_string()).collect::<Vec<_>>(), "each once");
+    assert!(again.iter().all(|m| m.reconsume_times == 1));
+    broker.shutdown().await.unwrap();
+}

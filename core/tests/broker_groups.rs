@@ -104,7 +104,7 @@ async fn membership_changes_are_observable_and_members_expire() {
     let broker = Broker::open(config).await.unwrap();
     let mut watch = broker.watch_membership();
     let sub = Subscription { topic: "t".into(), filter: FilterSpec::default(), mode: ConsumeMode::Clustering };
-    broker.heartbeat("g", "n1", Transport::Native, vec![sub.clone()]).unwrap();
+    broker.heartbeat("g", "n1", MemberTransport::Native, vec![sub.clone()]).unwrap();
     assert!(watch.has_changed().unwrap(), "joining is a membership change");
     assert_eq!(broker.members("g").len(), 1);
     watch.borrow_and_update();

@@ -74,3 +74,31 @@ async fn nack_with_explicit_delay() {
     assert_eq!(back[0].reconsume_times, 1);
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_resent_dead_letter_that_fails_again_can_be_resent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.put_group("g", Some(0)).unwrap();
+    let sent = broker.send("pay", msg("boom")).await.unwrap();
+    let req = receive("g", "pay", "c");
+    for round in 0..3 {
+        let mut waiting = req.clone();
+        waiting.wait = Duration::from_secs(5);
+        let got = broker.receive(waiting).await.unwrap();
+        assert_eq!(got.len(), 1, "round {round}");
+        assert_eq!(got[0].msg_id, sent.msg_id);
+        broker.nack("g", got[0].receipt.as_ref().unwrap(), None).await.unwrap().unwrap();
+        let dlq = broker.dlq("g").await.unwrap();
+        assert_eq!(dlq.len(), 1, "round {round}: failed again, so a dead letter again");
+        assert_eq!(dlq[0].msg_id, sent.msg_id);
+        let resent = broker.resend_dlq("g", &sent.msg_id).await.unwrap();
+        assert_eq!(resent.msg_id, sent.msg_id);
+        assert!(broker.dlq("g").await.unwrap().is_empty(), "round {round}: out of the DLQ");
+    }
+    broker.shutdown().await.unwrap();
+    // The resend positions survive a restart.
+    let broker = open(dir.path()).await;
+    assert!(broker.dlq("g").await.unwrap().is_empty());
+    broker.shutdown().await.unwrap();
+}

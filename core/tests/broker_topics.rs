@@ -80,7 +80,10 @@ async fn bad_messages_are_typed_errors() {
         assert!(matches!(broker.send("t", m).await, Err(Error::InvalidArgument { .. })), "{delay:?}");
     }
     let batch = vec![msg("1"), msg("2"), msg("3"), msg("4")];
-    assert!(matches!(broker.send_batch("t", batch, None).await, Err(Error::MessageTooLarge { .. })));
+    let too_many = broker.send_batch("t", batch, None).await;
+    assert!(matches!(too_many, Err(Error::BatchTooLarge { size: 4, .. })), "{too_many:?}");
+    let words = too_many.unwrap_err().to_string();
+    assert!(words.contains("4 messages") && !words.contains("body"), "{words}");
     assert!(matches!(broker.send_batch("t", vec![], None).await, Err(Error::InvalidArgument { .. })));
     let bad_batch = vec![msg("ok"), OutgoingMessage { tag: Some(String::new()), ..msg("x") }];
     match broker.send_batch("t", bad_batch, None).await {
@@ -110,5 +113,60 @@ async fn idempotent_publish_survives_restart() {
     assert_eq!(broker.send_batch("pay", batch, Some("b1".into())).await.unwrap(), r1);
     let total: u64 = broker.topic("pay").unwrap().queue_offsets.iter().map(|q| q.max).sum();
     assert_eq!(total, 3, "repeats stored nothing");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_repeats_of_one_idempotency_key_store_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.create_topic("idem", Some(4), None).unwrap();
+    let sends: Vec<_> = (0..40)
+        .map(|i| {
+            let broker = broker.clone();
+            // Two keys, twenty sends each, all at once.
+            let key = format!("k{}", i % 2);
+            tokio::spawn(async move {
+                let m = OutgoingMessage { idempotency_key: Some(key.clone()), ..msg(&key) };
+                broker.send("idem", m).await.unwrap()
+            })
+        })
+        .collect();
+    let mut results = std::collections::BTreeSet::new();
+    for s in sends {
+        let r = s.await.unwrap();
+        results.insert((r.msg_id, r.queue_id, r.queue_offset));
+    }
+    assert_eq!(results.len(), 2, "one message per key: {results:?}");
+    let stored: u64 = broker.topic("idem").unwrap().queue_offsets.iter().map(|q| q.max).sum();
+    assert_eq!(stored, 2);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dedup_log_is_appended_compacted_and_survives_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.dedup_window = std::time::Duration::from_millis(200);
+    let broker = Broker::open(c.clone()).await.unwrap();
+    let keyed = |k: String| OutgoingMessage { idempotency_key: Some(k.clone()), ..msg(&k) };
+    for round in 0..30 {
+        let batch = (0..100).map(|i| keyed(format!("r{round}-{i}"))).collect();
+        broker.send_batch("idem", batch, None).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let sizes = broker.table_sizes();
+        assert!(sizes.dedup_keys <= 100 * 15, "expired keys are dropped: {sizes:?}");
+        assert!(sizes.dedup_log_lines <= 2 * sizes.dedup_keys + 1024 + 100, "the log is compacted: {sizes:?}");
+    }
+    let last = broker.send("idem", keyed("last".into())).await.unwrap();
+    broker.shutdown().await.unwrap();
+    // A crash in the middle of an append leaves a torn line: it is ignored.
+    let log = dir.path().join("meta").join("dedup.log");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut file, b"{\"topic\":\"idem\",\"key\":\"x").unwrap();
+    drop(file);
+    c.dedup_window = std::time::Duration::from_secs(600);
+    let broker = Broker::open(c).await.unwrap();
+    assert_eq!(broker.send("idem", keyed("last".into())).await.unwrap(), last, "the window survived");
     broker.shutdown().await.unwrap();
 }

@@ -91,3 +91,17 @@ async fn transactions_survive_restart() {
     assert_eq!(got, ["c", "p"]);
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn checks_nobody_receives_are_counted_as_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    let half = OutgoingMessage { transaction: Some("nobody".into()), ..msg("unanswered") };
+    broker.send("tx", half).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while broker.metrics().transaction_checks_lost == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(broker.metrics().transaction_checks_lost >= 1, "a check with no listener is counted");
+    broker.shutdown().await.unwrap();
+}

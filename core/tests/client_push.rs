@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrymq_core::broker::{ConsumeMode, Message};
-use ferrymq_core::client::{Listener, ListenerError, MessageBuilder, PushConsumer, PushConsumerOptions};
+use ferrymq_core::client::{
+    Listener, ListenerError, MessageBuilder, PushConsumer, PushConsumerOptions, Rebalance, RebalanceListener,
+};
 use ferrymq_core::Error;
 
 use client_util::*;
@@ -407,5 +409,45 @@ async fn a_panicking_listener_fails_the_message_and_consumption_goes_on() {
     let mut got = seen.lock().unwrap().clone();
     got.sort();
     assert_eq!(got, [("boom".to_string(), 0), ("boom".to_string(), 1), ("fine".to_string(), 0)]);
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rebalance_listener_is_told_of_every_queue_gained_and_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("moves", 4).await.unwrap();
+    // What member a was told, replayed: the queues it holds according to its listener.
+    let changes: Arc<Mutex<Vec<Rebalance>>> = Arc::default();
+    let record = changes.clone();
+    let options =
+        fast().on_rebalance(RebalanceListener::new(move |c: &Rebalance| record.lock().unwrap().push(c.clone())));
+    let a = client.push_consumer("movers", "moves", options).unwrap();
+    a.start().await.unwrap();
+    let held = |changes: &Arc<Mutex<Vec<Rebalance>>>| {
+        let mut held = BTreeSet::new();
+        for c in changes.lock().unwrap().iter() {
+            for q in &c.revoked {
+                assert!(held.remove(q), "{q:?} revoked but never assigned");
+            }
+            for q in &c.assigned {
+                assert!(held.insert(q.clone()), "{q:?} assigned twice");
+            }
+        }
+        held
+    };
+    // Alone: 4 queues and the retry queue.
+    assert!(eventually(Duration::from_secs(5), || held(&changes).len() == 5).await);
+    assert_eq!(held(&changes), a.assignment().into_iter().collect());
+
+    let b = client.push_consumer("movers", "moves", fast()).unwrap();
+    b.start().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || partitioned(&[&a, &b], 5)).await);
+    assert!(eventually(Duration::from_secs(5), || held(&changes) == a.assignment().into_iter().collect()).await);
+    assert!(changes.lock().unwrap().iter().any(|c| !c.revoked.is_empty()), "b's share was revoked from a");
+
+    a.close().await.unwrap();
+    assert!(held(&changes).is_empty(), "close revokes every queue");
+    b.close().await.unwrap();
     client.close().await.unwrap();
 }

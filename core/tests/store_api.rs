@@ -219,3 +219,62 @@ fn a_panicking_listener_does_not_stop_dispatch() {
     }
     assert_eq!(store.queue_bounds("t", 0), (0, 3));
 }
+
+#[test]
+fn key_lookups_newest_first_in_a_time_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), FlushMode::Async);
+    // 600 messages with one shared key, over a few hundred ms, spread over many index files.
+    let mut rs = Vec::new();
+    for i in 0..600u64 {
+        let mut m = msg("t", (i % 2) as u32, i / 2);
+        m.keys = vec!["same".into()];
+        rs.push(store.append(m).unwrap());
+        if i % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let last = rs.last().unwrap();
+    assert!(store.wait_dispatched(last.commit_offset + u64::from(last.size), Duration::from_secs(10)));
+    let all: Vec<u64> = rs.iter().map(|r| r.commit_offset).collect();
+    assert_eq!(store.lookup_key("t", "same", 5).unwrap(), all[..5].to_vec());
+    assert_eq!(store.lookup_key("t", "same", 1000).unwrap(), all);
+    let newest: Vec<u64> = all.iter().rev().take(7).copied().collect();
+    assert_eq!(store.lookup_key_newest("t", "same", 0, u64::MAX, 7).unwrap(), newest);
+    assert!(store.lookup_key_newest("other", "same", 0, u64::MAX, 7).unwrap().is_empty());
+    // A time range: exactly the records stored in it, newest first.
+    let (from, to) = (rs[150].store_ts, rs[450].store_ts);
+    let want: Vec<u64> =
+        rs.iter().rev().filter(|r| r.store_ts >= from && r.store_ts < to).map(|r| r.commit_offset).collect();
+    assert!(!want.is_empty());
+    assert_eq!(store.lookup_key_newest("t", "same", from, to, 10_000).unwrap(), want);
+    assert_eq!(store.lookup_key_newest("t", "same", from, to, 3).unwrap(), want[..3].to_vec());
+    assert!(store.lookup_key_newest("t", "same", to, from, 3).unwrap().is_empty());
+}
+
+#[test]
+fn a_clean_shutdown_records_queue_ends_for_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let ends = dir.path().join("queue_ends");
+    let store = open(dir.path(), FlushMode::Sync);
+    for i in 0..30u64 {
+        store.append(msg("t", (i % 3) as u32, i / 3)).unwrap();
+    }
+    store.shutdown().unwrap();
+    drop(store);
+    assert!(ends.exists());
+    let stale = std::fs::read(&ends).unwrap();
+    let store = open(dir.path(), FlushMode::Sync);
+    assert!(!ends.exists(), "an open consumes the record");
+    for q in 0..3 {
+        assert_eq!(store.queue_bounds("t", q), (0, 10));
+    }
+    store.append(msg("t", 0, 10)).unwrap();
+    store.shutdown().unwrap();
+    drop(store);
+    // A record from an older shutdown (another log end) is ignored.
+    std::fs::write(&ends, stale).unwrap();
+    let store = open(dir.path(), FlushMode::Sync);
+    assert_eq!(store.queue_bounds("t", 0), (0, 11));
+    assert_eq!(store.append(msg("t", 0, 11)).unwrap().queue_offset, 11);
+}

@@ -1,12 +1,15 @@
 //! Recovery from damaged files: bytes flipped or cut at the log's tail (also in the middle of
 //! the last record), garbage after the end, a half-written batch, a lost checkpoint or index.
 //! Recovery must keep every record before the damage, never panic, and let appends continue.
+//! Damage above the checkpointed (durable) position is a torn tail and is cut; damage below it
+//! makes a plain open refuse, and an open with `repair` keep every intact record.
 //!
 //! An unclean stop is simulated by copying the directory of a running store (the `abort` file
 //! included), which is what a process kill leaves behind.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use common::{assert_is_msg, msg, msg_id, open, tiny_config};
 use ferrymq_core::store::{AppendResult, FlushMode, Store};
+use ferrymq_core::Error;
 
 const SEGMENT: u64 = 64 * 1024;
 
@@ -43,7 +47,12 @@ fn snapshot(from: &Path, to: &Path) {
         if e.file_type().unwrap().is_dir() {
             snapshot(&e.path(), &target);
         } else if e.file_name() != "lock" {
-            fs::copy(e.path(), target).unwrap();
+            match fs::copy(e.path(), target) {
+                Ok(_) => {}
+                // A checkpoint's temporary file renamed away meanwhile.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => panic!("copying {}: {err}", e.path().display()),
+            }
         }
     }
 }
@@ -56,34 +65,81 @@ fn fill(store: &Store, n: u64) -> Vec<AppendResult> {
 /// Checks that exactly the first `kept` of `rs` survive, all intact and dispatched, and that
 /// appends continue with the next queue offset.
 fn check_kept(dir: &Path, rs: &[AppendResult], kept: usize) {
-    let store = open(dir, FlushMode::Sync);
-    assert_eq!(store.queue_bounds("t", 0), (0, kept as u64));
-    for (i, r) in rs.iter().enumerate().take(kept) {
-        assert_is_msg(&store.read(r.commit_offset).unwrap(), "t", 0, i as u64);
+    let lost: Vec<usize> = (kept..rs.len()).collect();
+    check_survivors(dir, rs, &lost, false);
+}
+
+/// Damage below the durable position: a plain open refuses (naming a commit log file and
+/// leaving every file as it was); an open with `repair` keeps every record but `lost`.
+fn check_refused_then_repaired(dir: &Path, rs: &[AppendResult], lost: &[usize]) {
+    let before = files_of(dir);
+    let err = Store::open(tiny_config(dir, FlushMode::Sync)).unwrap_err();
+    match &err {
+        Error::Corrupt { path, .. } => assert!(path.starts_with(dir.join("commitlog")), "{err}"),
+        e => panic!("expected Corrupt, got {e}"),
     }
-    for r in &rs[kept..] {
-        assert!(store.read(r.commit_offset).is_err(), "damaged record must be gone");
+    assert!(err.to_string().contains("repair"), "{err}");
+    assert_eq!(files_of(dir), before, "a refused open must not change any file");
+    check_survivors(dir, rs, lost, true);
+    assert!(fs::read_dir(dir.join("quarantine")).unwrap().count() >= 1, "nothing quarantined");
+}
+
+/// Every file under `dir` (but the lock) with its length and CRC.
+fn files_of(dir: &Path) -> BTreeMap<PathBuf, (usize, u32)> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else if e.file_name() != "lock" {
+                let b = fs::read(e.path()).unwrap();
+                out.insert(e.path(), (b.len(), crc32fast::hash(&b)));
+            }
+        }
     }
-    let units = store.read_queue("t", 0, 0, usize::MAX).unwrap();
-    assert_eq!(units.len(), kept);
-    assert!(units.iter().zip(rs).all(|(u, r)| u.commit_offset == r.commit_offset));
-    if kept > 0 {
-        let probe = kept - 1;
-        assert_eq!(store.lookup_msg_id(&msg_id("t", 0, probe as u64)).unwrap(), vec![rs[probe].commit_offset]);
+    out
+}
+
+/// Opens (with `repair` if asked) and checks that every record of `rs` but `lost` survives,
+/// intact, dispatched and indexed, that the lost ones are gone, and that appends continue.
+fn check_survivors(dir: &Path, rs: &[AppendResult], lost: &[usize], repair: bool) {
+    let mut c = tiny_config(dir, FlushMode::Sync);
+    c.repair = repair;
+    let store = Store::open(c).unwrap();
+    let kept: Vec<usize> = (0..rs.len()).filter(|i| !lost.contains(i)).collect();
+    let next = kept.last().map_or(0, |&i| i as u64 + 1);
+    assert_eq!(store.queue_bounds("t", 0).1, next);
+    for &i in &kept {
+        assert_is_msg(&store.read(rs[i].commit_offset).unwrap(), "t", 0, i as u64);
     }
-    for i in kept..rs.len() {
+    for &i in lost {
+        assert!(store.read(rs[i].commit_offset).is_err(), "damaged record {i} must be gone");
         assert!(store.lookup_msg_id(&msg_id("t", 0, i as u64)).unwrap().is_empty());
     }
-    let next = store.append(msg("t", 0, kept as u64)).unwrap();
-    assert_eq!(next.queue_offset, kept as u64);
-    assert!(store.wait_dispatched(next.commit_offset + 1, Duration::from_secs(10)));
-    assert_is_msg(&store.read(next.commit_offset).unwrap(), "t", 0, kept as u64);
-    assert_eq!(store.lookup_msg_id(&msg_id("t", 0, kept as u64)).unwrap(), vec![next.commit_offset]);
+    let units = store.read_queue("t", 0, 0, usize::MAX).unwrap();
+    assert_eq!(units.len(), kept.len());
+    assert!(units
+        .iter()
+        .zip(&kept)
+        .all(|(u, &i)| u.commit_offset == rs[i].commit_offset && u.queue_offset == i as u64));
+    for &i in kept.iter().step_by(7).chain(kept.last()) {
+        assert_eq!(store.lookup_msg_id(&msg_id("t", 0, i as u64)).unwrap(), vec![rs[i].commit_offset]);
+    }
+    let r = store.append(msg("t", 0, next)).unwrap();
+    assert_eq!(r.queue_offset, next);
+    assert!(store.wait_dispatched(r.commit_offset + 1, Duration::from_secs(10)));
+    assert_is_msg(&store.read(r.commit_offset).unwrap(), "t", 0, next);
+    assert_eq!(store.lookup_msg_id(&msg_id("t", 0, next)).unwrap(), vec![r.commit_offset]);
     store.shutdown().unwrap();
     drop(store);
-    // And once more, cleanly.
+    // And once more, cleanly, without repair.
     let store = open(dir, FlushMode::Sync);
-    assert_eq!(store.queue_bounds("t", 0), (0, kept as u64 + 1));
+    assert_eq!(store.queue_bounds("t", 0).1, next + 1);
+    for &i in &kept {
+        assert_is_msg(&store.read(rs[i].commit_offset).unwrap(), "t", 0, i as u64);
+    }
 }
 
 #[test]
@@ -98,7 +154,8 @@ fn flipped_byte_in_last_record_after_clean_stop() {
             rs
         };
         flip(dir.path(), rs[199].commit_offset, rel);
-        check_kept(dir.path(), &rs, 199);
+        // A clean stop made every record durable: this is bit rot, not a torn tail.
+        check_refused_then_repaired(dir.path(), &rs, &[199]);
     }
 }
 
@@ -107,8 +164,11 @@ fn flipped_byte_in_last_record_after_unclean_stop() {
     for rel in [1u64, 10, 44, 100, 300] {
         let dir = tempfile::tempdir().unwrap();
         let crashed = tempfile::tempdir().unwrap();
-        let store = open(dir.path(), FlushMode::Async);
-        let rs = fill(&store, 300);
+        // The checkpoint covers the first 299 records only: the last one is a torn tail.
+        let store = open_no_background_flush(dir.path());
+        let mut rs = fill(&store, 299);
+        store.flush().unwrap();
+        rs.push(store.append(msg("t", 0, 299)).unwrap());
         let last = rs.last().unwrap();
         assert!(store.wait_dispatched(last.commit_offset + u64::from(last.size), Duration::from_secs(10)));
         snapshot(dir.path(), crashed.path());
@@ -117,6 +177,15 @@ fn flipped_byte_in_last_record_after_unclean_stop() {
         flip(crashed.path(), rs[299].commit_offset, rel);
         check_kept(crashed.path(), &rs, 299);
     }
+}
+
+/// A store whose checkpoint only moves when the test calls `flush` (no periodic flush, no
+/// retention sweep).
+fn open_no_background_flush(dir: &Path) -> std::sync::Arc<Store> {
+    let mut c = tiny_config(dir, FlushMode::Async);
+    c.flush_interval = Duration::from_secs(3600);
+    c.retention_check_interval = Duration::from_secs(3600);
+    Store::open(c).unwrap()
 }
 
 #[test]
@@ -149,7 +218,7 @@ fn truncated_segment_file() {
     let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.set_len(pos + u64::from(last.size) / 2).unwrap();
     drop(f);
-    check_kept(dir.path(), &rs, 149);
+    check_refused_then_repaired(dir.path(), &rs, &[149]);
 }
 
 #[test]
@@ -243,7 +312,9 @@ fn consume_queue_pointing_past_the_end_is_cut() {
         }
     }
     fs::write(dir.path().join("abort"), b"").unwrap();
-    check_kept(dir.path(), &rs, 40);
+    // The checkpoint says all 60 were flushed: losing 20 of them is damage, not a torn tail.
+    let lost: Vec<usize> = (40..60).collect();
+    check_refused_then_repaired(dir.path(), &rs, &lost);
 }
 
 #[test]
@@ -271,14 +342,41 @@ fn recovery_never_panics_on_random_damage() {
         if round % 2 == 0 {
             fs::write(dir.path().join("abort"), b"").unwrap();
         }
-        let store = Store::open(tiny_config(dir.path(), FlushMode::Sync)).unwrap();
-        // Everything before the damaged record is intact.
-        let damaged = rs.iter().position(|r| r.commit_offset + u64::from(r.size) > at).unwrap();
-        let (_, max) = store.queue_bounds("t", 0);
-        assert!(max as usize >= damaged, "round {round}: kept {max}, damage in {damaged}");
-        for (i, r) in rs.iter().enumerate().take(damaged) {
-            assert_is_msg(&store.read(r.commit_offset).unwrap(), "t", 0, i as u64);
+        let hit =
+            |r: &AppendResult| r.commit_offset < at + junk.len() as u64 && at < r.commit_offset + u64::from(r.size);
+        // Everything was durable. A plain open refuses and changes nothing when its scan meets
+        // the damage; a clean stop's open scans nothing, and a damaged record then fails its
+        // CRC when read. Either way no intact record is lost.
+        let copy = tempfile::tempdir().unwrap();
+        snapshot(dir.path(), copy.path());
+        let before = files_of(dir.path());
+        match Store::open(tiny_config(dir.path(), FlushMode::Sync)) {
+            Err(Error::Corrupt { .. }) => assert_eq!(files_of(dir.path()), before),
+            Err(e) => panic!("round {round}: {e}"),
+            Ok(store) => {
+                for (i, r) in rs.iter().enumerate() {
+                    match store.read(r.commit_offset) {
+                        Ok(m) if !hit(r) => assert_is_msg(&m, "t", 0, i as u64),
+                        Ok(m) => {
+                            assert_eq!(m.body, common::body("t", 0, i as u64), "round {round}: junk read as a record")
+                        }
+                        Err(e) => assert!(hit(r), "round {round}: intact record {i} unreadable: {e}"),
+                    }
+                }
+            }
         }
+        // Repair keeps every record the junk did not touch, before and after it.
+        let mut c = tiny_config(copy.path(), FlushMode::Sync);
+        c.repair = true;
+        let store = Store::open(c).unwrap();
+        for (i, r) in rs.iter().enumerate() {
+            if !hit(r) {
+                assert_is_msg(&store.read(r.commit_offset).unwrap(), "t", 0, i as u64);
+            }
+        }
+        let (_, max) = store.queue_bounds("t", 0);
+        let units = store.read_queue("t", 0, 0, usize::MAX).unwrap();
+        assert!(units.len() >= rs.iter().filter(|r| !hit(r)).count(), "round {round}");
         let r = store.append(msg("t", 0, max)).unwrap();
         assert_eq!(r.queue_offset, max);
     }

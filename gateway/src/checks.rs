@@ -10,12 +10,13 @@ use std::sync::{Mutex, PoisonError};
 use ferrymq_core::broker::{TransactionCheck, TransactionResolution};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::auth::{Action, Grants};
 use crate::state::AppState;
 use crate::wire::{CheckAnswer, CheckRequest, MessageOut};
 use crate::ws::protocol::{CheckFrame, ServerFrame};
 
-/// One connection's outbox, keyed by its sequence number.
-type Producer = (u64, mpsc::Sender<ServerFrame>);
+/// One connection's outbox, keyed by its sequence number, with its token's grants.
+type Producer = (u64, Grants, mpsc::Sender<ServerFrame>);
 
 /// WebSocket connections that answer checks, by producer group.
 #[derive(Debug, Default)]
@@ -25,26 +26,33 @@ pub struct ProducerRegistry {
 
 impl ProducerRegistry {
     /// Connection `conn` answers checks of `group` (again: it moves to the front).
-    pub fn register(&self, group: &str, conn: u64, out: mpsc::Sender<ServerFrame>) {
+    /// Only checks of topics that `grants` may publish to reach it.
+    pub fn register(&self, group: &str, conn: u64, grants: Grants, out: mpsc::Sender<ServerFrame>) {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         let list = groups.entry(group.to_string()).or_default();
-        list.retain(|(c, _)| *c != conn);
-        list.push((conn, out));
+        list.retain(|(c, _, _)| *c != conn);
+        list.push((conn, grants, out));
     }
 
     /// Connection `conn` closed.
     pub fn unregister(&self, conn: u64) {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         groups.retain(|_, list| {
-            list.retain(|(c, _)| *c != conn);
+            list.retain(|(c, _, _)| *c != conn);
             !list.is_empty()
         });
     }
 
-    /// The most recently registered open connection of `group`.
-    pub fn pick(&self, group: &str) -> Option<mpsc::Sender<ServerFrame>> {
+    /// The most recently registered open connection of `group` whose token may publish to
+    /// `topic` (the check shows it a message of that topic, and it could end the transaction).
+    pub fn pick(&self, group: &str, topic: &str) -> Option<mpsc::Sender<ServerFrame>> {
         let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
-        groups.get(group)?.iter().rev().find(|(_, out)| !out.is_closed()).map(|(_, out)| out.clone())
+        groups
+            .get(group)?
+            .iter()
+            .rev()
+            .find(|(_, grants, out)| !out.is_closed() && grants.allows(Action::Publish, Some(topic), None))
+            .map(|(_, _, out)| out.clone())
     }
 }
 
@@ -68,6 +76,7 @@ pub fn spawn_router(state: AppState) {
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "transaction checks dropped; the broker will ask again");
+                        broker.note_lost_checks(missed);
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -78,7 +87,7 @@ pub fn spawn_router(state: AppState) {
 
 /// Routes one check: WebSocket producer first, else the check URL.
 async fn route(state: AppState, check: TransactionCheck) {
-    if let Some(out) = state.producers().pick(&check.producer_group) {
+    if let Some(out) = state.producers().pick(&check.producer_group, &check.message.topic) {
         let frame = ServerFrame::Check(CheckFrame {
             transaction_id: check.transaction_id.clone(),
             msg_id: check.msg_id.clone(),

@@ -82,6 +82,11 @@ pub struct ServeArgs {
     /// One `key=value` setting; repeatable; beats the environment and the file (keys: `ferrymq config`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Start even if records below the durable position are damaged: copy each damaged record
+    /// to `<data-dir>/quarantine/`, keep every intact one, log what was removed. Without it the
+    /// server refuses to start on such damage, naming the file and offset.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Where the server is.
@@ -93,6 +98,10 @@ pub struct Conn {
     /// Bearer token.
     #[arg(long, env = "FERRYMQ_TOKEN", global = true)]
     pub token: Option<String>,
+    /// For https:// URLs: PEM file of the certificate authorities to trust instead of the
+    /// system's roots.
+    #[arg(long, env = "FERRYMQ_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `ferrymq produce` options.
@@ -246,7 +255,7 @@ pub enum ClientError {
     },
     /// The request did not get an answer.
     #[error("cannot reach the server: {0}")]
-    Transport(#[from] reqwest::Error),
+    Transport(String),
     /// Bad local input.
     #[error("{0}")]
     Usage(String),
@@ -255,16 +264,39 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
 }
 
+impl From<reqwest::Error> for ClientError {
+    /// Keeps the causes ("invalid peer certificate: UnknownIssuer"), which reqwest's own
+    /// message leaves out.
+    fn from(err: reqwest::Error) -> Self {
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        ClientError::Transport(text)
+    }
+}
+
 /// A small REST client for the subcommands.
 pub struct RestClient {
     http: reqwest::Client,
     conn: Conn,
+    /// Why the TLS settings (`--ca-file`) are unusable; reported on the first https request.
+    tls_error: Option<String>,
 }
 
 impl RestClient {
     /// A client for `conn`.
     pub fn new(conn: Conn) -> Self {
-        RestClient { http: reqwest::Client::new(), conn }
+        let (http, tls_error) = match ferrymq_core::client::tls_config(conn.ca_file.as_deref()) {
+            Ok(tls) => {
+                (reqwest::Client::builder().use_preconfigured_tls(rustls::ClientConfig::clone(&tls)).build(), None)
+            }
+            Err(err) => (reqwest::Client::builder().build(), Some(err.to_string())),
+        };
+        RestClient { http: http.unwrap_or_default(), conn, tls_error }
     }
 
     fn url(&self, path: &str) -> String {
@@ -272,6 +304,9 @@ impl RestClient {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+        if let (Some(err), true) = (&self.tls_error, self.conn.url.starts_with("https://")) {
+            return Err(ClientError::Usage(format!("TLS: {err}")));
+        }
         let mut request = self.http.request(method, self.url(path));
         if let Some(token) = &self.conn.token {
             request = request.bearer_auth(token);
@@ -328,8 +363,9 @@ pub async fn run_client(command: Command) -> Result<(), ClientError> {
         }
         Command::Produce(args) => produce(args).await,
         Command::Bench(args) => {
-            let result = crate::bench::run(&args).await?;
-            println!("mode={:?} size={} {result}", args.mode, args.size);
+            for result in crate::bench::run(&args).await? {
+                println!("size={} {result}", args.size);
+            }
             Ok(())
         }
         Command::Consume(args) => consume(args).await,

@@ -582,6 +582,7 @@ mod tests {
             ("orderly_suspend", "100ms"),
             ("auto_create_topics", "false"),
             ("default_queues", "1024"),
+            ("max_receive_bytes", "1MiB"),
         ];
         let args: Vec<String> = pairs.iter().map(|(key, value)| format!("{key}={value}")).collect();
         let (server, _) = Config::load(None, Vec::new(), &args).expect("valid");

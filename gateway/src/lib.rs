@@ -30,6 +30,7 @@ pub mod problem;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod wire;
 pub mod ws;
 

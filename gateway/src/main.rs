@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use ferrymq_gateway::cli::{run_client, Cli, Command, ServeArgs};
 use ferrymq_gateway::config::Config;
-use ferrymq_gateway::server::{listen_addr, serve};
+use ferrymq_gateway::server::{listen_addr, serve_with, ServeOptions};
 
 /// Exit status of a server stopped by its configuration.
 const BAD_CONFIG: u8 = 2;
@@ -64,7 +64,11 @@ async fn run_server(args: ServeArgs) -> ExitCode {
             return ExitCode::from(BAD_CONFIG);
         }
     }
-    match serve(config).await {
+    if let Err(err) = ferrymq_gateway::tls::server_config(&config.settings.server) {
+        eprintln!("ferrymq: {err}");
+        return ExitCode::from(BAD_CONFIG);
+    }
+    match serve_with(config, ServeOptions { repair: args.repair }).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ferrymq: {err:#}");

@@ -117,6 +117,13 @@ fn render_broker(out: &mut String, broker: &Broker) {
         "Half messages discarded after their last unanswered check.",
     );
     let _ = writeln!(out, "ferrymq_transactions_discarded_total {}", m.transactions_discarded);
+    header(
+        out,
+        "ferrymq_transaction_checks_lost_total",
+        "counter",
+        "Transaction checks that reached no producer; each is asked again later.",
+    );
+    let _ = writeln!(out, "ferrymq_transaction_checks_lost_total {}", m.transaction_checks_lost);
 
     let stats = broker.store().stats();
     header(out, "ferrymq_store_flush_duration_seconds", "histogram", "Time of one commit log flush.");

@@ -139,6 +139,8 @@ mod tests {
             (Error::InsufficientStorage { used_ratio: 0.99, max_ratio: 0.95 }.into(), 507, "insufficient-storage"),
             (Error::Forbidden("r".into()).into(), 403, "forbidden"),
             (Error::Unavailable("x".into()).into(), 503, "unavailable"),
+            (Error::Timeout("slow".into()).into(), 503, "unavailable"),
+            (Error::BatchTooLarge { unit: "messages", size: 2, max: 1 }.into(), 413, "payload-too-large"),
             (Error::InvalidFilter { expression: "a".into(), message: "b".into() }.into(), 400, "invalid-filter"),
             (ApiError::MethodNotAllowed("PATCH".into()), 405, "method-not-allowed"),
             (ApiError::UnsupportedMediaType("x".into()), 415, "unsupported-media-type"),

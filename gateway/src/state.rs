@@ -29,7 +29,7 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         GatewaySettings {
             body_limit: 32 << 20,
-            ws_ticket_ttl: Duration::from_secs(60),
+            ws_ticket_ttl: ferrymq_core::config::WS_TICKET_TTL.default(),
             auth: None,
             check_timeout: Duration::from_secs(3),
         }
@@ -56,7 +56,13 @@ impl AppState {
     /// A state whose broker is still opening: every route but `/healthz`, `/openapi.json` and
     /// `/metrics` answers `503` until [`AppState::set_broker`].
     pub fn new(settings: GatewaySettings) -> Self {
-        let http = reqwest::Client::builder().timeout(settings.check_timeout).build().unwrap_or_default();
+        // Check-back URLs may be https://, verified against the system's roots.
+        let mut http = reqwest::Client::builder().timeout(settings.check_timeout);
+        match ferrymq_core::client::tls_config(None) {
+            Ok(tls) => http = http.use_preconfigured_tls(rustls::ClientConfig::clone(&tls)),
+            Err(err) => tracing::warn!(error = %err, "no TLS roots; https check-back URLs will fail"),
+        }
+        let http = http.build().unwrap_or_default();
         AppState {
             inner: Arc::new(Inner {
                 broker: OnceLock::new(),

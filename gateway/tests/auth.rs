@@ -139,3 +139,108 @@ async fn tickets_work_without_an_auth_file_too() {
     let reused = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws?ticket={ticket}")).await;
     assert!(reused.is_err(), "single use without an auth file as well");
 }
+
+fn post_json(uri: &str, token: &str, body: serde_json::Value) -> Request<Body> {
+    with_token(Request::post(uri), token)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// Publishes a transactional message as `admin-secret`; returns (transaction_id, msg_id).
+async fn half(t: &TestApp, topic: &str, group: &str) -> (String, String) {
+    let body = json!({"body": "tx", "transaction": true, "producer_group": group});
+    let reply = t.send(post_json(&format!("/v1/topics/{topic}/messages"), "admin-secret", body)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    (reply.body["transaction_id"].as_str().unwrap().to_string(), reply.body["msg_id"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn ending_a_transaction_needs_publish_on_its_topic_and_ids_are_unguessable() {
+    let t = app().await;
+    let (payments_tx, _) = half(&t, "payments", "pg").await;
+    let commit = |id: &str, token: &str| post_json(&format!("/v1/transactions/{id}/commit"), token, json!({}));
+    t.send(commit(&payments_tx, "orders-producer")).await.problem(403, "forbidden");
+    let (orders_tx, _) = half(&t, "orders", "pg").await;
+    assert_eq!(t.send(commit(&orders_tx, "orders-producer")).await.status, StatusCode::OK);
+    assert_eq!(t.send(commit(&payments_tx, "admin-secret")).await.status, StatusCode::OK);
+    // Over WebSocket too.
+    let addr = t.serve().await;
+    let (another, _) = half(&t, "payments", "pg").await;
+    let mut ws = WsClient::connect(addr, "?token=orders-producer").await;
+    ws.send(json!({"op": "end_transaction", "transaction_id": another, "status": "commit", "req_id": "e"})).await;
+    assert_eq!(ws.next_op("error").await["type"], "urn:ferrymq:error:forbidden");
+    ws.close().await;
+    // Ids are not a counter: the low 64 bits of ids issued one after another are far apart.
+    let mut lows = Vec::new();
+    for _ in 0..6 {
+        let (id, _) = half(&t, "orders", "pg").await;
+        lows.push(u64::from_str_radix(&id[id.len() - 16..], 16).unwrap());
+    }
+    let spread = lows.iter().max().unwrap() - lows.iter().min().unwrap();
+    assert!(spread > 1 << 40, "transaction ids look sequential: {lows:?}");
+}
+
+#[tokio::test]
+async fn checks_reach_only_connections_that_may_publish_to_the_topic() {
+    let t = app().await;
+    let addr = t.serve().await;
+    let (payments_tx, _) = half(&t, "payments", "pg").await;
+    // This connection publishes transactionally for "pg" on its own topic, so it answers
+    // checks of "pg", but only those of topics its token may publish to.
+    let mut ws = WsClient::connect(addr, "?token=orders-producer").await;
+    ws.send(json!({"op": "publish", "req_id": "p", "topic": "orders", "body": "mine", "transaction": true,
+        "producer_group": "pg"}))
+        .await;
+    let orders_tx = ws.next_op("published").await["transaction_id"].as_str().unwrap().to_string();
+    // Each half is checked up to transaction_check_max (3) times; the payments half, older,
+    // has had all its checks by the time the orders half has had three.
+    let mut orders_checks = 0;
+    while orders_checks < 3 {
+        let check = ws.next_op("check").await;
+        assert_ne!(check["transaction_id"], payments_tx, "shown a half message of a topic it may not publish to");
+        assert_eq!(check["transaction_id"], orders_tx);
+        orders_checks += 1;
+    }
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn send_back_only_takes_a_message_of_the_frames_topic() {
+    let t = app().await;
+    let addr = t.serve().await;
+    let reply = t.send(post_json("/v1/topics/payments/messages", "admin-secret", json!({"body": "secret"}))).await;
+    let msg_id = reply.body["msg_id"].as_str().unwrap().to_string();
+    let looked_up = t
+        .send(with_token(Request::get(format!("/v1/messages/{msg_id}")), "admin-secret").body(Body::empty()).unwrap())
+        .await;
+    let commit_offset = looked_up.body["commit_offset"].as_u64().unwrap();
+    let mut ws = WsClient::connect(addr, "?token=orders-reader").await;
+    ws.send(json!({"op": "send_back", "req_id": "s", "group": "billing", "topic": "orders", "msg_id": msg_id,
+        "commit_offset": commit_offset, "delay_ms": 0}))
+        .await;
+    let answer = ws.next().await;
+    assert_eq!(answer["op"], "error", "{answer}");
+    assert_eq!(answer["type"], "urn:ferrymq:error:not-found");
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn the_group_grant_covers_native_ops_on_its_retry_topic() {
+    let t = app().await;
+    let addr = t.serve().await;
+    let mut ws = WsClient::connect(addr, "?token=orders-reader").await;
+    let retry = "%RETRY%billing";
+    ws.send(json!({"op": "pull", "req_id": "p", "group": "billing", "topic": retry, "queue_id": 0, "offset": 0})).await;
+    assert_eq!(ws.next().await["op"], "pulled");
+    ws.send(json!({"op": "lock", "req_id": "l", "group": "billing", "topic": retry, "queue_id": 0})).await;
+    assert_eq!(ws.next().await["op"], "locked");
+    ws.send(json!({"op": "query_offset", "req_id": "q", "group": "billing", "topic": retry, "queue_id": 0})).await;
+    assert_eq!(ws.next().await["op"], "offset");
+    // Another group's retry topic is still out of bounds.
+    ws.send(json!({"op": "pull", "req_id": "x", "group": "shipping", "topic": "%RETRY%shipping", "queue_id": 0,
+        "offset": 0}))
+        .await;
+    assert_eq!(ws.next().await["type"], "urn:ferrymq:error:forbidden");
+    ws.close().await;
+}

@@ -139,13 +139,19 @@ async fn client_subcommands_round_trip() {
 async fn bench_runs_each_mode() {
     let t = TestApp::start().await;
     let url = format!("http://{}", t.serve().await);
-    for mode in ["rest-batch", "ws-publish", "ws-consume"] {
+    for mode in ["rest-batch", "produce", "consume"] {
         let (ok, out) =
             run(&url, &["bench", "--mode", mode, "--messages", "60", "--size", "32", "--batch", "20"]).await;
         assert!(ok, "{mode}: {out}");
         assert!(out.contains("messages=60"), "{mode}: {out}");
         assert!(out.contains("msgs_per_s="), "{mode}: {out}");
     }
+    let (ok, out) = run(&url, &["bench", "--mode", "produce", "--messages", "40", "--producers", "3"]).await;
+    assert!(ok && out.contains("messages=40") && out.contains("p99_ms="), "{out}");
+    // e2e: 200 msgs/s for 1 s, all received, none lost.
+    let (ok, out) = run(&url, &["bench", "--mode", "e2e", "--rate", "200", "--secs", "1", "--size", "64"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("scenario=e2e messages=200") && out.contains("lost=0"), "{out}");
 }
 
 /// Starts `ferrymq serve` on a free port over `dir`; returns the child and its URL once healthy.
@@ -199,4 +205,198 @@ async fn sigterm_shuts_down_cleanly_and_data_survives() {
     assert_eq!(message["body"], "survives");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Runs `ferrymq serve` over `dir` with `extra` arguments; returns the child (stderr piped)
+/// and its URL, without waiting for it to become healthy.
+fn spawn_serve(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = ferrymq()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--set", "segment_bytes=1MiB"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn damage_below_the_durable_position_refuses_to_start_until_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = serve_binary(dir.path()).await;
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for body in ["first-body", "second-body-will-rot", "third-body"] {
+        let sent: Value =
+            http.post(format!("{url}/v1/topics/rot/messages")).body(body).send().await.unwrap().json().await.unwrap();
+        ids.push(sent["msg_id"].as_str().unwrap().to_string());
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(exit.success());
+
+    // Bit rot in the second message's body, then a crash after the checkpoint (the abort
+    // file is what a crash leaves): everything was flushed, so this is not a torn tail.
+    let segment = dir.path().join("commitlog").join(format!("{:020}", 0));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"will-rot").expect("the body is in the first segment");
+    bytes[at] ^= 0x20;
+    std::fs::write(&segment, &bytes).unwrap();
+    std::fs::write(dir.path().join("abort"), b"").unwrap();
+
+    let (child, _) = spawn_serve(dir.path(), &[]);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "serve must refuse to start: {stderr}");
+    assert!(stderr.contains(&segment.display().to_string()) && stderr.contains("offset"), "{stderr}");
+    assert!(stderr.contains("--repair"), "{stderr}");
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "the refused start changed the segment");
+    assert!(!dir.path().join("quarantine").exists());
+
+    let (mut child, url) = spawn_serve(dir.path(), &["--repair"]);
+    let mut healthy = false;
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{url}/healthz")).send().await {
+            if r.status() == 200 {
+                healthy = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(healthy, "serve --repair did not become healthy");
+    for (id, body) in [(&ids[0], "first-body"), (&ids[2], "third-body")] {
+        let m: Value = http.get(format!("{url}/v1/messages/{id}")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(m["body"], body);
+    }
+    let gone = http.get(format!("{url}/v1/messages/{}", ids[1])).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    assert_eq!(std::fs::read_dir(dir.path().join("quarantine")).unwrap().count(), 1);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits for `/healthz` to answer 200.
+async fn wait_healthy(url: &str) -> bool {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{url}/healthz")).send().await {
+            if r.status() == 200 {
+                return true;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_507_and_the_server_carries_on() {
+    // A small tmpfs, which needs root; elsewhere say why and stop.
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=512m", "tmpfs"]).arg(mnt.path()).output();
+    match mounted {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            eprintln!("SKIPPED: cannot mount a tmpfs (needs root): {}", String::from_utf8_lossy(&o.stderr).trim());
+            return;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: cannot run mount: {e}");
+            return;
+        }
+    }
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.path());
+    let data = mnt.path().join("data");
+    let (child, url) =
+        spawn_serve(&data, &["--set", "disk_max_used_ratio=1.0", "--set", "segment_bytes=8MiB", "--set", "flush=sync"]);
+    // Killed before the file system is unmounted, also when an assertion fails.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    assert!(wait_healthy(&url).await, "serve did not become healthy");
+    let http = reqwest::Client::new();
+    let publish = |i: usize| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let body = format!("{i:08}-").repeat(64 * 1024 / 9);
+            http.post(format!("{url}/v1/topics/full/messages")).body(body).send().await.unwrap()
+        }
+    };
+    let first: Value = publish(0).await.json().await.unwrap();
+    // Fill what is left of the file system.
+    let ballast = mnt.path().join("ballast");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&ballast).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    let mut acked = vec![first["msg_id"].as_str().unwrap().to_string()];
+    let mut refused = None;
+    for i in 1..2000 {
+        let r = publish(i).await;
+        if r.status() == 200 || r.status() == 201 {
+            let v: Value = r.json().await.unwrap();
+            acked.push(v["msg_id"].as_str().unwrap().to_string());
+        } else {
+            refused = Some((r.status(), r.text().await.unwrap()));
+            break;
+        }
+    }
+    let (status, problem) = refused.expect("publishing never hit the full disk");
+    assert_eq!(status, 507, "{problem}");
+    assert!(problem.contains("insufficient-storage"), "{problem}");
+    // Still up, and every acknowledged message reads back while the disk is full (the store's
+    // space reserve lets its queue and index entries be written).
+    assert!(wait_healthy(&url).await);
+    let read_all = |acked: Vec<String>| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            for (i, id) in acked.iter().enumerate() {
+                let mut status = 0;
+                for _ in 0..100 {
+                    let r = http.get(format!("{url}/v1/messages/{id}")).send().await.unwrap();
+                    status = r.status().as_u16();
+                    if status == 200 {
+                        let m: Value = r.json().await.unwrap();
+                        assert!(m["body"].as_str().unwrap().starts_with(&format!("{i:08}-")));
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                assert_eq!(status, 200, "acknowledged message {i} unreadable");
+            }
+        }
+    };
+    read_all(acked.clone()).await;
+    // Space freed: publishing works again, and every acknowledged message reads back.
+    std::fs::remove_file(&ballast).unwrap();
+    let mut resumed = false;
+    for _ in 0..100 {
+        if publish(acked.len()).await.status().is_success() {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(resumed, "publishing did not resume after space was freed");
+    read_all(acked.clone()).await;
+    assert!(child.0.try_wait().unwrap().is_none(), "the server died");
 }

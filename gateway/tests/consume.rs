@@ -165,3 +165,35 @@ async fn rest_receiver_is_a_member_named_by_its_header() {
     assert_eq!(members[0]["transport"], "rest");
     assert!(members[0]["since"].is_u64());
 }
+
+#[tokio::test]
+async fn waiting_rest_receivers_share_a_burst() {
+    let t = TestApp::start().await;
+    t.post("/v1/topics", serde_json::json!({"name": "burst", "queues": 8})).await;
+    let receive_as = |client: &'static str| {
+        let t = &t;
+        async move {
+            let request = axum::http::Request::builder()
+                .method(axum::http::Method::POST)
+                .uri("/v1/groups/g/receive")
+                .header("content-type", "application/json")
+                .header("ferry-client-id", client)
+                .body(axum::body::Body::from(
+                    serde_json::json!({"topic": "burst", "max_messages": 40, "wait_ms": 10000}).to_string(),
+                ))
+                .unwrap();
+            let reply = t.send(request).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            reply.body["messages"].as_array().unwrap().len()
+        }
+    };
+    let publish = async {
+        eventually("two waiting receivers", || async { t.broker.waiting_receivers("g", "burst") == 2 }).await;
+        let batch: Vec<serde_json::Value> = (0..40).map(|i| serde_json::json!({"body": format!("m{i}")})).collect();
+        let reply = t.post("/v1/topics/burst/messages", serde_json::json!({"messages": batch})).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    };
+    let (a, b, ()) = tokio::join!(receive_as("a"), receive_as("b"), publish);
+    assert!(a > 0 && b > 0, "both waiting receivers got a share: {a} and {b}");
+    assert!(a + b <= 40);
+}

@@ -161,3 +161,22 @@ async fn cors_preflight_is_answered_before_auth() {
     reply.problem(401, "unauthorized");
     assert_eq!(reply.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*", "errors are readable cross-origin too");
 }
+
+#[tokio::test]
+async fn a_wrong_json_type_for_an_enum_field_names_the_field() {
+    let t = TestApp::start().await;
+    for perm in [json!(5), json!(["rw"]), json!({"x": 1}), json!(true)] {
+        let reply = t.post("/v1/topics", json!({"name": "p", "perm": perm})).await;
+        reply.problem(400, "invalid-argument");
+        assert_eq!(reply.field(), "/perm", "{}", reply.text);
+    }
+    t.publish("p", json!({"body": "x"})).await;
+    for to in [json!(5), json!(["earliest"]), json!(null), json!("sideways")] {
+        let reply = t.post("/v1/groups/g/offsets/reset", json!({"topic": "p", "to": to})).await;
+        reply.problem(400, "invalid-argument");
+        assert_eq!(reply.field(), "/to", "{}", reply.text);
+    }
+    // A document that is not JSON at all still points at the root.
+    let reply = t.call(Method::POST, "/v1/topics", None).await;
+    assert_ne!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+}

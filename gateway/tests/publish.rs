@@ -52,7 +52,9 @@ async fn batch_errors_point_into_the_batch() {
     let reply = t.post("/v1/topics/b/messages", json!({"messages": []})).await;
     reply.problem(400, "invalid-argument");
     let too_many: Vec<_> = (0..51).map(|i| json!({"body": i.to_string()})).collect();
-    t.post("/v1/topics/b/messages", json!({"messages": too_many})).await.problem(413, "payload-too-large");
+    let reply = t.post("/v1/topics/b/messages", json!({"messages": too_many})).await;
+    let detail = reply.problem(413, "payload-too-large")["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("51 messages") && !detail.contains("message body"), "{detail}");
 }
 
 #[tokio::test]
@@ -209,4 +211,33 @@ async fn body_and_body_base64_together_are_400() {
     assert_eq!(reply.field(), "/body_base64");
     t.post("/v1/topics/x/messages", json!({"body_base64": "***"})).await.problem(400, "invalid-argument");
     t.post("/v1/topics/x/messages", json!("just a string")).await.problem(400, "invalid-argument");
+}
+
+#[tokio::test]
+async fn a_key_repeated_inside_one_batch_is_one_message() {
+    let t = TestApp::start().await;
+    let batch = json!({"messages": [
+        {"body": "a", "idempotency_key": "k1"},
+        {"body": "b", "idempotency_key": "k2"},
+        {"body": "a", "idempotency_key": "k1"},
+        {"body": "c"},
+    ]});
+    let reply = t.post("/v1/topics/idem-batch/messages", batch).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let results = reply.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[2], results[0], "the repeat answers the first result");
+    assert_ne!(results[1]["msg_id"], results[0]["msg_id"]);
+    let stored: u64 = t.get("/v1/topics/idem-batch").await.body["queue_offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["max"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, 3, "k1 stored once");
+    let conflict = json!({"messages": [
+        {"body": "x", "idempotency_key": "k3"},
+        {"body": "y", "idempotency_key": "k3"},
+    ]});
+    t.post("/v1/topics/idem-batch/messages", conflict).await.problem(409, "idempotency-conflict");
 }

@@ -456,3 +456,245 @@ async fn query_offset_is_null_until_the_group_commits() {
     assert_eq!(ws.next_op("error").await["type"], "urn:ferrymq:error:invalid-argument");
     ws.close().await;
 }
+
+#[tokio::test]
+async fn pipelined_publishes_with_one_idempotency_key_store_one_message() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    let mut ws = WsClient::connect(addr, "").await;
+    // A slow first publish, so that the keyed ones queue up behind it and are folded together.
+    let big: Vec<Value> = (0..50).map(|_| json!({"body": "x".repeat(4000)})).collect();
+    ws.send(json!({"op": "publish", "req_id": "slow", "topic": "other", "messages": big})).await;
+    for i in 0..20 {
+        ws.send(json!({"op": "publish", "req_id": format!("r{i}"), "topic": "idem-ws", "body": "once",
+            "idempotency_key": "same"}))
+            .await;
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    assert_eq!(ws.next_op("published").await["req_id"], "slow");
+    for _ in 0..20 {
+        let published = ws.next_op("published").await;
+        ids.insert((published["msg_id"].to_string(), published["queue_offset"].to_string()));
+    }
+    assert_eq!(ids.len(), 1, "every repeat answers the first result: {ids:?}");
+    let stored: u64 = t.get("/v1/topics/idem-ws").await.body["queue_offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["max"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, 1);
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn an_orderly_nack_with_one_credit_redelivers_from_the_failed_message() {
+    // The default lease_ttl, so that the subscriber's long polls are as long as in production:
+    // the redelivery must not wait for one to end.
+    let t = TestApp::start_with(|c| c.lease_ttl = Duration::from_secs(30), settings()).await;
+    let addr = t.serve().await;
+    for i in 1..=4 {
+        t.publish("fifo", json!({"body": format!("m{i}"), "sharding_key": "order-7"})).await;
+    }
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "s", "group": "g", "topic": "fifo", "orderly": true, "credits": 1})).await;
+    ws.next_op("subscribed").await;
+    let first = ws.next_op("message").await;
+    assert_eq!(first["body"], "m1");
+    ws.send(json!({"op": "ack", "receipt": first["receipt"]})).await;
+    let second = ws.next_op("message").await;
+    assert_eq!(second["body"], "m2");
+    ws.send(json!({"op": "nack", "receipt": second["receipt"]})).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let m = ws.next_op("message").await;
+        seen.push((m["body"].as_str().unwrap().to_string(), m["reconsume_times"].as_u64().unwrap()));
+        ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    }
+    assert_eq!(seen, [("m2".to_string(), 1), ("m3".to_string(), 0), ("m4".to_string(), 0)]);
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn an_orderly_nack_frees_the_window_slots_of_the_later_messages() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    for i in 1..=3 {
+        t.publish("fifo", json!({"body": format!("m{i}"), "sharding_key": "k"})).await;
+    }
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "s", "group": "g", "topic": "fifo", "orderly": true, "credits": 3})).await;
+    ws.next_op("subscribed").await;
+    let got: Vec<Value> = vec![ws.next_op("message").await, ws.next_op("message").await, ws.next_op("message").await];
+    let bodies: Vec<&str> = got.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["m1", "m2", "m3"]);
+    ws.send(json!({"op": "nack", "receipt": got[0]["receipt"]})).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let m = ws.next_op("message").await;
+        seen.push(m["body"].as_str().unwrap().to_string());
+        ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    }
+    assert_eq!(seen, ["m1", "m2", "m3"]);
+    ws.close().await;
+}
+
+/// Subscribes `n` connections to one clustering group with wide windows, publishes a burst of
+/// 40 in one batch, and returns how many each connection got.
+async fn share_a_burst(n: usize) -> Vec<usize> {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "burst", "queues": 8})).await;
+    let mut members = Vec::new();
+    for i in 0..n {
+        let mut ws = WsClient::connect(addr, "").await;
+        ws.send(json!({"op": "subscribe", "id": format!("s{i}"), "group": "g", "topic": "burst", "credits": 1000}))
+            .await;
+        ws.next_op("subscribed").await;
+        members.push(ws);
+    }
+    let batch: Vec<Value> = (0..40).map(|i| json!({"body": format!("m{i}")})).collect();
+    let reply = t.post("/v1/topics/burst/messages", json!({"messages": batch})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let mut counts = vec![0; n];
+    let mut bodies = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while bodies.len() < 40 && tokio::time::Instant::now() < deadline {
+        for (i, ws) in members.iter_mut().enumerate() {
+            while let Some(frame) = ws.next_within(Duration::from_millis(100)).await {
+                if frame["op"] == "message" {
+                    assert!(bodies.insert(frame["body"].as_str().unwrap().to_string()), "delivered twice: {frame}");
+                    counts[i] += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(bodies.len(), 40, "every message delivered once");
+    for ws in members {
+        ws.close().await;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn two_waiting_subscribers_share_a_burst() {
+    let counts = share_a_burst(2).await;
+    assert_eq!(counts, [20, 20], "each takes half of the 8 queues");
+}
+
+#[tokio::test]
+async fn three_waiting_subscribers_share_a_burst() {
+    let mut counts = share_a_burst(3).await;
+    counts.sort_unstable();
+    assert_eq!(counts, [10, 15, 15], "8 queues spread 3, 3, 2");
+}
+
+#[tokio::test]
+async fn a_broadcast_nack_comes_back_after_its_delay() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.publish("news", json!({"body": "n1"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "b", "group": "screens", "topic": "news", "mode": "broadcasting"})).await;
+    ws.next_op("subscribed").await;
+    let first = ws.next_op("message").await;
+    let nacked_at = std::time::Instant::now();
+    ws.send(json!({"op": "nack", "receipt": first["receipt"], "delay_ms": 600})).await;
+    let again = ws.next_op("message").await;
+    assert!(nacked_at.elapsed() >= Duration::from_millis(600), "redelivered after {:?}", nacked_at.elapsed());
+    assert_eq!((again["body"].as_str(), again["reconsume_times"].as_u64()), (Some("n1"), Some(1)));
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn a_broadcast_member_with_a_client_id_keeps_its_position_across_reconnects() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "news", "queues": 1})).await;
+    for i in 1..=3 {
+        t.publish("news", json!({"body": format!("n{i}")})).await;
+    }
+    let subscribe = json!({"op": "subscribe", "id": "b", "group": "screens", "topic": "news",
+        "mode": "broadcasting", "client_id": "screen-1"});
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(subscribe.clone()).await;
+    ws.next_op("subscribed").await;
+    for i in 1..=3 {
+        let m = ws.next_op("message").await;
+        assert_eq!(m["body"], format!("n{i}"));
+        ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    }
+    let fourth = {
+        t.publish("news", json!({"body": "n4"})).await;
+        ws.next_op("message").await
+    };
+    assert_eq!(fourth["body"], "n4");
+    // n4 is left unacknowledged: it comes back to this member after the reconnect.
+    ws.close().await;
+    eventually("member gone", || async { t.get("/v1/groups/screens").await.body["members"] == json!([]) }).await;
+    t.publish("news", json!({"body": "n5"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(subscribe).await;
+    ws.next_op("subscribed").await;
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        let m = ws.next_op("message").await;
+        bodies.push(m["body"].as_str().unwrap().to_string());
+        ws.send(json!({"op": "ack", "receipt": m["receipt"]})).await;
+    }
+    assert_eq!(bodies, ["n4", "n5"], "no replay of what was acked before the reconnect");
+    assert!(ws.next_within(Duration::from_millis(300)).await.is_none());
+    let members = t.get("/v1/groups/screens").await.body["members"].clone();
+    assert_eq!(members[0]["client_id"], "screen-1");
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn a_connection_holds_at_most_64_subscriptions_and_1024_pulls() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.publish("lim", json!({"body": "x"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    for i in 0..64 {
+        ws.send(json!({"op": "subscribe", "id": format!("s{i}"), "group": format!("g{i}"), "topic": "lim"})).await;
+        ws.next_op("subscribed").await;
+    }
+    ws.send(json!({"op": "subscribe", "id": "s64", "group": "g64", "topic": "lim"})).await;
+    let refused = ws.next_op("error").await;
+    assert_eq!((refused["id"].as_str(), refused["type"].as_str()), (Some("s64"), Some("urn:ferrymq:error:conflict")));
+    ws.send(json!({"op": "unsubscribe", "id": "s0"})).await;
+    ws.next_op("unsubscribed").await;
+    ws.send(json!({"op": "subscribe", "id": "s64", "group": "g64", "topic": "lim"})).await;
+    ws.next_op("subscribed").await;
+    ws.close().await;
+
+    let mut ws = WsClient::connect(addr, "").await;
+    let t0 = t.get("/v1/topics/lim").await.body["queue_offsets"][0]["max"].as_u64().unwrap();
+    for i in 0..1025 {
+        // Long polls past the end of queue 0: they stay outstanding.
+        ws.send(json!({"op": "pull", "req_id": format!("p{i}"), "group": "pg", "topic": "lim", "queue_id": 0,
+            "offset": t0, "wait_ms": 30000}))
+            .await;
+    }
+    let refused = ws.next_op("error").await;
+    assert_eq!(refused["req_id"], "p1024");
+    assert_eq!(refused["type"], "urn:ferrymq:error:conflict");
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn a_broadcast_member_without_a_client_id_leaves_no_state_behind() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "news", "queues": 2})).await;
+    t.publish("news", json!({"body": "n1"})).await;
+    for _ in 0..3 {
+        let mut ws = WsClient::connect(addr, "").await;
+        ws.send(json!({"op": "subscribe", "id": "b", "group": "screens", "topic": "news", "mode": "broadcasting"}))
+            .await;
+        ws.next_op("message").await;
+        ws.close().await;
+    }
+    eventually("connections closed", || async { t.get("/v1/groups/screens").await.body["members"] == json!([]) }).await;
+    eventually("no broadcast state left", || async { t.broker.table_sizes().queue_states == 0 }).await;
+}

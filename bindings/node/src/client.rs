@@ -110,6 +110,8 @@ pub struct ConnectOptions {
     pub lease_ttl_ms: Option<i64>,
     pub orderly_suspend_ms: Option<i64>,
     pub max_reconsume_times: Option<u32>,
+    /// For `https://` URLs: a PEM file of the certificate authorities to trust.
+    pub ca_file: Option<String>,
 }
 
 fn remote_options(options: Option<ConnectOptions>) -> napi::Result<RemoteOptions> {
@@ -119,6 +121,7 @@ fn remote_options(options: Option<ConnectOptions>) -> napi::Result<RemoteOptions
         lease_ttl_ms: None,
         orderly_suspend_ms: None,
         max_reconsume_times: None,
+        ca_file: None,
     });
     let defaults = BrokerTimings::default();
     let timings = BrokerTimings {
@@ -137,7 +140,7 @@ fn remote_options(options: Option<ConnectOptions>) -> napi::Result<RemoteOptions
     if request_timeout.is_zero() {
         return Err(invalid("/requestTimeoutMs", "must be positive"));
     }
-    Ok(RemoteOptions { token: o.token, request_timeout, timings })
+    Ok(RemoteOptions { token: o.token, request_timeout, timings, ca_file: o.ca_file.map(Into::into) })
 }
 
 /// A tag expression or an SQL92 filter; giving both is an error.

@@ -12,7 +12,7 @@ from ferrymq import aio
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as data:
-        async with await aio.Client.embedded(data) as client:
+        async with aio.Client.embedded(data) as client:
             producer = client.producer()
             for n in range(3):
                 await producer.send("events", f"event {n}", sharding_key="device-1")
@@ -21,15 +21,15 @@ async def main() -> None:
                 received = 0
                 async for message in consumer:
                     print(f"{message.text} (queue {message.queue_id}, offset {message.queue_offset})")
-                    message.ack()
+                    await message.ack()
                     received += 1
                     if received == 3:
                         break
 
-            async def checker(message: ferrymq.Message) -> ferrymq.Verdict:
+            async def checker(message: aio.Message) -> ferrymq.Verdict:
                 return "rollback"
 
-            async def save_to_database(message: ferrymq.Message) -> ferrymq.Verdict:
+            async def save_to_database(message: aio.Message) -> ferrymq.Verdict:
                 await asyncio.sleep(0)
                 return "commit"
 

@@ -216,7 +216,7 @@ impl From<broker::GroupDetail> for Group {
 }
 
 /// Administration of the broker behind a client: topics, groups, offsets, dead letters and
-/// message lookups. Every method has an `_async` twin for asyncio.
+/// message lookups. Every method has a private `_<name>_async` twin, wrapped by `ferrymq.aio`.
 #[pyclass(frozen, module = "ferrymq._native")]
 pub struct Admin {
     admin: CoreAdmin,
@@ -326,7 +326,7 @@ macro_rules! admin_methods {
                     raise(py, runtime::block_on(py, $name(self.admin.clone(), $($arg.to_owned()),*)))
                 }
 
-                #[doc = concat!("`", stringify!($name), "()` for asyncio.")]
+                #[doc = concat!("`", stringify!($name), "()` for asyncio (internal: `ferrymq.aio` wraps it).")]
                 $(#[pyo3(signature = ($($sig)*))])?
                 fn $name_async<'py>(&self, py: Python<'py>, $($arg: $ty),*) -> PyResult<Bound<'py, PyAny>> {
                     runtime::awaitable(py, $name(self.admin.clone(), $($arg.to_owned()),*))
@@ -343,35 +343,35 @@ macro_rules! admin_methods {
 admin_methods! {
     /// Creates a topic with `queues` queues and permission `perm` (`"rw"`, `"r"`, `"w"`).
     /// `Conflict` if it exists; `InvalidArgument` for a bad or reserved name.
-    fn create_topic / create_topic_async (name: String, queues: i64, perm: &str)
+    fn create_topic / _create_topic_async (name: String, queues: i64, perm: &str)
         [name, queues=8, perm="rw"] -> Topic;
     /// Every topic.
-    fn topics / topics_async () -> Vec<Topic>;
+    fn topics / _topics_async () -> Vec<Topic>;
     /// One topic with the offsets of its queues. `NotFound` if it does not exist.
-    fn topic / topic_async (name: String) -> Topic;
+    fn topic / _topic_async (name: String) -> Topic;
     /// Deletes a topic: its queues and every group's offsets on it.
-    fn delete_topic / delete_topic_async (name: String) -> ();
+    fn delete_topic / _delete_topic_async (name: String) -> ();
     /// A group: members, subscriptions, committed offsets and lag. `NotFound` for a group
     /// never seen.
-    fn group / group_async (name: String) -> Group;
+    fn group / _group_async (name: String) -> Group;
     /// Creates a group, or sets how many redeliveries a failing message gets before it goes
     /// to the dead-letter queue.
-    fn put_group / put_group_async (name: String, max_reconsume_times: Option<u32>)
+    fn put_group / _put_group_async (name: String, max_reconsume_times: Option<u32>)
         [name, max_reconsume_times=None] -> Group;
     /// Moves `group`'s offsets on `topic` to the first message stored at or after
     /// `timestamp` (epoch ms), or `to="earliest"` / `"latest"`; returns `(queue_id, offset)`
     /// per queue. Applies at once: the group's next receive or pull starts there.
-    fn reset_offsets / reset_offsets_async (group: String, topic: String, timestamp: Option<i64>, to: Option<String>)
+    fn reset_offsets / _reset_offsets_async (group: String, topic: String, timestamp: Option<i64>, to: Option<String>)
         [group, topic, timestamp=None, to=None] -> Vec<(u32, u64)>;
     /// The group's dead letters, oldest first.
-    fn dlq / dlq_async (group: String) -> Vec<Message>;
+    fn dlq / _dlq_async (group: String) -> Vec<Message>;
     /// Moves a dead letter back to its topic with `reconsume_times` 0 and the same `msg_id`.
     /// `NotFound` if it is not in the group's dead-letter queue.
-    fn resend_dlq / resend_dlq_async (group: String, msg_id: String) -> SendResult;
+    fn resend_dlq / _resend_dlq_async (group: String, msg_id: String) -> SendResult;
     /// Messages of `topic` by `key` and/or store time (`from_ts` inclusive, `to_ts`
     /// exclusive, epoch ms), oldest first, at most `limit` (default 100).
-    fn find_messages / find_messages_async (topic: String, key: Option<String>, from_ts: Option<i64>, to_ts: Option<i64>, limit: Option<i64>)
+    fn find_messages / _find_messages_async (topic: String, key: Option<String>, from_ts: Option<i64>, to_ts: Option<i64>, limit: Option<i64>)
         [topic, key=None, from_ts=None, to_ts=None, limit=None] -> Vec<Message>;
     /// One message by id: stored, scheduled or half. `NotFound` if unknown.
-    fn message / message_async (msg_id: String) -> Message;
+    fn message / _message_async (msg_id: String) -> Message;
 }

@@ -22,6 +22,7 @@ use crate::errors::{invalid, raise, Outcome};
 use crate::listener_threads::ListenerThreads;
 use crate::message::{millis, type_name};
 use crate::producer::{Producer, PyChecker, TransactionProducer};
+use crate::rebalance_hooks::RebalanceHooks;
 use crate::runtime;
 
 /// The shared state of a client and everything made from it.
@@ -101,6 +102,7 @@ pub struct Client {
 
 fn remote_options(
     token: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
     request_timeout_ms: i64,
     lease_ttl_ms: Option<i64>,
     orderly_suspend_ms: Option<i64>,
@@ -122,7 +124,7 @@ fn remote_options(
     if request_timeout.is_zero() {
         return Err(invalid("/request_timeout_ms", "must be positive"));
     }
-    Ok(RemoteOptions { token, request_timeout, timings })
+    Ok(RemoteOptions { token, request_timeout, timings, ca_file })
 }
 
 async fn connect(url: String, options: Outcome<RemoteOptions>) -> Outcome<Client> {
@@ -161,12 +163,14 @@ fn start_position(start: &Bound<'_, PyAny>) -> Outcome<StartPosition> {
 
 #[pymethods]
 impl Client {
-    /// Connects to a gateway at `url` (`http://host:port`), with a bearer `token` when the
+    /// Connects to a gateway at `url` (`http://host:port`, or `https://host:port` verified
+    /// against the system's roots or the PEM `ca_file`), with a bearer `token` when the
     /// server has an `auth_file`. The gateway's protocol does not carry its timing settings:
     /// pass the server's `lease_ttl` (ms), `orderly_suspend` (ms) and `max_reconsume_times`
     /// when they differ from the defaults, so that consumers keep pace with it.
     #[staticmethod]
-    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None, ca_file=None))]
     fn connect(
         py: Python<'_>,
         url: String,
@@ -175,14 +179,18 @@ impl Client {
         lease_ttl_ms: Option<i64>,
         orderly_suspend_ms: Option<i64>,
         max_reconsume_times: Option<u32>,
+        ca_file: Option<std::path::PathBuf>,
     ) -> PyResult<Client> {
-        let options = remote_options(token, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
+        let options =
+            remote_options(token, ca_file, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
         raise(py, runtime::block_on(py, connect(url, options)))
     }
 
-    /// `connect()` for asyncio.
+    /// `connect()` for asyncio (internal: `ferrymq.aio` wraps it).
     #[staticmethod]
-    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None, ca_file=None))]
+    #[pyo3(name = "_connect_async")]
     fn connect_async(
         py: Python<'_>,
         url: String,
@@ -191,8 +199,10 @@ impl Client {
         lease_ttl_ms: Option<i64>,
         orderly_suspend_ms: Option<i64>,
         max_reconsume_times: Option<u32>,
+        ca_file: Option<std::path::PathBuf>,
     ) -> PyResult<Bound<'_, PyAny>> {
-        let options = remote_options(token, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
+        let options =
+            remote_options(token, ca_file, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
         runtime::awaitable(py, connect(url, options))
     }
 
@@ -206,9 +216,10 @@ impl Client {
         raise(py, runtime::block_on(py, embedded(config)))
     }
 
-    /// `embedded()` for asyncio.
+    /// `embedded()` for asyncio (internal: `ferrymq.aio` wraps it).
     #[staticmethod]
     #[pyo3(signature = (path, config=None))]
+    #[pyo3(name = "_embedded_async")]
     fn embedded_async<'py>(
         py: Python<'py>,
         path: PathBuf,
@@ -224,10 +235,11 @@ impl Client {
         self.cell.client.transport().name()
     }
 
-    /// A producer, optionally in a producer group.
-    #[pyo3(signature = (group=None))]
-    fn producer(&self, group: Option<String>) -> Producer {
-        Producer::new(self.cell.clone(), group)
+    /// A producer, optionally in a producer group. `on_error(error)` is called with the
+    /// `FerryError` of each failed `send_oneway()`; without it, `flush()` raises them.
+    #[pyo3(signature = (group=None, *, on_error=None))]
+    fn producer(&self, group: Option<String>, on_error: Option<Py<PyAny>>) -> Producer {
+        Producer::new(self.cell.clone(), group, on_error)
     }
 
     /// A transactional producer of `group`. `checker(message)` answers the broker's
@@ -238,7 +250,8 @@ impl Client {
         raise(py, runtime::block_on(py, TransactionProducer::start(cell, group, PyChecker::new(checker))))
     }
 
-    /// `transaction_producer()` for asyncio.
+    /// `transaction_producer()` for asyncio (internal: `ferrymq.aio` wraps it).
+    #[pyo3(name = "_transaction_producer_async")]
     fn transaction_producer_async<'py>(
         &self,
         py: Python<'py>,
@@ -258,7 +271,12 @@ impl Client {
     /// happens until `start()`. `strategy` is `average`, `average_by_circle`,
     /// `consistent_hash` or `machine_room` (with `queue_rooms`); `start` is where a new group
     /// begins: `"first"`, `"last"` or an epoch-ms timestamp.
-    #[pyo3(signature = (group, topic, *, filter="*", sql=None, mode="clustering", orderly=false, strategy="average", listener=None, start=None, consume_workers=16, rebalance_interval_ms=20_000, queue_rooms=None))]
+    ///
+    /// `on_revoke(queues)` and `on_assign(queues)` are told of each change of this member's
+    /// queues, as lists of `(topic, queue_id)`: revoked first, then assigned; `close()`
+    /// revokes every queue and returns after `on_revoke` ran. They run on a worker thread, one
+    /// call at a time, in order; an exception in one is logged.
+    #[pyo3(signature = (group, topic, *, filter="*", sql=None, mode="clustering", orderly=false, strategy="average", listener=None, start=None, consume_workers=16, rebalance_interval_ms=20_000, queue_rooms=None, on_assign=None, on_revoke=None))]
     #[allow(clippy::too_many_arguments)]
     fn push_consumer(
         &self,
@@ -275,6 +293,8 @@ impl Client {
         consume_workers: i64,
         rebalance_interval_ms: i64,
         queue_rooms: Option<std::collections::BTreeMap<u32, String>>,
+        on_assign: Option<Py<PyAny>>,
+        on_revoke: Option<Py<PyAny>>,
     ) -> PyResult<PushConsumer> {
         let options = (|| -> Outcome<PushConsumerOptions> {
             let mut options = PushConsumerOptions { filter: filter_spec(filter, sql)?, orderly, ..Default::default() };
@@ -301,6 +321,14 @@ impl Client {
             Ok(options)
         })();
         let mut options = raise(py, options)?;
+        let hooks = match (on_assign, on_revoke) {
+            (None, None) => None,
+            (on_assign, on_revoke) => {
+                let (hooks, listener) = RebalanceHooks::start(on_assign, on_revoke);
+                options.on_rebalance = Some(listener);
+                Some(hooks)
+            }
+        };
         let dispatcher = match listener {
             Some(listener) => {
                 let (dispatcher, client_listener) =
@@ -315,7 +343,7 @@ impl Client {
         if let (Err(_), Some(dispatcher)) = (&consumer, &dispatcher) {
             dispatcher.stop();
         }
-        Ok(PushConsumer::new(self.cell.clone(), raise(py, consumer)?, dispatcher))
+        Ok(PushConsumer::new(self.cell.clone(), raise(py, consumer)?, dispatcher, hooks))
     }
 
     /// A simple (lease-based) consumer of `topic` in `group`, with a tag `filter` or an
@@ -346,7 +374,8 @@ impl Client {
         raise(py, runtime::block_on(py, async move { cell.close(true).await }))
     }
 
-    /// `close()` for asyncio.
+    /// `close()` for asyncio (internal: `ferrymq.aio` wraps it).
+    #[pyo3(name = "_close_async")]
     fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let cell = self.cell.clone();
         runtime::awaitable(py, async move { cell.close(true).await })

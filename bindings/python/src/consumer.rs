@@ -13,6 +13,7 @@ use crate::client::ClientCell;
 use crate::errors::{invalid, raise, Failure, Outcome};
 use crate::listener_threads::ListenerThreads;
 use crate::message::{millis, opt_millis, Message};
+use crate::rebalance_hooks::RebalanceHooks;
 use crate::runtime;
 
 /// A member of a consumer group on one topic. Nothing happens until `start()` (or entering
@@ -26,20 +27,31 @@ use crate::runtime;
 pub struct PushConsumer {
     consumer: Arc<CorePushConsumer>,
     dispatcher: Option<Arc<ListenerThreads>>,
+    hooks: Option<Arc<RebalanceHooks>>,
     _client: Arc<ClientCell>,
 }
 
 impl PushConsumer {
-    pub fn new(client: Arc<ClientCell>, consumer: CorePushConsumer, dispatcher: Option<Arc<ListenerThreads>>) -> Self {
-        PushConsumer { consumer: Arc::new(consumer), dispatcher, _client: client }
+    pub fn new(
+        client: Arc<ClientCell>,
+        consumer: CorePushConsumer,
+        dispatcher: Option<Arc<ListenerThreads>>,
+        hooks: Option<Arc<RebalanceHooks>>,
+    ) -> Self {
+        PushConsumer { consumer: Arc::new(consumer), dispatcher, hooks, _client: client }
     }
 
-    /// Closes the consumer, then lets its listener threads go.
+    /// Closes the consumer, waits until `on_revoke` heard of it, then lets its listener
+    /// threads go.
     fn closing(&self) -> impl std::future::Future<Output = Outcome<()>> + Send + 'static {
         let consumer = self.consumer.clone();
         let dispatcher = self.dispatcher.clone();
+        let hooks = self.hooks.clone();
         async move {
             consumer.close().await?;
+            if let Some(hooks) = hooks {
+                hooks.reported().await;
+            }
             if let Some(dispatcher) = dispatcher {
                 dispatcher.stop_and_join().await;
             }
@@ -98,7 +110,8 @@ impl PushConsumer {
         raise(py, runtime::block_on(py, async move { Ok(consumer.start().await?) }))
     }
 
-    /// `start()` for asyncio.
+    /// `start()` for asyncio (internal: `ferrymq.aio` wraps it).
+    #[pyo3(name = "_start_async")]
     fn start_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let consumer = self.consumer.clone();
         runtime::awaitable(py, async move { Ok(consumer.start().await?) })
@@ -110,7 +123,8 @@ impl PushConsumer {
         raise(py, runtime::block_on(py, self.closing()))
     }
 
-    /// `close()` for asyncio.
+    /// `close()` for asyncio (internal: `ferrymq.aio` wraps it).
+    #[pyo3(name = "_close_async")]
     fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         runtime::awaitable(py, self.closing())
     }
@@ -124,8 +138,9 @@ impl PushConsumer {
         raise(py, runtime::block_on(py, next_message(consumer, timeout)))
     }
 
-    /// `recv()` for asyncio.
+    /// `recv()` for asyncio (internal: `ferrymq.aio` wraps it).
     #[pyo3(signature = (timeout_ms=None))]
+    #[pyo3(name = "_recv_async")]
     fn recv_async<'py>(&self, py: Python<'py>, timeout_ms: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
         let ready = self.stream().and_then(|c| Ok((c, opt_millis("/timeout_ms", timeout_ms)?)));
         let (consumer, timeout) = raise(py, ready)?;
@@ -141,11 +156,9 @@ impl PushConsumer {
         raise(py, runtime::block_on(py, next_message(consumer, None)))
     }
 
-    fn __aiter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// `__next__()` for asyncio (internal: `ferrymq.aio.PushConsumer` is the async iterator);
+    /// raises `StopAsyncIteration` once the consumer is closed.
+    fn _next_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let consumer = raise(py, self.stream())?;
         runtime::awaitable(py, async move {
             match next_message(consumer, None).await? {
@@ -261,8 +274,9 @@ impl SimpleConsumer {
         raise(py, runtime::block_on(py, receive(self.consumer.clone(), args)))
     }
 
-    /// `receive()` for asyncio.
+    /// `receive()` for asyncio (internal: `ferrymq.aio` wraps it).
     #[pyo3(signature = (max_messages=16, wait_ms=0, invisible_ms=30_000))]
+    #[pyo3(name = "_receive_async")]
     fn receive_async<'py>(
         &self,
         py: Python<'py>,
@@ -281,7 +295,8 @@ impl SimpleConsumer {
         raise(py, runtime::block_on(py, future))
     }
 
-    /// `ack()` for asyncio.
+    /// `ack()` for asyncio (internal: `ferrymq.aio` wraps it).
+    #[pyo3(name = "_ack_async")]
     fn ack_async<'py>(&self, py: Python<'py>, message: &Bound<'py, Message>) -> PyResult<Bound<'py, PyAny>> {
         let future = settle(self.consumer.clone(), message.get().snapshot(), Ok(Settle::Ack));
         runtime::awaitable(py, future)
@@ -297,8 +312,9 @@ impl SimpleConsumer {
         raise(py, runtime::block_on(py, future))
     }
 
-    /// `nack()` for asyncio.
+    /// `nack()` for asyncio (internal: `ferrymq.aio` wraps it).
     #[pyo3(signature = (message, delay_ms=None))]
+    #[pyo3(name = "_nack_async")]
     fn nack_async<'py>(
         &self,
         py: Python<'py>,
@@ -317,7 +333,8 @@ impl SimpleConsumer {
         raise(py, runtime::block_on(py, future))
     }
 
-    /// `change_invisible_duration()` for asyncio.
+    /// `change_invisible_duration()` for asyncio (internal: `ferrymq.aio` wraps it).
+    #[pyo3(name = "_change_invisible_duration_async")]
     fn change_invisible_duration_async<'py>(
         &self,
         py: Python<'py>,
@@ -334,7 +351,8 @@ impl SimpleConsumer {
         raise(py, runtime::block_on(py, async move { Ok(consumer.close().await?) }))
     }
 
-    /// `close()` for asyncio.
+    /// `close()` for asyncio (internal: `ferrymq.aio` wraps it).
+    #[pyo3(name = "_close_async")]
     fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let consumer = self.consumer.clone();
         runtime::awaitable(py, async move { Ok(consumer.close().await?) })

@@ -16,8 +16,10 @@ mod config;
 mod consumer;
 mod errors;
 mod listener_threads;
+mod log_bridge;
 mod message;
 mod producer;
+mod rebalance_hooks;
 mod runtime;
 
 use pyo3::prelude::*;
@@ -25,6 +27,7 @@ use pyo3::prelude::*;
 /// The native half of the `ferrymq` package; import `ferrymq` instead.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    log_bridge::install();
     m.add_class::<client::Client>()?;
     m.add_class::<producer::Producer>()?;
     m.add_class::<producer::TransactionProducer>()?;

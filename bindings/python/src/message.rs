@@ -300,14 +300,16 @@ impl Message {
         raise(py, runtime::block_on(py, task.run()))
     }
 
-    /// `ack()` for asyncio.
+    /// `ack()` for asyncio (internal: `ferrymq.aio` wraps it).
+    #[pyo3(name = "_ack_async")]
     fn ack_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let task = raise(py, self.settle(None))?;
         runtime::awaitable(py, task.run())
     }
 
-    /// `nack()` for asyncio.
+    /// `nack()` for asyncio (internal: `ferrymq.aio` wraps it).
     #[pyo3(signature = (delay_ms=None))]
+    #[pyo3(name = "_nack_async")]
     fn nack_async<'py>(&self, py: Python<'py>, delay_ms: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
         let task = raise(py, opt_millis("/delay_ms", delay_ms).and_then(|d| self.settle(Some(d))))?;
         runtime::awaitable(py, task.run())

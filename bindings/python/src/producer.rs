@@ -18,15 +18,94 @@ use crate::runtime;
 
 /// Publishes messages to topics. A send that fails for a transient reason (the broker is
 /// unavailable, a timeout, a broken connection) is retried twice before it raises.
+///
+/// A failed `send_oneway()` is never silent: it is passed to `on_error(error)` when the
+/// producer has one, else kept and raised by the next `flush()`.
 #[pyclass(frozen, module = "ferrymq._native")]
 pub struct Producer {
     producer: CoreProducer,
+    oneway: Arc<Oneway>,
     _client: Arc<ClientCell>,
 }
 
 impl Producer {
-    pub fn new(client: Arc<ClientCell>, group: Option<String>) -> Self {
-        Producer { producer: client.client.producer(group.as_deref()), _client: client }
+    pub fn new(client: Arc<ClientCell>, group: Option<String>, on_error: Option<Py<PyAny>>) -> Self {
+        let oneway = Arc::new(Oneway { on_error: Mutex::new(on_error), ..Oneway::default() });
+        Producer { producer: client.client.producer(group.as_deref()), oneway, _client: client }
+    }
+}
+
+/// The one-way sends of a producer: how many are underway, the failures no callback took
+/// (for `flush()` to raise), and the `on_error` callback.
+#[derive(Default)]
+struct Oneway {
+    state: Mutex<OnewayState>,
+    /// Woken when the last send underway finishes.
+    idle: tokio::sync::Notify,
+    on_error: Mutex<Option<Py<PyAny>>>,
+}
+
+#[derive(Default)]
+struct OnewayState {
+    underway: usize,
+    failures: Vec<ferrymq_core::Error>,
+}
+
+impl Oneway {
+    fn state(&self) -> std::sync::MutexGuard<'_, OnewayState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reports a failed one-way send: to `on_error` on a worker thread (the GIL is never
+    /// taken on a runtime worker), else kept for `flush()`.
+    async fn failed(self: &Arc<Self>, topic: String, error: ferrymq_core::Error) {
+        let oneway = self.clone();
+        let report = move || {
+            runtime::with_python(move |py| {
+                let callback =
+                    oneway.on_error.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|f| f.clone_ref(py));
+                let Some(callback) = callback else {
+                    return Some(error);
+                };
+                let exception = crate::errors::to_py_err(py, &error);
+                if let Err(raised) = callback.call1(py, (exception.into_value(py),)) {
+                    log_failure(py, "the on_error callback of a producer failed", &raised);
+                }
+                None
+            })
+            .flatten()
+        };
+        if let Ok(Some(error)) = tokio::task::spawn_blocking(report).await {
+            tracing::warn!(topic = %topic, error = %error, "one-way send failed; the next flush() raises it");
+            self.state().failures.push(error);
+        }
+    }
+
+    fn finished(&self) {
+        let mut state = self.state();
+        state.underway -= 1;
+        if state.underway == 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until no one-way send is underway, then raises the first failure kept since the
+    /// last flush (the others were logged when they happened).
+    async fn flush(self: Arc<Self>) -> Outcome<()> {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.state().underway == 0 {
+                break;
+            }
+            idle.await;
+        }
+        let failures = std::mem::take(&mut self.state().failures);
+        match failures.into_iter().next() {
+            Some(first) => Err(Failure::Core(first)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -84,8 +163,9 @@ impl Producer {
         raise(py, runtime::block_on(py, send(self.producer.clone(), topic, message)))
     }
 
-    /// `send()` for asyncio.
+    /// `send()` for asyncio (internal: `ferrymq.aio` wraps it).
     #[pyo3(signature = (topic, body, **attrs))]
+    #[pyo3(name = "_send_async")]
     fn send_async<'py>(
         &self,
         py: Python<'py>,
@@ -104,7 +184,8 @@ impl Producer {
         raise(py, runtime::block_on(py, send_batch(self.producer.clone(), topic, messages)))
     }
 
-    /// `send_batch()` for asyncio.
+    /// `send_batch()` for asyncio (internal: `ferrymq.aio` wraps it).
+    #[pyo3(name = "_send_batch_async")]
     fn send_batch_async<'py>(
         &self,
         py: Python<'py>,
@@ -115,8 +196,8 @@ impl Producer {
         runtime::awaitable(py, send_batch(self.producer.clone(), topic, messages))
     }
 
-    /// Publishes one message without waiting: the send runs in the background and a failure
-    /// is only logged. Takes what `send()` takes.
+    /// Publishes one message without waiting: the send runs in the background. A failure
+    /// goes to `on_error`, or is raised by the next `flush()`. Takes what `send()` takes.
     #[pyo3(signature = (topic, body, **attrs))]
     fn send_oneway(
         &self,
@@ -126,9 +207,39 @@ impl Producer {
         attrs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         let message = raise(py, outgoing(Some(body), attrs, Source::Kwargs("send_oneway")))?;
-        let handle = runtime::handle();
-        let _entered = handle.enter();
-        raise(py, self.producer.send_oneway(&topic, message).map_err(Into::into))
+        let producer = self.producer.clone();
+        let oneway = self.oneway.clone();
+        oneway.state().underway += 1;
+        runtime::handle().spawn(async move {
+            if let Err(error) = producer.send(&topic, message).await {
+                oneway.failed(topic, error).await;
+            }
+            oneway.finished();
+        });
+        Ok(())
+    }
+
+    /// Waits until every `send_oneway()` of this producer has finished, then raises the
+    /// first failure that no `on_error` callback took since the last flush.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        raise(py, runtime::block_on(py, self.oneway.clone().flush()))
+    }
+
+    /// `flush()` for asyncio (internal: `ferrymq.aio` wraps it).
+    fn _flush_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        runtime::awaitable(py, self.oneway.clone().flush())
+    }
+
+    /// Called with the `FerryError` of each failed `send_oneway()` (on a worker thread);
+    /// None keeps failures for `flush()` to raise. An exception in it is logged.
+    #[getter]
+    fn on_error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.oneway.on_error.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|f| f.clone_ref(py))
+    }
+
+    #[setter]
+    fn set_on_error(&self, callback: Option<Py<PyAny>>) {
+        *self.oneway.on_error.lock().unwrap_or_else(|e| e.into_inner()) = callback;
     }
 
     fn __repr__(&self) -> String {
@@ -273,6 +384,7 @@ impl TransactionProducer {
     /// `send_in_transaction()` for asyncio (the local transaction is a plain function, run on
     /// a worker thread).
     #[pyo3(signature = (topic, body, local_transaction, **attrs))]
+    #[pyo3(name = "_send_in_transaction_async")]
     fn send_in_transaction_async<'py>(
         &self,
         py: Python<'py>,
@@ -291,7 +403,8 @@ impl TransactionProducer {
         raise(py, runtime::block_on(py, end_transaction(self.producer.clone(), transaction_id, status)))
     }
 
-    /// `end_transaction()` for asyncio.
+    /// `end_transaction()` for asyncio (internal: `ferrymq.aio` wraps it).
+    #[pyo3(name = "_end_transaction_async")]
     fn end_transaction_async<'py>(
         &self,
         py: Python<'py>,

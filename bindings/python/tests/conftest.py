@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -65,12 +66,21 @@ def free_port() -> int:
 class Server:
     """A `ferrymq serve` child process."""
 
-    def __init__(self, data_dir: Path, log: Path, extra: Optional[Dict[str, str]] = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log: Path,
+        extra: Optional[Dict[str, str]] = None,
+        ca_file: Optional[Path] = None,
+    ) -> None:
+        """`ca_file`: the server speaks HTTPS (its `extra` sets `tls_cert` and `tls_key`) with
+        a certificate this CA file vouches for."""
         binary = Path(os.environ.get("FERRYMQ_BIN", ROOT / "target" / "debug" / "ferrymq"))
         if not binary.exists():
             raise RuntimeError(f"{binary} is missing: run `cargo build -p ferrymq-gateway` first")
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ca_file else 'http'}://localhost:{self.port}"
+        health_context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
         self.log = log
         args = [str(binary), "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{self.port}"]
         for key, value in {**FAST, **(extra or {})}.items():
@@ -82,7 +92,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ferrymq serve exited with {self.process.returncode}:\n{log.read_text()}")
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as answer:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1, context=health_context) as answer:
                     if answer.status == 200:
                         break
             except OSError:

@@ -4,8 +4,9 @@ consumer, async listeners, checkers and local transactions, and cancellation."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Set, Tuple
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_send_and_async_for(kind: str, tmp_path: Path, lazy_server: Callable[[],
             async with client.push_consumer(name("g"), topic) as consumer:
                 async for message in consumer:
                     got.append(message.msg_id)
-                    message.ack()
+                    await message.ack()
                     if len(got) == len(expected):
                         break
             assert set(got) == expected
@@ -62,7 +63,7 @@ def test_async_listener_and_simple_consumer(
             await client.producer().send(topic, b"to the listener")
             seen: asyncio.Queue[bytes] = asyncio.Queue()
 
-            async def listener(message: ferrymq.Message) -> None:
+            async def listener(message: aio.Message) -> None:
                 await asyncio.sleep(0.01)
                 await seen.put(message.body)
 
@@ -91,10 +92,10 @@ def test_async_transactions(kind: str, tmp_path: Path, lazy_server: Callable[[],
             topic = name("t")
             await client.admin().create_topic(topic, queues=2)
 
-            async def checker(message: ferrymq.Message) -> ferrymq.Verdict:
+            async def checker(message: aio.Message) -> ferrymq.Verdict:
                 return "commit"
 
-            async def local(message: ferrymq.Message) -> ferrymq.Verdict:
+            async def local(message: aio.Message) -> ferrymq.Verdict:
                 await asyncio.sleep(0)
                 return "commit"
 
@@ -136,7 +137,7 @@ def test_cancelling_a_wait(tmp_path: Path, name: Callable[[str], str]) -> None:
             await client.producer().send(topic, b"after the cancel")
             message = await asyncio.wait_for(consumer.recv(), 10)
             assert message is not None and message.body == b"after the cancel"
-            message.ack()
+            await message.ack()
             await consumer.close()
             assert await consumer.recv() is None
 
@@ -155,5 +156,107 @@ def test_sync_and_async_share_one_client(tmp_path: Path, name: Callable[[str], s
         )
         assert message.body == b"x"
         await client.close()
+
+    asyncio.run(main())
+
+
+def test_async_with_opens_a_client_without_await(
+    kind: str, tmp_path: Path, lazy_server: Callable[[], Server], name: Callable[[str], str]
+) -> None:
+    async def main() -> None:
+        opening = (
+            aio.Client.embedded(tmp_path / "data", FAST)
+            if kind == "embedded"
+            else aio.Client.connect(lazy_server().url, lease_ttl_ms=LEASE_TTL_MS)
+        )
+        async with opening as client:
+            assert isinstance(client, aio.Client)
+            assert client.transport == kind
+            await client.producer().send(name("t"), b"x")
+        # Leaving the block closed the client.
+        with pytest.raises(ferrymq.FerryError):
+            await client.producer().send(name("t"), b"after close")
+
+    asyncio.run(main())
+
+
+def test_messages_are_acked_and_nacked_with_await(tmp_path: Path, name: Callable[[str], str]) -> None:
+    """`await message.ack()` / `await message.nack()` for a simple consumer's and a push
+    consumer's messages: the settling runs on the Rust runtime, not on the loop."""
+
+    async def main() -> None:
+        async with aio.Client.embedded(tmp_path / "data", FAST) as client:
+            topic = name("t")
+            await client.admin().create_topic(topic, queues=1)
+            await client.producer().send_batch(topic, [b"first", b"second"])
+
+            simple = client.simple_consumer(name("g"), topic)
+            first, second = await simple.receive(wait_ms=2000)
+            assert isinstance(first, aio.Message)
+            ack = first.ack()
+            assert inspect.isawaitable(ack)
+            await ack
+            await second.nack(delay_ms=50)
+            [again] = await simple.receive(wait_ms=3000)
+            assert (again.body, again.reconsume_times) == (b"second", 1)
+            await again.ack()
+            with pytest.raises(ferrymq.Conflict):
+                await again.ack()
+            assert await simple.receive(wait_ms=200) == []
+
+            async with client.push_consumer(name("p"), topic) as consumer:
+                message = await asyncio.wait_for(consumer.recv(), 15)
+                assert message is not None
+                await message.nack(delay_ms=10)
+                # The nacked message comes back; the other one arrives too.
+                seen: List[bytes] = []
+                async for delivered in consumer:
+                    seen.append(delivered.body)
+                    await delivered.ack()
+                    if message.body in seen and b"first" in seen and b"second" in seen:
+                        break
+
+    asyncio.run(main())
+
+
+def test_async_twins_live_only_in_ferrymq_aio() -> None:
+    """The blocking classes (`ferrymq.X`, the native ones) show no coroutine-returning
+    methods: their private `_<name>_async` twins are for `ferrymq.aio` alone."""
+    classes: List[type] = [ferrymq.Client, ferrymq.Producer, ferrymq.TransactionProducer, ferrymq.PushConsumer]
+    classes += [ferrymq.SimpleConsumer, ferrymq.Admin, ferrymq.Message]
+    for cls in classes:
+        public = [n for n in dir(cls) if not n.startswith("_")]
+        assert [n for n in public if n.endswith("_async")] == [], cls
+        assert not hasattr(cls, "__aiter__") and not hasattr(cls, "__anext__"), cls
+        assert any(n.startswith("_") and n.endswith("_async") for n in dir(cls)), cls
+    wrappers: List[type] = [aio.Client, aio.Producer, aio.PushConsumer, aio.SimpleConsumer, aio.Admin, aio.Message]
+    for cls in wrappers:
+        assert [n for n in dir(cls) if n.endswith("_async")] == [], cls
+
+
+def test_async_rebalance_hooks(tmp_path: Path, name: Callable[[str], str]) -> None:
+    async def main() -> None:
+        async with aio.Client.embedded(tmp_path / "data", FAST) as client:
+            topic = name("t")
+            await client.admin().create_topic(topic, queues=2)
+            held: Set[Tuple[str, int]] = set()
+
+            async def on_assign(queues: List[Tuple[str, int]]) -> None:
+                held.update(queues)
+
+            def on_revoke(queues: List[Tuple[str, int]]) -> None:
+                held.difference_update(queues)
+
+            consumer = client.push_consumer(name("g"), topic, on_assign=on_assign, on_revoke=on_revoke)
+            await consumer.start()
+
+            async def settled() -> None:
+                while not held or held != set(consumer.assignment()):
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(settled(), 15)
+            assert {queue_id for t, queue_id in held if t == topic} == {0, 1}
+            await consumer.close()
+            assert held == set()
 
     asyncio.run(main())

@@ -81,10 +81,13 @@ def test_bad_values_raise_invalid_argument(client: ferrymq.Client, name: Callabl
         client.admin().create_topic("%RETRY%mine")
     with pytest.raises(ferrymq.InvalidArgument):
         client.admin().reset_offsets(name("g"), topic)
+    # Literal types reject these for a type checker; at run time they are InvalidArgument.
+    sometimes: Any = "sometimes"
+    random: Any = "random"
     with pytest.raises(ferrymq.InvalidArgument):
-        client.push_consumer(name("g"), topic, mode="sometimes")
+        client.push_consumer(name("g"), topic, mode=sometimes)
     with pytest.raises(ferrymq.InvalidArgument):
-        client.push_consumer(name("g"), topic, strategy="random")
+        client.push_consumer(name("g"), topic, strategy=random)
     with pytest.raises(ferrymq.InvalidArgument):
         client.simple_consumer(name("g"), topic).receive(max_messages=0)
 
@@ -196,3 +199,29 @@ def test_closed_client_refuses_calls(tmp_path: Path) -> None:
     client.close()
     with pytest.raises(ferrymq.FerryError):
         producer.send("t", b"x")
+
+
+def test_transient_errors_are_typed_and_retriable() -> None:
+    for cls, kind in [(ferrymq.Unavailable, "unavailable"), (ferrymq.InsufficientStorage, "insufficient-storage")]:
+        assert issubclass(cls, ferrymq.FerryError)
+        assert cls.type == f"urn:ferrymq:error:{kind}"
+    retriable = {ferrymq.Timeout, ferrymq.ConnectionError, ferrymq.Unavailable, ferrymq.InsufficientStorage}
+    for cls in [
+        ferrymq.FerryError,
+        ferrymq.InvalidArgument,
+        ferrymq.NotFound,
+        ferrymq.Conflict,
+        ferrymq.Unauthorized,
+        ferrymq.Forbidden,
+        *retriable,
+    ]:
+        assert cls("x").retriable is (cls in retriable), cls
+
+
+def test_a_full_disk_raises_insufficient_storage(tmp_path: Path, name: Callable[[str], str]) -> None:
+    # Any disk is fuller than this ratio: every write is refused, as on a nearly full disk.
+    with ferrymq.Client.embedded(tmp_path / "data", {"disk_max_used_ratio": 1e-9}) as client:
+        with pytest.raises(ferrymq.InsufficientStorage) as raised:
+            client.producer().send(name("t"), b"x")
+        assert raised.value.retriable
+        assert raised.value.kind == "insufficient-storage"

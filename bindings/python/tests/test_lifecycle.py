@@ -163,7 +163,7 @@ def test_asyncio_programs_exit_cleanly(tmp_path: Path) -> None:
                 await client.producer().send("orders", b"hello")
                 async with client.push_consumer("billing", "orders") as consumer:
                     async for message in consumer:
-                        message.ack()
+                        await message.ack()
                         break
                 await client.admin().topics()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, List
+from typing import Callable, List, Set, Tuple
 
 import ferrymq
 
@@ -174,3 +174,42 @@ def test_change_invisible_duration_gives_a_new_receipt(client: ferrymq.Client, n
     consumer.change_invisible_duration(message, 10_000)
     assert message.receipt and message.receipt != old
     consumer.ack(message)
+
+
+def test_rebalance_hooks_follow_the_assignment(client: ferrymq.Client, name: Callable[[str], str]) -> None:
+    """`on_assign` / `on_revoke` replayed give exactly the member's queues, at every step:
+    alone, after a second member took its share, and (all revoked) after close."""
+    topic, group = name("t"), name("g")
+    client.admin().create_topic(topic, queues=4)
+    lock = threading.Lock()
+    held: Set[Tuple[str, int]] = set()
+    problems: List[str] = []
+    revokes: List[List[Tuple[str, int]]] = []
+
+    def on_assign(queues: List[Tuple[str, int]]) -> None:
+        with lock:
+            if held & set(queues):
+                problems.append(f"assigned twice: {held & set(queues)}")
+            held.update(queues)
+
+    def on_revoke(queues: List[Tuple[str, int]]) -> None:
+        with lock:
+            if set(queues) - held:
+                problems.append(f"revoked but not held: {set(queues) - held}")
+            held.difference_update(queues)
+            revokes.append(queues)
+
+    def agrees(consumer: ferrymq.PushConsumer) -> bool:
+        with lock:
+            return bool(held) and held == set(consumer.assignment())
+
+    a = client.push_consumer(group, topic, on_assign=on_assign, on_revoke=on_revoke, rebalance_interval_ms=300)
+    a.start()
+    wait_for(lambda: agrees(a) and len(held) >= 4)
+    alone = len(held)
+    with client.push_consumer(group, topic, rebalance_interval_ms=300) as b:
+        wait_for(lambda: b.assignment() and agrees(a) and len(held) < alone)
+        assert revokes, "b's share was revoked from a"
+        a.close()
+        assert held == set(), "close revokes every queue before it returns"
+    assert problems == []

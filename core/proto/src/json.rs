@@ -13,6 +13,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
         let pointer = pointer(err.path());
         let inner = err.into_inner();
         match inner.classify() {
+            // serde_json reports a wrong JSON type for an enum (a number for `perm`) as a syntax
+            // error; in a well-formed document it is the field's fault.
+            serde_json::error::Category::Syntax
+                if !pointer.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() =>
+            {
+                let message = inner.to_string();
+                let message = message.find(" at line ").map_or(message.as_str(), |at| &message[..at]);
+                FieldError::new(pointer, format!("has the wrong type or value ({message})"))
+            }
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                 FieldError::new("", format!("malformed JSON: {inner}"))
             }

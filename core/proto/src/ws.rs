@@ -84,6 +84,10 @@ pub struct SubscribeFrame {
     /// Lease of each delivered message (default 30 000 ms).
     #[serde(default)]
     pub invisible_ms: Option<u64>,
+    /// The member's id (default: the connection's). A broadcasting member that names a stable
+    /// one keeps its position across reconnects.
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
 
 /// `ack`: a delivered message is done.

@@ -50,6 +50,8 @@ pub struct BrokerConfig {
     pub max_batch_bytes: usize,
     /// How long an idempotency key is remembered.
     pub dedup_window: Duration,
+    /// Most body bytes one receive or pull returns (it always returns at least one message).
+    pub max_receive_bytes: usize,
 }
 
 impl BrokerConfig {
@@ -72,6 +74,7 @@ impl BrokerConfig {
             max_batch_messages: keys::MAX_BATCH_MESSAGES.default(),
             max_batch_bytes: keys::MAX_BATCH_BYTES.default(),
             dedup_window: keys::DEDUP_WINDOW.default(),
+            max_receive_bytes: keys::MAX_RECEIVE_BYTES.default(),
         }
     }
 }

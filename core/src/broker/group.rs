@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::meta::MetaFile;
-use super::types::{MemberInfo, Subscription, Transport};
+use super::types::{MemberInfo, MemberTransport, Subscription};
 use crate::Result;
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -32,17 +32,17 @@ struct Inner {
 
 /// Groups of this broker.
 #[derive(Debug)]
-pub(crate) struct GroupTable {
+pub(crate) struct GroupCoordinator {
     file: MetaFile,
     inner: Mutex<Inner>,
     changes: watch::Sender<u64>,
 }
 
-impl GroupTable {
-    pub(crate) fn open(file: MetaFile) -> Result<GroupTable> {
+impl GroupCoordinator {
+    pub(crate) fn open(file: MetaFile) -> Result<GroupCoordinator> {
         let docs = file.load()?;
         let (changes, _) = watch::channel(0);
-        Ok(GroupTable { file, inner: Mutex::new(Inner { docs, members: BTreeMap::new() }), changes })
+        Ok(GroupCoordinator { file, inner: Mutex::new(Inner { docs, members: BTreeMap::new() }), changes })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -100,12 +100,17 @@ impl GroupTable {
         Ok(())
     }
 
+    /// Whether the group's subscription to `sub.topic` is `sub` already.
+    pub(crate) fn has_subscription(&self, group: &str, sub: &Subscription) -> bool {
+        self.lock().docs.get(group).is_some_and(|d| d.subscriptions.get(&sub.topic) == Some(sub))
+    }
+
     pub(crate) fn subscriptions(&self, group: &str) -> Vec<Subscription> {
         self.lock().docs.get(group).map(|d| d.subscriptions.values().cloned().collect()).unwrap_or_default()
     }
 
     /// Marks `client_id` alive now, adding it if new.
-    pub(crate) fn touch(&self, group: &str, client_id: &str, transport: Transport) {
+    pub(crate) fn touch(&self, group: &str, client_id: &str, transport: MemberTransport) {
         let mut inner = self.lock();
         let members = inner.members.entry(group.to_string()).or_default();
         let now = Instant::now();
@@ -146,7 +151,7 @@ impl GroupTable {
         let mut inner = self.lock();
         for (group, members) in inner.members.iter_mut() {
             members.retain(|id, m| {
-                let keep = m.info.transport == Transport::Ws || now.duration_since(m.last_seen) < ttl;
+                let keep = m.info.transport == MemberTransport::Ws || now.duration_since(m.last_seen) < ttl;
                 if !keep {
                     gone.push((group.clone(), id.clone()));
                 }

@@ -36,6 +36,20 @@ impl MetaFile {
         }
     }
 
+    /// Whether the file exists.
+    pub(crate) fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
+    /// Deletes the file (a document that is no longer used).
+    pub(crate) fn remove(&self) -> Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
+    }
+
     /// Durably replaces the document.
     pub(crate) fn save<T: Serialize>(&self, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value).map_err(|e| Error::Corrupt {

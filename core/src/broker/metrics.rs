@@ -19,12 +19,16 @@ pub struct BrokerMetrics {
     pub consumer_lag: BTreeMap<(String, String), u64>,
     /// Half messages discarded after the last check-back.
     pub transactions_discarded: u64,
+    /// Transaction checks that reached no producer (nobody listening, or a listener that fell
+    /// more than the check channel's 1,024 behind); the transaction is checked again later.
+    pub transaction_checks_lost: u64,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     inner: Mutex<BrokerMetrics>,
     pub(crate) transactions_discarded: AtomicU64,
+    pub(crate) checks_lost: AtomicU64,
 }
 
 impl Counters {
@@ -45,6 +49,7 @@ impl Counters {
     pub(crate) fn snapshot(&self) -> BrokerMetrics {
         let mut m = self.lock().clone();
         m.transactions_discarded = self.transactions_discarded.load(Ordering::Relaxed);
+        m.transaction_checks_lost = self.checks_lost.load(Ordering::Relaxed);
         m
     }
 }

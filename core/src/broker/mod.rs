@@ -24,6 +24,7 @@ mod receipt;
 mod receive;
 mod retry;
 mod send;
+mod sharing;
 mod topic;
 mod transaction;
 mod types;
@@ -35,15 +36,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-pub use config::{default_delay_levels, BrokerConfig};
-pub use filter::Filter;
-pub use metrics::BrokerMetrics;
 /// Store settings and figures that a server configures and reports through the broker.
 pub use crate::store::{FlushMode, StoreConfig, StoreStats, FLUSH_BUCKETS};
+pub use config::{default_delay_levels, BrokerConfig};
+pub use dedup::MAX_DEDUP_KEYS;
+pub use filter::Filter;
+pub use metrics::BrokerMetrics;
+pub use receive::MAX_ENDED_RECEIPTS;
+pub use sharing::ReadyGuard;
 pub use topic::{
     dlq_topic, retry_topic, validate_group_name, validate_topic_name, SCHEDULE_TOPIC, TIMER_TOPIC, TRANS_HALF_TOPIC,
     TRANS_OP_TOPIC,
 };
+pub use transaction::MAX_ENDED_TRANSACTIONS;
 pub use types::*;
 
 use crate::store::Store;
@@ -56,25 +61,28 @@ pub fn now_ms() -> u64 {
 
 /// One broker: a store plus the state that gives its bytes meaning.
 pub struct Broker {
+    /// This broker's own `Arc`, so that `&self` methods can move work to blocking threads.
+    me: std::sync::Weak<Broker>,
     config: BrokerConfig,
     store: Arc<Store>,
     topics: topic::TopicTable,
-    groups: group::GroupTable,
+    groups: group::GroupCoordinator,
     offsets: offset::OffsetTable,
-    consumption: receive::Consumption,
+    consumption: receive::LeaseTable,
+    ready: Arc<sharing::ReadyTable>,
     queue_locks: queue_lock::QueueLocks,
     waiters: Arc<long_poll::PollWaiters>,
     dedup: dedup::DedupTable,
-    idempotency_lock: tokio::sync::Mutex<()>,
+    idempotency_locks: dedup::KeyLocks,
     counters: metrics::Counters,
     ids: msg_id::IdGen,
     round_robin: AtomicU32,
-    delay: delay::DelayState,
+    delay: delay::DelayScheduler,
     transactions: transaction::TransactionTable,
     checks: broadcast::Sender<TransactionCheck>,
     check_urls: Mutex<std::collections::BTreeMap<String, String>>,
     check_url_file: meta::MetaFile,
-    dlq_removed: retry::DlqRemoved,
+    dlq_resent: retry::DlqResent,
     shutdown: watch::Sender<bool>,
     closed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -101,30 +109,40 @@ impl Broker {
         let w = waiters.clone();
         store.set_dispatch_listener(Arc::new(move |topic: &str, _queue: u32, _max: u64| w.wake(topic)));
         let check_url_file = meta::MetaFile::new(&dir, "producers.json")?;
-        let broker = Arc::new(Broker {
+        let broker = Broker {
+            me: std::sync::Weak::new(),
             topics: topic::TopicTable::open(meta::MetaFile::new(&dir, "topics.json")?)?,
-            groups: group::GroupTable::open(meta::MetaFile::new(&dir, "groups.json")?)?,
+            groups: group::GroupCoordinator::open(meta::MetaFile::new(&dir, "groups.json")?)?,
             offsets: offset::OffsetTable::open(meta::MetaFile::new(&dir, "offsets.json")?)?,
-            consumption: receive::Consumption::default(),
+            consumption: receive::LeaseTable::default(),
+            ready: Arc::default(),
             queue_locks: queue_lock::QueueLocks::default(),
             waiters,
-            dedup: dedup::DedupTable::open(meta::MetaFile::new(&dir, "dedup.json")?)?,
-            idempotency_lock: tokio::sync::Mutex::new(()),
+            dedup: dedup::DedupTable::open(
+                meta::MetaFile::new(&dir, "dedup.json")?,
+                dir.join("meta").join("dedup.log"),
+            )?,
+            idempotency_locks: dedup::KeyLocks::default(),
             counters: metrics::Counters::default(),
             ids: msg_id::IdGen::new(&config.broker_name),
             round_robin: AtomicU32::new(rand::random::<u32>() % 1024),
-            delay: delay::DelayState::open(meta::MetaFile::new(&dir, "delay.json")?)?,
+            delay: delay::DelayScheduler::open(meta::MetaFile::new(&dir, "delay.json")?)?,
             transactions: transaction::TransactionTable::default(),
             checks: broadcast::channel(1024).0,
             check_urls: Mutex::new(check_url_file.load()?),
             check_url_file,
-            dlq_removed: retry::DlqRemoved::open(meta::MetaFile::new(&dir, "dlq_removed.json")?)?,
+            dlq_resent: retry::DlqResent::open(
+                meta::MetaFile::new(&dir, "dlq_resent.json")?,
+                meta::MetaFile::new(&dir, "dlq_removed.json")?,
+                &store,
+            )?,
             shutdown: watch::channel(false).0,
             closed: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             store,
             config,
-        });
+        };
+        let broker = Arc::new_cyclic(move |me| Broker { me: me.clone(), ..broker });
         broker.clone().rebuild_transactions().await?;
         let tasks = vec![
             tokio::spawn(broker.clone().run_delay_scheduler()),
@@ -172,6 +190,18 @@ impl Broker {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| Error::Unavailable(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` on this broker on a blocking thread: metadata saves (write, fsync, rename) and
+    /// store reads stay off the async runtime's workers.
+    pub(crate) async fn off_runtime<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Broker) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let me = self.me.upgrade().ok_or_else(|| Error::Unavailable("the broker is shutting down".into()))?;
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| Error::Unavailable(format!("blocking task failed: {e}")))?
     }
 
     fn shutdown_signal(&self) -> watch::Receiver<bool> {
@@ -242,7 +272,7 @@ impl Broker {
         &self,
         group: &str,
         client_id: &str,
-        transport: Transport,
+        transport: MemberTransport,
         subscriptions: Vec<Subscription>,
     ) -> Result<()> {
         validate_group_name(group)?;
@@ -276,6 +306,26 @@ impl Broker {
         for topic in self.consumption.release_client(group, client_id) {
             self.waiters.wake(&topic);
         }
+    }
+
+    /// Marks `client_id` as waiting for messages of `topic` in clustering `group` until the
+    /// guard drops, so that what arrives is shared with it (see [`ReadyGuard`]). A receive
+    /// counts as waiting by itself; a subscriber that receives in steps (a WebSocket
+    /// subscription with free credits) holds a guard between them.
+    pub fn ready_receiver(&self, group: &str, topic: &str, client_id: &str) -> ReadyGuard {
+        self.ready.enter(group, topic, client_id)
+    }
+
+    /// How many members of clustering `group` wait for messages of `topic` now.
+    pub fn waiting_receivers(&self, group: &str, topic: &str) -> usize {
+        self.ready.members(group, topic).len()
+    }
+
+    /// Forgets a broadcasting member's position for good: for members whose id will not come
+    /// back (a connection's own id), so that their state does not stay behind. A member that
+    /// leaves with [`Broker::release_client`] keeps its position for its return.
+    pub fn forget_broadcast_member(&self, group: &str, client_id: &str) {
+        self.consumption.forget_broadcast_member(group, client_id);
     }
 
     /// Takes or renews an orderly lease on a queue; false while another member holds it.
@@ -393,12 +443,29 @@ impl Broker {
             self.offsets.set(group, topic, q, offset);
             self.consumption.reset(group, topic, q, offset);
         }
-        self.offsets.persist_if_dirty()?;
+        self.off_runtime(|b| b.offsets.persist_if_dirty()).await?;
         self.waiters.wake(topic);
         Ok(targets)
     }
 
     // ----- metrics -----
+
+    /// Sizes of the per-message tables (see [`TableSizes`]).
+    pub fn table_sizes(&self) -> TableSizes {
+        let (queue_states, in_flight, done_above_committed, returned, ended_receipts) = self.consumption.sizes();
+        TableSizes {
+            queue_states,
+            in_flight,
+            done_above_committed,
+            returned,
+            ended_receipts,
+            transactions: self.transactions.len(),
+            timer_done: self.delay.timer_done_len(),
+            dlq_resent: self.dlq_resent.len(),
+            dedup_keys: self.dedup.len(),
+            dedup_log_lines: self.dedup.log_lines(),
+        }
+    }
 
     /// Counters for `/metrics`, with a zero for every topic and group that exists.
     pub fn metrics(&self) -> BrokerMetrics {
@@ -437,7 +504,7 @@ impl Broker {
                 self.queue_locks.release_client(&group, &client);
             }
             if n.is_multiple_of(2) {
-                if let Err(e) = self.offsets.persist_if_dirty() {
+                if let Err(e) = self.off_runtime(|b| b.offsets.persist_if_dirty()).await {
                     tracing::error!(error = %e, "persisting consumer offsets failed");
                 }
             }
@@ -455,7 +522,33 @@ fn validate_config(c: &BrokerConfig) -> Result<()> {
     if c.timer_precision.is_zero() {
         return Err(Error::invalid("/timer_precision", "must be longer than zero"));
     }
+    if c.max_delay > MAX_DELAY_BOUND {
+        return Err(Error::invalid("/max_delay", "must be at most 3650 days"));
+    }
+    if c.delay_levels.iter().any(|d| *d > MAX_DELAY_BOUND) {
+        return Err(Error::invalid("/delay_levels", "each level must be at most 3650 days"));
+    }
+    if c.timer_precision > MAX_DELAY_BOUND || c.orderly_suspend > MAX_DELAY_BOUND || c.lease_ttl > MAX_DELAY_BOUND {
+        return Err(Error::invalid("/orderly_suspend", "durations must be at most 3650 days"));
+    }
     Ok(())
+}
+
+/// Longest delay the broker accepts anywhere (ten years), so that `now + delay` never
+/// overflows a clock.
+const MAX_DELAY_BOUND: Duration = Duration::from_secs(3650 * 24 * 3600);
+
+impl Broker {
+    /// Checks a redelivery delay given to `nack` or `send_message_back`: at most `max_delay`.
+    pub(crate) fn validate_redelivery_delay(&self, delay: Option<Duration>) -> Result<()> {
+        match delay {
+            Some(d) if d > self.config.max_delay => Err(Error::invalid(
+                "/delay_ms",
+                format!("must be at most max_delay ({} ms)", self.config.max_delay.as_millis()),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Compiles a user filter.

@@ -3,12 +3,14 @@
 
 use super::long_poll::{enable_all, wait_any};
 use super::props;
-use super::types::{MessageState, PullRequest, PullResult};
-use super::{compile_filter, retry_topic, validate_group_name, Broker};
+use super::types::{Message, MessageState, PullRequest, PullResult};
+use super::{compile_filter, retry_topic, validate_group_name, Broker, Filter};
 use crate::{Error, Result};
 
 /// Most units a pull examines before answering (bounds work on heavily filtered queues).
 const PULL_SCAN_LIMIT: u64 = 8192;
+/// Longest long poll of one pull.
+const MAX_PULL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Broker {
     /// Pulls matching messages from one queue. An offset below the queue's minimum starts at the
@@ -18,6 +20,9 @@ impl Broker {
         validate_group_name(&req.group)?;
         if req.max == 0 || req.max > 1000 {
             return Err(Error::invalid("/max", "must be 1 to 1000"));
+        }
+        if req.wait > MAX_PULL_WAIT {
+            return Err(Error::invalid("/wait_ms", "must be at most 30000"));
         }
         let is_retry = req.topic == retry_topic(&req.group);
         if !is_retry {
@@ -41,28 +46,11 @@ impl Broker {
                     max,
                 });
             }
-            let mut pos = req.offset.max(min);
-            let scan_end = max.min(pos + PULL_SCAN_LIMIT);
-            let mut messages = Vec::new();
-            while messages.len() < req.max && pos < scan_end {
-                let units = self.store.read_queue(&req.topic, req.queue_id, pos, 64)?;
-                if units.is_empty() {
-                    break;
-                }
-                for unit in units {
-                    if messages.len() >= req.max {
-                        break;
-                    }
-                    pos = unit.queue_offset + 1;
-                    if !is_retry && !filter.may_match_hash(unit.tag_hash) {
-                        continue;
-                    }
-                    let rec = self.store.read(unit.commit_offset)?;
-                    if filter.matches(rec.tag.as_deref(), &props::user_properties(&rec.properties)) {
-                        messages.push(props::to_message(rec, MessageState::Stored));
-                    }
-                }
-            }
+            // Queue and record reads happen on a blocking thread, not a runtime worker.
+            let (messages, pos) = {
+                let (req, filter) = (req.clone(), filter.clone());
+                self.off_runtime(move |b| b.pull_scan(&req, &filter, is_retry, min, max)).await?
+            };
             if !messages.is_empty() || pos > req.offset.max(min) || tokio::time::Instant::now() >= deadline {
                 if !messages.is_empty() {
                     let topic = messages[0].topic.clone();
@@ -72,5 +60,50 @@ impl Broker {
             }
             wait_any(notified, deadline).await;
         }
+    }
+
+    /// Reads matching messages of one queue from `req.offset` (at least `min`); returns them
+    /// and the offset to pull from next.
+    fn pull_scan(
+        &self,
+        req: &PullRequest,
+        filter: &Filter,
+        is_retry: bool,
+        min: u64,
+        max: u64,
+    ) -> Result<(Vec<Message>, u64)> {
+        let mut pos = req.offset.max(min);
+        let scan_end = max.min(pos + PULL_SCAN_LIMIT);
+        let mut messages = Vec::new();
+        let mut bytes = 0usize;
+        let mut full = false;
+        while !full && messages.len() < req.max && pos < scan_end {
+            let units = self.store.read_queue(&req.topic, req.queue_id, pos, 64)?;
+            if units.is_empty() {
+                break;
+            }
+            for unit in units {
+                if messages.len() >= req.max || full {
+                    break;
+                }
+                if !is_retry && !filter.may_match_hash(unit.tag_hash) {
+                    pos = unit.queue_offset + 1;
+                    continue;
+                }
+                let rec = self.store.read(unit.commit_offset)?;
+                if filter.matches(rec.tag.as_deref(), &props::user_properties(&rec.properties)) {
+                    // At most max_receive_bytes of bodies, but always at least one message;
+                    // the next pull starts at the one left out.
+                    if !messages.is_empty() && bytes + rec.body.len() > self.config.max_receive_bytes {
+                        full = true;
+                        break;
+                    }
+                    bytes += rec.body.len();
+                    messages.push(props::to_message(rec, MessageState::Stored));
+                }
+                pos = unit.queue_offset + 1;
+            }
+        }
+        Ok((messages, pos))
     }
 }

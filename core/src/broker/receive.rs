@@ -10,8 +10,8 @@
 //! Reads here are mmap reads of recent data from the caller's task; appends (retry copies) go
 //! through the store's blocking path.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::long_poll::{enable_all, wait_any};
@@ -20,13 +20,17 @@ use super::receipt::Receipt;
 use super::topic::retry_topic;
 use super::types::*;
 use super::{compile_filter, validate_group_name, Broker, Filter};
-use crate::store::Store;
+use crate::store::{CqUnit, Store};
 use crate::{Error, Result};
 
 /// Most units one receive scans in one queue (bounds the time the state lock is held).
 const SCAN_LIMIT: u64 = 4096;
+/// Most ended receipts remembered (the oldest are forgotten first, then answer `unknown`).
+pub const MAX_ENDED_RECEIPTS: usize = 10_000;
 /// How long the outcome of an ended receipt is remembered, to answer `acked` or `expired`.
 const ENDED_MEMORY: Duration = Duration::from_secs(600);
+/// Most expired deliveries sent back in one append.
+const EXPIRE_BATCH: usize = 256;
 /// How long a failing delivery stays invisible while its retry copy is stored.
 const FAILING_HOLD: Duration = Duration::from_secs(24 * 3600);
 
@@ -41,37 +45,121 @@ struct Inflight {
     user_topic: String,
     reconsume_times: u32,
     commit_offset: u64,
+    /// Handed out by an orderly receive: a failure returns every later delivery of its queue.
+    orderly: bool,
     /// Being sent back to retry or the DLQ: not to be handed out, not to expire again.
     failing: bool,
 }
 
+/// Per (owner, store topic, queue). Every offset in `[committed, cursor)` is done, in
+/// flight, or returned; offsets from `cursor` on have not been looked at yet.
 #[derive(Debug, Default)]
 struct QueueState {
+    /// Lowest offset not yet done.
     committed: u64,
+    /// Next offset never examined: new messages are scanned from here, whatever stays in
+    /// flight below it.
+    cursor: u64,
     done: BTreeSet<u64>,
     inflight: BTreeMap<u64, Inflight>,
+    /// Offsets below `cursor` to hand out again (failed in place, left by a member, a failed
+    /// send-back, or another topic's message in the shared retry queue).
+    returned: BTreeMap<u64, Returned>,
     suspended_until: Option<Instant>,
     in_place_reconsume: HashMap<u64, u32>,
 }
 
+/// A message to hand out again.
+#[derive(Debug, Clone, Default)]
+struct Returned {
+    /// Not before this time.
+    not_before: Option<Instant>,
+    /// The user topic whose receives take it (`None`: any).
+    topic: Option<String>,
+}
+
+/// What one receive offers from one queue.
+struct Offer<'a> {
+    req: &'a ReceiveRequest,
+    owner: &'a str,
+    topic: &'a TopicInfo,
+    store_topic: &'a str,
+    queue_id: u32,
+    is_retry: bool,
+    filter: &'a Filter,
+    in_place: bool,
+    deadline: Instant,
+}
+
+/// What a receive read for one unit, outside the lock.
+enum Candidate {
+    /// Ruled out by the tag hash, or unreadable: done for this owner.
+    Filtered,
+    /// The record.
+    Record(Box<crate::store::StoredMessage>),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Offered {
+    Delivered,
+    Skipped,
+    /// The receive is full (its byte budget); the message stays where it is.
+    Full,
+}
+
 impl QueueState {
-    /// Takes a delivery out of its member's hands for a nack or an expiry. In-place deliveries
-    /// become visible again at once; others stay invisible (under a fresh nonce, so the old
-    /// receipt no longer works) until their retry copy is stored, then are finished.
-    fn hold_for_failure(&mut self, offset: u64) -> Option<Inflight> {
+    /// Takes a delivery out of its member's hands for a nack or an expiry. A delivery retried
+    /// in place (orderly, broadcasting) that has tries left becomes visible again at once with
+    /// its reconsume count raised; an orderly one also returns every later delivery of its
+    /// queue still in flight (their nonces go to `revoked`) and suspends the queue for
+    /// `pause`, so that nothing later is delivered before it; a broadcasting one comes back
+    /// after `pause`, without holding back the rest of its queue. Any other delivery stays
+    /// invisible (under a fresh nonce, so the old receipt no longer works) until its retry or
+    /// DLQ copy is stored, then is finished: a concurrent receive cannot hand it out meanwhile.
+    /// Returns the delivery as it was and whether it was retried in place.
+    fn hold_for_failure(
+        &mut self,
+        offset: u64,
+        max_reconsume_times: u32,
+        pause: impl FnOnce(&Inflight) -> Duration,
+        revoked: &mut Vec<u64>,
+    ) -> Option<(Inflight, bool)> {
         let inflight = self.inflight.get(&offset)?.clone();
-        if inflight.in_place {
+        let in_place = inflight.in_place && inflight.reconsume_times < max_reconsume_times;
+        if in_place {
+            let pause = pause(&inflight);
             self.inflight.remove(&offset);
+            let not_before = (!inflight.orderly && !pause.is_zero()).then(|| Instant::now() + pause);
+            self.returned.insert(offset, Returned { not_before, topic: None });
+            self.in_place_reconsume.insert(offset, inflight.reconsume_times + 1);
+            if inflight.orderly {
+                let later: Vec<u64> = self
+                    .inflight
+                    .range(offset + 1..)
+                    .filter(|(_, i)| i.orderly && !i.failing)
+                    .map(|(o, _)| *o)
+                    .collect();
+                for o in later {
+                    if let Some(i) = self.inflight.remove(&o) {
+                        self.returned.insert(o, Returned::default());
+                        revoked.push(i.nonce);
+                    }
+                }
+                if !pause.is_zero() {
+                    self.suspended_until = Some(Instant::now() + pause);
+                }
+            }
         } else if let Some(held) = self.inflight.get_mut(&offset) {
             held.nonce = rand::random();
             held.deadline = Instant::now() + FAILING_HOLD;
             held.failing = true;
         }
-        Some(inflight)
+        Some((inflight, in_place))
     }
 
     fn finish(&mut self, offset: u64) {
         self.inflight.remove(&offset);
+        self.returned.remove(&offset);
         self.in_place_reconsume.remove(&offset);
         if offset >= self.committed {
             self.done.insert(offset);
@@ -82,16 +170,62 @@ impl QueueState {
     }
 }
 
+/// Outcomes of ended receipts, by nonce: kept for [`ENDED_MEMORY`] and at most
+/// [`MAX_ENDED_RECEIPTS`] of them, oldest forgotten first.
 #[derive(Debug, Default)]
-struct Inner {
-    queues: HashMap<Key, QueueState>,
-    ended: HashMap<u64, (ReceiptFailure, Instant)>,
+struct EndedReceipts {
+    outcomes: HashMap<u64, (ReceiptFailure, Instant)>,
+    order: VecDeque<(Instant, u64)>,
 }
 
-/// Lease-based consumption state of every group.
+impl EndedReceipts {
+    fn insert(&mut self, nonce: u64, outcome: (ReceiptFailure, Instant)) {
+        self.outcomes.insert(nonce, outcome);
+        self.order.push_back((outcome.1, nonce));
+        while self.order.len() > MAX_ENDED_RECEIPTS {
+            self.pop_oldest();
+        }
+    }
+
+    fn get(&self, nonce: &u64) -> Option<&(ReceiptFailure, Instant)> {
+        self.outcomes.get(nonce)
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some((at, nonce)) = self.order.pop_front() {
+            // Only the entry this record made (a nonce is not reused, but be exact).
+            if self.outcomes.get(&nonce).is_some_and(|(_, t)| *t == at) {
+                self.outcomes.remove(&nonce);
+            }
+        }
+    }
+
+    /// Forgets outcomes older than `ENDED_MEMORY`.
+    fn expire(&mut self, now: Instant) {
+        while self.order.front().is_some_and(|(at, _)| now.duration_since(*at) >= ENDED_MEMORY) {
+            self.pop_oldest();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.outcomes.len()
+    }
+}
+
+/// One queue's state, locked on its own: receives, acks and nacks of different groups,
+/// topics or queues never wait for each other.
+type SharedQueue = Arc<Mutex<QueueState>>;
+
+/// Lease-based consumption state of every group: a map of per-queue states (its lock is held
+/// only to find or add a queue) and the ended receipts.
 #[derive(Debug, Default)]
-pub(crate) struct Consumption {
-    inner: Mutex<Inner>,
+pub(crate) struct LeaseTable {
+    queues: Mutex<HashMap<Key, SharedQueue>>,
+    ended: Mutex<EndedReceipts>,
+}
+
+fn lock_queue(q: &SharedQueue) -> std::sync::MutexGuard<'_, QueueState> {
+    q.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A delivery taken out of flight by a nack or an expiry, to be sent back.
@@ -101,17 +235,44 @@ pub(crate) struct Failed {
     offset: u64,
     inflight: Inflight,
     delay: Option<Duration>,
+    /// Already visible again in place; only waiters need waking.
+    in_place: bool,
 }
 
-impl Consumption {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+impl LeaseTable {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Key, SharedQueue>> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ended(&self) -> std::sync::MutexGuard<'_, EndedReceipts> {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state of one queue, if it has one.
+    fn queue(&self, key: &Key) -> Option<SharedQueue> {
+        self.map().get(key).cloned()
+    }
+
+    /// The state of one queue, made by `init` (outside the map's lock) if it has none yet.
+    fn queue_or_insert(&self, key: &Key, init: impl FnOnce() -> Result<QueueState>) -> Result<SharedQueue> {
+        if let Some(q) = self.queue(key) {
+            return Ok(q);
+        }
+        let fresh = Arc::new(Mutex::new(init()?));
+        Ok(self.map().entry(key.clone()).or_insert(fresh).clone())
+    }
+
+    /// Every queue state.
+    fn all(&self) -> Vec<(Key, SharedQueue)> {
+        self.map().iter().map(|(k, q)| (k.clone(), q.clone())).collect()
     }
 
     pub(crate) fn reset(&self, group: &str, topic: &str, queue_id: u32, offset: u64) {
-        let mut inner = self.lock();
-        if let Some(state) = inner.queues.get_mut(&(group.to_string(), topic.to_string(), queue_id)) {
+        if let Some(q) = self.queue(&(group.to_string(), topic.to_string(), queue_id)) {
+            let mut state = lock_queue(&q);
             state.committed = offset;
+            state.cursor = offset;
+            state.returned.clear();
             state.done.clear();
             state.suspended_until = None;
             state.in_place_reconsume.clear();
@@ -119,49 +280,73 @@ impl Consumption {
     }
 
     pub(crate) fn remove_topic(&self, topic: &str) {
-        self.lock().queues.retain(|(_, t, _), _| t != topic);
+        self.map().retain(|(_, t, _), _| t != topic);
+    }
+
+    /// Drops a broadcasting member's position (it will not come back under this id).
+    pub(crate) fn forget_broadcast_member(&self, group: &str, client_id: &str) {
+        let owner = format!("{group}\0{client_id}");
+        self.map().retain(|(o, _, _), _| *o != owner);
     }
 
     /// Returns what `client_id` held in `group` to the group at once; returns the user topics
     /// to wake.
     pub(crate) fn release_client(&self, group: &str, client_id: &str) -> HashSet<String> {
-        let mut inner = self.lock();
         let broadcast_owner = format!("{group}\0{client_id}");
         let mut topics = HashSet::new();
-        inner.queues.retain(|(owner, _, _), _| owner != &broadcast_owner);
-        for ((owner, _, _), state) in inner.queues.iter_mut() {
-            if owner != group {
+        for ((owner, _, _), q) in self.all() {
+            // A broadcasting member keeps its position under its client id, for when it comes
+            // back; what it held is handed to it again then.
+            if owner != group && owner != broadcast_owner {
                 continue;
             }
-            state.inflight.retain(|_, i| {
-                let keep = i.client_id != client_id || i.failing;
-                if !keep {
+            let mut state = lock_queue(&q);
+            let gone: Vec<u64> = state
+                .inflight
+                .iter()
+                .filter(|(_, i)| i.client_id == client_id && !i.failing)
+                .map(|(o, _)| *o)
+                .collect();
+            for offset in gone {
+                if let Some(i) = state.inflight.remove(&offset) {
                     topics.insert(i.user_topic.clone());
+                    state.returned.insert(offset, Returned { not_before: None, topic: Some(i.user_topic) });
                 }
-                keep
-            });
+            }
         }
         topics
     }
 
-    fn take_expired(&self) -> Vec<Failed> {
+    fn take_expired(&self, max_reconsume_times: impl Fn(&str) -> u32, orderly_suspend: Duration) -> Vec<Failed> {
         let now = Instant::now();
-        let mut inner = self.lock();
-        let Inner { queues, ended } = &mut *inner;
-        ended.retain(|_, (_, at)| now.duration_since(*at) < ENDED_MEMORY);
+        self.ended().expire(now);
         let mut failed = Vec::new();
-        for (key, state) in queues.iter_mut() {
+        for (key, q) in self.all() {
+            let mut state = lock_queue(&q);
             let expired: Vec<u64> =
                 state.inflight.iter().filter(|(_, i)| !i.failing && i.deadline <= now).map(|(o, _)| *o).collect();
+            if expired.is_empty() {
+                continue;
+            }
+            let max = max_reconsume_times(key.0.split('\0').next().unwrap_or_default());
             for offset in expired {
-                if let Some(inflight) = state.hold_for_failure(offset) {
+                let mut revoked = Vec::new();
+                // An expired orderly lease suspends its queue like a nack.
+                let pause = |i: &Inflight| if i.orderly { orderly_suspend } else { Duration::ZERO };
+                let held = state.hold_for_failure(offset, max, pause, &mut revoked);
+                if let Some((inflight, in_place)) = held {
+                    let mut ended = self.ended();
                     ended.insert(inflight.nonce, (ReceiptFailure::Expired, now));
+                    for nonce in revoked {
+                        ended.insert(nonce, (ReceiptFailure::Expired, now));
+                    }
                     failed.push(Failed {
                         owner: key.0.clone(),
                         key: key.clone(),
                         offset,
                         inflight,
                         delay: Some(Duration::ZERO),
+                        in_place,
                     });
                 }
             }
@@ -169,15 +354,32 @@ impl Consumption {
         failed
     }
 
+    /// Sizes of the consumption tables: (queue states, in flight, done above committed,
+    /// returned, ended receipts).
+    pub(crate) fn sizes(&self) -> (usize, usize, usize, usize, usize) {
+        let all = self.all();
+        let mut sizes = (all.len(), 0, 0, 0, self.ended().len());
+        for (_, q) in all {
+            let state = lock_queue(&q);
+            sizes.1 += state.inflight.len();
+            sizes.2 += state.done.len();
+            sizes.3 += state.returned.len();
+        }
+        sizes
+    }
+
     fn release_hold(&self, key: &Key, offset: u64) {
-        if let Some(state) = self.lock().queues.get_mut(key) {
-            state.inflight.remove(&offset);
+        if let Some(q) = self.queue(key) {
+            let mut state = lock_queue(&q);
+            if let Some(i) = state.inflight.remove(&offset) {
+                state.returned.insert(offset, Returned { not_before: None, topic: Some(i.user_topic) });
+            }
         }
     }
 
     fn mark_done(&self, key: &Key, offset: u64) -> Option<u64> {
-        let mut inner = self.lock();
-        let state = inner.queues.get_mut(key)?;
+        let q = self.queue(key)?;
+        let mut state = lock_queue(&q);
         state.finish(offset);
         Some(state.committed)
     }
@@ -211,22 +413,34 @@ impl Broker {
         }
         let topic = self.topic_for_read(&req.topic)?;
         let filter = compile_filter(&req.filter)?;
-        self.groups.subscribe(
-            &req.group,
-            Subscription { topic: req.topic.clone(), filter: req.filter.clone(), mode: req.mode },
-        )?;
+        let sub = Subscription { topic: req.topic.clone(), filter: req.filter.clone(), mode: req.mode };
+        if !self.groups.has_subscription(&req.group, &sub) {
+            // A new or changed subscription is saved (fsync) off the runtime.
+            let group = req.group.clone();
+            self.off_runtime(move |b| b.groups.subscribe(&group, sub)).await?;
+        }
         self.groups.touch(&req.group, &req.client_id, req.transport);
         let owner = owner_of(&req.group, &req.client_id, req.mode);
         let retry = retry_topic(&req.group);
         let notifiers = [self.waiters.notifier(&topic.name), self.waiters.notifier(&retry)];
         let deadline = tokio::time::Instant::now() + req.wait;
+        // While it runs, this receive is a waiting member that shares what arrives.
+        let _ready =
+            (req.mode == ConsumeMode::Clustering).then(|| self.ready.enter(&req.group, &req.topic, &req.client_id));
         loop {
             let notified = enable_all(&notifiers);
-            let messages = self.collect(&req, &owner, &topic, &retry, &filter)?;
+            // Queue and record reads happen on a blocking thread, not a runtime worker.
+            let (messages, next_ready) = {
+                let (req, owner, topic, retry, filter) =
+                    (req.clone(), owner.clone(), topic.clone(), retry.clone(), filter.clone());
+                self.off_runtime(move |b| b.collect(&req, &owner, &topic, &retry, &filter)).await?
+            };
             if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(messages);
             }
-            wait_any(notified, deadline).await;
+            // A suspended queue becomes ready without a dispatch: wake for it too.
+            let wake = next_ready.map_or(deadline, |at| deadline.min(tokio::time::Instant::from_std(at)));
+            wait_any(notified, wake).await;
         }
     }
 
@@ -237,26 +451,40 @@ impl Broker {
         topic: &TopicInfo,
         retry: &str,
         filter: &Filter,
-    ) -> Result<Vec<Message>> {
+    ) -> Result<(Vec<Message>, Option<Instant>)> {
         let store: &Store = &self.store;
+        let now = Instant::now();
+        let mut next_ready: Option<Instant> = None;
         let mut queues: Vec<(String, u32)> = (0..topic.queues).map(|q| (topic.name.clone(), q)).collect();
         if req.mode == ConsumeMode::Clustering && !req.orderly && store.queue_bounds(retry, 0).1 > 0 {
-            queues.push((retry.to_string(), 0));
+            queues.push((retry.to_string(), topic.queues));
+        }
+        // Waiting members of a clustering group share the queues (the retry queue counting as
+        // index `topic.queues`).
+        if req.mode == ConsumeMode::Clustering {
+            if let Some((index, members)) = self.ready.share(&req.group, &topic.name, &req.client_id) {
+                queues.retain(|(_, j)| *j as usize % members == index);
+            }
+        }
+        let mut queues: Vec<(String, u32)> =
+            queues.into_iter().map(|(t, j)| if t == topic.name { (t, j) } else { (t, 0) }).collect();
+        if queues.is_empty() {
+            return Ok((Vec::new(), None));
         }
         let start = self.round_robin.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize % queues.len();
         queues.rotate_left(start);
         let in_place = req.orderly || req.mode == ConsumeMode::Broadcasting;
         let deadline = Instant::now() + req.invisible;
         let mut out = Vec::new();
-        let mut inner = self.consumption.lock();
+        let mut bytes_full = false;
         for (store_topic, queue_id) in queues {
-            if out.len() >= req.max_messages {
+            if out.len() >= req.max_messages || bytes_full {
                 break;
             }
             let is_retry = store_topic != topic.name;
             let key = (owner.to_string(), store_topic.clone(), queue_id);
             let (min, max) = store.queue_bounds(&store_topic, queue_id);
-            if !inner.queues.contains_key(&key) {
+            let queue = self.consumption.queue_or_insert(&key, || {
                 // Broadcasting members keep their own position (in memory); clustering groups
                 // commit theirs to the offset table.
                 let clustering = req.mode == ConsumeMode::Clustering;
@@ -276,87 +504,211 @@ impl Broker {
                         start
                     }
                 };
-                inner.queues.insert(key.clone(), QueueState { committed, ..QueueState::default() });
+                Ok(QueueState { committed, cursor: committed, ..QueueState::default() })
+            })?;
+            let offer =
+                Offer { req, owner, topic, store_topic: &store_topic, queue_id, is_retry, filter, in_place, deadline };
+            // Under the queue's lock: what came back and may go out again, and where the scan
+            // of new messages starts.
+            let (again, before) = {
+                let mut state = lock_queue(&queue);
+                if state.committed < min {
+                    state.committed = min;
+                    state.done.retain(|o| *o >= min);
+                }
+                if state.cursor < state.committed {
+                    state.cursor = state.committed;
+                }
+                let committed = state.committed;
+                state.returned.retain(|o, _| *o >= committed);
+                if req.orderly {
+                    if let Some(until) = state.suspended_until.filter(|t| *t > now) {
+                        next_ready = Some(next_ready.map_or(until, |n| n.min(until)));
+                        continue;
+                    }
+                    if !state.inflight.is_empty() {
+                        continue;
+                    }
+                }
+                state.suspended_until = None;
+                // First what was handed out before and came back, in order; then what is new,
+                // from the cursor on. The committed offset only says what is done: one long
+                // lease does not hold back the scan.
+                let again: Vec<u64> = state
+                    .returned
+                    .iter()
+                    .filter(|(_, r)| !matches!(r.topic.as_deref(), Some(t) if t != topic.name))
+                    .filter(|(_, r)| match r.not_before {
+                        Some(at) if at > now => {
+                            next_ready = Some(next_ready.map_or(at, |n| n.min(at)));
+                            false
+                        }
+                        _ => true,
+                    })
+                    .map(|(o, _)| *o)
+                    .take(req.max_messages - out.len())
+                    .collect();
+                (again, state.committed)
+            };
+            // Reads happen outside the lock; what they found is applied under it, checked
+            // again against what other receives did meanwhile.
+            let mut full = false;
+            if !again.is_empty() {
+                let mut found = Vec::with_capacity(again.len());
+                for offset in again {
+                    if let Some(unit) = store.read_queue(&store_topic, queue_id, offset, 1)?.into_iter().next() {
+                        found.push(self.read_candidate(&offer, unit));
+                    }
+                }
+                let mut state = lock_queue(&queue);
+                for (unit, rec) in found {
+                    if out.len() >= req.max_messages {
+                        full = true;
+                        break;
+                    }
+                    if !state.returned.contains_key(&unit.queue_offset) {
+                        continue; // taken by another receive meanwhile
+                    }
+                    if self.offer(&offer, &mut state, unit, rec, &mut out) == Offered::Full {
+                        full = true;
+                        bytes_full = true;
+                        break;
+                    }
+                }
             }
-            let Some(state) = inner.queues.get_mut(&key) else { continue };
-            if state.committed < min {
-                state.committed = min;
-                state.done.retain(|o| *o >= min);
-            }
-            if req.orderly && (!state.inflight.is_empty() || state.suspended_until.is_some_and(|t| t > Instant::now()))
-            {
-                continue;
-            }
-            state.suspended_until = None;
-            let before = state.committed;
-            let mut pos = state.committed;
-            let scan_end = max.min(state.committed + SCAN_LIMIT);
-            'scan: while out.len() < req.max_messages && pos < scan_end {
-                let units = store.read_queue(&store_topic, queue_id, pos, 64)?;
+            let mut scanned = 0u64;
+            while !full && out.len() < req.max_messages && scanned < SCAN_LIMIT {
+                let cursor = lock_queue(&queue).cursor;
+                if cursor >= max {
+                    break;
+                }
+                // No more records read than this receive can still take (the rest would be
+                // read again by the next one).
+                let want = (req.max_messages - out.len()).clamp(1, 64);
+                let units = store.read_queue(&store_topic, queue_id, cursor, want)?;
                 if units.is_empty() {
                     break;
                 }
-                for unit in units {
+                scanned += units.len() as u64;
+                let found: Vec<_> = units.into_iter().map(|u| self.read_candidate(&offer, u)).collect();
+                let mut state = lock_queue(&queue);
+                for (unit, rec) in found {
+                    if out.len() >= req.max_messages {
+                        full = true;
+                        break;
+                    }
                     let offset = unit.queue_offset;
-                    pos = offset + 1;
-                    if state.done.contains(&offset) || state.inflight.contains_key(&offset) {
-                        continue;
-                    }
-                    if !is_retry && !filter.may_match_hash(unit.tag_hash) {
-                        state.finish(offset);
-                        continue;
-                    }
-                    let rec = match store.read(unit.commit_offset) {
-                        Ok(rec) => rec,
-                        Err(e) => {
-                            tracing::error!(error = %e, topic = %store_topic, queue_id, offset, "unreadable message skipped");
-                            state.finish(offset);
+                    if offset != state.cursor {
+                        // Another receive (or a reset) moved the cursor meanwhile.
+                        if offset > state.cursor || !state.returned.contains_key(&offset) {
                             continue;
                         }
-                    };
-                    if is_retry && rec.properties.get(ORIGIN_TOPIC).map(String::as_str) != Some(topic.name.as_str()) {
-                        continue; // another topic's retry: left for its own receives
                     }
-                    if !filter.matches(rec.tag.as_deref(), &props::user_properties(&rec.properties)) {
-                        state.finish(offset);
-                        continue;
+                    if self.offer(&offer, &mut state, unit, rec, &mut out) == Offered::Full {
+                        full = true;
+                        bytes_full = true;
+                        break;
                     }
-                    let nonce = rand::random::<u64>();
-                    let reconsume_times = state.in_place_reconsume.get(&offset).copied().unwrap_or(rec.reconsume_times);
-                    state.inflight.insert(
-                        offset,
-                        Inflight {
-                            nonce,
-                            deadline,
-                            client_id: req.client_id.clone(),
-                            in_place,
-                            user_topic: topic.name.clone(),
-                            reconsume_times,
-                            commit_offset: unit.commit_offset,
-                            failing: false,
-                        },
-                    );
-                    let mut m = props::to_message(rec, MessageState::Stored);
-                    m.reconsume_times = reconsume_times;
-                    m.receipt = Some(
-                        Receipt { owner: owner.to_string(), topic: store_topic.clone(), queue_id, offset, nonce }
-                            .encode(),
-                    );
-                    out.push(m);
-                    if out.len() >= req.max_messages || req.orderly && is_retry {
-                        break 'scan;
-                    }
+                    state.cursor = state.cursor.max(offset + 1);
                 }
             }
-            if state.committed != before && req.mode == ConsumeMode::Clustering {
-                self.offsets.set(owner, &store_topic, queue_id, state.committed);
+            let committed = lock_queue(&queue).committed;
+            if committed != before && req.mode == ConsumeMode::Clustering {
+                self.offsets.set(owner, &store_topic, queue_id, committed);
             }
         }
-        drop(inner);
         if !out.is_empty() {
             self.counters.delivered(&topic.name, &req.group, out.len() as u64);
         }
-        Ok(out)
+        Ok((out, next_ready))
+    }
+
+    /// Reads the record of a unit a receive may hand out, outside any lock: `None` when the
+    /// tag hash already rules it out.
+    fn read_candidate(&self, o: &Offer<'_>, unit: CqUnit) -> (CqUnit, Candidate) {
+        if !o.is_retry && !o.filter.may_match_hash(unit.tag_hash) {
+            return (unit, Candidate::Filtered);
+        }
+        match self.store.read(unit.commit_offset) {
+            Ok(rec) => (unit, Candidate::Record(Box::new(rec))),
+            Err(e) => {
+                tracing::error!(error = %e, topic = %o.store_topic, queue_id = o.queue_id, offset = unit.queue_offset, "unreadable message skipped");
+                (unit, Candidate::Filtered)
+            }
+        }
+    }
+
+    /// Hands out the message of `unit` if it is deliverable: skips what is done or in flight,
+    /// finishes what the filter rejects (or what cannot be read), leaves another topic's retry
+    /// to its own receives.
+    fn offer(
+        &self,
+        o: &Offer<'_>,
+        state: &mut QueueState,
+        unit: CqUnit,
+        rec: Candidate,
+        out: &mut Vec<Message>,
+    ) -> Offered {
+        let offset = unit.queue_offset;
+        if state.done.contains(&offset) || state.inflight.contains_key(&offset) {
+            state.returned.remove(&offset);
+            return Offered::Skipped;
+        }
+        let rec = match rec {
+            Candidate::Filtered => {
+                state.finish(offset);
+                return Offered::Skipped;
+            }
+            Candidate::Record(rec) => *rec,
+        };
+        if o.is_retry {
+            let origin = rec.properties.get(ORIGIN_TOPIC).cloned().unwrap_or_default();
+            if origin != o.topic.name {
+                // Another topic's retry: left for its own receives.
+                state.returned.insert(offset, Returned { not_before: None, topic: Some(origin) });
+                return Offered::Skipped;
+            }
+        }
+        if !o.filter.matches(rec.tag.as_deref(), &props::user_properties(&rec.properties)) {
+            state.finish(offset);
+            return Offered::Skipped;
+        }
+        // At most max_receive_bytes of bodies, but always at least one message.
+        let taken: usize = out.iter().map(|m| m.body.len()).sum();
+        if !out.is_empty() && taken + rec.body.len() > self.config.max_receive_bytes {
+            return Offered::Full;
+        }
+        state.returned.remove(&offset);
+        let nonce = rand::random::<u64>();
+        let reconsume_times = state.in_place_reconsume.get(&offset).copied().unwrap_or(rec.reconsume_times);
+        state.inflight.insert(
+            offset,
+            Inflight {
+                nonce,
+                deadline: o.deadline,
+                client_id: o.req.client_id.clone(),
+                in_place: o.in_place,
+                user_topic: o.topic.name.clone(),
+                reconsume_times,
+                commit_offset: unit.commit_offset,
+                orderly: o.req.orderly,
+                failing: false,
+            },
+        );
+        let mut m = props::to_message(rec, MessageState::Stored);
+        m.reconsume_times = reconsume_times;
+        m.receipt = Some(
+            Receipt {
+                owner: o.owner.to_string(),
+                topic: o.store_topic.to_string(),
+                queue_id: o.queue_id,
+                offset,
+                nonce,
+            }
+            .encode(),
+        );
+        out.push(m);
+        Offered::Delivered
     }
 
     fn parse_receipt(group: &str, receipt: &str) -> Result<Option<(Receipt, Key)>> {
@@ -374,23 +726,38 @@ impl Broker {
         Receipt::parse(receipt).map(|_| ())
     }
 
+    /// Whether `receipt` names a delivery of `group` that is still in flight: false once it
+    /// was acked, nacked, expired, or returned with an earlier orderly failure. Subscribers use
+    /// it to free window slots of deliveries the broker took back.
+    pub fn holds_receipt(&self, group: &str, receipt: &str) -> bool {
+        let Ok(Some((r, key))) = Self::parse_receipt(group, receipt) else { return false };
+        let Some(q) = self.consumption.queue(&key) else { return false };
+        let state = lock_queue(&q);
+        state.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing)
+    }
+
     /// Acknowledges a received message. `Err` only for a receipt that does not parse; a receipt
     /// that cannot be acked is `Ok(Err(reason))`.
     pub async fn ack(&self, group: &str, receipt: &str) -> Result<Result<(), ReceiptFailure>> {
         let Some((r, key)) = Self::parse_receipt(group, receipt)? else { return Ok(Err(ReceiptFailure::Unknown)) };
-        let mut inner = self.consumption.lock();
-        let Inner { queues, ended } = &mut *inner;
-        if let Some(state) = queues.get_mut(&key) {
-            if state.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing) {
+        if let Some(q) = self.consumption.queue(&key) {
+            let mut state = lock_queue(&q);
+            if let Some(i) = state.inflight.get(&r.offset).filter(|i| i.nonce == r.nonce && !i.failing) {
+                // An orderly queue waits for this ack before it hands out the next message.
+                let wake = i.orderly.then(|| i.user_topic.clone());
                 state.finish(r.offset);
-                ended.insert(r.nonce, (ReceiptFailure::Acked, Instant::now()));
+                self.consumption.ended().insert(r.nonce, (ReceiptFailure::Acked, Instant::now()));
                 if !r.owner.contains('\0') {
                     self.offsets.set(&r.owner, &r.topic, r.queue_id, state.committed);
+                }
+                drop(state);
+                if let Some(topic) = wake {
+                    self.waiters.wake(&topic);
                 }
                 return Ok(Ok(()));
             }
         }
-        Ok(Err(ended.get(&r.nonce).map(|(f, _)| *f).unwrap_or(ReceiptFailure::Unknown)))
+        Ok(Err(self.consumption.ended().get(&r.nonce).map(|(f, _)| *f).unwrap_or(ReceiptFailure::Unknown)))
     }
 
     /// Gives a received message back: it returns to the group with `reconsume_times + 1` after
@@ -403,15 +770,37 @@ impl Broker {
         delay: Option<Duration>,
     ) -> Result<Result<(), ReceiptFailure>> {
         let Some((r, key)) = Self::parse_receipt(group, receipt)? else { return Ok(Err(ReceiptFailure::Unknown)) };
+        self.validate_redelivery_delay(delay)?;
+        let max = self.max_reconsume_times(group);
+        let suspend = self.config.orderly_suspend;
         let failed = {
-            let mut inner = self.consumption.lock();
-            let Inner { queues, ended } = &mut *inner;
-            let taken = queues
-                .get_mut(&key)
-                .filter(|s| s.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing))
-                .and_then(|s| s.hold_for_failure(r.offset));
+            let mut revoked = Vec::new();
+            // Orderly: the queue pauses for the delay or `orderly_suspend`; broadcasting: the
+            // message comes back after the delay or the retry delay of its level.
+            let pause = |i: &Inflight| match (i.orderly, delay) {
+                (true, Some(d)) if !d.is_zero() => d,
+                (true, _) => suspend,
+                (false, Some(d)) => d,
+                (false, None) => self.retry_delay(i.reconsume_times),
+            };
+            let taken = self.consumption.queue(&key).and_then(|q| {
+                let mut state = lock_queue(&q);
+                let held = state.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing);
+                if held {
+                    state.hold_for_failure(r.offset, max, pause, &mut revoked)
+                } else {
+                    None
+                }
+            });
+            let mut ended = self.consumption.ended();
+            let now = Instant::now();
+            for nonce in revoked {
+                ended.insert(nonce, (ReceiptFailure::Expired, now));
+            }
             match taken {
-                Some(inflight) => Failed { owner: r.owner.clone(), key, offset: r.offset, inflight, delay },
+                Some((inflight, in_place)) => {
+                    Failed { owner: r.owner.clone(), key, offset: r.offset, inflight, delay, in_place }
+                }
                 None => {
                     return Ok(Err(ended.get(&r.nonce).map(|(f, _)| *f).unwrap_or(ReceiptFailure::Unknown)));
                 }
@@ -430,13 +819,10 @@ impl Broker {
         }
         let not_held = || Error::not_found("receipt", receipt);
         let (r, key) = Self::parse_receipt(group, receipt)?.ok_or_else(not_held)?;
-        let mut inner = self.consumption.lock();
-        let inflight = inner
-            .queues
-            .get_mut(&key)
-            .and_then(|s| s.inflight.get_mut(&r.offset))
-            .filter(|i| i.nonce == r.nonce && !i.failing)
-            .ok_or_else(not_held)?;
+        let q = self.consumption.queue(&key).ok_or_else(not_held)?;
+        let mut state = lock_queue(&q);
+        let inflight =
+            state.inflight.get_mut(&r.offset).filter(|i| i.nonce == r.nonce && !i.failing).ok_or_else(not_held)?;
         inflight.nonce = rand::random();
         inflight.deadline = Instant::now() + invisible;
         Ok(Receipt { nonce: inflight.nonce, ..r }.encode())
@@ -446,17 +832,7 @@ impl Broker {
     /// or to the DLQ when it has been delivered `max_reconsume_times + 1` times.
     async fn fail_delivery(&self, f: Failed) -> Result<()> {
         let group = f.owner.split('\0').next().unwrap_or_default().to_string();
-        let max = self.max_reconsume_times(&group);
-        if f.inflight.in_place && f.inflight.reconsume_times < max {
-            let mut inner = self.consumption.lock();
-            if let Some(state) = inner.queues.get_mut(&f.key) {
-                state.in_place_reconsume.insert(f.offset, f.inflight.reconsume_times + 1);
-                let pause = f.delay.unwrap_or(self.config.orderly_suspend);
-                if !pause.is_zero() {
-                    state.suspended_until = Some(Instant::now() + pause);
-                }
-            }
-            drop(inner);
+        if f.in_place {
             self.waiters.wake(&f.inflight.user_topic);
             return Ok(());
         }
@@ -479,13 +855,56 @@ impl Broker {
         Ok(())
     }
 
-    /// Makes expired leases' messages visible again at once, counting a reconsume.
+    /// The retry delay of a message failed `reconsume_times` times before: level
+    /// `3 + reconsume_times`, capped at the last level.
+    pub(crate) fn retry_delay(&self, reconsume_times: u32) -> Duration {
+        let levels = &self.config.delay_levels;
+        let level = (3 + reconsume_times as usize).min(levels.len());
+        levels[level - 1]
+    }
+
+    /// Makes expired leases' messages visible again at once, counting a reconsume. The retry
+    /// and DLQ copies of one round are stored in one append.
     pub(crate) async fn expire_leases(&self) {
-        for f in self.consumption.take_expired() {
-            let topic = f.inflight.user_topic.clone();
-            if let Err(e) = self.fail_delivery(f).await {
-                tracing::error!(error = %e, topic, "returning an expired message failed");
+        let expired =
+            self.consumption.take_expired(|group| self.max_reconsume_times(group), self.config.orderly_suspend);
+        let (in_place, sent_back): (Vec<Failed>, Vec<Failed>) = expired.into_iter().partition(|f| f.in_place);
+        for f in in_place {
+            self.waiters.wake(&f.inflight.user_topic);
+        }
+        for chunk in sent_back.chunks(EXPIRE_BATCH) {
+            if let Err(e) = self.send_back_expired(chunk).await {
+                tracing::error!(error = %e, "returning expired messages failed; they are visible again");
+                for f in chunk {
+                    self.consumption.release_hold(&f.key, f.offset);
+                }
             }
         }
+    }
+
+    /// Stores the retry (or DLQ) copies of expired deliveries in one append, then finishes them.
+    async fn send_back_expired(&self, failed: &[Failed]) -> Result<()> {
+        let offsets: Vec<u64> = failed.iter().map(|f| f.inflight.commit_offset).collect();
+        let records =
+            self.blocking(move |s| offsets.into_iter().map(|o| s.read(o)).collect::<Result<Vec<_>>>()).await?;
+        let copies = failed
+            .iter()
+            .zip(records)
+            .map(|(f, mut rec)| {
+                rec.reconsume_times = f.inflight.reconsume_times;
+                let group = f.owner.split('\0').next().unwrap_or_default();
+                self.send_back_copy(group, &rec, &f.inflight.user_topic, f.delay)
+            })
+            .collect();
+        self.append_and_dispatch(copies).await?;
+        for f in failed {
+            if let Some(committed) = self.consumption.mark_done(&f.key, f.offset) {
+                if !f.owner.contains('\0') {
+                    self.offsets.set(&f.key.0, &f.key.1, f.key.2, committed);
+                }
+            }
+            self.waiters.wake(&f.inflight.user_topic);
+        }
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Sending: validation, queue selection, idempotency, and the one path by which every message
 //! (plain, delayed, half) reaches the store.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -43,11 +44,15 @@ impl Broker {
             return Err(Error::invalid("/messages", "a batch needs at least one message"));
         }
         if msgs.len() > self.config.max_batch_messages {
-            return Err(Error::MessageTooLarge { size: msgs.len(), max: self.config.max_batch_messages });
+            return Err(Error::BatchTooLarge {
+                unit: "messages",
+                size: msgs.len(),
+                max: self.config.max_batch_messages,
+            });
         }
         let bytes: usize = msgs.iter().map(|m| m.body.len()).sum();
         if bytes > self.config.max_batch_bytes {
-            return Err(Error::MessageTooLarge { size: bytes, max: self.config.max_batch_bytes });
+            return Err(Error::BatchTooLarge { unit: "body bytes", size: bytes, max: self.config.max_batch_bytes });
         }
         self.send_messages(topic, msgs, batch_key, "/messages").await
     }
@@ -68,8 +73,13 @@ impl Broker {
         if !keyed {
             return self.store_messages(&topic, msgs).await;
         }
-        // Idempotent sends are serialised so two concurrent repeats cannot both store.
-        let _guard = self.idempotency_lock.lock().await;
+        // Sends sharing a key are serialised, so two concurrent repeats cannot both store;
+        // sends with other keys (or on other topics) go on at the same time.
+        let keys: Vec<String> = match &batch_key {
+            Some(key) => vec![batch_key_name(key)],
+            None => msgs.iter().filter_map(|m| m.idempotency_key.clone()).collect(),
+        };
+        let _guards = self.idempotency_locks.lock_all(topic_name, keys).await;
         let window = self.config.dedup_window.as_millis() as u64;
         if let Some(key) = &batch_key {
             let fp = fingerprint(&msgs);
@@ -82,39 +92,54 @@ impl Broker {
             }
             let results = self.store_messages(&topic, msgs).await?;
             let entry = DedupEntry { fingerprint: fp, results: results.clone(), at_ms: now_ms() };
-            self.dedup.insert(topic_name, vec![(batch_key_name(key), entry)], window)?;
+            let (topic_owned, entries) = (topic_name.to_string(), vec![(batch_key_name(key), entry)]);
+            self.off_runtime(move |b| b.dedup.insert(&topic_owned, entries, window)).await?;
             return Ok(results);
         }
-        // Per-message keys: repeats answer from the table, the rest are stored together.
+        // Per-message keys: repeats answer from the table; a key repeated inside the batch is
+        // one message, whose result every repeat gets; the rest are stored together.
         let mut answers: Vec<Option<SendResult>> = vec![None; msgs.len()];
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<(usize, OutgoingMessage)> = Vec::new();
+        let mut fresh_keys: HashMap<String, (usize, u64)> = HashMap::new();
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
         for (i, m) in msgs.into_iter().enumerate() {
             if let Some(key) = &m.idempotency_key {
+                let fp = fingerprint([&m]);
                 if let Some(seen) = self.dedup.get(topic_name, key, window) {
-                    if seen.fingerprint != fingerprint([&m]) {
+                    if seen.fingerprint != fp {
                         return Err(Error::IdempotencyConflict { key: key.clone() });
                     }
                     answers[i] = seen.results.into_iter().next();
                     continue;
                 }
+                if let Some(&(first, first_fp)) = fresh_keys.get(key) {
+                    if first_fp != fp {
+                        return Err(Error::IdempotencyConflict { key: key.clone() });
+                    }
+                    repeats.push((i, first));
+                    continue;
+                }
+                fresh_keys.insert(key.clone(), (i, fp));
             }
             fresh.push((i, m));
         }
         if !fresh.is_empty() {
-            let records: Vec<(String, u64)> =
-                fresh.iter().filter_map(|(_, m)| m.idempotency_key.clone().map(|k| (k, fingerprint([m])))).collect();
             let (idx, fresh_msgs): (Vec<usize>, Vec<OutgoingMessage>) = fresh.into_iter().unzip();
-            let results = self.store_messages(&topic, fresh_msgs.clone()).await?;
+            let keys: Vec<Option<String>> = fresh_msgs.iter().map(|m| m.idempotency_key.clone()).collect();
+            let results = self.store_messages(&topic, fresh_msgs).await?;
             let mut entries = Vec::new();
-            for ((i, m), r) in idx.into_iter().zip(&fresh_msgs).zip(results) {
-                if let Some(key) = &m.idempotency_key {
-                    let fp = records.iter().find(|(k, _)| k == key).map(|(_, fp)| *fp).unwrap_or(0);
-                    entries
-                        .push((key.clone(), DedupEntry { fingerprint: fp, results: vec![r.clone()], at_ms: now_ms() }));
+            for ((i, key), r) in idx.into_iter().zip(keys).zip(results) {
+                if let Some(key) = key {
+                    let fp = fresh_keys.get(&key).map(|(_, fp)| *fp).unwrap_or(0);
+                    entries.push((key, DedupEntry { fingerprint: fp, results: vec![r.clone()], at_ms: now_ms() }));
                 }
                 answers[i] = Some(r);
             }
-            self.dedup.insert(topic_name, entries, window)?;
+            let topic_owned = topic_name.to_string();
+            self.off_runtime(move |b| b.dedup.insert(&topic_owned, entries, window)).await?;
+        }
+        for (i, first) in repeats {
+            answers[i] = answers[first].clone();
         }
         answers
             .into_iter()
@@ -137,7 +162,7 @@ impl Broker {
             }
         }
         props::validate_user_properties(&m.properties, field)?;
-        let max_delay_ms = self.config.max_delay.as_millis() as u64;
+        let max_delay_ms = u64::try_from(self.config.max_delay.as_millis()).unwrap_or(u64::MAX);
         let levels = self.config.delay_levels.len();
         match m.delay {
             Some(Delay::Level(l)) if l == 0 || l as usize > levels => {
@@ -146,7 +171,7 @@ impl Broker {
             Some(Delay::Millis(ms)) if ms == 0 || ms > max_delay_ms => {
                 return Err(Error::invalid(format!("{field}/delay_ms"), format!("must be 1 to {max_delay_ms} ms")));
             }
-            Some(Delay::At(at)) if at == 0 || at > now_ms() + max_delay_ms => {
+            Some(Delay::At(at)) if at == 0 || at > now_ms().saturating_add(max_delay_ms) => {
                 return Err(Error::invalid(
                     format!("{field}/deliver_at"),
                     "must be positive and at most max_delay ahead",
@@ -200,7 +225,8 @@ impl Broker {
                 rec.properties.insert(props::SHARDING_KEY.into(), key.clone());
             }
             let placement = if let Some(group) = m.transaction {
-                let transaction_id = self.ids.next();
+                // Random, not from the id counter: a transaction id must not be guessable.
+                let transaction_id = format!("{:032X}", rand::random::<u128>());
                 rec.properties.insert(props::REAL_TOPIC.into(), topic.name.clone());
                 rec.properties.insert(props::TX_ID.into(), transaction_id.clone());
                 rec.properties.insert(props::PRODUCER_GROUP.into(), group);
@@ -233,13 +259,13 @@ impl Broker {
                 },
                 Placement::Scheduled => SendResult { msg_id, queue_id: None, queue_offset: None, transaction_id: None },
                 Placement::Half { transaction_id } => {
-                    self.transactions.add_half(
-                        &transaction_id,
-                        &msg_id,
-                        res.commit_offset,
-                        res.store_ts,
-                        res.group.clone(),
-                    );
+                    let half = super::transaction::HalfInfo {
+                        msg_id: &msg_id,
+                        topic: &topic.name,
+                        offset: res.commit_offset,
+                        created_ms: res.store_ts,
+                    };
+                    self.transactions.add_half(&transaction_id, half, res.group.clone());
                     SendResult { msg_id, queue_id: None, queue_offset: None, transaction_id: Some(transaction_id) }
                 }
             });
@@ -269,13 +295,14 @@ impl Broker {
     /// the timer precision: never early.
     pub(crate) fn due_time(&self, delay: Delay, now: u64) -> (u64, Option<u32>) {
         let precision = self.config.timer_precision.as_millis().max(1) as u64;
-        let round_up = |t: u64| t.div_ceil(precision) * precision;
+        let round_up = |t: u64| t.div_ceil(precision).saturating_mul(precision);
         match delay {
             Delay::Level(l) => {
                 let idx = (l.max(1) as usize - 1).min(self.config.delay_levels.len() - 1);
-                (now + self.config.delay_levels[idx].as_millis() as u64, Some(idx as u32 + 1))
+                let level_ms = u64::try_from(self.config.delay_levels[idx].as_millis()).unwrap_or(u64::MAX);
+                (now.saturating_add(level_ms), Some(idx as u32 + 1))
             }
-            Delay::Millis(ms) => (round_up(now + ms), None),
+            Delay::Millis(ms) => (round_up(now.saturating_add(ms)), None),
             Delay::At(at) => (round_up(at.max(now)), None),
         }
     }

@@ -27,12 +27,27 @@ enum TxState {
 #[derive(Debug, Clone)]
 struct TxEntry {
     msg_id: String,
+    /// The topic the message is published to once committed.
+    topic: String,
     half_offset: u64,
     producer_group: String,
     created_ms: u64,
     check_times: u32,
     last_check_ms: u64,
     state: TxState,
+    /// When it reached a final state (committed, rolled back, discarded), epoch ms.
+    ended_ms: u64,
+}
+
+/// Most ended transactions remembered, to answer `conflict` to a second end.
+pub const MAX_ENDED_TRANSACTIONS: usize = 1_000;
+
+/// Where a half message is and what it is for.
+pub(crate) struct HalfInfo<'a> {
+    pub(crate) msg_id: &'a str,
+    pub(crate) topic: &'a str,
+    pub(crate) offset: u64,
+    pub(crate) created_ms: u64,
 }
 
 /// Transaction id → its half message and state.
@@ -46,19 +61,45 @@ impl TransactionTable {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn add_half(&self, tx: &str, msg_id: &str, half_offset: u64, created_ms: u64, group: Option<String>) {
+    pub(crate) fn add_half(&self, tx: &str, half: HalfInfo<'_>, group: Option<String>) {
         self.lock().insert(
             tx.to_string(),
             TxEntry {
-                msg_id: msg_id.to_string(),
-                half_offset,
+                msg_id: half.msg_id.to_string(),
+                topic: half.topic.to_string(),
+                half_offset: half.offset,
                 producer_group: group.unwrap_or_default(),
-                created_ms,
+                created_ms: half.created_ms,
                 check_times: 0,
                 last_check_ms: 0,
                 state: TxState::Pending,
+                ended_ms: 0,
             },
         );
+    }
+
+    /// Forgets the oldest ended transactions beyond [`MAX_ENDED_TRANSACTIONS`] (ending one of
+    /// those again answers `not found` instead of `conflict`). Pending ones are all kept.
+    pub(crate) fn compact(&self) {
+        let mut table = self.lock();
+        let mut ended: Vec<(u64, String)> = table
+            .iter()
+            .filter(|(_, e)| matches!(e.state, TxState::Committed | TxState::RolledBack | TxState::Discarded))
+            .map(|(k, e)| (e.ended_ms, k.clone()))
+            .collect();
+        if ended.len() <= MAX_ENDED_TRANSACTIONS {
+            return;
+        }
+        ended.sort_unstable();
+        let excess = ended.len() - MAX_ENDED_TRANSACTIONS;
+        for (_, tx) in ended.into_iter().take(excess) {
+            table.remove(&tx);
+        }
+    }
+
+    /// Transactions remembered (pending and recently ended).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
     }
 
     pub(crate) fn is_pending(&self, tx: &str) -> bool {
@@ -85,52 +126,53 @@ impl Broker {
     /// Rebuilds the transaction table from the half and op topics.
     pub(crate) async fn rebuild_transactions(self: Arc<Self>) -> Result<()> {
         let this = self.clone();
-        let (halves, ops) = self
-            .blocking(move |s| {
-                let read_all = |topic: &str| -> Result<Vec<crate::store::StoredMessage>> {
-                    let (min, max) = s.queue_bounds(topic, 0);
-                    let mut out = Vec::new();
-                    let mut pos = min;
-                    while pos < max {
-                        let units = s.read_queue(topic, 0, pos, 1024)?;
-                        let Some(last) = units.last().map(|u| u.queue_offset) else { break };
-                        for u in units {
-                            out.push(s.read(u.commit_offset)?);
-                        }
-                        pos = last + 1;
+        // One record at a time, keeping only what the table needs: never every half message
+        // (with its body) in memory at once.
+        self.blocking(move |s| {
+            let each = |topic: &str, f: &mut dyn FnMut(crate::store::StoredMessage)| -> Result<()> {
+                let (min, max) = s.queue_bounds(topic, 0);
+                let mut pos = min;
+                while pos < max {
+                    let units = s.read_queue(topic, 0, pos, 1024)?;
+                    let Some(last) = units.last().map(|u| u.queue_offset) else { break };
+                    for u in units {
+                        f(s.read(u.commit_offset)?);
                     }
-                    Ok(out)
-                };
-                Ok((read_all(TRANS_HALF_TOPIC)?, read_all(TRANS_OP_TOPIC)?))
-            })
-            .await?;
-        for h in halves {
-            if let Some(tx) = h.properties.get(TX_ID) {
-                this.transactions.add_half(
-                    tx,
-                    &h.msg_id,
-                    h.commit_offset,
-                    h.store_ts,
-                    h.properties.get(PRODUCER_GROUP).cloned(),
-                );
-            }
-        }
-        let mut table = this.transactions.lock();
-        for op in ops {
-            let (Some(tx), Some(kind)) = (op.properties.get(TX_ID), op.properties.get(TX_OP)) else { continue };
-            let Some(entry) = table.get_mut(tx) else { continue };
-            match kind.as_str() {
-                "commit" => entry.state = TxState::Committed,
-                "rollback" => entry.state = TxState::RolledBack,
-                "discard" => entry.state = TxState::Discarded,
-                "check" => {
-                    entry.check_times += 1;
-                    entry.last_check_ms = op.store_ts;
+                    pos = last + 1;
                 }
-                _ => {}
-            }
-        }
-        Ok(())
+                Ok(())
+            };
+            each(TRANS_HALF_TOPIC, &mut |h| {
+                if let Some(tx) = h.properties.get(TX_ID) {
+                    let topic = h.properties.get(REAL_TOPIC).map(String::as_str).unwrap_or_default();
+                    let half = HalfInfo { msg_id: &h.msg_id, topic, offset: h.commit_offset, created_ms: h.store_ts };
+                    this.transactions.add_half(tx, half, h.properties.get(PRODUCER_GROUP).cloned());
+                }
+            })?;
+            each(TRANS_OP_TOPIC, &mut |op| {
+                let (Some(tx), Some(kind)) = (op.properties.get(TX_ID), op.properties.get(TX_OP)) else { return };
+                let mut table = this.transactions.lock();
+                let Some(entry) = table.get_mut(tx) else { return };
+                match kind.as_str() {
+                    "commit" | "rollback" | "discard" => {
+                        entry.state = match kind.as_str() {
+                            "commit" => TxState::Committed,
+                            "rollback" => TxState::RolledBack,
+                            _ => TxState::Discarded,
+                        };
+                        entry.ended_ms = op.store_ts;
+                    }
+                    "check" => {
+                        entry.check_times += 1;
+                        entry.last_check_ms = op.store_ts;
+                    }
+                    _ => {}
+                }
+            })?;
+            this.transactions.compact();
+            Ok(())
+        })
+        .await
     }
 
     /// Ends a transaction: commit makes its message visible in its topic (exactly once),
@@ -164,6 +206,7 @@ impl Broker {
                 (Ok(()), TransactionStatus::Committed) => TxState::Committed,
                 (Ok(()), TransactionStatus::RolledBack) => TxState::RolledBack,
             };
+            e.ended_ms = now_ms();
         }
         result?;
         Ok(TransactionOutcome { transaction_id: transaction_id.to_string(), msg_id: entry.msg_id, status })
@@ -210,10 +253,22 @@ impl Broker {
         self.append_and_dispatch(records).await.map(|_| ())
     }
 
+    /// The topic a transaction's message is published to, if the transaction is known: who
+    /// ends a transaction needs the right to publish there.
+    pub fn transaction_topic(&self, transaction_id: &str) -> Option<String> {
+        self.transactions.lock().get(transaction_id).map(|e| e.topic.clone())
+    }
+
     /// Subscribes to check-backs: the gateway and embedded clients route each to a producer of
     /// its group and end the transaction with the answer.
     pub fn transaction_checks(&self) -> tokio::sync::broadcast::Receiver<TransactionCheck> {
         self.checks.subscribe()
+    }
+
+    /// Counts checks that reached no producer: the gateway reports the ones its router missed
+    /// by falling behind the channel (the broker asks again at the next interval).
+    pub fn note_lost_checks(&self, n: u64) {
+        self.counters.checks_lost.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Registers the URL the broker POSTs check-backs of `group` to (kept across restarts).
@@ -254,6 +309,7 @@ impl Broker {
     }
 
     async fn check_round(&self) -> Result<()> {
+        self.transactions.compact();
         let now = now_ms();
         let timeout = self.config.transaction_timeout.as_millis() as u64;
         let interval = self.config.transaction_check_interval.as_millis() as u64;
@@ -268,34 +324,68 @@ impl Broker {
             })
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
-        for (tx, entry) in due {
-            if entry.check_times >= self.config.transaction_check_max {
-                self.append_and_dispatch(vec![op_record(&tx, &entry, "discard")]).await?;
-                if let Some(e) = self.transactions.lock().get_mut(&tx) {
-                    e.state = TxState::Discarded;
-                }
-                self.counters.transactions_discarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(transaction_id = %tx, "half message discarded after its last check-back");
-                continue;
-            }
-            self.append_and_dispatch(vec![op_record(&tx, &entry, "check")]).await?;
-            let check_times = {
-                let mut table = self.transactions.lock();
+        // Decide under the table's lock (a transaction ended meanwhile is left alone), then
+        // record every check and discard of the round in one append.
+        let mut discards = Vec::new();
+        let mut checks = Vec::new();
+        {
+            let mut table = self.transactions.lock();
+            for (tx, _) in due {
                 let Some(e) = table.get_mut(&tx) else { continue };
-                e.check_times += 1;
-                e.last_check_ms = now;
-                e.check_times
-            };
+                if e.state != TxState::Pending {
+                    continue;
+                }
+                if e.check_times >= self.config.transaction_check_max {
+                    e.state = TxState::Discarded;
+                    e.ended_ms = now_ms();
+                    discards.push((tx, e.clone()));
+                } else {
+                    e.check_times += 1;
+                    e.last_check_ms = now;
+                    checks.push((tx, e.clone()));
+                }
+            }
+        }
+        if discards.is_empty() && checks.is_empty() {
+            return Ok(());
+        }
+        let records = discards
+            .iter()
+            .map(|(tx, e)| op_record(tx, e, "discard"))
+            .chain(checks.iter().map(|(tx, e)| op_record(tx, e, "check")))
+            .collect();
+        if let Err(err) = self.append_and_dispatch(records).await {
+            // Not recorded: as if this round had not happened.
+            let mut table = self.transactions.lock();
+            for (tx, _) in &discards {
+                if let Some(e) = table.get_mut(tx) {
+                    e.state = TxState::Pending;
+                }
+            }
+            for (tx, _) in &checks {
+                if let Some(e) = table.get_mut(tx) {
+                    e.check_times = e.check_times.saturating_sub(1);
+                }
+            }
+            return Err(err);
+        }
+        for (tx, _) in &discards {
+            self.counters.transactions_discarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(transaction_id = %tx, "half message discarded after its last check-back");
+        }
+        for (tx, entry) in checks {
             let offset = entry.half_offset;
             let half = self.blocking(move |s| s.read(offset)).await?;
             let check = TransactionCheck {
-                transaction_id: tx.clone(),
+                transaction_id: tx,
                 msg_id: entry.msg_id.clone(),
                 producer_group: entry.producer_group.clone(),
-                check_times,
+                check_times: entry.check_times,
                 message: props::to_message(half, MessageState::Half),
             };
-            let _ = self.checks.send(check);
+            if self.checks.send(check).is_err() {
+                self.note_lost_checks(1);
+            }
         }
         Ok(())
     }

@@ -232,7 +232,7 @@ impl Default for FilterSpec {
 
 /// How a member reaches the broker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Transport {
+pub enum MemberTransport {
     /// A WebSocket subscriber run by the gateway.
     #[serde(rename = "ws")]
     Ws,
@@ -261,7 +261,7 @@ pub struct MemberInfo {
     /// Client id, unique within the group.
     pub client_id: String,
     /// How it is connected.
-    pub transport: Transport,
+    pub transport: MemberTransport,
     /// When it joined, epoch ms.
     pub since: u64,
 }
@@ -368,7 +368,7 @@ pub struct ReceiveRequest {
     /// The receiving member.
     pub client_id: String,
     /// How it is connected.
-    pub transport: Transport,
+    pub transport: MemberTransport,
     /// Clustering or broadcasting (broadcasting state is kept per client id).
     pub mode: ConsumeMode,
     /// Where to start on queues without a committed offset.
@@ -459,4 +459,30 @@ pub struct TransactionCheck {
     pub check_times: u32,
     /// The half message.
     pub message: Message,
+}
+
+/// Sizes of the broker's per-message tables, for monitoring: under steady load each stays
+/// bounded (by a cap, a time window, or the span between committed and handed-out offsets).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableSizes {
+    /// Lease consumption states, one per (owner, store topic, queue).
+    pub queue_states: usize,
+    /// Deliveries in flight.
+    pub in_flight: usize,
+    /// Offsets done above their queue's committed offset.
+    pub done_above_committed: usize,
+    /// Offsets handed out before that wait to be handed out again.
+    pub returned: usize,
+    /// Outcomes of ended receipts remembered (at most `MAX_ENDED_RECEIPTS`).
+    pub ended_receipts: usize,
+    /// Transactions remembered: pending, plus at most `MAX_ENDED_TRANSACTIONS` ended.
+    pub transactions: usize,
+    /// Ranges of delivered timer offsets above the lowest undelivered timer.
+    pub timer_done: usize,
+    /// DLQ positions re-sent (within the listed window of each DLQ).
+    pub dlq_resent: usize,
+    /// Idempotency keys remembered (at most `MAX_DEDUP_KEYS`).
+    pub dedup_keys: usize,
+    /// Lines of the dedup log (compacted when above twice the keys, plus 1,024).
+    pub dedup_log_lines: usize,
 }

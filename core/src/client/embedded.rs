@@ -11,9 +11,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::transport::{BrokerTimings, FindQuery, Transport};
 use crate::broker::{
-    Broker, BrokerConfig, GroupDetail, MemberInfo, Message, OutgoingMessage, Perm, PullRequest, PullResult,
-    ReceiptFailure, ReceiveRequest, ResetTarget, SendResult, Subscription, TopicDetail, TopicInfo, TransactionCheck,
-    TransactionOutcome, TransactionResolution, Transport as MemberTransport,
+    Broker, BrokerConfig, GroupDetail, MemberInfo, MemberTransport, Message, OutgoingMessage, Perm, PullRequest,
+    PullResult, ReceiptFailure, ReceiveRequest, ResetTarget, SendResult, Subscription, TopicDetail, TopicInfo,
+    TransactionCheck, TransactionOutcome, TransactionResolution,
 };
 use crate::Result;
 

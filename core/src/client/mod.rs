@@ -48,11 +48,12 @@ pub use embedded::EmbeddedTransport;
 pub use message::MessageBuilder;
 pub use producer::{Producer, DEFAULT_SEND_RETRIES};
 pub use push_consumer::{
-    Listener, ListenerError, PushConsumer, PushConsumerOptions, ReceivedMessage, DEFAULT_REBALANCE_INTERVAL,
+    Listener, ListenerError, PushConsumer, PushConsumerOptions, Rebalance, RebalanceListener, ReceivedMessage,
+    DEFAULT_REBALANCE_INTERVAL,
 };
 pub use rebalance::{Member, QueueRef, Strategy};
 #[cfg(feature = "remote")]
-pub use remote::{RemoteOptions, RemoteTransport};
+pub use remote::{tls_config, RemoteOptions, RemoteTransport};
 pub use simple_consumer::{SimpleConsumer, DEFAULT_INVISIBLE, DEFAULT_MAX_MESSAGES};
 pub use transaction::{TransactionChecker, TransactionProducer};
 pub use transport::{BrokerTimings, FindQuery, Transport};
@@ -61,9 +62,9 @@ pub use transport::{BrokerTimings, FindQuery, Transport};
 /// binding needs nothing but this module: messages, results, filters, positions and the
 /// embedded broker's configuration.
 pub use crate::broker::{
-    BrokerConfig, ConsumeMode, Delay, FilterSpec, GroupDetail, GroupOffset, MemberInfo, Message, MessageState,
-    OutgoingMessage, Perm, QueueOffsets, ResetTarget, SendResult, StartPosition, Subscription, TopicDetail, TopicInfo,
-    TransactionCheck, TransactionOutcome, TransactionResolution, TransactionStatus, Transport as MemberTransport,
+    BrokerConfig, ConsumeMode, Delay, FilterSpec, GroupDetail, GroupOffset, MemberInfo, MemberTransport, Message,
+    MessageState, OutgoingMessage, Perm, QueueOffsets, ResetTarget, SendResult, StartPosition, Subscription,
+    TopicDetail, TopicInfo, TransactionCheck, TransactionOutcome, TransactionResolution, TransactionStatus,
 };
 pub use crate::store::FlushMode;
 

@@ -36,9 +36,7 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::broker::{
-    retry_topic, ConsumeMode, FilterSpec, Message, StartPosition, Subscription, Transport as MemberTransport,
-};
+use crate::broker::{retry_topic, ConsumeMode, FilterSpec, MemberTransport, Message, StartPosition, Subscription};
 use crate::{Error, Result};
 
 use super::process_queue::{ConsumerCore, ProcessQueue, Sink};
@@ -161,6 +159,45 @@ impl Listener {
     }
 }
 
+/// A change of this member's queues: what a rebalance (or `close`) took away and what it gave.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rebalance {
+    /// Queues this member no longer consumes: stopped, so no new message of theirs is handed
+    /// out; after a rebalance their last offsets are committed in the background, after
+    /// `close` they are committed already. Sorted.
+    pub revoked: Vec<QueueRef>,
+    /// Queues this member consumes from now on. Sorted.
+    pub assigned: Vec<QueueRef>,
+}
+
+type RebalanceFn = dyn Fn(&Rebalance) + Send + Sync;
+
+/// Told of every change of a push consumer's queues (see [`Rebalance`]), for applications that
+/// keep per-queue state (caches, transactions, external offsets). It runs on the consumer's
+/// own task, after the change and outside its locks (so it may call
+/// [`PushConsumer::assignment`]); it must return quickly. `close` reports every queue revoked.
+#[derive(Clone)]
+pub struct RebalanceListener(Arc<RebalanceFn>);
+
+impl fmt::Debug for RebalanceListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RebalanceListener")
+    }
+}
+
+impl RebalanceListener {
+    /// A listener calling `f` with each change.
+    pub fn new(f: impl Fn(&Rebalance) + Send + Sync + 'static) -> Self {
+        RebalanceListener(Arc::new(f))
+    }
+
+    fn notify(&self, change: &Rebalance) {
+        if !change.revoked.is_empty() || !change.assigned.is_empty() {
+            (self.0)(change);
+        }
+    }
+}
+
 /// How a push consumer consumes. Every field has a default; set what differs.
 #[derive(Clone, Debug)]
 pub struct PushConsumerOptions {
@@ -197,6 +234,8 @@ pub struct PushConsumerOptions {
     pub orderly_suspend: Option<Duration>,
     /// How long closing, or releasing a queue, waits for running listeners (default 10 s).
     pub close_timeout: Duration,
+    /// Told when this member's queues change (default: nobody).
+    pub on_rebalance: Option<RebalanceListener>,
 }
 
 impl Default for PushConsumerOptions {
@@ -217,6 +256,7 @@ impl Default for PushConsumerOptions {
             commit_interval: Duration::from_secs(1),
             orderly_suspend: None,
             close_timeout: Duration::from_secs(10),
+            on_rebalance: None,
         }
     }
 }
@@ -261,6 +301,12 @@ impl PushConsumerOptions {
     /// Sets the listener.
     pub fn listener(mut self, listener: Listener) -> Self {
         self.listener = Some(listener);
+        self
+    }
+
+    /// Sets the listener told of each change of this member's queues.
+    pub fn on_rebalance(mut self, listener: RebalanceListener) -> Self {
+        self.on_rebalance = Some(listener);
         self
     }
 
@@ -376,6 +422,7 @@ pub(crate) struct Inner {
     stop: watch::Sender<bool>,
     stream: Option<tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>>,
     close_started: AtomicBool,
+    on_rebalance: Option<RebalanceListener>,
 }
 
 /// A push consumer: one member of a consumer group on one topic.
@@ -453,6 +500,7 @@ impl PushConsumer {
                 stop: watch::channel(false).0,
                 stream,
                 close_started: AtomicBool::new(false),
+                on_rebalance: options.on_rebalance,
             }),
         })
     }
@@ -692,12 +740,24 @@ impl Inner {
                 return;
             }
         };
-        let mut state = self.state();
-        if state.closed || self.is_stopping() {
-            return;
+        let mut change = Rebalance::default();
+        {
+            let mut state = self.state();
+            if state.closed || self.is_stopping() {
+                return;
+            }
+            self.apply(&mut state, target, &mut change);
         }
+        if let Some(listener) = &self.on_rebalance {
+            listener.notify(&change);
+        }
+    }
+
+    /// Starts and stops queues so that `state` holds exactly `target`, recording the change.
+    fn apply(&self, state: &mut State, target: BTreeSet<QueueRef>, change: &mut Rebalance) {
         state.releasing.retain(|_, task| !task.is_finished());
         let gone: Vec<QueueRef> = state.assigned.keys().filter(|q| !target.contains(q)).cloned().collect();
+        change.revoked.clone_from(&gone);
         for queue in gone {
             if let Some(running) = state.assigned.remove(&queue) {
                 running.pq.stop();
@@ -708,6 +768,7 @@ impl Inner {
             if state.assigned.contains_key(&queue) {
                 continue;
             }
+            change.assigned.push(queue.clone());
             let is_retry = queue.topic == self.retry_topic;
             let pq = ProcessQueue::new(queue.clone(), is_retry, self.core.max_buffered_per_queue);
             let previous = state.releasing.remove(&queue);
@@ -729,13 +790,15 @@ impl Inner {
             return Ok(());
         }
         self.stop.send_replace(true);
+        let mut change = Rebalance::default();
         let (main, tasks, started) = {
             let mut state = self.state();
             state.closed = true;
             let mut tasks: Vec<JoinHandle<()>> = Vec::new();
-            for (_, running) in std::mem::take(&mut state.assigned) {
+            for (queue, running) in std::mem::take(&mut state.assigned) {
                 running.pq.stop();
                 tasks.push(running.task);
+                change.revoked.push(queue);
             }
             tasks.extend(state.releasing.drain().map(|(_, t)| t));
             (state.main.take(), tasks, state.started)
@@ -745,6 +808,9 @@ impl Inner {
         }
         for task in tasks {
             let _ = task.await;
+        }
+        if let Some(listener) = &self.on_rebalance {
+            listener.notify(&change);
         }
         if let Sink::Stream(sender) = &self.core.sink {
             sender.lock().unwrap_or_else(|e| e.into_inner()).take();

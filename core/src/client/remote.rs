@@ -18,6 +18,7 @@
 //! position.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,11 +64,19 @@ pub struct RemoteOptions {
     /// The gateway's lease and retry settings, which consumers align with (default: the
     /// broker's defaults). The protocol does not carry them.
     pub timings: BrokerTimings,
+    /// For `https://` URLs: a PEM file of the certificate authorities to trust instead of the
+    /// system's roots (a private CA, or a self-signed server certificate).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RemoteOptions {
     fn default() -> Self {
-        RemoteOptions { token: None, request_timeout: Duration::from_secs(30), timings: BrokerTimings::default() }
+        RemoteOptions {
+            token: None,
+            request_timeout: Duration::from_secs(30),
+            timings: BrokerTimings::default(),
+            ca_file: None,
+        }
     }
 }
 
@@ -77,6 +86,8 @@ pub struct RemoteTransport {
     ws_url: String,
     options: RemoteOptions,
     http: reqwest::Client,
+    /// The TLS settings of `https://` and `wss://`, `None` for plain `http://`.
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// The shared request socket, reconnected on demand.
     shared: tokio::sync::Mutex<Option<Arc<Socket>>>,
     /// One heartbeat socket per member `(group, client_id)`.
@@ -97,26 +108,26 @@ impl RemoteTransport {
     /// shared socket. [`Error::Connection`] when it cannot be reached.
     pub async fn connect(url: &str, options: RemoteOptions) -> Result<Self> {
         let base = url.trim_end_matches('/').to_string();
-        let ws_url = match base.split_once("://") {
-            Some(("http", rest)) => format!("ws://{rest}/v1/ws"),
-            Some(("https", _)) => {
-                return Err(Error::invalid("/url", "https is not supported by this build; use http:// or a TLS proxy"))
-            }
-            _ => return Err(Error::invalid("/url", format!("{url:?} is not an http:// URL"))),
+        let (ws_url, tls) = match base.split_once("://") {
+            Some(("http", rest)) => (format!("ws://{rest}/v1/ws"), None),
+            Some(("https", rest)) => (format!("wss://{rest}/v1/ws"), Some(tls_config(options.ca_file.as_deref())?)),
+            _ => return Err(Error::invalid("/url", format!("{url:?} is not an http:// or https:// URL"))),
         };
         let ws_url = match &options.token {
             Some(token) => format!("{ws_url}?token={}", encode_component(token)),
             None => ws_url,
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.request_timeout)
-            .build()
-            .map_err(|e| Error::Connection(format!("HTTP client: {e}")))?;
+        let mut http = reqwest::Client::builder().connect_timeout(options.request_timeout);
+        if let Some(tls) = &tls {
+            http = http.use_preconfigured_tls(rustls::ClientConfig::clone(tls));
+        }
+        let http = http.build().map_err(|e| Error::Connection(format!("HTTP client: {e}")))?;
         let transport = RemoteTransport {
             base,
             ws_url,
             options,
             http,
+            tls,
             shared: tokio::sync::Mutex::new(None),
             members: tokio::sync::Mutex::new(HashMap::new()),
             producers: Arc::default(),
@@ -140,7 +151,7 @@ impl RemoteTransport {
         if let Some(s) = shared.as_ref().filter(|s| s.is_alive()) {
             return Ok(s.clone());
         }
-        let socket = Socket::connect(&self.ws_url, self.producers.clone()).await?;
+        let socket = Socket::connect(&self.ws_url, self.tls.clone(), self.producers.clone()).await?;
         let groups: Vec<String> = self.producers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
         for group in groups {
             socket.send(&ClientFrame::RegisterProducer(RegisterProducerFrame { group }))?;
@@ -213,8 +224,61 @@ fn encode_component(s: &str) -> String {
     out
 }
 
-fn connection_error(e: impl std::fmt::Display) -> Error {
-    Error::Connection(e.to_string())
+/// A request error with its causes, so that "invalid peer certificate: UnknownIssuer" is
+/// not hidden behind "error sending request".
+fn connection_error(e: impl std::error::Error) -> Error {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Error::Connection(text)
+}
+
+/// The TLS client settings every FerryMQ client uses for `https://` and `wss://`: the
+/// certificate authorities of `ca_file` (PEM) when given, else the system's roots; rustls with
+/// the ring provider.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    Error::invalid("/ca_file", format!("cannot read certificates from {}: {e}", path.display()))
+                })?;
+            if certs.is_empty() {
+                return Err(Error::invalid("/ca_file", format!("{} holds no PEM certificate", path.display())));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| {
+                    Error::invalid("/ca_file", format!("a certificate in {} is not usable: {e}", path.display()))
+                })?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for err in &found.errors {
+                tracing::warn!(error = %err, "could not load a system root certificate");
+            }
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    // ring rather than aws-lc-rs: no C toolchain build; post-quantum key exchange is not needed
+    // between a client and its broker.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Connection(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// The error of a problem answer (`application/problem+json`), by its `type`.
@@ -256,8 +320,13 @@ struct Socket {
 }
 
 impl Socket {
-    async fn connect(url: &str, producers: Arc<Producers>) -> Result<Arc<Self>> {
-        let (stream, _) = tokio_tungstenite::connect_async(url)
+    async fn connect(
+        url: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        producers: Arc<Producers>,
+    ) -> Result<Arc<Self>> {
+        let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+        let (stream, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
             .await
             .map_err(|e| Error::Connection(format!("WebSocket to {}: {e}", url.split('?').next().unwrap_or(url))))?;
         let (mut sink, mut source) = stream.split();
@@ -556,7 +625,7 @@ impl Transport for RemoteTransport {
                         if self.closed.load(Ordering::Acquire) {
                             return Err(Error::Connection("the client is closed".into()));
                         }
-                        let s = Socket::connect(&self.ws_url, Arc::default()).await?;
+                        let s = Socket::connect(&self.ws_url, self.tls.clone(), Arc::default()).await?;
                         members.insert(key, s.clone());
                         s
                     }

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::{
-    ConsumeMode, FilterSpec, Message, ReceiptFailure, ReceiveRequest, StartPosition, Transport as MemberTransport,
-};
+use crate::broker::{ConsumeMode, FilterSpec, MemberTransport, Message, ReceiptFailure, ReceiveRequest, StartPosition};
 use crate::{Error, Result};
 
 use super::transport::Transport;

@@ -45,12 +45,13 @@ pub struct BrokerTimings {
 }
 
 impl Default for BrokerTimings {
-    /// The broker's production defaults: 30 s leases, 1 s orderly suspension, 16 redeliveries.
+    /// The broker's defaults, from the configuration table.
     fn default() -> Self {
+        use crate::config as keys;
         BrokerTimings {
-            lease_ttl: Duration::from_secs(30),
-            orderly_suspend: Duration::from_secs(1),
-            max_reconsume_times: 16,
+            lease_ttl: keys::LEASE_TTL.default(),
+            orderly_suspend: keys::ORDERLY_SUSPEND.default(),
+            max_reconsume_times: keys::MAX_RECONSUME_TIMES.default(),
         }
     }
 }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::message::{AppendResult, StoredMessage};
@@ -45,6 +45,12 @@ pub(crate) struct CommitLog {
     write_pos: AtomicU64,
     min_offset: AtomicU64,
     appender: Mutex<Appender>,
+    /// Held shared by every msync of the log outside group commit (the prepare-ahead thread);
+    /// a group-commit leader takes it exclusively after its own msync, see
+    /// [`CommitLog::msync_failed_settled`].
+    msync_gate: RwLock<()>,
+    /// Some msync of the log failed.
+    msync_failed: AtomicBool,
 }
 
 impl std::fmt::Debug for CommitLog {
@@ -91,6 +97,8 @@ impl CommitLog {
             write_pos: AtomicU64::new(pos),
             min_offset: AtomicU64::new(min),
             appender: Mutex::new(Appender { active, pos, last_record, last_store_ts, queue_offsets: HashMap::new() }),
+            msync_gate: RwLock::new(()),
+            msync_failed: AtomicBool::new(false),
         })
     }
 
@@ -133,15 +141,19 @@ impl CommitLog {
     /// Appends the records in order, as one contiguous batch when there is more than one. On
     /// success the records are published; returns their placements and the new log end.
     ///
-    /// An error before the first record is written leaves the log unchanged. An error in the
-    /// middle of a batch (only possible when creating a segment fails) leaves a partial batch
-    /// behind; the caller must then poison the store.
+    /// Every segment the batch will need is created (allocated, mapped, its directory
+    /// fsynced) before the first byte is written, so a full disk fails the append with the log
+    /// unchanged and a later append can try again. On error the flag says whether the store
+    /// must be poisoned: a directory fsync failed, or a write failed in the middle of a batch
+    /// (its first records are already in place). A failed write of the batch's first record
+    /// leaves nothing published; the next append overwrites those bytes.
     pub(crate) fn append(
         &self,
         tails: &mut [EncodedTail],
         now_ms: u64,
     ) -> Result<(Vec<AppendResult>, u64), (Error, bool)> {
         let mut a = self.lock();
+        let mut fresh = self.create_segments(&a, tails)?;
         let store_ts = now_ms.max(a.last_store_ts);
         a.last_store_ts = store_ts;
         let mut results = Vec::with_capacity(tails.len());
@@ -149,7 +161,12 @@ impl CommitLog {
         for (i, tail) in tails.iter_mut().enumerate() {
             let len = tail.record_len() as u64;
             if a.pos - a.active.base() + len + FILLER_RESERVE > a.active.len() {
-                self.roll(&mut a).map_err(|e| (e, i > 0))?;
+                let seg = fresh.pop().ok_or_else(|| (Error::Unavailable("no segment prepared".into()), i > 0))?;
+                self.roll(&mut a, seg).map_err(|e| (e, i > 0))?;
+                if i == 0 {
+                    // A filler ends the old segment: the new start is a valid log end.
+                    self.write_pos.store(a.pos, Ordering::SeqCst);
+                }
             }
             let queue_offset =
                 a.queue_offsets.get(&tail.topic).and_then(|m| m.get(&tail.queue_id)).copied().unwrap_or(0);
@@ -179,8 +196,56 @@ impl CommitLog {
         Ok((results, end))
     }
 
-    /// Seals the active segment with a filler and starts the next one.
-    fn roll(&self, a: &mut Appender) -> Result<()> {
+    /// Creates the segments that appending `tails` at the current position will roll into
+    /// (in reverse order, so `pop` gives the next). On failure removes the ones it created;
+    /// the flag says whether the store must be poisoned (the directory fsync failed).
+    fn create_segments(&self, a: &Appender, tails: &[EncodedTail]) -> Result<Vec<Segment>, (Error, bool)> {
+        let mut pos = a.pos;
+        let (mut seg_base, mut seg_len) = (a.active.base(), a.active.len());
+        let mut bases = Vec::new();
+        for tail in tails {
+            let len = tail.record_len() as u64;
+            if pos - seg_base + len + FILLER_RESERVE > seg_len {
+                seg_base += seg_len;
+                seg_len = self.segment_bytes;
+                bases.push(seg_base);
+                pos = seg_base;
+            }
+            pos += len;
+        }
+        if bases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut made = Vec::with_capacity(bases.len());
+        let discard = |made: Vec<Segment>| {
+            for seg in made {
+                let path = seg.path().to_path_buf();
+                drop(seg);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "removing an unused segment failed");
+                }
+            }
+        };
+        for base in bases {
+            match Segment::create(&self.dir, base, self.segment_bytes) {
+                Ok(seg) => made.push(seg),
+                Err(e) => {
+                    discard(made);
+                    return Err((e, false));
+                }
+            }
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            discard(made);
+            return Err((e, true));
+        }
+        made.reverse();
+        Ok(made)
+    }
+
+    /// Seals the active segment with a filler and makes `seg` (created for this position)
+    /// the active one.
+    fn roll(&self, a: &mut Appender, seg: Segment) -> Result<()> {
         if a.pos < a.active.end() {
             let local = (a.pos - a.active.base()) as usize;
             let len = a.active.len() as usize - local;
@@ -191,8 +256,10 @@ impl CommitLog {
             file.publish(local + len);
             a.pos = a.active.end();
         }
-        let seg = Arc::new(Segment::create(&self.dir, a.pos, self.segment_bytes)?);
-        sync_dir(&self.dir)?;
+        if seg.base() != a.pos {
+            return Err(Error::Unavailable(format!("segment prepared at {} for position {}", seg.base(), a.pos)));
+        }
+        let seg = Arc::new(seg);
         self.segments.write().unwrap_or_else(|p| p.into_inner()).push(seg.clone());
         a.active = seg;
         tracing::debug!(base = a.pos, "commit log rolled to a new segment");
@@ -212,7 +279,22 @@ impl CommitLog {
             return Ok(false);
         };
         let local = self.write_pos().saturating_sub(seg.base());
-        seg.prepare(local, local.saturating_add(ahead), chunk, allocate)
+        let _gate = self.msync_gate.read().unwrap_or_else(|p| p.into_inner());
+        let r = seg.prepare(local, local.saturating_add(ahead), chunk, allocate);
+        if r.is_err() {
+            self.msync_failed.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+
+    /// Whether any msync of the log has failed, once every msync running outside group
+    /// commit has finished. Linux reports a write-back error of a file only once, to
+    /// whichever msync asks first: a group-commit leader whose own msync succeeded must still
+    /// learn of an error that a concurrent prepare-ahead msync consumed before acknowledging
+    /// anyone (fsyncgate).
+    pub(crate) fn msync_failed_settled(&self) -> bool {
+        drop(self.msync_gate.write().unwrap_or_else(|p| p.into_inner()));
+        self.msync_failed.load(Ordering::SeqCst)
     }
 
     /// The segment holding `offset`, if retained.
@@ -245,7 +327,10 @@ impl CommitLog {
         for s in segs {
             let a = from.max(s.base()) - s.base();
             let b = to.min(s.end()) - s.base();
-            s.file().flush_range(a as usize, (b - a) as usize)?;
+            if let Err(e) = s.file().flush_range(a as usize, (b - a) as usize) {
+                self.msync_failed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -296,6 +381,30 @@ impl CommitLog {
             return Err(no_record(offset));
         }
         Ok(msg)
+    }
+
+    /// Whether something the log can hold starts at `offset`: a message record carrying that
+    /// commit offset, an end-of-segment filler, or a hole; or `offset` is a segment start.
+    pub(crate) fn boundary_at(&self, offset: u64) -> bool {
+        let Some(seg) = self.segment_for(offset) else {
+            return false;
+        };
+        let local = offset - seg.base();
+        if local == 0 {
+            return true;
+        }
+        let Some(h) = seg.read(local, 8) else {
+            return false;
+        };
+        let (len, magic) = record::peek(h);
+        match magic {
+            MAGIC_MESSAGE => seg.read(local, record::HEADER_LEN).is_some_and(|h| record::u64_at(h, 24) == offset),
+            record::MAGIC_BLANK => u64::from(len) == seg.len() - local,
+            record::MAGIC_HOLE => {
+                seg.read(local, record::HOLE_HEADER_LEN).and_then(|h| record::read_hole(h, offset)).is_some()
+            }
+            _ => false,
+        }
     }
 
     /// Store timestamp of the record at `offset`, reading only its header.

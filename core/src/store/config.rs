@@ -57,8 +57,16 @@ pub struct StoreConfig {
     /// Hash slots per index file (default 1 048 576). Tests use small values to make index
     /// files roll over.
     pub index_slots: u32,
-    /// Entries per index file (default 4 194 304, about 100 MB per file, allocated sparsely).
+    /// Entries per index file (default 4 194 304, about 100 MB per file).
     pub index_entries_per_file: u32,
+    /// What recovery does with damaged records below the durable (checkpointed) position
+    /// (default false). Without repair, [`Store::open`](super::Store::open) refuses with
+    /// [`Error::Corrupt`](crate::Error::Corrupt) naming the file and offset and changes
+    /// nothing. With repair, it copies each damaged region to `<dir>/quarantine/<commit
+    /// offset>`, covers it with a hole, keeps every intact record before and after it (it
+    /// scans the whole log for that), rebuilds consume queues and index, logs what it removed,
+    /// and opens. A torn tail above the durable position is cut either way.
+    pub repair: bool,
 }
 
 impl StoreConfig {
@@ -77,6 +85,7 @@ impl StoreConfig {
             retention_check_interval: Duration::from_secs(10),
             index_slots: 1 << 20,
             index_entries_per_file: 4 << 20,
+            repair: false,
         }
     }
 }

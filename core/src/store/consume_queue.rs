@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use super::message::CqUnit;
 use super::meta::sync_dir;
 use super::mmap::MappedFile;
-use super::record::{u32_at, u64_at};
+use super::record::{u32_at, u64_at, MIN_RECORD_LEN};
 use super::segment::{file_name, parse_file_name};
 use crate::{Error, Result};
 
@@ -71,11 +71,17 @@ impl ConsumeQueue {
     /// Loads the queue in `dir`, keeping units from the end backwards only once `keep` accepts
     /// one (the rest are zeroed): recovery uses it to drop units that point past the log's end
     /// or that will be re-dispatched. Files holding nothing below the new max are deleted.
+    ///
+    /// `known_max` (the end a clean shutdown recorded) spares the walk backwards over the
+    /// empty tail of the last file (up to `units_per_file` units per queue, on every open): it
+    /// is used if the unit before it is written and accepted by `keep` and the unit at it is
+    /// empty; otherwise the walk runs as usual.
     pub(crate) fn load(
         topic: &str,
         queue_id: u32,
         dir: PathBuf,
         units_per_file: u64,
+        known_max: Option<u64>,
         mut keep: impl FnMut(&CqUnit) -> bool,
     ) -> Result<ConsumeQueue> {
         let file_len = units_per_file * UNIT_LEN as u64;
@@ -95,9 +101,32 @@ impl ConsumeQueue {
         }
         files.sort_by_key(|f| f.first_unit);
 
+        let first_unit = files.first().map_or(0, |f| f.first_unit);
+        let mut unit_bytes = |q: u64| -> Option<[u8; UNIT_LEN]> {
+            let f = files.iter_mut().rev().find(|f| f.first_unit <= q)?;
+            let i = (q - f.first_unit) as usize;
+            let data = f.file.data_mut();
+            data.get(i * UNIT_LEN..(i + 1) * UNIT_LEN).map(|b| b.try_into().unwrap_or([0; UNIT_LEN]))
+        };
+        let known = known_max.filter(|&m| {
+            let after_empty = unit_bytes(m).is_none_or(|b| b.iter().all(|&x| x == 0));
+            let before_ok = if m == first_unit {
+                true
+            } else {
+                m > first_unit
+                    && unit_bytes(m - 1).is_some_and(|b| {
+                        let u = decode_unit(m - 1, &b);
+                        u.size != 0 && keep(&u)
+                    })
+            };
+            after_empty && before_ok
+        });
         // Walk back from the end to the last unit worth keeping, zeroing everything after it.
-        let mut max = files.first().map_or(0, |f| f.first_unit);
+        let mut max = known.unwrap_or(first_unit);
         'outer: for f in files.iter_mut().rev() {
+            if known.is_some() {
+                break;
+            }
             let first = f.first_unit;
             let data = f.file.data_mut();
             for i in (0..units_per_file as usize).rev() {
@@ -230,6 +259,49 @@ impl ConsumeQueue {
         (u.size != 0).then_some(u)
     }
 
+    /// Checks what bit rot would break: every unit (but holes) points at a record of a
+    /// plausible size, after the previous unit's record, and below the log's `end`.
+    pub(crate) fn check_structure(&self, end: u64) -> Result<()> {
+        let mut prev_end = 0u64;
+        let mut q = self.min();
+        let max = self.max();
+        while q < max {
+            let units = self.read(q, 4096)?;
+            if units.is_empty() {
+                break;
+            }
+            for u in &units {
+                let rec_end = u.commit_offset.saturating_add(u64::from(u.size));
+                if (u.size as usize) < MIN_RECORD_LEN || u.commit_offset < prev_end || rec_end > end {
+                    return Err(Error::Corrupt {
+                        path: self.dir.clone(),
+                        offset: u.queue_offset * UNIT_LEN as u64,
+                        reason: format!("unit {} of {}/{} is implausible", u.queue_offset, self.topic, self.queue_id),
+                    });
+                }
+                prev_end = rec_end;
+                q = u.queue_offset + 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first unit at or after `queue_offset` that is not a hole (holes are left where
+    /// repair quarantined a record), looking no further than the file holding `queue_offset`
+    /// and the ones after it without a gap; `None` if that offset's file is gone.
+    pub(crate) fn unit_at_or_after(&self, queue_offset: u64) -> Option<CqUnit> {
+        let max = self.max();
+        let mut q = queue_offset.max(self.min());
+        while q < max {
+            self.file_for(q)?;
+            if let Some(u) = self.unit(q) {
+                return Some(u);
+            }
+            q += 1;
+        }
+        None
+    }
+
     /// Up to `n` units from `from` (clamped up to min). `from == max` gives nothing,
     /// `from > max` is an error.
     pub(crate) fn read(&self, from: u64, n: usize) -> Result<Vec<CqUnit>> {
@@ -323,11 +395,12 @@ impl ConsumeQueue {
                 }
             }
         }
-        // Binary search the first unit pointing at or above log_min.
+        // Binary search the first unit pointing at or above log_min (a hole, left by a
+        // quarantined record, answers for the next unit after it).
         let (mut lo, mut hi) = (self.min(), self.max());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.unit(mid) {
+            match self.unit_at_or_after(mid) {
                 Some(u) if u.commit_offset >= log_min => hi = mid,
                 _ => lo = mid + 1,
             }
@@ -351,6 +424,17 @@ impl ConsumeQueues {
     pub(crate) fn load(
         root: PathBuf,
         units_per_file: u64,
+        keep: impl FnMut(&str, u32, &CqUnit) -> bool,
+    ) -> Result<ConsumeQueues> {
+        Self::load_with_ends(root, units_per_file, &HashMap::new(), keep)
+    }
+
+    /// [`ConsumeQueues::load`] with the queue ends a clean shutdown recorded (see
+    /// [`write_ends`]).
+    pub(crate) fn load_with_ends(
+        root: PathBuf,
+        units_per_file: u64,
+        ends: &HashMap<(String, u32), u64>,
         mut keep: impl FnMut(&str, u32, &CqUnit) -> bool,
     ) -> Result<ConsumeQueues> {
         fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
@@ -369,7 +453,9 @@ impl ConsumeQueues {
                 let Some(qid) = q_entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                     continue;
                 };
-                let q = ConsumeQueue::load(&topic, qid, q_entry.path(), units_per_file, |u| keep(&topic, qid, u))?;
+                let known = ends.get(&(topic.clone(), qid)).copied();
+                let q =
+                    ConsumeQueue::load(&topic, qid, q_entry.path(), units_per_file, known, |u| keep(&topic, qid, u))?;
                 map.entry(topic.clone()).or_default().insert(qid, Arc::new(q));
             }
         }
@@ -454,6 +540,59 @@ impl ConsumeQueues {
     }
 }
 
+const ENDS_MAGIC: u64 = 0x5344_4e45_5152_4546; // "FERQENDS" little-endian
+
+/// Records the end (max) of every queue at a clean shutdown, bound to the log end `log_end`
+/// of its checkpoint, so that the next clean open need not walk each queue's empty tail.
+/// Layout: magic u64, log_end u64, count u32, then per queue: topic length u16, topic,
+/// queue id u32, max u64; a CRC32 of everything before it.
+pub(crate) fn write_ends(path: &Path, log_end: u64, queues: &ConsumeQueues) -> Result<()> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&ENDS_MAGIC.to_le_bytes());
+    b.extend_from_slice(&log_end.to_le_bytes());
+    let all = queues.all();
+    b.extend_from_slice(&(all.len() as u32).to_le_bytes());
+    for q in &all {
+        b.extend_from_slice(&(q.topic().len() as u16).to_le_bytes());
+        b.extend_from_slice(q.topic().as_bytes());
+        b.extend_from_slice(&q.queue_id().to_le_bytes());
+        b.extend_from_slice(&q.max().to_le_bytes());
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    super::meta::write_atomic(path, &b)
+}
+
+/// The queue ends [`write_ends`] recorded for the log end `log_end`; empty if the file is
+/// missing, damaged or from another log end (then every queue is walked as before).
+pub(crate) fn read_ends(path: &Path, log_end: u64) -> HashMap<(String, u32), u64> {
+    let mut out = HashMap::new();
+    let Ok(b) = fs::read(path) else { return out };
+    if b.len() < 24 || crc32fast::hash(&b[..b.len() - 4]) != u32_at(&b, b.len() - 4) {
+        return out;
+    }
+    if u64_at(&b, 0) != ENDS_MAGIC || u64_at(&b, 8) != log_end {
+        return out;
+    }
+    let body = &b[..b.len() - 4];
+    let mut at = 20;
+    for _ in 0..u32_at(&b, 16) {
+        let Some(len) = body.get(at..at + 2).map(|x| u16::from_le_bytes([x[0], x[1]]) as usize) else {
+            return HashMap::new();
+        };
+        let Some(topic) = body.get(at + 2..at + 2 + len).and_then(|t| std::str::from_utf8(t).ok()) else {
+            return HashMap::new();
+        };
+        let rest = at + 2 + len;
+        if body.len() < rest + 12 {
+            return HashMap::new();
+        }
+        out.insert((topic.to_string(), u32_at(body, rest)), u64_at(body, rest + 4));
+        at = rest + 12;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,6 +647,44 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path().join("cq/t/0")).unwrap().count(), 2);
         assert!(q.put(5, 777, 1, 0).unwrap());
         assert_eq!(q.unit(5).unwrap().commit_offset, 777);
+    }
+
+    #[test]
+    fn recorded_ends_spare_the_walk_and_bad_ones_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let qs = queues(dir.path(), 16);
+            let q = qs.get_or_create("t", 0);
+            for i in 0..5u64 {
+                q.put(i, i * 100, 80, 0).unwrap();
+            }
+            // Garbage past the end that only the walk would look at.
+            drop(q);
+        }
+        let f = dir.path().join("cq/t/0").join(file_name(0));
+        let mut b = fs::read(&f).unwrap();
+        b[9 * UNIT_LEN + 8] = 1;
+        fs::write(&f, &b).unwrap();
+        let ends_path = dir.path().join("ends");
+        let load = |known: u64| {
+            let mut ends = HashMap::new();
+            ends.insert(("t".to_string(), 0u32), known);
+            ConsumeQueues::load_with_ends(dir.path().join("cq"), 16, &ends, |_, _, _| true).unwrap()
+        };
+        // The recorded end is used: the walk (which would stop at the garbage) is skipped.
+        assert_eq!(load(5).get("t", 0).unwrap().max(), 5);
+        // A recorded end that does not fit the file (unit 6 is empty, unit 3 is not at an
+        // end) falls back to the walk.
+        assert_eq!(load(7).get("t", 0).unwrap().max(), 10);
+        // Round trip through the file, bound to the log end.
+        let qs = load(5);
+        write_ends(&ends_path, 777, &qs).unwrap();
+        assert_eq!(read_ends(&ends_path, 777).get(&("t".to_string(), 0)), Some(&5));
+        assert!(read_ends(&ends_path, 778).is_empty());
+        let mut raw = fs::read(&ends_path).unwrap();
+        raw[10] ^= 1;
+        fs::write(&ends_path, raw).unwrap();
+        assert!(read_ends(&ends_path, 777).is_empty());
     }
 
     #[test]

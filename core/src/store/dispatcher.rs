@@ -12,7 +12,7 @@ use super::commit_log::CommitLog;
 use super::consume_queue::{ConsumeQueue, ConsumeQueues};
 use super::hash::tag_hash;
 use super::index::{key_hash, msg_id_hash, Index, IndexMark};
-use super::record::{self, MAGIC_BLANK, MAGIC_MESSAGE};
+use super::record::{self, MAGIC_BLANK, MAGIC_HOLE, MAGIC_MESSAGE};
 use super::DispatchListener;
 use crate::{Error, Result};
 
@@ -88,6 +88,16 @@ pub(crate) fn dispatch_range(
                 boundary = pos;
                 break;
             }
+            if magic == MAGIC_HOLE {
+                // Quarantined bytes (see recovery): nothing to index.
+                let hole = seg.read(local, len as usize).and_then(|b| record::read_hole(b, pos));
+                if hole.is_none() {
+                    return Err(corrupt("damaged hole while dispatching"));
+                }
+                pos += u64::from(len);
+                boundary = pos;
+                continue;
+            }
             if magic != MAGIC_MESSAGE {
                 return Err(corrupt("bad magic while dispatching"));
             }
@@ -110,6 +120,14 @@ pub(crate) fn dispatch_range(
     Ok((boundary, grown))
 }
 
+/// How the dispatcher frees and takes back the store's space reserve (see reserve.rs).
+pub(crate) struct SpaceHooks<'a> {
+    /// Frees the reserve; whether there was one.
+    pub(crate) release: &'a dyn Fn() -> bool,
+    /// Allocates the reserve if missing; whether it is there.
+    pub(crate) refill: &'a dyn Fn() -> bool,
+}
+
 /// Dispatch progress, its waiters and the dispatcher thread's wake-up.
 pub(crate) struct Dispatcher {
     dispatched: AtomicU64,
@@ -125,6 +143,8 @@ pub(crate) struct Dispatcher {
     /// Held while dispatching a chunk; `delete_topic` takes it to not race file creation.
     work: Mutex<()>,
     listener: RwLock<Option<DispatchListener>>,
+    /// The last dispatch attempt failed for lack of space.
+    out_of_space: AtomicBool,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -148,6 +168,7 @@ impl Dispatcher {
             stop: AtomicBool::new(false),
             work: Mutex::new(()),
             listener: RwLock::new(None),
+            out_of_space: AtomicBool::new(false),
         }
     }
 
@@ -221,33 +242,41 @@ impl Dispatcher {
         ok
     }
 
-    /// The dispatcher thread: follows the log until stopped, then dispatches what is left.
-    pub(crate) fn run(&self, log: &CommitLog, queues: &ConsumeQueues, index: &Index) {
-        let mut failing = false;
+    /// The dispatcher thread: follows the log up to `limit()` (the write position; in sync
+    /// mode the durable position, so no reader sees a record that a power loss could still
+    /// take back) until stopped.
+    ///
+    /// A full disk (creating a consume queue or index file failed with ENOSPC) raises
+    /// [`Dispatcher::out_of_space`] (appends are refused meanwhile) and calls `space.release`
+    /// (the store frees its space reserve): if that freed something it retries at once, else
+    /// every 100 ms until space is freed. The flag drops once `space.refill` could allocate the
+    /// reserve again. Any other error, or no progress below the end, is fatal: it calls
+    /// `fatal` (the store poisons itself, so nothing more is acknowledged that consumers would
+    /// never see) and stops dispatching instead of spinning.
+    pub(crate) fn run(
+        &self,
+        log: &CommitLog,
+        queues: &ConsumeQueues,
+        index: &Index,
+        limit: &dyn Fn() -> u64,
+        space: &SpaceHooks<'_>,
+        fatal: &dyn Fn(&Error),
+    ) {
         loop {
-            let end = log.write_pos();
+            let end = limit().min(log.write_pos());
             let pos = self.dispatched();
+            // Caught up after a full disk: take the reserve back before accepting appends.
+            if pos >= end && self.out_of_space.load(Ordering::SeqCst) && (space.refill)() {
+                self.out_of_space.store(false, Ordering::SeqCst);
+                tracing::info!("space reserve allocated again; accepting appends");
+            }
             if pos < end {
                 let result = {
                     let _g = self.pause();
                     dispatch_range(log, queues, index, pos, end, CHUNK_RECORDS)
                 };
                 match result {
-                    Ok((reached, _)) if reached <= pos => {
-                        // Only an unterminated batch below the published end could cause this;
-                        // the appender never publishes one. Do not spin on it.
-                        if !failing {
-                            tracing::error!(pos, end, "dispatch made no progress; retrying");
-                        }
-                        failing = true;
-                        if self.stop.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        self.sleep(Duration::from_millis(100), || false);
-                        continue;
-                    }
-                    Ok((reached, grown)) => {
-                        failing = false;
+                    Ok((reached, grown)) if reached > pos => {
                         self.publish(reached, index.mark());
                         let listener = self.listener.read().unwrap_or_else(|p| p.into_inner()).clone();
                         if let Some(l) = listener {
@@ -261,24 +290,56 @@ impl Dispatcher {
                         }
                         continue;
                     }
-                    Err(e) => {
-                        if !failing {
-                            tracing::error!(error = %e, pos, "dispatch failed; retrying");
+                    Err(e) if super::is_no_space(&e) => {
+                        let first = !self.out_of_space.swap(true, Ordering::SeqCst);
+                        if (space.release)() {
+                            tracing::warn!(error = %e, pos, "the disk is full: freed the space reserve to dispatch; refusing appends");
+                            continue;
                         }
-                        failing = true;
+                        if first {
+                            tracing::warn!(error = %e, pos, "dispatch stalled: the disk is full; retrying");
+                        }
                         if self.stop.load(Ordering::SeqCst) {
                             break;
                         }
                         self.sleep(Duration::from_millis(100), || false);
                         continue;
                     }
+                    Ok(_) => {
+                        // Only an unterminated batch below the published end could cause this;
+                        // the appender never publishes one.
+                        let e = Error::Corrupt {
+                            path: log.dir().to_path_buf(),
+                            offset: pos,
+                            reason: format!("dispatch made no progress below the end {end}"),
+                        };
+                        tracing::error!(error = %e, "dispatch failed; the store stops accepting writes");
+                        fatal(&e);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, pos, "dispatch failed; the store stops accepting writes");
+                        fatal(&e);
+                        break;
+                    }
                 }
             }
             if self.stop.load(Ordering::SeqCst) {
-                break;
+                return;
             }
-            self.sleep(Duration::from_millis(200), || log.write_pos() > pos || self.stop.load(Ordering::SeqCst));
+            // While out of space, come back soon to try taking the reserve back.
+            let nap = if self.out_of_space.load(Ordering::SeqCst) { 50 } else { 200 };
+            self.sleep(Duration::from_millis(nap), || limit() > pos || self.stop.load(Ordering::SeqCst));
         }
+        // Failed: wait for the stop without touching anything.
+        while !self.stop.load(Ordering::SeqCst) {
+            self.sleep(Duration::from_millis(500), || self.stop.load(Ordering::SeqCst));
+        }
+    }
+
+    /// Whether dispatch is stalled by a full disk.
+    pub(crate) fn out_of_space(&self) -> bool {
+        self.out_of_space.load(Ordering::SeqCst)
     }
 
     fn sleep(&self, timeout: Duration, ready: impl Fn() -> bool) {

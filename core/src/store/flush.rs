@@ -134,14 +134,15 @@ impl Flusher {
     }
 
     /// Blocks until the log is durable below `target` (group commit) and counts the appender
-    /// out. `before_flush` runs right before each msync this thread leads (the store wakes
-    /// the dispatcher there, once per batch rather than once per append).
-    pub(crate) fn wait_durable(&self, log: &CommitLog, target: u64, before_flush: &dyn Fn()) -> Result<()> {
+    /// out. `after_flush` runs after each successful msync this thread leads, once the new
+    /// durable end is published (the store wakes the dispatcher there: in sync mode nothing is
+    /// dispatched before it is durable; once per msync rather than once per append).
+    pub(crate) fn wait_durable(&self, log: &CommitLog, target: u64, after_flush: &dyn Fn()) -> Result<()> {
         let mut st = self.lock();
         let appending = self.in_flight.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
         let concurrent = (st.waiters.len() + 1 + appending) as u64;
         st.peak_x256 = st.peak_x256.max(concurrent * 256);
-        self.wait_locked(st, log, target, true, before_flush)
+        self.wait_locked(st, log, target, true, after_flush)
     }
 
     /// Flushes everything written so far (periodic flush, `Store::flush`, shutdown) and returns
@@ -159,7 +160,7 @@ impl Flusher {
         log: &CommitLog,
         target: u64,
         gather: bool,
-        before_flush: &dyn Fn(),
+        after_flush: &dyn Fn(),
     ) -> Result<()> {
         self.check()?;
         if st.flushed >= target {
@@ -167,7 +168,7 @@ impl Flusher {
         }
         if !st.flushing {
             st.flushing = true;
-            return self.lead(st, log, gather, before_flush);
+            return self.lead(st, log, gather, after_flush);
         }
         let w = Arc::new(Waiter { target, thread: std::thread::current(), state: AtomicU8::new(WAITING) });
         st.waiters.push_back(w.clone());
@@ -181,7 +182,7 @@ impl Flusher {
             match w.state.load(Ordering::Acquire) {
                 DONE => return Ok(()),
                 FAILED => return Err(Error::Poisoned),
-                LEAD => return self.lead(self.lock(), log, gather, before_flush),
+                LEAD => return self.lead(self.lock(), log, gather, after_flush),
                 _ => std::thread::park(),
             }
         }
@@ -195,19 +196,21 @@ impl Flusher {
         mut st: MutexGuard<'a, FlushState>,
         log: &CommitLog,
         gather: bool,
-        before_flush: &dyn Fn(),
+        after_flush: &dyn Fn(),
     ) -> Result<()> {
         if gather {
             st = self.gather(st);
         }
         let from = st.flushed;
         drop(st);
-        before_flush();
         let to = log.write_pos();
         let started = Instant::now();
-        let r = log.flush(from, to);
+        let mut r = log.flush(from, to);
         let took = started.elapsed();
         self.record(took);
+        if r.is_ok() && log.msync_failed_settled() {
+            r = Err(std::io::Error::other("an earlier msync of the commit log failed on another thread"));
+        }
         if let Err(e) = &r {
             self.poisoned.store(true, Ordering::Release);
             tracing::error!(error = %e, "msync of the commit log failed; the store is poisoned and refuses writes");
@@ -235,6 +238,9 @@ impl Flusher {
         let next = st.waiters.pop_front();
         st.flushing = next.is_some();
         drop(st);
+        if !poisoned {
+            after_flush();
+        }
         if let Some(n) = next {
             n.state.store(LEAD, Ordering::Release);
             n.thread.unpark();

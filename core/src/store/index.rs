@@ -48,6 +48,11 @@ pub(crate) fn key_hash(topic: &str, key: &str) -> u64 {
     fnv1a64(&[b"K\0", topic.as_bytes(), b"\0", key.as_bytes()])
 }
 
+/// Length of an index file with this geometry.
+pub(crate) fn file_len(slots: u32, capacity: u32) -> u64 {
+    atomic_end(slots.max(1)) as u64 + u64::from(capacity.max(1)) * ENTRY_LEN as u64
+}
+
 fn atomic_end(slots: u32) -> usize {
     (HEADER_LEN + slots as usize * 4).div_ceil(8) * 8
 }
@@ -77,7 +82,9 @@ impl IndexFile {
         Ok(f)
     }
 
-    fn open(path: &Path, begin: u64) -> Result<IndexFile> {
+    /// Opens an index file; with `verify`, also checks its entries and slots (recovery after
+    /// an unclean stop).
+    fn open(path: &Path, begin: u64, verify: bool) -> Result<IndexFile> {
         let mut header = [0u8; HEADER_LEN];
         fs::File::open(path).and_then(|mut f| f.read_exact(&mut header)).map_err(|e| Error::io(path, e))?;
         let corrupt = |reason: &str| Error::Corrupt { path: path.to_path_buf(), offset: 0, reason: reason.to_string() };
@@ -94,7 +101,31 @@ impl IndexFile {
         let mut file = MappedFile::open(path, len, entries_at, false)?;
         let count = u64_at(&header, H_COUNT).min(u64::from(capacity));
         file.set_published(entries_at + count as usize * ENTRY_LEN);
-        Ok(IndexFile { begin, slots, capacity, entries_at, file, flushed_count: AtomicU64::new(count) })
+        let f = IndexFile { begin, slots, capacity, entries_at, file, flushed_count: AtomicU64::new(count) };
+        if verify {
+            f.check_structure().map_err(|reason| corrupt(&reason))?;
+        }
+        Ok(f)
+    }
+
+    /// Checks what bit rot would break: every entry points into this file's range of the log
+    /// and back to an older entry, every slot to an existing entry.
+    fn check_structure(&self) -> std::result::Result<(), String> {
+        let count = self.count();
+        let last = self.last_offset();
+        for i in 1..=count {
+            let (_, off, prev) = self.entry(i).ok_or_else(|| format!("entry {i} unreadable"))?;
+            if off < self.begin || off > last || u64::from(prev) >= i {
+                return Err(format!("entry {i} is implausible"));
+            }
+        }
+        for s in 0..self.slots as usize {
+            let v = self.file.atomic_u32(HEADER_LEN + s * 4).map_or(0, |a| a.load(Ordering::Relaxed));
+            if u64::from(v) > count {
+                return Err(format!("slot {s} names entry {v} of {count}"));
+            }
+        }
+        Ok(())
     }
 
     fn word(&self, at: usize) -> &AtomicU64 {
@@ -251,7 +282,7 @@ impl Index {
         match truncate_to {
             None => {
                 for (begin, path) in names {
-                    match IndexFile::open(&path, begin) {
+                    match IndexFile::open(&path, begin, false) {
                         Ok(f) => files.push(f),
                         Err(e) => {
                             // A clean stop never leaves a bad index file; treat it as
@@ -270,7 +301,7 @@ impl Index {
                         remove(&path)?;
                         continue;
                     }
-                    match IndexFile::open(&path, begin) {
+                    match IndexFile::open(&path, begin, true) {
                         Ok(mut f) => {
                             if begin == mark.begin {
                                 f.truncate(mark.count);
@@ -332,6 +363,48 @@ impl Index {
             Some(f) => IndexMark { begin: f.begin(), count: f.count() },
             None => IndexMark { begin: u64::MAX, count: 0 },
         }
+    }
+
+    /// Visits candidate commit offsets for `hash` (unverified) of records stored in
+    /// `[from_ts, to_ts)`, skipping every file whose time range misses it: newest first, or
+    /// oldest first, one file at a time, until `visit` returns false. Returns the number of
+    /// files searched.
+    pub(crate) fn search(
+        &self,
+        hash: u64,
+        from_ts: u64,
+        to_ts: u64,
+        newest_first: bool,
+        mut visit: impl FnMut(u64) -> bool,
+    ) -> usize {
+        let files: Vec<Arc<IndexFile>> = self.files.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let n = files.len();
+        let order: Box<dyn Iterator<Item = usize>> = if newest_first { Box::new((0..n).rev()) } else { Box::new(0..n) };
+        let mut searched = 0;
+        let mut hits = Vec::new();
+        for i in order {
+            let f = &files[i];
+            let begin_ts = f.word(H_BEGIN_TS).load(Ordering::Acquire);
+            // The active file's end time can trail an entry being added: never prune it by it.
+            let end_ts = if i + 1 == n { u64::MAX } else { f.word(H_END_TS).load(Ordering::Acquire) };
+            if f.count() == 0 || begin_ts >= to_ts || end_ts < from_ts {
+                continue;
+            }
+            searched += 1;
+            hits.clear();
+            f.get(hash, &mut hits);
+            hits.sort_unstable();
+            hits.dedup();
+            if newest_first {
+                hits.reverse();
+            }
+            for &off in &hits {
+                if !visit(off) {
+                    return searched;
+                }
+            }
+        }
+        searched
     }
 
     /// Candidate commit offsets for `hash`, ascending, deduplicated (unverified).
@@ -433,6 +506,32 @@ mod tests {
         let (idx, wiped) = load(dir.path(), 2, 4, Some(IndexMark { begin: 77, count: 1 }));
         assert!(wiped);
         assert_eq!(idx.file_count(), 0);
+    }
+
+    #[test]
+    fn search_skips_files_outside_the_time_range_and_stops_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let (idx, _) = load(dir.path(), 4, 10, None);
+        // Ten files of ten entries; entry k stored at time 1000 + k, all with the same key.
+        for k in 0..100u64 {
+            idx.put(key_hash("t", "k"), k * 10, 1000 + k).unwrap();
+        }
+        assert_eq!(idx.file_count(), 10);
+        let mut got = Vec::new();
+        let searched = idx.search(key_hash("t", "k"), 1035, 1045, false, |o| {
+            got.push(o);
+            true
+        });
+        assert_eq!(searched, 2, "only the two files covering the range");
+        assert_eq!(got, (30..50).map(|k| k * 10).collect::<Vec<_>>());
+        // Newest first, stop after three.
+        let mut got = Vec::new();
+        let searched = idx.search(key_hash("t", "k"), 0, u64::MAX, true, |o| {
+            got.push(o);
+            got.len() < 3
+        });
+        assert_eq!(searched, 1);
+        assert_eq!(got, vec![990, 980, 970]);
     }
 
     proptest! {

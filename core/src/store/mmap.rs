@@ -21,10 +21,14 @@
 //! - the store never truncates or shrinks a file while it is mapped (recovery unmaps a segment
 //!   before cutting it), so every mapped page stays backed by the file (no SIGBUS).
 //!
-//! Files are sparse. Writing through the mapping into a hole when the file system is full
-//! raises SIGBUS instead of returning ENOSPC; the store keeps away from that by refusing
-//! appends above `disk_max_used_ratio` and by faulting the log in ahead of the appender (where
-//! a failure is an error, not a signal). A process killed that way recovers like any crash.
+//! Files are allocated in full when they are opened (`posix_fallocate`), never left sparse:
+//! writing through a shared mapping into a hole of a full file system raises SIGBUS instead of
+//! returning ENOSPC, so the store asks for every block up front, where a full disk is an error
+//! ([`Error::Io`] with ENOSPC, which the store reports as `InsufficientStorage`) and the
+//! half-created file is removed again. Once allocated, a write through the mapping only
+//! touches blocks the file owns and cannot fail for lack of space. (Copy-on-write file
+//! systems such as btrfs or ZFS do not honour this guarantee; FerryMQ expects ext4, XFS or
+//! tmpfs.)
 #![allow(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
@@ -35,6 +39,7 @@ use std::sync::Mutex;
 
 use memmap2::{Advice, MmapOptions, MmapRaw};
 
+use super::fault;
 use crate::{Error, Result};
 
 /// A file mapped read-write and shared in full, with safe views (see the module docs).
@@ -61,9 +66,24 @@ impl std::fmt::Debug for MappedFile {
 
 impl MappedFile {
     /// Opens (creating if `create`) the file at `path`, grows it to `len` bytes if it is
-    /// shorter (sparsely), and maps it. Nothing is readable until [`MappedFile::publish`] or
-    /// [`MappedFile::set_published`]; `[0, atomic_end)` is the atomic-word region.
+    /// shorter, allocates every block of `[0, len)` (see the module docs) and maps it. Nothing
+    /// is readable until [`MappedFile::publish`] or [`MappedFile::set_published`];
+    /// `[0, atomic_end)` is the atomic-word region. If this call created the file and then
+    /// fails (no space, mmap refused), the file is removed again, so a retry starts afresh.
     pub(crate) fn open(path: &Path, len: u64, atomic_end: usize, create: bool) -> Result<Self> {
+        let existed = path.exists();
+        let r = Self::open_inner(path, len, atomic_end, create);
+        if r.is_err() && create && !existed {
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "removing a half-created file failed");
+                }
+            }
+        }
+        r
+    }
+
+    fn open_inner(path: &Path, len: u64, atomic_end: usize, create: bool) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -79,7 +99,10 @@ impl MappedFile {
         if len == 0 || atomic_end > len || !atomic_end.is_multiple_of(8) {
             return Err(Error::invalid("/len", format!("cannot map {} with length {len}", path.display())));
         }
+        allocate(&file, path, len as u64).map_err(|e| Error::io(path, e))?;
+        fault::check(fault::Point::Mmap, path).map_err(|e| Error::io(path, e))?;
         let map = MmapOptions::new().len(len).map_raw(&file).map_err(|e| Error::io(path, e))?;
+        fault::opened(path, &file, len);
         Ok(MappedFile {
             path: path.to_path_buf(),
             file,
@@ -153,6 +176,11 @@ impl MappedFile {
         if offset.checked_add(data.len()).is_none_or(|e| e > self.len) || offset < self.published() {
             return Err(self.bounds_error(offset, "write outside the unpublished region"));
         }
+        if let Err(e) = fault::check(fault::Point::Pwrite, &self.path) {
+            // An injected short write: half the bytes land, then the call fails.
+            let _ = self.file.write_all_at(&data[..data.len() / 2], offset as u64);
+            return Err(Error::io(&self.path, e));
+        }
         self.file.write_all_at(data, offset as u64).map_err(|e| Error::io(&self.path, e))
     }
 
@@ -216,12 +244,13 @@ impl MappedFile {
             return Ok(());
         }
         let len = len.min(self.len - offset);
-        self.map.flush_range(offset, len)
+        fault::check(fault::Point::Msync, &self.path)?;
+        fault::flushed(&self.path, &self.file, offset, len, || self.map.flush_range(offset, len))
     }
 
     /// msyncs the whole mapping.
     pub(crate) fn flush_all(&self) -> io::Result<()> {
-        self.map.flush()
+        self.flush_range(0, self.len)
     }
 
     /// Asks the kernel to fault in `[offset, offset + len)` writable without changing its
@@ -234,6 +263,29 @@ impl MappedFile {
         }
         let len = len.min(self.len - offset);
         let _ = self.map.advise_range(Advice::PopulateWrite, offset, len);
+    }
+}
+
+/// Allocates the blocks of `[0, len)` of `file` (`posix_fallocate`; content unchanged).
+pub(crate) fn allocate(file: &File, path: &Path, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    fault::check(fault::Point::Allocate, path)?;
+    let len = libc::off_t::try_from(len).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    loop {
+        // SAFETY: posix_fallocate takes a file descriptor and two integers, no pointers; the
+        // descriptor is valid for the call because `file` is borrowed.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+        match rc {
+            0 => return Ok(()),
+            libc::EINTR => continue,
+            // A file system that cannot allocate (no fallocate support and glibc's fallback
+            // refused): keep the old, sparse behaviour rather than refusing to run.
+            libc::EOPNOTSUPP | libc::EINVAL => {
+                tracing::warn!(path = %path.display(), "posix_fallocate unsupported; the file stays sparse");
+                return Ok(());
+            }
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
     }
 }
 

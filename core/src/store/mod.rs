@@ -11,9 +11,12 @@
 //! lock                      flock'ed while a Store has the directory open
 //! abort                     exists while the store runs; left behind by a crash
 //! checkpoint                durable positions (see checkpoint.rs)
+//! queue_ends                every consume queue's end, from the last clean shutdown
+//! reserve                   space held back for the dispatcher when the disk fills
 //! commitlog/<offset>        segments, named by their 20-digit starting commit offset
 //! consumequeue/<topic>/<queue_id>/<offset>   20-byte units, see consume_queue.rs
 //! index/<offset>            hash index files, see index.rs
+//! quarantine/<offset>       damaged log bytes moved aside by a repairing open (recovery.rs)
 //! ```
 
 mod checkpoint;
@@ -21,6 +24,10 @@ mod commit_log;
 mod config;
 mod consume_queue;
 mod dispatcher;
+#[cfg(feature = "failpoints")]
+pub mod fault;
+#[cfg(not(feature = "failpoints"))]
+mod fault;
 mod flush;
 mod hash;
 mod index;
@@ -29,6 +36,7 @@ mod meta;
 mod mmap;
 mod record;
 mod recovery;
+mod reserve;
 mod retention;
 mod segment;
 mod stats;
@@ -111,6 +119,8 @@ struct Inner {
     /// The flock'ed lock file; dropped (unlocked) by a clean shutdown so the directory can be
     /// reopened while this handle still serves reads.
     dir_lock: Mutex<Option<File>>,
+    /// Space held back for the dispatcher when the disk fills (see reserve.rs).
+    reserve: reserve::Reserve,
 }
 
 /// The storage engine of one directory. `Send + Sync`; share it as `Arc<Store>`.
@@ -131,6 +141,23 @@ impl std::fmt::Debug for Store {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Bytes of the space reserve: one consume queue file and one index file, each rounded up to
+/// 64 KiB.
+fn reserve_len(c: &StoreConfig) -> u64 {
+    let round = |n: u64| n.div_ceil(64 << 10) * (64 << 10);
+    let cq = c.cq_units_per_file * consume_queue::UNIT_LEN as u64;
+    round(cq) + round(index::file_len(c.index_slots, c.index_entries_per_file))
+}
+
+/// Whether `e` says the file system is full.
+fn is_no_space(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
+        Error::InsufficientStorage { .. } => true,
+        _ => false,
+    }
 }
 
 fn validate_config(c: &StoreConfig) -> Result<()> {
@@ -200,8 +227,12 @@ impl Store {
             stop: StopSignal::default(),
             last_checkpoint: Mutex::new(None),
             dir_lock: Mutex::new(Some(lock)),
+            reserve: reserve::Reserve::new(&dir, reserve_len(&config)),
             config,
         });
+        if !inner.reserve.ensure() {
+            tracing::warn!(dir = %dir.display(), "no room for the space reserve; a full disk may delay dispatch");
+        }
         if !rec.clean {
             // Make the recovered state the new starting point, so a crash right away does not
             // redo the work.
@@ -220,7 +251,16 @@ impl Store {
             Ok(())
         };
         let i = inner.clone();
-        spawn("ferrymq-dispatch", Box::new(move || i.dispatcher.run(&i.log, &i.queues, &i.index)))?;
+        spawn(
+            "ferrymq-dispatch",
+            Box::new(move || {
+                let sync = i.config.flush == FlushMode::Sync;
+                let limit = || if sync { i.flusher.flushed() } else { i.log.write_pos() };
+                let fatal = |e: &Error| i.flusher.poison("dispatch", &std::io::Error::other(e.to_string()));
+                let space = dispatcher::SpaceHooks { release: &|| i.reserve.release(), refill: &|| i.reserve.ensure() };
+                i.dispatcher.run(&i.log, &i.queues, &i.index, &limit, &space, &fatal)
+            }),
+        )?;
         let i = inner.clone();
         spawn(
             "ferrymq-flush",
@@ -253,8 +293,11 @@ impl Store {
                             Ok(true) if !i.closed.load(Ordering::Acquire) => continue,
                             Ok(_) => break,
                             Err(e) => {
-                                // Only a performance aid: appends work without it.
-                                tracing::warn!(error = %e, "preparing the log ahead of the appender failed");
+                                // The msync went through the same file the group commit
+                                // flushes, and Linux reports a write-back error only once per
+                                // file: a later msync could succeed over pages that never
+                                // reached the disk. Nobody may be told "durable" any more.
+                                i.flusher.poison("commit log (prepare ahead)", &e);
                                 break;
                             }
                         }
@@ -279,7 +322,8 @@ impl Store {
     /// Appends one message: assigns its queue offset (next of topic/queue_id) and commit
     /// offset under the append lock and writes it. Returns once it is durable per the flush
     /// mode: `Sync`, after an msync covering it (shared with concurrent appenders); `Async`,
-    /// once written to the mapped log. Does not wait for dispatch (see
+    /// once written to the mapped log. Does not wait for dispatch (in sync mode records are
+    /// dispatched, i.e. visible in consume queues and lookups, only once durable; see
     /// [`Store::wait_dispatched`]).
     ///
     /// Errors: [`Error::InvalidArgument`] for a bad topic or field, [`Error::MessageTooLarge`],
@@ -317,19 +361,19 @@ impl Store {
         }
         let (results, end) = match inner.log.append(&mut tails, now_ms()) {
             Ok(r) => r,
-            Err((e, partial)) => {
+            Err((e, poison)) => {
                 if sync {
                     inner.flusher.leave();
                 }
-                if partial {
-                    inner.flusher.poison("commit log (batch half written)", &std::io::Error::other(e.to_string()));
+                if poison {
+                    inner.flusher.poison("commit log append", &std::io::Error::other(e.to_string()));
                 }
-                return Err(e);
+                return Err(inner.storage_error(e));
             }
         };
         if sync {
-            // The leader of the msync wakes the dispatcher once for the whole batch, so it
-            // dispatches while the msync runs.
+            // The leader of the msync wakes the dispatcher once for everything it made durable;
+            // nothing is dispatched (visible to consumers) before that.
             inner.flusher.wait_durable(&inner.log, end, &|| inner.dispatcher.notify())?;
         } else {
             inner.dispatcher.notify();
@@ -398,18 +442,52 @@ impl Store {
     }
 
     /// Commit offsets of records of `topic` carrying `key`, oldest first, at most `limit`.
+    /// Stops searching index files once `limit` are found.
     pub fn lookup_key(&self, topic: &str, key: &str, limit: usize) -> Result<Vec<u64>> {
+        self.lookup_key_where(topic, key, 0, u64::MAX, limit, false)
+    }
+
+    /// Commit offsets of records of `topic` carrying `key` with `from_ts <= store_ts < to_ts`,
+    /// newest first, at most `limit`. Index files whose store-time range misses the range are
+    /// not searched, and the search stops once `limit` are found, so the cost follows the
+    /// range and the limit rather than the retention.
+    pub fn lookup_key_newest(
+        &self,
+        topic: &str,
+        key: &str,
+        from_ts: u64,
+        to_ts: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>> {
+        self.lookup_key_where(topic, key, from_ts, to_ts, limit, true)
+    }
+
+    fn lookup_key_where(
+        &self,
+        topic: &str,
+        key: &str,
+        from_ts: u64,
+        to_ts: u64,
+        limit: usize,
+        newest_first: bool,
+    ) -> Result<Vec<u64>> {
         let log = &self.inner.log;
-        Ok(self
-            .inner
-            .index
-            .candidates(key_hash(topic, key))
-            .into_iter()
-            .filter(|&off| {
-                log.with_record(off, false, |v| v.topic == topic && v.keys().any(|k| k == key)).unwrap_or(false)
-            })
-            .take(limit)
-            .collect())
+        let mut out = Vec::new();
+        if limit == 0 || from_ts >= to_ts {
+            return Ok(out);
+        }
+        self.inner.index.search(key_hash(topic, key), from_ts, to_ts, newest_first, |off| {
+            let hit = log
+                .with_record(off, false, |v| {
+                    v.topic == topic && v.store_ts >= from_ts && v.store_ts < to_ts && v.keys().any(|k| k == key)
+                })
+                .unwrap_or(false);
+            if hit && out.last() != Some(&off) {
+                out.push(off);
+            }
+            out.len() < limit
+        });
+        Ok(out)
     }
 
     /// Commit offsets of records of `topic` with `from_ts <= store_ts < to_ts`, oldest first,
@@ -502,6 +580,8 @@ impl Store {
         // Appends that were already past the closed check have finished once we hold the
         // append lock (tail_snapshot takes it).
         let (end, last_record, last_ts) = inner.log.tail_snapshot();
+        // A poisoned store does not know what is durable: dispatch nothing more, claim nothing.
+        inner.flusher.check()?;
         if inner.dispatcher.dispatched() < end {
             let from = inner.dispatcher.dispatched();
             let (reached, _) =
@@ -523,6 +603,11 @@ impl Store {
             last_store_ts: last_ts,
         };
         inner.write_checkpoint(cp)?;
+        // Lets the next clean open skip walking each queue's empty tail (best effort).
+        let ends = inner.config.dir.join(recovery::QUEUE_ENDS);
+        if let Err(e) = consume_queue::write_ends(&ends, end, &inner.queues) {
+            tracing::warn!(error = %e, "recording the consume queue ends failed; the next open walks them");
+        }
         let abort = inner.config.dir.join("abort");
         std::fs::remove_file(&abort).map_err(|e| Error::io(&abort, e))?;
         sync_dir(&inner.config.dir)?;
@@ -568,6 +653,12 @@ impl Inner {
             return Err(Error::Closed);
         }
         self.flusher.check()?;
+        if self.dispatcher.out_of_space() {
+            return Err(Error::InsufficientStorage {
+                used_ratio: retention::measure(&self.config.dir).unwrap_or(1.0),
+                max_ratio: self.config.disk_max_used_ratio,
+            });
+        }
         if self.disk_full.load(Ordering::Acquire) {
             return Err(Error::InsufficientStorage {
                 used_ratio: f64::from_bits(self.disk_ratio.load(Ordering::Acquire)),
@@ -575,6 +666,19 @@ impl Inner {
             });
         }
         Ok(())
+    }
+
+    /// Reports a full file system (ENOSPC, EDQUOT) as [`Error::InsufficientStorage`]; other
+    /// errors pass unchanged.
+    fn storage_error(&self, e: Error) -> Error {
+        if !is_no_space(&e) {
+            return e;
+        }
+        tracing::warn!(error = %e, "the file system is full; refusing the write");
+        Error::InsufficientStorage {
+            used_ratio: retention::measure(&self.config.dir).unwrap_or(1.0),
+            max_ratio: self.config.disk_max_used_ratio,
+        }
     }
 
     fn update_disk(&self, ratio: Option<f64>) {
@@ -595,7 +699,7 @@ impl Inner {
         let (mut lo, mut hi) = (q.min(), q.max());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let at = q.unit(mid).and_then(|u| self.log.store_ts_at(u.commit_offset).ok()).unwrap_or(0);
+            let at = q.unit_at_or_after(mid).and_then(|u| self.log.store_ts_at(u.commit_offset).ok()).unwrap_or(0);
             if at >= ts {
                 hi = mid;
             } else {
@@ -641,6 +745,12 @@ impl Inner {
             return Ok(());
         }
         if let Err(e) = cp.write(&self.config.dir.join("checkpoint")) {
+            // A full disk fails the temporary file before the rename: the old checkpoint
+            // stands and stays true, so that is no reason to poison. Anything else (a failed
+            // fsync) is.
+            if is_no_space(&e) {
+                return Err(self.storage_error(e));
+            }
             if let Error::Io { source, .. } = &e {
                 self.flusher.poison("checkpoint", source);
             }

@@ -26,6 +26,10 @@
 //!       4 body len, body
 //! ```
 //!
+//! A region that recovery quarantined (`repair`) becomes a hole: `total_len` = the region's
+//! length, magic `MAGIC_HOLE`, a CRC32 of bytes `[0, 8)` and `[12, 24)`, four zero bytes, the
+//! hole's own commit offset (u64), zeros to the end. Readers and the dispatcher step over it.
+//!
 //! A record never spans segments. When one does not fit, the rest of the segment becomes an
 //! end-of-segment filler: `total_len` = bytes to the segment end, magic `MAGIC_BLANK`, zeros,
 //! and in the last [`TRAILER_LEN`] bytes a trailer (`MAGIC_TRAILER`, CRC of the timestamp, the
@@ -41,6 +45,10 @@ use crate::{Error, Result};
 pub(crate) const MAGIC_MESSAGE: u32 = 0xFE77_0001;
 /// Magic of an end-of-segment filler.
 pub(crate) const MAGIC_BLANK: u32 = 0xFE77_00EE;
+/// Magic of a hole left where recovery quarantined damaged bytes.
+pub(crate) const MAGIC_HOLE: u32 = 0xFE77_0D0D;
+/// Length of a hole's header (the smallest hole).
+pub(crate) const HOLE_HEADER_LEN: usize = 24;
 /// Magic of the segment trailer inside the filler.
 const MAGIC_TRAILER: u32 = 0xFE77_7A11;
 /// Length of the fixed part of a message record.
@@ -221,6 +229,38 @@ pub(crate) fn write_filler(dst: &mut [u8], last_store_ts: u64) {
     t[8..16].copy_from_slice(&last_store_ts.to_le_bytes());
     let crc = crc32fast::hash(&t[8..16]);
     t[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Turns `dst` (at least [`HOLE_HEADER_LEN`] bytes, starting at `commit_offset`) into a hole.
+pub(crate) fn write_hole(dst: &mut [u8], commit_offset: u64) {
+    let len = dst.len();
+    debug_assert!(len >= HOLE_HEADER_LEN);
+    dst.fill(0);
+    dst[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+    dst[4..8].copy_from_slice(&MAGIC_HOLE.to_le_bytes());
+    dst[16..24].copy_from_slice(&commit_offset.to_le_bytes());
+    let crc = hole_crc(&dst[..HOLE_HEADER_LEN]);
+    dst[8..12].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn hole_crc(h: &[u8]) -> u32 {
+    let mut c = crc32fast::Hasher::new();
+    c.update(&h[0..8]);
+    c.update(&h[12..HOLE_HEADER_LEN]);
+    c.finalize()
+}
+
+/// The length of the hole starting at `commit_offset` whose header starts `b`, if intact.
+pub(crate) fn read_hole(b: &[u8], commit_offset: u64) -> Option<u32> {
+    if b.len() < HOLE_HEADER_LEN {
+        return None;
+    }
+    let (len, magic) = peek(b);
+    let ok = magic == MAGIC_HOLE
+        && len as usize >= HOLE_HEADER_LEN
+        && u64_at(b, 16) == commit_offset
+        && hole_crc(&b[..HOLE_HEADER_LEN]) == u32_at(b, 8);
+    ok.then_some(len)
 }
 
 /// The last store timestamp from a sealed segment's trailer (its last [`TRAILER_LEN`] bytes),

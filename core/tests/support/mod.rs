@@ -51,7 +51,7 @@ pub fn receive(group: &str, topic: &str, client: &str) -> ReceiveRequest {
         wait: Duration::ZERO,
         invisible: Duration::from_secs(30),
         client_id: client.into(),
-        transport: Transport::Native,
+        transport: MemberTransport::Native,
         mode: ConsumeMode::Clustering,
         start: StartPosition::First,
         orderly: false,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use ferrymq_core::broker::{Broker, ConsumeMode, FilterSpec, ReceiveRequest, StartPosition, Transport};
+use ferrymq_core::broker::{Broker, ConsumeMode, FilterSpec, MemberTransport, ReceiveRequest, StartPosition};
 
 use crate::access::Caller;
 use crate::auth::Action;
@@ -89,7 +89,7 @@ pub async fn receive(
             wait: Duration::from_millis(wait_ms),
             invisible,
             client_id,
-            transport: Transport::Rest,
+            transport: MemberTransport::Rest,
             mode: ConsumeMode::Clustering,
             start: StartPosition::First,
             orderly: false,

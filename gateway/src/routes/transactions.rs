@@ -16,8 +16,10 @@ async fn end(
     id: &str,
     resolution: TransactionResolution,
 ) -> ApiResult<TransactionOut> {
-    caller.require(Action::Publish, None, None)?;
     let broker = state.broker()?;
+    // Ending a transaction publishes (or discards) its message: it needs `publish` on the
+    // message's topic. An unknown id is 404 below, for any publisher.
+    caller.require(Action::Publish, broker.transaction_topic(id).as_deref(), None)?;
     Ok(broker.end_transaction(id, resolution).await?.into())
 }
 

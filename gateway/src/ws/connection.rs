@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrymq_core::broker::{
-    Broker, ConsumeMode, FilterSpec, Message, MessageState, PullRequest, ReceiveRequest, StartPosition, Subscription,
-    TransactionResolution, Transport,
+    Broker, ConsumeMode, FilterSpec, MemberTransport, Message, MessageState, PullRequest, ReceiveRequest,
+    StartPosition, Subscription, TransactionResolution,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -32,6 +32,10 @@ use crate::ws::window::{SubscriptionTask, Window};
 
 /// Default window of a subscription.
 pub const DEFAULT_CREDITS: u32 = 100;
+/// Most subscriptions one connection holds at once.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+/// Most native pulls one connection has outstanding at once.
+pub const MAX_PULLS: usize = 1024;
 
 /// A publish waiting for its turn: publishes of one connection are stored in order.
 struct PublishJob {
@@ -47,6 +51,10 @@ enum PublishWork {
 
 struct Sub {
     group: String,
+    /// The member id it subscribed as.
+    client_id: String,
+    /// Broadcasting under the connection's own id: its position goes when it ends.
+    ephemeral_broadcast: bool,
     window: Arc<Window>,
     task: JoinHandle<()>,
 }
@@ -104,6 +112,13 @@ impl Connection {
         self.send(crate::ws::protocol::error_frame(err, ids)).await;
     }
 
+    /// `consume` on `topic` for `group`; the group's own retry topic is covered by the group
+    /// grant alone (its messages belong to topics the group consumes).
+    fn require_consume(&self, topic: &str, group: &str) -> ApiResult<()> {
+        let topic = (topic != ferrymq_core::broker::retry_topic(group)).then_some(topic);
+        self.caller.require(Action::Consume, topic, Some(group))
+    }
+
     /// Handles one text frame; a bad one gets an `error` frame and changes nothing.
     pub async fn handle_text(&mut self, text: &str) {
         match crate::ws::protocol::parse(text) {
@@ -146,6 +161,12 @@ impl Connection {
                 f.id
             ))));
         }
+        self.subs.retain(|_, s| !s.task.is_finished());
+        if self.subs.len() >= MAX_SUBSCRIPTIONS {
+            return Err(ApiError::Core(ferrymq_core::Error::Conflict(format!(
+                "a connection holds at most {MAX_SUBSCRIPTIONS} subscriptions; unsubscribe one first"
+            ))));
+        }
         let credits = f.credits.unwrap_or(DEFAULT_CREDITS);
         if credits == 0 {
             return Err(ApiError::invalid("/credits", "must be at least 1"));
@@ -163,15 +184,28 @@ impl Connection {
             Some(StartIn::At { timestamp }) => StartPosition::Timestamp(timestamp),
         };
         let mode: ConsumeMode = f.mode.unwrap_or_default().into();
+        let ephemeral_broadcast = mode == ConsumeMode::Broadcasting && f.client_id.is_none();
+        let client_id = match f.client_id {
+            Some(id) if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) => {
+                return Err(ApiError::invalid("/client_id", "must be 1 to 255 characters, none a control character"));
+            }
+            Some(id) => id,
+            None => self.conn_id.clone(),
+        };
         self.broker.heartbeat(
             &f.group,
-            &self.conn_id,
-            Transport::Ws,
+            &client_id,
+            MemberTransport::Ws,
             vec![Subscription { topic: f.topic.clone(), filter: filter.clone(), mode }],
         )?;
-        self.members.insert((f.group.clone(), self.conn_id.clone()));
-        let window = Arc::new(Window::new(u64::from(credits)));
+        self.members.insert((f.group.clone(), client_id.clone()));
+        let orderly = f.orderly.unwrap_or(false);
+        let window =
+            Arc::new(if orderly { Window::orderly(u64::from(credits)) } else { Window::new(u64::from(credits)) });
+        let ready =
+            (mode == ConsumeMode::Clustering).then(|| self.broker.ready_receiver(&f.group, &f.topic, &client_id));
         let task = SubscriptionTask {
+            ready,
             id: f.id.clone(),
             broker: self.broker.clone(),
             request: ReceiveRequest {
@@ -181,11 +215,11 @@ impl Connection {
                 max_messages: 1,
                 wait: Duration::ZERO,
                 invisible,
-                client_id: self.conn_id.clone(),
-                transport: Transport::Ws,
+                client_id: client_id.clone(),
+                transport: MemberTransport::Ws,
                 mode,
                 start,
-                orderly: f.orderly.unwrap_or(false),
+                orderly,
             },
             window: window.clone(),
             out: self.out.clone(),
@@ -193,7 +227,7 @@ impl Connection {
         // `subscribed` goes out before the task can send any `message`.
         self.send(ServerFrame::Subscribed { id: f.id.clone() }).await;
         let task = tokio::spawn(task.run());
-        self.subs.insert(f.id, Sub { group: f.group, window, task });
+        self.subs.insert(f.id, Sub { group: f.group, client_id, ephemeral_broadcast, window, task });
         Ok(())
     }
 
@@ -240,6 +274,10 @@ impl Connection {
         let outcome = self.broker.nack(&group, &f.receipt, delay).await.map_err(|e| receipt_error(e, &f.receipt))?;
         if let Some(window) = window {
             window.release(&f.receipt);
+            // An orderly nack also returns the later deliveries of its queue: free their slots.
+            if window.is_orderly() {
+                window.retain_held(|receipt| self.broker.holds_receipt(&group, receipt));
+            }
         }
         match outcome {
             Ok(()) => Ok(()),
@@ -288,9 +326,12 @@ impl Connection {
             .ok_or_else(|| ApiError::Core(ferrymq_core::Error::not_found("subscription", &f.id)))?;
         sub.task.abort();
         // Leaving the last subscription of a group leaves the group: its held messages go back.
-        if !self.subs.values().any(|s| s.group == sub.group) {
-            self.broker.release_client(&sub.group, &self.conn_id);
-            self.members.remove(&(sub.group.clone(), self.conn_id.clone()));
+        if !self.subs.values().any(|s| s.group == sub.group && s.client_id == sub.client_id) {
+            self.broker.release_client(&sub.group, &sub.client_id);
+            if sub.ephemeral_broadcast {
+                self.broker.forget_broadcast_member(&sub.group, &sub.client_id);
+            }
+            self.members.remove(&(sub.group.clone(), sub.client_id.clone()));
         }
         self.send(ServerFrame::Unsubscribed { id: f.id }).await;
         Ok(())
@@ -327,7 +368,7 @@ impl Connection {
     /// A connection that publishes for a producer group answers that group's checks.
     fn register_publisher_group(&self, message: &PublishMessage) {
         if let Some(group) = message.producer_group.as_deref().filter(|g| !g.is_empty()) {
-            self.state.producers().register(group, self.seq, self.out.clone());
+            self.state.producers().register(group, self.seq, self.caller.grants.clone(), self.out.clone());
         }
     }
 
@@ -336,12 +377,13 @@ impl Connection {
         if f.group.is_empty() {
             return Err(ApiError::invalid("/group", "must not be empty"));
         }
-        self.state.producers().register(&f.group, self.seq, self.out.clone());
+        self.state.producers().register(&f.group, self.seq, self.caller.grants.clone(), self.out.clone());
         Ok(())
     }
 
     async fn end_transaction(&mut self, f: EndTransactionFrame) -> ApiResult<()> {
-        self.caller.require(Action::Publish, None, None)?;
+        let topic = self.broker.transaction_topic(&f.transaction_id);
+        self.caller.require(Action::Publish, topic.as_deref(), None)?;
         let resolution = TransactionResolution::parse(&f.status)?;
         if resolution == TransactionResolution::Unknown {
             // Nothing to do: the broker asks again at its next check.
@@ -374,7 +416,7 @@ impl Connection {
         if client_id.is_empty() {
             return Err(ApiError::invalid("/client_id", "must not be empty"));
         }
-        self.broker.heartbeat(&f.group, &client_id, Transport::Native, subscriptions)?;
+        self.broker.heartbeat(&f.group, &client_id, MemberTransport::Native, subscriptions)?;
         self.members.insert((f.group.clone(), client_id));
         if let Some(req_id) = f.req_id {
             let members = self.broker.members(&f.group).into_iter().map(Into::into).collect();
@@ -384,7 +426,7 @@ impl Connection {
     }
 
     fn pull(&mut self, f: PullFrame) -> ApiResult<()> {
-        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.require_consume(&f.topic, &f.group)?;
         let max = f.max.unwrap_or(32);
         if !(1..=1000).contains(&max) {
             return Err(ApiError::invalid("/max", "must be between 1 and 1000"));
@@ -394,6 +436,11 @@ impl Connection {
             return Err(ApiError::invalid("/wait_ms", "must be at most 30000"));
         }
         let filter = filter_spec(f.filter, f.sql, "")?;
+        if self.pulls.len() >= MAX_PULLS {
+            return Err(ApiError::Core(ferrymq_core::Error::Conflict(format!(
+                "a connection has at most {MAX_PULLS} pulls outstanding"
+            ))));
+        }
         let request = PullRequest {
             group: f.group,
             topic: f.topic,
@@ -426,7 +473,7 @@ impl Connection {
     }
 
     async fn commit(&mut self, f: CommitFrame) -> ApiResult<()> {
-        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.require_consume(&f.topic, &f.group)?;
         self.broker.commit_offset(&f.group, &f.topic, f.queue_id, f.offset)?;
         if let Some(req_id) = f.req_id {
             self.send(ServerFrame::Committed { req_id }).await;
@@ -435,7 +482,7 @@ impl Connection {
     }
 
     async fn lock(&mut self, f: LockFrame) -> ApiResult<()> {
-        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.require_consume(&f.topic, &f.group)?;
         let req_id = f.req_id.ok_or_else(|| ApiError::invalid("/req_id", "missing field `req_id`: lock needs one"))?;
         let client_id = f.client_id.unwrap_or_else(|| self.conn_id.clone());
         let locked = self.broker.lock_queue(&f.group, &f.topic, f.queue_id, &client_id)?;
@@ -444,7 +491,7 @@ impl Connection {
     }
 
     async fn unlock(&mut self, f: LockFrame) -> ApiResult<()> {
-        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.require_consume(&f.topic, &f.group)?;
         let client_id = f.client_id.unwrap_or_else(|| self.conn_id.clone());
         self.broker.unlock_queue(&f.group, &f.topic, f.queue_id, &client_id);
         if let Some(req_id) = f.req_id {
@@ -454,7 +501,7 @@ impl Connection {
     }
 
     async fn query_offset(&mut self, f: QueryOffsetFrame) -> ApiResult<()> {
-        self.caller.require(Action::Consume, Some(&f.topic), Some(&f.group))?;
+        self.require_consume(&f.topic, &f.group)?;
         ferrymq_core::broker::validate_group_name(&f.group)?;
         let offset = self.broker.committed_offset(&f.group, &f.topic, f.queue_id);
         self.send(ServerFrame::Offset { req_id: f.req_id, offset }).await;
@@ -494,8 +541,12 @@ impl Connection {
 
     /// The connection closed: stop its work, give back what it held, leave its groups.
     pub fn close(mut self) {
+        let mut forget = Vec::new();
         for (_, sub) in self.subs.drain() {
             sub.task.abort();
+            if sub.ephemeral_broadcast {
+                forget.push((sub.group, sub.client_id));
+            }
         }
         for task in self.pulls.drain(..) {
             task.abort();
@@ -503,6 +554,10 @@ impl Connection {
         self.publisher_task.abort();
         for (group, client_id) in &self.members {
             self.broker.release_client(group, client_id);
+        }
+        // A broadcasting position under the connection's own id cannot be taken up again.
+        for (group, client_id) in forget {
+            self.broker.forget_broadcast_member(&group, &client_id);
         }
         self.state.producers().unregister(self.seq);
     }

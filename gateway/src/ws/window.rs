@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ferrymq_core::broker::{Broker, ReceiveRequest, Subscription, Transport};
+use ferrymq_core::broker::{Broker, ConsumeMode, MemberTransport, ReadyGuard, ReceiveRequest, Subscription};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
@@ -25,6 +25,8 @@ const MAX_POLL: Duration = Duration::from_secs(10);
 pub struct Window {
     inner: Mutex<WindowState>,
     changed: Notify,
+    /// An orderly subscription's: a nack can take back other deliveries too.
+    orderly: bool,
 }
 
 #[derive(Debug)]
@@ -37,7 +39,21 @@ struct WindowState {
 impl Window {
     /// A window of `credits` messages.
     pub fn new(credits: u64) -> Self {
-        Window { inner: Mutex::new(WindowState { credits, in_flight: HashMap::new() }), changed: Notify::new() }
+        Window {
+            inner: Mutex::new(WindowState { credits, in_flight: HashMap::new() }),
+            changed: Notify::new(),
+            orderly: false,
+        }
+    }
+
+    /// A window of an orderly subscription, whose nacks take back later deliveries too.
+    pub fn orderly(credits: u64) -> Self {
+        Window { orderly: true, ..Window::new(credits) }
+    }
+
+    /// Whether this is an orderly subscription's window.
+    pub fn is_orderly(&self) -> bool {
+        self.orderly
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, WindowState> {
@@ -71,6 +87,20 @@ impl Window {
         removed
     }
 
+    /// Frees the slots of deliveries for which `held` says false (the broker took them back,
+    /// e.g. later messages of an orderly queue returned with an earlier failure); how many.
+    pub fn retain_held(&self, held: impl Fn(&str) -> bool) -> usize {
+        let mut state = self.lock();
+        let before = state.in_flight.len();
+        state.in_flight.retain(|receipt, _| held(receipt));
+        let freed = before - state.in_flight.len();
+        drop(state);
+        if freed > 0 {
+            self.changed.notify_one();
+        }
+        freed
+    }
+
     /// Messages in flight now.
     pub fn in_flight(&self) -> usize {
         self.lock().in_flight.len()
@@ -99,11 +129,14 @@ pub struct SubscriptionTask {
     pub window: Arc<Window>,
     /// The connection's outgoing frames.
     pub out: mpsc::Sender<ServerFrame>,
+    /// Registration as a waiting member (clustering), taken before `subscribed` goes out so
+    /// that a burst right after it is already shared; held while the window has free credits.
+    pub ready: Option<ReadyGuard>,
 }
 
 impl SubscriptionTask {
     /// Runs until the connection goes away or the broker refuses (then an `error` frame).
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let lease_ttl = self.broker.config().lease_ttl;
         // Often enough that the member never expires while its window is full.
         let keepalive = (lease_ttl / 3).max(Duration::from_millis(50));
@@ -112,7 +145,14 @@ impl SubscriptionTask {
             let free = loop {
                 let (free, next_expiry) = self.window.available(Instant::now());
                 if free > 0 {
+                    self.mark_ready(true);
                     break free;
+                }
+                self.mark_ready(false);
+                // A full window may hold deliveries the broker has taken back.
+                let group = &self.request.group;
+                if self.window.retain_held(|receipt| self.broker.holds_receipt(group, receipt)) > 0 {
+                    continue;
                 }
                 let mut wake = Instant::now() + keepalive;
                 if let Some(expiry) = next_expiry {
@@ -147,6 +187,16 @@ impl SubscriptionTask {
         }
     }
 
+    /// Holds the waiting registration while the window has room, and only then.
+    fn mark_ready(&mut self, ready: bool) {
+        if !ready {
+            self.ready = None;
+        } else if self.ready.is_none() && self.request.mode == ConsumeMode::Clustering {
+            let r = &self.request;
+            self.ready = Some(self.broker.ready_receiver(&r.group, &r.topic, &r.client_id));
+        }
+    }
+
     /// Keeps the connection a live member while it is not receiving.
     fn keep_membership(&self) {
         let subscription = Subscription {
@@ -154,7 +204,12 @@ impl SubscriptionTask {
             filter: self.request.filter.clone(),
             mode: self.request.mode,
         };
-        let _ = self.broker.heartbeat(&self.request.group, &self.request.client_id, Transport::Ws, vec![subscription]);
+        let _ = self.broker.heartbeat(
+            &self.request.group,
+            &self.request.client_id,
+            MemberTransport::Ws,
+            vec![subscription],
+        );
     }
 }
 

@@ -2,7 +2,9 @@
 
 Every exception carries ``type``, the same URN as the REST problem type
 (``urn:ferrymq:error:<kind>``), ``kind`` (the ``<kind>`` part), ``detail`` (the message) and,
-for invalid arguments, ``field`` (a JSON-Pointer-like path such as ``/delay_level``).
+for invalid arguments, ``field`` (a JSON-Pointer-like path such as ``/delay_level``), and
+``retriable``: whether the same call may succeed if simply tried again later (a timeout, a broken
+connection, an unavailable broker, a full disk), as opposed to one that will fail the same way.
 :func:`_from_kind` is the one place where kinds become classes.
 """
 
@@ -20,6 +22,8 @@ class FerryError(Exception):
     #: The problem type of this class's usual kind; instances carry their exact kind's.
     type: str = _PREFIX + "internal"
     kind: str = "internal"
+    #: True when trying the same call again later may succeed (the condition is transient).
+    retriable: bool = False
 
     def __init__(self, detail: str = "", *, kind: Optional[str] = None, field: Optional[str] = None) -> None:
         super().__init__(detail)
@@ -58,6 +62,7 @@ class Timeout(FerryError, TimeoutError):
 
     type = _PREFIX + "timeout"
     kind = "timeout"
+    retriable = True
 
 
 class ConnectionError(FerryError, builtins.ConnectionError):
@@ -65,6 +70,25 @@ class ConnectionError(FerryError, builtins.ConnectionError):
 
     type = _PREFIX + "connection"
     kind = "connection"
+    retriable = True
+
+
+class Unavailable(FerryError):
+    """The broker cannot serve the call right now (starting, shutting down, overloaded); try
+    again later."""
+
+    type = _PREFIX + "unavailable"
+    kind = "unavailable"
+    retriable = True
+
+
+class InsufficientStorage(FerryError):
+    """The broker's disk is nearly full (over ``disk_max_used_ratio``): writes are refused
+    until space is freed; what was stored stays readable."""
+
+    type = _PREFIX + "insufficient-storage"
+    kind = "insufficient-storage"
+    retriable = True
 
 
 class Unauthorized(FerryError, PermissionError):
@@ -92,7 +116,9 @@ _CLASSES: Dict[str, Type[FerryError]] = {
     "connection": ConnectionError,
     "unauthorized": Unauthorized,
     "forbidden": Forbidden,
-    # "unavailable", "insufficient-storage" and "internal" stay FerryError.
+    "unavailable": Unavailable,
+    "insufficient-storage": InsufficientStorage,
+    # "internal" stays FerryError.
 }
 
 

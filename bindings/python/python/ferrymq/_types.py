@@ -7,6 +7,22 @@ from typing import Dict, List, Literal, TypedDict, Union
 #: What a local transaction or a transaction checker returns.
 Verdict = Literal["commit", "rollback", "unknown"]
 
+#: How a consumer group shares messages: each to one member, or each to every member.
+Mode = Literal["clustering", "broadcasting"]
+
+#: How a clustering group's queues are shared among its members.
+Strategy = Literal["average", "average_by_circle", "consistent_hash", "machine_room"]
+
+#: A topic's permission: publish and consume, consume only, publish only.
+Perm = Literal["rw", "r", "w"]
+
+#: Where a group with no committed offset on a queue begins: the first retained message, the
+#: next one stored, or the first stored at or after an epoch-ms timestamp.
+Start = Union[Literal["first", "last"], int]
+
+#: Where ``Admin.reset_offsets(..., to=...)`` moves a group's offsets.
+ResetTo = Literal["earliest", "latest"]
+
 #: A property value: str, or an int, float or bool written as text.
 PropertyValue = Union[str, int, float, bool]
 

@@ -1,0 +1,28 @@
+//! FerryMQ's Kotlin/JVM SDK, native half: the Rust client ([`ferrymq_core::client`]) exported
+//! through uniffi. The generated Kotlin (package `dev.ferrymq.ffi`) is the raw layer; the
+//! hand-written Kotlin in `src/main/kotlin` (package `dev.ferrymq`) is the SDK's face: named
+//! parameters, suspend functions with blocking twins, `Flow`, enums and the `FerryException`
+//! hierarchy.
+//!
+//! This crate holds no broker logic: it converts types, maps errors to their contract kind,
+//! and runs every call on one Tokio runtime of its own ([`runtime`]). Panics never cross the
+//! FFI: synchronous calls are guarded by uniffi, asynchronous ones by the runtime's tasks,
+//! and both arrive in Kotlin as exceptions.
+
+uniffi::setup_scaffolding!();
+
+mod admin;
+mod client;
+mod config;
+mod consumer;
+mod error;
+mod message;
+mod producer;
+pub mod runtime;
+
+pub use admin::*;
+pub use client::*;
+pub use consumer::*;
+pub use error::FfiError;
+pub use message::*;
+pub use producer::*;

@@ -1,0 +1,139 @@
+//! [`FfiProducer`] and [`FfiTransactionProducer`], with the callback interfaces the Kotlin
+//! side implements for a local transaction and for check-backs.
+
+use std::sync::Arc;
+
+use ferrymq_core::client::{Message, Producer, TransactionProducer, TransactionResolution};
+
+use crate::error::FfiError;
+use crate::message::{FfiMessage, FfiOutgoing, FfiSendResult};
+use crate::runtime;
+
+/// Publishes messages.
+#[derive(uniffi::Object)]
+pub struct FfiProducer {
+    producer: Producer,
+}
+
+impl FfiProducer {
+    pub(crate) fn new(producer: Producer) -> Self {
+        FfiProducer { producer }
+    }
+}
+
+#[uniffi::export]
+impl FfiProducer {
+    /// Publishes one message; returns once it is stored (or scheduled, when delayed).
+    pub async fn send(&self, topic: String, message: FfiOutgoing) -> Result<FfiSendResult, FfiError> {
+        let producer = self.producer.clone();
+        let message = message.into_core()?;
+        runtime::run(async move { Ok(producer.send(&topic, message).await?.into()) }).await
+    }
+
+    /// Publishes a batch atomically: all of it is stored, or none. Results come in order.
+    pub async fn send_batch(&self, topic: String, messages: Vec<FfiOutgoing>) -> Result<Vec<FfiSendResult>, FfiError> {
+        let producer = self.producer.clone();
+        let messages = messages.into_iter().map(FfiOutgoing::into_core).collect::<Result<Vec<_>, _>>()?;
+        runtime::run(
+            async move { Ok(producer.send_batch(&topic, messages).await?.into_iter().map(Into::into).collect()) },
+        )
+        .await
+    }
+
+    /// Publishes one message in the background without waiting; a failure is only logged.
+    pub fn send_oneway(&self, topic: String, message: FfiOutgoing) -> Result<(), FfiError> {
+        let message = message.into_core()?;
+        Ok(runtime::enter(|| self.producer.send_oneway(&topic, message))?)
+    }
+}
+
+/// The local transaction of one transactional send, implemented in Kotlin: it runs with the
+/// half message and answers `commit`, `rollback` or `unknown`.
+#[uniffi::export(callback_interface)]
+pub trait FfiLocalTransaction: Send + Sync {
+    /// Runs the local transaction.
+    fn execute(&self, message: FfiMessage) -> String;
+}
+
+/// Answers the broker's check-back about a half message of the producer group: `commit`,
+/// `rollback` or `unknown`.
+#[uniffi::export(callback_interface)]
+pub trait FfiTransactionChecker: Send + Sync {
+    /// How the transaction of this half message ended.
+    fn check(&self, message: FfiMessage) -> String;
+}
+
+/// A verdict from the Kotlin side; anything else counts as `unknown` (asked again later).
+fn verdict(answer: &str) -> TransactionResolution {
+    TransactionResolution::parse(answer).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "a transaction callback answered something else than a verdict; counting it as unknown");
+        TransactionResolution::Unknown
+    })
+}
+
+/// The client's checker over a Kotlin one (the client runs it on a blocking thread).
+pub(crate) fn checker(checker: Box<dyn FfiTransactionChecker>) -> impl Fn(&Message) -> TransactionResolution {
+    move |message: &Message| verdict(&checker.check(message.clone().into()))
+}
+
+/// A producer of transactional messages for one producer group.
+#[derive(uniffi::Object)]
+pub struct FfiTransactionProducer {
+    producer: Arc<TransactionProducer>,
+}
+
+impl FfiTransactionProducer {
+    pub(crate) fn new(producer: TransactionProducer) -> Self {
+        FfiTransactionProducer { producer: Arc::new(producer) }
+    }
+}
+
+#[uniffi::export]
+impl FfiTransactionProducer {
+    /// The producer group.
+    pub fn group(&self) -> String {
+        self.producer.group().to_string()
+    }
+
+    /// Sends a half message, runs `local` with it (on a blocking thread), and commits or rolls
+    /// back as it answers; on `unknown` the checker decides later. The result carries the
+    /// `transaction_id`.
+    pub async fn send_in_transaction(
+        &self,
+        topic: String,
+        message: FfiOutgoing,
+        local: Box<dyn FfiLocalTransaction>,
+    ) -> Result<FfiSendResult, FfiError> {
+        let producer = self.producer.clone();
+        let message = message.into_core()?;
+        let local: Arc<dyn FfiLocalTransaction> = Arc::from(local);
+        runtime::run(async move {
+            let result = producer
+                .send_in_transaction_async(&topic, message, move |half| async move {
+                    let answer = tokio::task::spawn_blocking(move || local.execute(half.into())).await;
+                    match answer {
+                        Ok(answer) => verdict(&answer),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the local transaction failed; leaving it to the check-back");
+                            TransactionResolution::Unknown
+                        }
+                    }
+                })
+                .await?;
+            Ok(result.into())
+        })
+        .await
+    }
+
+    /// Ends a transaction explicitly: `commit` or `rollback`.
+    pub async fn end_transaction(&self, transaction_id: String, verdict: String) -> Result<(), FfiError> {
+        let producer = self.producer.clone();
+        let resolution = TransactionResolution::parse(&verdict)?;
+        runtime::run(async move { Ok(producer.end_transaction(&transaction_id, resolution).await?) }).await
+    }
+
+    /// Stops answering check-backs.
+    pub fn shutdown(&self) {
+        self.producer.close();
+    }
+}

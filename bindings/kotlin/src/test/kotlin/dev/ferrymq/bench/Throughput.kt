@@ -1,0 +1,120 @@
+// Throughput of the Kotlin SDK: 1 KiB messages, embedded and against a server.
+//
+//     [FERRYMQ_BENCH_URL=http://127.0.0.1:8080] mvn -f bindings/kotlin/pom.xml -q test-compile \
+//         exec:java -Dexec.classpathScope=test -Dexec.mainClass=dev.ferrymq.bench.ThroughputKt
+//
+// (The URL comes from the environment: -Dexec.args would also replace the pom's cargo
+// arguments.) Without FERRYMQ_BENCH_URL, embedded only.
+//
+// Prints one line per path; BENCHMARKS.md ("Kotlin/JVM SDK") records the figures. Each path
+// uses a fresh topic of 8 queues and a fresh group; sizes scale with FERRYMQ_KT_BENCH_SCALE.
+package dev.ferrymq.bench
+
+import dev.ferrymq.Client
+import dev.ferrymq.OutgoingMessage
+import java.nio.file.Files
+import java.util.UUID
+import java.util.concurrent.CountDownLatch
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.flow.onEach
+import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.flow.collect
+import kotlinx.coroutines.runBlocking
+
+private val BODY = ByteArray(1024) { 'x'.code.toByte() }
+private val SCALE = System.getenv("FERRYMQ_KT_BENCH_SCALE")?.toDouble() ?: 1.0
+
+private fun n(count: Int) = maxOf(1, (count * SCALE).toInt())
+
+private fun report(where: String, path: String, count: Int, nanos: Long) {
+    val rate = count / (nanos / 1e9)
+    println("%-8s | %-52s | %6d | %9.0f msg/s | %6.1f MiB/s".format(where, path, count, rate, rate * BODY.size / (1 shl 20)))
+}
+
+private suspend fun fresh(client: Client): String =
+    "bench-${UUID.randomUUID().toString().take(8)}".also { client.admin().createTopic(it, queues = 8) }
+
+private suspend inline fun timed(block: () -> Unit): Long {
+    val started = System.nanoTime()
+    block()
+    return System.nanoTime() - started
+}
+
+private suspend fun backlog(client: Client, count: Int): String {
+    val topic = fresh(client)
+    val producer = client.producer()
+    for (i in 0 until count step 100) producer.sendBatch(topic, List(minOf(100, count - i)) { OutgoingMessage(BODY) })
+    return topic
+}
+
+private suspend fun run(where: String, client: Client, remote: Boolean) {
+    val producer = client.producer()
+    run {
+        val count = n(if (remote) 2_000 else 5_000)
+        val topic = fresh(client)
+        report(where, "Producer.send, one at a time", count, timed { repeat(count) { producer.send(topic, BODY) } })
+    }
+    run {
+        val count = n(20_000)
+        val topic = fresh(client)
+        val batch = List(100) { OutgoingMessage(BODY) }
+        report(where, "Producer.sendBatch, 100 per batch", count, timed { repeat(count / 100) { producer.sendBatch(topic, batch) } })
+    }
+    run {
+        val count = n(6_400)
+        val topic = fresh(client)
+        val nanos = timed {
+            coroutineScope {
+                repeat(count / 64) { (0 until 64).map { async { producer.send(topic, BODY) } }.awaitAll() }
+            }
+        }
+        report(where, "Producer.send, 64 coroutines in flight", count / 64 * 64, nanos)
+    }
+    run {
+        val count = n(20_000)
+        val topic = backlog(client, count)
+        val done = CountDownLatch(count)
+        val consumer = client.pushConsumer("g-${UUID.randomUUID()}", topic, listener = { done.countDown() })
+        val nanos = timed {
+            consumer.start()
+            done.await()
+        }
+        consumer.shutdown()
+        report(where, "PushConsumer with a listener (16 workers)", count, nanos)
+    }
+    run {
+        val count = n(20_000)
+        val topic = backlog(client, count)
+        val consumer = client.pushConsumer("g-${UUID.randomUUID()}", topic)
+        report(where, "PushConsumer.messages() flow, ack() each", count, timed { consumer.messages().onEach { it.ack() }.take(count).collect() })
+    }
+    run {
+        val count = n(5_000)
+        val topic = backlog(client, count)
+        val consumer = client.simpleConsumer("g-${UUID.randomUUID()}", topic)
+        var got = 0
+        val nanos = timed {
+            while (got < count) {
+                for (m in consumer.receive(maxMessages = 64, waitMs = 1_000)) {
+                    consumer.ack(m)
+                    got++
+                }
+            }
+        }
+        report(where, "SimpleConsumer.receive(64) + ack each", got, nanos)
+    }
+}
+
+fun main(args: Array<String>) {
+    runBlocking {
+        val dir = Files.createTempDirectory("ferrymq-kt-bench").toFile()
+        try {
+            Client.embedded(dir.path).use { run("embedded", it, remote = false) }
+        } finally {
+            dir.deleteRecursively()
+        }
+        (args.firstOrNull() ?: System.getenv("FERRYMQ_BENCH_URL"))?.let { url -> Client.connect(url).use { run("remote", it, remote = true) } }
+    }
+}
