@@ -11,7 +11,7 @@ release the GIL while Rust works, on one runtime owned by the module. Errors are
 :class:`FerryError` and its subclasses, each with the REST problem ``type``.
 
 >>> import tempfile, ferrymq
->>> with ferrymq.Client.embedded(tempfile.mkdtemp()) as client:
+>>> with tempfile.TemporaryDirectory() as data, ferrymq.Client.embedded(data) as client:
 ...     sent = client.producer().send("orders", b"hello", tag="new")
 ...     consumer = client.simple_consumer("billing", "orders")
 ...     [m.body for m in consumer.receive(wait_ms=1000)]
