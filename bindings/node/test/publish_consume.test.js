@@ -72,6 +72,13 @@ forEachTransport((getClient) => {
     const topic = uniq('oneway');
     const producer = client.producer();
     assert.equal(producer.sendOneway(topic, 'fire'), undefined);
+    // A one-way send returns before it is stored, and its topic is created on that first
+    // publish: wait for the topic before receiving from it.
+    const deadline = Date.now() + 15000;
+    while (!(await client.admin().topics()).some((info) => info.name === topic)) {
+      assert.ok(Date.now() < deadline, `topic ${topic} never appeared`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     const [message] = await drain(client.simpleConsumer(uniq('g'), topic), 1);
     assert.equal(message.text, 'fire');
 
