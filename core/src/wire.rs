@@ -297,10 +297,7 @@ impl From<GroupSummary> for GroupSummaryOut {
 
 /// A filter as the wire's pair of `filter` and `sql`.
 pub fn filter_fields(filter: &FilterSpec) -> (Option<String>, Option<String>) {
-    match filter {
-        FilterSpec::Tag(t) => (Some(t.clone()), None),
-        FilterSpec::Sql(q) => (None, Some(q.clone())),
-    }
+    filter.clone().into_fields()
 }
 
 /// The wire's `filter` and `sql` as a filter: SQL when given, else the tag expression

@@ -1,6 +1,6 @@
 //! [`FfiAdmin`]: topics, groups, offsets, dead letters and lookups, as plain records.
 
-use ferrymq_core::client::{Admin, FilterSpec, FindQuery, GroupDetail, MemberTransport, Perm, ResetTarget, TopicInfo};
+use ferrymq_core::client::{Admin, FindQuery, GroupDetail, Perm, ResetTarget, TopicInfo};
 
 use crate::error::FfiError;
 use crate::message::{unsigned, FfiMessage, FfiSendResult};
@@ -120,10 +120,7 @@ fn group(g: GroupDetail) -> FfiGroup {
             .subscriptions
             .into_iter()
             .map(|s| {
-                let (filter, sql) = match s.filter {
-                    FilterSpec::Tag(t) => (Some(t), None),
-                    FilterSpec::Sql(s) => (None, Some(s)),
-                };
+                let (filter, sql) = s.filter.into_fields();
                 FfiSubscription { topic: s.topic, filter, sql, mode: s.mode.as_str().to_string() }
             })
             .collect(),
@@ -132,12 +129,7 @@ fn group(g: GroupDetail) -> FfiGroup {
             .into_iter()
             .map(|m| FfiMember {
                 client_id: m.client_id,
-                transport: match m.transport {
-                    MemberTransport::Ws => "ws",
-                    MemberTransport::Rest => "rest",
-                    MemberTransport::Native => "native",
-                }
-                .to_string(),
+                transport: m.transport.as_str().to_string(),
                 since: long(m.since),
             })
             .collect(),

@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use ferrymq_core::client::{
-    Admin, FilterSpec, FindQuery, GroupDetail, MemberTransport, Perm, ResetTarget, TopicDetail, TopicInfo,
-};
+use ferrymq_core::client::{Admin, FindQuery, GroupDetail, Perm, ResetTarget, TopicDetail, TopicInfo};
 use napi_derive::napi;
 
 use crate::client::ClientCell;
@@ -88,10 +86,7 @@ impl From<GroupDetail> for GroupData {
                 .subscriptions
                 .into_iter()
                 .map(|s| {
-                    let (filter, sql) = match s.filter {
-                        FilterSpec::Tag(t) => (Some(t), None),
-                        FilterSpec::Sql(q) => (None, Some(q)),
-                    };
+                    let (filter, sql) = s.filter.into_fields();
                     SubscriptionData { topic: s.topic, filter, sql, mode: s.mode.as_str().to_string() }
                 })
                 .collect(),
@@ -100,12 +95,7 @@ impl From<GroupDetail> for GroupData {
                 .into_iter()
                 .map(|m| MemberData {
                     client_id: m.client_id,
-                    transport: match m.transport {
-                        MemberTransport::Ws => "ws",
-                        MemberTransport::Rest => "rest",
-                        MemberTransport::Native => "native",
-                    }
-                    .to_string(),
+                    transport: m.transport.as_str().to_string(),
                     since: num(m.since),
                 })
                 .collect(),

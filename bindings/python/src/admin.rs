@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ferrymq_core::client::{self as broker, FilterSpec, ResetTarget};
+use ferrymq_core::client::{self as broker, ResetTarget};
 use ferrymq_core::client::{Admin as CoreAdmin, FindQuery};
 use pyo3::prelude::*;
 
@@ -179,26 +179,14 @@ impl From<broker::GroupDetail> for Group {
                 .subscriptions
                 .into_iter()
                 .map(|s| {
-                    let (filter, sql) = match s.filter {
-                        FilterSpec::Tag(t) => (Some(t), None),
-                        FilterSpec::Sql(q) => (None, Some(q)),
-                    };
+                    let (filter, sql) = s.filter.into_fields();
                     Subscription { topic: s.topic, filter, sql, mode: s.mode.as_str().to_string() }
                 })
                 .collect(),
             members: g
                 .members
                 .into_iter()
-                .map(|m| Member {
-                    client_id: m.client_id,
-                    transport: match m.transport {
-                        broker::MemberTransport::Ws => "ws",
-                        broker::MemberTransport::Rest => "rest",
-                        broker::MemberTransport::Native => "native",
-                    }
-                    .to_string(),
-                    since: m.since,
-                })
+                .map(|m| Member { client_id: m.client_id, transport: m.transport.as_str().to_string(), since: m.since })
                 .collect(),
             offsets: g
                 .offsets

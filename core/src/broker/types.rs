@@ -224,6 +224,16 @@ pub enum FilterSpec {
     Sql(String),
 }
 
+impl FilterSpec {
+    /// The filter as the wire's pair of `filter` (tag expression) and `sql`, one of them set.
+    pub fn into_fields(self) -> (Option<String>, Option<String>) {
+        match self {
+            FilterSpec::Tag(t) => (Some(t), None),
+            FilterSpec::Sql(q) => (None, Some(q)),
+        }
+    }
+}
+
 impl Default for FilterSpec {
     fn default() -> Self {
         FilterSpec::Tag("*".to_string())
@@ -242,6 +252,17 @@ pub enum MemberTransport {
     /// A native client (embedded or over the low-level socket ops).
     #[serde(rename = "native")]
     Native,
+}
+
+impl MemberTransport {
+    /// The wire name: `ws`, `rest` or `native`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberTransport::Ws => "ws",
+            MemberTransport::Rest => "rest",
+            MemberTransport::Native => "native",
+        }
+    }
 }
 
 /// A subscription of a group to a topic.
