@@ -317,6 +317,26 @@ impl LeaseTable {
         topics
     }
 
+    /// Takes the deliveries of `receipts` out of flight and offers them again at once, without
+    /// counting a reconsume: for messages a receive took that never reached its receiver.
+    /// Returns the user topics to wake.
+    fn give_back<'r>(&self, receipts: impl Iterator<Item = &'r str>) -> HashSet<String> {
+        let mut topics = HashSet::new();
+        for receipt in receipts {
+            let Ok(r) = Receipt::parse(receipt) else { continue };
+            let Some(q) = self.queue(&(r.owner.clone(), r.topic.clone(), r.queue_id)) else { continue };
+            let mut state = lock_queue(&q);
+            if !state.inflight.get(&r.offset).is_some_and(|i| i.nonce == r.nonce && !i.failing) {
+                continue;
+            }
+            if let Some(i) = state.inflight.remove(&r.offset) {
+                topics.insert(i.user_topic.clone());
+                state.returned.insert(r.offset, Returned { not_before: None, topic: Some(i.user_topic) });
+            }
+        }
+        topics
+    }
+
     fn take_expired(&self, max_reconsume_times: impl Fn(&str) -> u32, orderly_suspend: Duration) -> Vec<Failed> {
         let now = Instant::now();
         self.ended().expire(now);
@@ -392,6 +412,33 @@ fn owner_of(group: &str, client_id: &str, mode: ConsumeMode) -> String {
     }
 }
 
+/// Messages a receive took into flight, on their way to its caller. If the receive is dropped
+/// before they reach it (a closed subscription, a long poll whose client went away, while the
+/// collect ran on a blocking thread), they go back to the group at once instead of waiting out
+/// their lease.
+struct Taken {
+    broker: std::sync::Weak<Broker>,
+    messages: Vec<Message>,
+}
+
+impl Taken {
+    fn hand_out(mut self) -> Vec<Message> {
+        std::mem::take(&mut self.messages)
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if self.messages.is_empty() {
+            return;
+        }
+        let Some(broker) = self.broker.upgrade() else { return };
+        for topic in broker.consumption.give_back(self.messages.iter().filter_map(|m| m.receipt.as_deref())) {
+            broker.waiters.wake(&topic);
+        }
+    }
+}
+
 impl Broker {
     /// Receives up to `max_messages` messages for a group, each with a receipt, invisible to the
     /// rest of the group for `invisible`. Waits up to `wait` when nothing is available and wakes
@@ -435,6 +482,8 @@ impl Broker {
                     (req.clone(), owner.clone(), topic.clone(), retry.clone(), filter.clone());
                 self.off_runtime(move |b| b.collect(&req, &owner, &topic, &retry, &filter)).await?
             };
+            // Past the last await: from here the messages reach the caller.
+            let messages = messages.hand_out();
             if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(messages);
             }
@@ -451,7 +500,7 @@ impl Broker {
         topic: &TopicInfo,
         retry: &str,
         filter: &Filter,
-    ) -> Result<(Vec<Message>, Option<Instant>)> {
+    ) -> Result<(Taken, Option<Instant>)> {
         let store: &Store = &self.store;
         let now = Instant::now();
         let mut next_ready: Option<Instant> = None;
@@ -468,14 +517,16 @@ impl Broker {
         }
         let mut queues: Vec<(String, u32)> =
             queues.into_iter().map(|(t, j)| if t == topic.name { (t, j) } else { (t, 0) }).collect();
+        // Whatever is taken into flight goes back if this collect fails half-way.
+        let mut taken = Taken { broker: self.me.clone(), messages: Vec::new() };
         if queues.is_empty() {
-            return Ok((Vec::new(), None));
+            return Ok((taken, None));
         }
         let start = self.round_robin.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize % queues.len();
         queues.rotate_left(start);
         let in_place = req.orderly || req.mode == ConsumeMode::Broadcasting;
         let deadline = Instant::now() + req.invisible;
-        let mut out = Vec::new();
+        let out = &mut taken.messages;
         let mut bytes_full = false;
         for (store_topic, queue_id) in queues {
             if out.len() >= req.max_messages || bytes_full {
@@ -569,7 +620,7 @@ impl Broker {
                     if !state.returned.contains_key(&unit.queue_offset) {
                         continue; // taken by another receive meanwhile
                     }
-                    if self.offer(&offer, &mut state, unit, rec, &mut out) == Offered::Full {
+                    if self.offer(&offer, &mut state, unit, rec, out) == Offered::Full {
                         full = true;
                         bytes_full = true;
                         break;
@@ -604,7 +655,7 @@ impl Broker {
                             continue;
                         }
                     }
-                    if self.offer(&offer, &mut state, unit, rec, &mut out) == Offered::Full {
+                    if self.offer(&offer, &mut state, unit, rec, out) == Offered::Full {
                         full = true;
                         bytes_full = true;
                         break;
@@ -620,7 +671,7 @@ impl Broker {
         if !out.is_empty() {
             self.counters.delivered(&topic.name, &req.group, out.len() as u64);
         }
-        Ok((out, next_ready))
+        Ok((taken, next_ready))
     }
 
     /// Reads the record of a unit a receive may hand out, outside any lock: `None` when the
