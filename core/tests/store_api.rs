@@ -278,3 +278,38 @@ fn a_clean_shutdown_records_queue_ends_for_the_next_open() {
     assert_eq!(store.queue_bounds("t", 0), (0, 11));
     assert_eq!(store.append(msg("t", 0, 11)).unwrap().queue_offset, 11);
 }
+
+/// Pending appends (written now, durable later) from one thread land in call order; the
+/// `durable` and `dispatched` futures resolve once the sync thread has flushed them.
+#[test]
+fn pending_appends_land_in_order_and_resolve_once_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), FlushMode::Sync);
+    let mut ends = Vec::new();
+    for i in 0..200u64 {
+        let (results, end) = store.append_batch_pending(vec![msg("p", 0, 2 * i), msg("p", 0, 2 * i + 1)]).unwrap();
+        assert_eq!(results.iter().map(|r| r.queue_offset).collect::<Vec<_>>(), [2 * i, 2 * i + 1]);
+        ends.push(end);
+    }
+    assert!(ends.windows(2).all(|w| w[0] < w[1]));
+    let last = *ends.last().unwrap();
+    futures::executor::block_on(async {
+        for end in &ends {
+            store.durable(*end).await.unwrap();
+        }
+        assert!(store.dispatched(last).await);
+    });
+    assert!(store.stats().flushed_offset >= last);
+    let units = store.read_queue("p", 0, 0, 1000).unwrap();
+    assert_eq!(units.len(), 400);
+    for (i, u) in units.iter().enumerate() {
+        assert_is_msg(&store.read(u.commit_offset).unwrap(), "p", 0, i as u64);
+    }
+    assert_eq!(store.append_batch_pending(Vec::new()).unwrap(), (Vec::new(), 0));
+    store.shutdown().unwrap();
+    // Past the end of a closed store nothing will become durable or dispatched.
+    futures::executor::block_on(async {
+        assert!(matches!(store.durable(last + 1).await, Err(Error::Closed)));
+        assert!(!store.dispatched(last + 1).await);
+    });
+}

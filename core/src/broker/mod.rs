@@ -43,6 +43,7 @@ pub use dedup::MAX_DEDUP_KEYS;
 pub use filter::Filter;
 pub use metrics::BrokerMetrics;
 pub use receive::MAX_ENDED_RECEIPTS;
+pub use send::SendCompletion;
 pub use sharing::ReadyGuard;
 pub use topic::{
     dlq_topic, retry_topic, validate_group_name, validate_topic_name, SCHEDULE_TOPIC, TIMER_TOPIC, TRANS_HALF_TOPIC,

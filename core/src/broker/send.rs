@@ -2,6 +2,7 @@
 //! (plain, delayed, half) reaches the store.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use crate::{Error, Result};
 
 /// How long a send waits for its message to be dispatched before answering anyway.
 const DISPATCH_WAIT: Duration = Duration::from_secs(10);
+
+/// A publish in flight (see [`Broker::send_batch_pipelined`]): resolves to its results.
+pub type SendCompletion = futures::future::BoxFuture<'static, Result<Vec<SendResult>>>;
 
 /// Where one outgoing message is headed in the store.
 enum Placement {
@@ -40,6 +44,55 @@ impl Broker {
         msgs: Vec<OutgoingMessage>,
         batch_key: Option<String>,
     ) -> Result<Vec<SendResult>> {
+        self.check_batch(&msgs)?;
+        self.send_messages(topic, msgs, batch_key, "/messages").await
+    }
+
+    /// Publishes a batch atomically like [`Broker::send_batch`], in two steps, for a caller
+    /// that keeps several batches in flight and needs them stored in the order of its calls
+    /// (a WebSocket connection's publishes): this returns once the batch is appended, or with
+    /// the error `send_batch` would give before storing anything; the [`SendCompletion`]
+    /// resolves to `send_batch`'s answer once the batch is durable and dispatched. A batch
+    /// with idempotency keys (per message, or `batch_key`) is deduplicated and stored
+    /// completely before this returns.
+    pub async fn send_batch_pipelined(
+        &self,
+        topic: &str,
+        msgs: Vec<OutgoingMessage>,
+        batch_key: Option<String>,
+    ) -> Result<SendCompletion> {
+        self.check_batch(&msgs)?;
+        self.send_pipelined(topic, msgs, batch_key, "/messages").await
+    }
+
+    /// Publishes one message in two steps, as [`Broker::send_batch_pipelined`] does a batch;
+    /// its errors are those of [`Broker::send`].
+    pub async fn send_one_pipelined(&self, topic: &str, msg: OutgoingMessage) -> Result<SendCompletion> {
+        self.send_pipelined(topic, vec![msg], None, "").await
+    }
+
+    async fn send_pipelined(
+        &self,
+        topic: &str,
+        msgs: Vec<OutgoingMessage>,
+        batch_key: Option<String>,
+        field: &str,
+    ) -> Result<SendCompletion> {
+        if batch_key.is_some() || msgs.iter().any(|m| m.idempotency_key.is_some()) {
+            let results = self.send_messages(topic, msgs, batch_key, field).await?;
+            return Ok(Box::pin(std::future::ready(Ok(results))));
+        }
+        for (i, m) in msgs.iter().enumerate() {
+            let f = if field.is_empty() { String::new() } else { format!("{field}/{i}") };
+            self.validate_message(m, &f)?;
+        }
+        let topic = self.topic_for_write(topic)?;
+        Ok(Box::pin(self.append_messages(&topic, msgs).await?))
+    }
+
+    /// The batch limits: at least one message, at most `max_batch_messages` and
+    /// `max_batch_bytes` of bodies.
+    fn check_batch(&self, msgs: &[OutgoingMessage]) -> Result<()> {
         if msgs.is_empty() {
             return Err(Error::invalid("/messages", "a batch needs at least one message"));
         }
@@ -54,7 +107,7 @@ impl Broker {
         if bytes > self.config.max_batch_bytes {
             return Err(Error::BatchTooLarge { unit: "body bytes", size: bytes, max: self.config.max_batch_bytes });
         }
-        self.send_messages(topic, msgs, batch_key, "/messages").await
+        Ok(())
     }
 
     async fn send_messages(
@@ -202,6 +255,17 @@ impl Broker {
 
     /// Stores validated messages of one topic in one atomic append and waits for dispatch.
     async fn store_messages(&self, topic: &TopicInfo, msgs: Vec<OutgoingMessage>) -> Result<Vec<SendResult>> {
+        self.append_messages(topic, msgs).await?.await
+    }
+
+    /// Appends validated messages of one topic in one atomic batch now; the returned future
+    /// waits for durability and dispatch and gives the results.
+    async fn append_messages(
+        &self,
+        topic: &TopicInfo,
+        msgs: Vec<OutgoingMessage>,
+    ) -> Result<impl Future<Output = Result<Vec<SendResult>>> + Send + 'static> {
+        let me = self.me.upgrade().ok_or_else(|| Error::Unavailable("the broker is shutting down".into()))?;
         let now = now_ms();
         let mut records = Vec::with_capacity(msgs.len());
         let mut placements = Vec::with_capacity(msgs.len());
@@ -246,8 +310,25 @@ impl Broker {
             placements.push(placement);
         }
         let half_info: Vec<(String, String)> = records.iter().map(|r| (r.msg_id.clone(), r.topic.clone())).collect();
-        let appended = self.append_and_dispatch(records).await?;
-        self.counters.published(&topic.name, appended.len() as u64, bytes);
+        let appended = self.append_records(records).await?;
+        let topic_name = topic.name.clone();
+        Ok(async move {
+            let appended = appended.await?;
+            Ok(me.send_results(&topic_name, bytes, placements, appended, half_info))
+        })
+    }
+
+    /// What a send answers for appended messages; registers half messages with the
+    /// transaction table.
+    fn send_results(
+        &self,
+        topic: &str,
+        bytes: u64,
+        placements: Vec<Placement>,
+        appended: Vec<Appended>,
+        half_info: Vec<(String, String)>,
+    ) -> Vec<SendResult> {
+        self.counters.published(topic, appended.len() as u64, bytes);
         let mut results = Vec::with_capacity(appended.len());
         for ((placement, res), (msg_id, _)) in placements.into_iter().zip(&appended).zip(half_info) {
             results.push(match placement {
@@ -261,7 +342,7 @@ impl Broker {
                 Placement::Half { transaction_id } => {
                     let half = super::transaction::HalfInfo {
                         msg_id: &msg_id,
-                        topic: &topic.name,
+                        topic,
                         offset: res.commit_offset,
                         created_ms: res.store_ts,
                     };
@@ -270,7 +351,7 @@ impl Broker {
                 }
             });
         }
-        Ok(results)
+        results
     }
 
     /// Turns `rec` into a scheduled record for `real_topic`: a delay level goes to its queue of
@@ -309,37 +390,41 @@ impl Broker {
 
     /// Appends records atomically and waits until the dispatcher has made them visible.
     pub(crate) async fn append_and_dispatch(&self, records: Vec<NewMessage>) -> Result<Vec<Appended>> {
+        self.append_records(records).await?.await
+    }
+
+    /// Appends records atomically now (on a blocking thread) and returns the rest of the work:
+    /// a future that waits until they are durable (under `sync` flush; a group commit the
+    /// store's sync thread shares with every other append) and dispatched. No thread waits
+    /// meanwhile, and appends awaited one after another land in that order even while their
+    /// completions are still pending.
+    pub(crate) async fn append_records(
+        &self,
+        records: Vec<NewMessage>,
+    ) -> Result<impl Future<Output = Result<Vec<Appended>>> + Send + 'static> {
         let groups: Vec<Option<String>> =
             records.iter().map(|r| r.properties.get(props::PRODUCER_GROUP).cloned()).collect();
         let queue_ids: Vec<u32> = records.iter().map(|r| r.queue_id).collect();
-        let results = self
-            .blocking(move |s| {
-                let results = if records.len() == 1 {
-                    let rec = records.into_iter().next().map(|r| s.append(r)).transpose()?;
-                    rec.into_iter().collect()
-                } else {
-                    s.append_batch(records)?
-                };
-                if let Some(last) = results.last() {
-                    if !s.wait_dispatched(last.commit_offset + u64::from(last.size), DISPATCH_WAIT) {
-                        tracing::warn!(offset = last.commit_offset, "dispatch is slow; answering before it");
-                    }
-                }
-                Ok(results)
-            })
-            .await?;
-        Ok(results
-            .into_iter()
-            .zip(groups)
-            .zip(queue_ids)
-            .map(|((r, group), queue_id)| Appended {
-                commit_offset: r.commit_offset,
-                queue_id,
-                queue_offset: r.queue_offset,
-                store_ts: r.store_ts,
-                group,
-            })
-            .collect())
+        let (results, end) = self.blocking(move |s| s.append_batch_pending(records)).await?;
+        let store = self.store.clone();
+        Ok(async move {
+            store.durable(end).await?;
+            if !matches!(tokio::time::timeout(DISPATCH_WAIT, store.dispatched(end)).await, Ok(true)) {
+                tracing::warn!(offset = end, "dispatch is slow; answering before it");
+            }
+            Ok(results
+                .into_iter()
+                .zip(groups)
+                .zip(queue_ids)
+                .map(|((r, group), queue_id)| Appended {
+                    commit_offset: r.commit_offset,
+                    queue_id,
+                    queue_offset: r.queue_offset,
+                    store_ts: r.store_ts,
+                    group,
+                })
+                .collect())
+        })
     }
 }
 

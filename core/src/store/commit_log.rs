@@ -158,38 +158,83 @@ impl CommitLog {
         a.last_store_ts = store_ts;
         let mut results = Vec::with_capacity(tails.len());
         let n = tails.len();
-        for (i, tail) in tails.iter_mut().enumerate() {
-            let len = tail.record_len() as u64;
+        // In pwrite mode the records of one segment go out in one pwrite: they are copied into
+        // `staged` (starting at `staged_at` in the active segment) and written before a roll and
+        // at the end. Until the first write succeeds the appender's state can be put back.
+        let mut staged: Vec<u8> = Vec::new();
+        let mut staged_at = 0usize;
+        let mut written_before = false;
+        let start = (a.pos, a.last_record);
+        // Nothing of the batch is in the log yet: the appender's state goes back to `start`.
+        let fail = |a: &mut Appender, tails: &[EncodedTail], results: &[AppendResult], e: Error, written: bool| {
+            if !written {
+                (a.pos, a.last_record) = start;
+                for (tail, r) in tails.iter().zip(results).rev() {
+                    if let Some(next) = a.queue_offsets.get_mut(&tail.topic).and_then(|m| m.get_mut(&tail.queue_id)) {
+                        *next = r.queue_offset;
+                    }
+                }
+            }
+            (e, written)
+        };
+        for i in 0..n {
+            let len = tails[i].record_len() as u64;
             if a.pos - a.active.base() + len + FILLER_RESERVE > a.active.len() {
-                let seg = fresh.pop().ok_or_else(|| (Error::Unavailable("no segment prepared".into()), i > 0))?;
-                self.roll(&mut a, seg).map_err(|e| (e, i > 0))?;
+                if !staged.is_empty() {
+                    if let Err(e) = write_staged(&a.active, staged_at, &mut staged) {
+                        return Err(fail(&mut a, tails, &results, e, written_before));
+                    }
+                    written_before = true;
+                }
+                let Some(seg) = fresh.pop() else {
+                    let e = Error::Unavailable("no segment prepared".into());
+                    return Err(fail(&mut a, tails, &results, e, written_before));
+                };
+                if let Err(e) = self.roll(&mut a, seg) {
+                    return Err(fail(&mut a, tails, &results, e, written_before || i > 0));
+                }
                 if i == 0 {
                     // A filler ends the old segment: the new start is a valid log end.
                     self.write_pos.store(a.pos, Ordering::SeqCst);
                 }
+                written_before |= i > 0;
             }
+            let tail = &mut tails[i];
             let queue_offset =
                 a.queue_offsets.get(&tail.topic).and_then(|m| m.get(&tail.queue_id)).copied().unwrap_or(0);
             let p = Placement { queue_offset, commit_offset: a.pos, store_ts, batch_continues: i + 1 < n };
             let local = (a.pos - a.active.base()) as usize;
-            let file = a.active.file();
             let rec = tail.finish(p);
-            if self.pwrite { file.pwrite(local, rec) } else { file.write(local, rec) }.map_err(|e| (e, i > 0))?;
-            file.publish(local + len as usize);
+            if self.pwrite {
+                if staged.is_empty() {
+                    staged_at = local;
+                }
+                staged.extend_from_slice(rec);
+            } else {
+                let file = a.active.file();
+                if let Err(e) = file.write(local, rec) {
+                    return Err(fail(&mut a, tails, &results, e, i > 0));
+                }
+                file.publish(local + len as usize);
+            }
             a.active.note_store_ts(store_ts);
             match a.queue_offsets.get_mut(&tail.topic) {
                 Some(m) => {
                     m.insert(tail.queue_id, queue_offset + 1);
                 }
                 None => {
-                    let mut m = HashMap::new();
-                    m.insert(tail.queue_id, queue_offset + 1);
+                    let m = HashMap::from([(tail.queue_id, queue_offset + 1)]);
                     a.queue_offsets.insert(tail.topic.clone(), m);
                 }
             }
             results.push(AppendResult { commit_offset: a.pos, size: len as u32, queue_offset, store_ts });
             a.last_record = a.pos;
             a.pos += len;
+        }
+        if !staged.is_empty() {
+            if let Err(e) = write_staged(&a.active, staged_at, &mut staged) {
+                return Err(fail(&mut a, tails, &results, e, written_before));
+            }
         }
         let end = a.pos;
         self.write_pos.store(end, Ordering::SeqCst);
@@ -520,4 +565,13 @@ mod tests {
         assert_eq!(rs[0].commit_offset, 4096, "rolled to the next segment");
         assert_eq!(log.read(0).unwrap().body.len(), body);
     }
+}
+
+/// Writes the staged records of `seg` at `at` with one pwrite and makes them readable.
+fn write_staged(seg: &Segment, at: usize, staged: &mut Vec<u8>) -> Result<()> {
+    let file = seg.file();
+    file.pwrite(at, staged)?;
+    file.publish(at + staged.len());
+    staged.clear();
+    Ok(())
 }

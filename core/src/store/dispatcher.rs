@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::commit_log::CommitLog;
@@ -13,6 +14,7 @@ use super::consume_queue::{ConsumeQueue, ConsumeQueues};
 use super::hash::tag_hash;
 use super::index::{key_hash, msg_id_hash, Index, IndexMark};
 use super::record::{self, MAGIC_BLANK, MAGIC_HOLE, MAGIC_MESSAGE};
+use super::wakers::Wakers;
 use super::DispatchListener;
 use crate::{Error, Result};
 
@@ -145,6 +147,8 @@ pub(crate) struct Dispatcher {
     listener: RwLock<Option<DispatchListener>>,
     /// The last dispatch attempt failed for lack of space.
     out_of_space: AtomicBool,
+    /// Futures waiting for a dispatched end.
+    wakers: Wakers,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -169,6 +173,7 @@ impl Dispatcher {
             work: Mutex::new(()),
             listener: RwLock::new(None),
             out_of_space: AtomicBool::new(false),
+            wakers: Wakers::default(),
         }
     }
 
@@ -203,6 +208,7 @@ impl Dispatcher {
     /// Asks the thread to finish what is written and exit.
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.wakers.close();
         let _g = self.wake_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.wake_cv.notify_one();
     }
@@ -217,6 +223,24 @@ impl Dispatcher {
             let _g = self.progress.lock().unwrap_or_else(|p| p.into_inner());
             self.progress_cv.notify_all();
         }
+        self.wakers.wake_reached(pos);
+    }
+
+    /// `Ready(true)` once every record below `end` is dispatched; `Ready(false)` once the
+    /// dispatcher stopped short of it.
+    pub(crate) fn poll_dispatched(&self, end: u64, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.dispatched() >= end {
+            return Poll::Ready(true);
+        }
+        self.wakers.register(end, cx.waker());
+        // Checked again: a publish between the first check and the registration woke nobody.
+        if self.dispatched() >= end {
+            return Poll::Ready(true);
+        }
+        if self.wakers.is_closed() {
+            return Poll::Ready(false);
+        }
+        Poll::Pending
     }
 
     /// Blocks until `dispatched >= end` or the timeout passes (Condvar, no polling).

@@ -12,17 +12,24 @@
 //! they are coming (at most a quarter of the last msync's duration, never for a lone
 //! appender), so batches do not shrink to "whoever happened to be waiting".
 //!
+//! Appends that do not wait on a thread ([`super::Store::append_batch_pending`]) ask for a
+//! flush instead: the sync thread ([`Flusher::run_syncer`]) joins the same group commit for the
+//! highest end asked for, and every flush, whoever leads it, wakes the futures it covered.
+//! While it flushes, further appends gather for the next one.
+//!
 //! A failed msync poisons the store: nobody knows what reached the disk, so every later write
 //! fails with [`Error::Poisoned`] instead of retrying and pretending.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::commit_log::CommitLog;
 use super::stats::FLUSH_BUCKETS;
+use super::wakers::Wakers;
 use crate::{Error, Result};
 
 const WAITING: u8 = 0;
@@ -50,6 +57,10 @@ struct FlushState {
     last_nanos: u64,
     /// Recent peak of concurrent appenders (waiting or appending), times 256, decaying.
     peak_x256: u64,
+    /// The highest end a future waits to see durable; the sync thread flushes up to it.
+    requested: u64,
+    /// The sync thread stops.
+    syncer_stopped: bool,
 }
 
 /// Flush timings for metrics.
@@ -68,6 +79,10 @@ pub(crate) struct Flusher {
     /// Appenders between the start of `append` and their durability wait.
     in_flight: AtomicUsize,
     timings: Mutex<FlushTimings>,
+    /// Futures waiting for a durable end.
+    durable: Wakers,
+    /// Wakes the sync thread when a future asks for a flush.
+    sync_cv: Condvar,
 }
 
 impl Flusher {
@@ -78,6 +93,8 @@ impl Flusher {
             poisoned: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             timings: Mutex::new(FlushTimings::default()),
+            durable: Wakers::default(),
+            sync_cv: Condvar::new(),
         }
     }
 
@@ -101,6 +118,62 @@ impl Flusher {
             w.state.store(FAILED, Ordering::Release);
             w.thread.unpark();
         }
+        self.durable.wake_all();
+    }
+
+    /// Ready once the log is durable below `target`; asks the sync thread for a flush
+    /// meanwhile. `Err(Poisoned)` once a flush failed, `Err(Closed)` once the store closed
+    /// without making `target` durable.
+    pub(crate) fn poll_durable(&self, target: u64, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut st = self.lock();
+        if st.flushed >= target {
+            return Poll::Ready(Ok(()));
+        }
+        if self.is_poisoned() {
+            return Poll::Ready(Err(Error::Poisoned));
+        }
+        if self.durable.is_closed() {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        // Registered under the state lock: a leader publishes `flushed` under it and wakes
+        // after, so this waker is either covered by that wake or saw the new `flushed`.
+        self.durable.register(target, cx.waker());
+        if st.requested < target {
+            st.requested = target;
+            drop(st);
+            self.sync_cv.notify_one();
+        }
+        Poll::Pending
+    }
+
+    /// The sync thread: flushes whenever a future waits for more than is durable, as one more
+    /// participant of the group commit, until [`Flusher::stop_syncer`].
+    pub(crate) fn run_syncer(&self, log: &CommitLog, after_flush: &dyn Fn()) {
+        let mut st = self.lock();
+        loop {
+            while !st.syncer_stopped && (st.requested <= st.flushed || self.is_poisoned()) {
+                st = self.sync_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if st.syncer_stopped {
+                return;
+            }
+            let target = st.requested;
+            // A failure poisons the store and wakes every future; nothing more to do here.
+            let _ = self.wait_locked(st, log, target, false, after_flush);
+            st = self.lock();
+        }
+    }
+
+    /// Stops the sync thread.
+    pub(crate) fn stop_syncer(&self) {
+        self.lock().syncer_stopped = true;
+        self.sync_cv.notify_all();
+    }
+
+    /// The store is closed: futures still waiting fail with `Closed` (after the final flush,
+    /// only those the log could not make durable).
+    pub(crate) fn close(&self) {
+        self.durable.close();
     }
 
     /// Fails with [`Error::Poisoned`] once poisoned.
@@ -238,6 +311,11 @@ impl Flusher {
         let next = st.waiters.pop_front();
         st.flushing = next.is_some();
         drop(st);
+        if poisoned {
+            self.durable.wake_all();
+        } else {
+            self.durable.wake_reached(flushed);
+        }
         if !poisoned {
             after_flush();
         }

@@ -33,7 +33,7 @@ pub struct NewMessage {
 }
 
 /// Where and when an appended message was stored.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendResult {
     /// Position of the record in the commit log.
     pub commit_offset: u64,

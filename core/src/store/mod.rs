@@ -40,11 +40,15 @@ mod reserve;
 mod retention;
 mod segment;
 mod stats;
+mod wakers;
 
 use std::fs::{File, OpenOptions};
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -136,6 +140,39 @@ impl std::fmt::Debug for Store {
             .field("dir", &self.inner.config.dir)
             .field("max_offset", &self.inner.log.write_pos())
             .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Store::durable`].
+#[must_use = "a future does nothing unless awaited"]
+pub struct Durable {
+    inner: Arc<Inner>,
+    end: u64,
+}
+
+impl Future for Durable {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.inner.config.flush == FlushMode::Async {
+            return Poll::Ready(self.inner.flusher.check());
+        }
+        self.inner.flusher.poll_durable(self.end, cx)
+    }
+}
+
+/// The future of [`Store::dispatched`].
+#[must_use = "a future does nothing unless awaited"]
+pub struct Dispatched {
+    inner: Arc<Inner>,
+    end: u64,
+}
+
+impl Future for Dispatched {
+    type Output = bool;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        self.inner.dispatcher.poll_dispatched(self.end, cx)
     }
 }
 
@@ -261,6 +298,10 @@ impl Store {
                 i.dispatcher.run(&i.log, &i.queues, &i.index, &limit, &space, &fatal)
             }),
         )?;
+        if inner.config.flush == FlushMode::Sync {
+            let i = inner.clone();
+            spawn("ferrymq-sync", Box::new(move || i.flusher.run_syncer(&i.log, &|| i.dispatcher.notify())))?;
+        }
         let i = inner.clone();
         spawn(
             "ferrymq-flush",
@@ -339,9 +380,49 @@ impl Store {
     /// target different topics and queues. An empty batch does nothing.
     pub fn append_batch(&self, msgs: Vec<NewMessage>) -> Result<Vec<AppendResult>> {
         let inner = &self.inner;
+        let sync = inner.config.flush == FlushMode::Sync;
+        let Some((results, end)) = self.write_batch(msgs, sync)? else { return Ok(Vec::new()) };
+        if sync {
+            // The leader of the msync wakes the dispatcher once for everything it made durable;
+            // nothing is dispatched (visible to consumers) before that.
+            inner.flusher.wait_durable(&inner.log, end, &|| inner.dispatcher.notify())?;
+        }
+        Ok(results)
+    }
+
+    /// Appends an atomic batch like [`Store::append_batch`] but returns once it is written,
+    /// before it is durable: await [`Store::durable`] with the returned end for that (in sync
+    /// mode the store's sync thread flushes it with whatever else was appended meanwhile), and
+    /// [`Store::dispatched`] for visibility. Appends from one thread land in the order of the
+    /// calls, so a caller can keep several batches in flight and still store them in order.
+    /// The write itself (a copy into the mapped log) happens on the calling thread: call it
+    /// off an async runtime's workers. An empty batch returns `(vec![], 0)`.
+    pub fn append_batch_pending(&self, msgs: Vec<NewMessage>) -> Result<(Vec<AppendResult>, u64)> {
+        Ok(self.write_batch(msgs, false)?.unwrap_or_default())
+    }
+
+    /// Resolves once the log is durable below `end` (in `Async` flush mode: at once, as
+    /// [`Store::append_batch`] returns at once). Fails with [`Error::Poisoned`] if a flush
+    /// failed and [`Error::Closed`] if the store shut down without making `end` durable.
+    pub fn durable(&self, end: u64) -> Durable {
+        Durable { inner: self.inner.clone(), end }
+    }
+
+    /// Resolves to `true` once every record below `end` is in the consume queues and the
+    /// index, or to `false` once the dispatcher stopped before (shutdown). Bound it with a
+    /// timeout: a full disk stalls dispatch.
+    pub fn dispatched(&self, end: u64) -> Dispatched {
+        Dispatched { inner: self.inner.clone(), end }
+    }
+
+    /// Writes a batch into the log; `Some((results, end))`, `None` for an empty batch. With
+    /// `enter`, the appender is counted in for the group commit's gathering (a blocking append
+    /// that waits next).
+    fn write_batch(&self, msgs: Vec<NewMessage>, enter: bool) -> Result<Option<(Vec<AppendResult>, u64)>> {
+        let inner = &self.inner;
         inner.check_writable()?;
         if msgs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let max_record = inner.log.max_record_len();
         let mut tails = Vec::with_capacity(msgs.len());
@@ -355,14 +436,13 @@ impl Store {
             }
             tails.push(tail);
         }
-        let sync = inner.config.flush == FlushMode::Sync;
-        if sync {
+        if enter {
             inner.flusher.enter();
         }
         let (results, end) = match inner.log.append(&mut tails, now_ms()) {
             Ok(r) => r,
             Err((e, poison)) => {
-                if sync {
+                if enter {
                     inner.flusher.leave();
                 }
                 if poison {
@@ -371,14 +451,10 @@ impl Store {
                 return Err(inner.storage_error(e));
             }
         };
-        if sync {
-            // The leader of the msync wakes the dispatcher once for everything it made durable;
-            // nothing is dispatched (visible to consumers) before that.
-            inner.flusher.wait_durable(&inner.log, end, &|| inner.dispatcher.notify())?;
-        } else {
+        if inner.config.flush == FlushMode::Async {
             inner.dispatcher.notify();
         }
-        Ok(results)
+        Ok(Some((results, end)))
     }
 
     /// Blocks until the dispatcher has built consume queue and index entries for every record
@@ -567,10 +643,18 @@ impl Store {
             return Ok(());
         }
         *done = true;
+        let result = self.shut_down_once();
+        // Whatever the final flush did not make durable never will be.
+        self.inner.flusher.close();
+        result
+    }
+
+    fn shut_down_once(&self) -> Result<()> {
         let inner = &self.inner;
         inner.closed.store(true, Ordering::SeqCst);
         inner.stop.stop();
         inner.dispatcher.stop();
+        inner.flusher.stop_syncer();
         let threads: Vec<_> = self.threads.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
         for t in threads {
             if t.join().is_err() {

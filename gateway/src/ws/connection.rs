@@ -12,6 +12,8 @@ use ferrymq_core::broker::{
     Broker, ConsumeMode, FilterSpec, MemberTransport, Message, MessageState, PullRequest, ReceiveRequest,
     StartPosition, Subscription, TransactionResolution,
 };
+use futures::stream::FuturesOrdered;
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -585,23 +587,41 @@ fn receipt_error(err: ferrymq_core::Error, receipt: &str) -> ApiError {
 /// Most single publishes folded into one store batch.
 const COALESCE_MAX: usize = 256;
 
-/// Stores a connection's publishes in the order they arrived. Single publishes to one topic
-/// that are already waiting are folded into one atomic batch: one append and one dispatch wait
-/// instead of one each, with the same per-message queue selection. If the batch fails, its
-/// messages are retried one by one, so each error reaches the publish that caused it.
+/// Most batches of one connection appended but not yet answered (waiting for their group
+/// commit and dispatch). Appends go on meanwhile, in order.
+const PIPELINE_DEPTH: usize = 16;
+
+/// The answers of publishes in flight, in the order they were appended.
+type Answers = futures::future::BoxFuture<'static, Vec<ServerFrame>>;
+
+/// Stores a connection's publishes in the order they arrived and answers them in that order.
+/// Single publishes to one topic that are already waiting are folded into one atomic batch:
+/// one append instead of one each, with the same per-message queue selection. A batch is
+/// appended before the next is taken, but its answer waits for durability and dispatch while
+/// later batches are appended (up to [`PIPELINE_DEPTH`]): one connection keeps the group commit
+/// busy on its own.
 async fn run_publisher(broker: Arc<Broker>, mut jobs: mpsc::Receiver<PublishJob>, out: mpsc::Sender<ServerFrame>) {
     let max_batch = broker.config().max_batch_messages.clamp(1, COALESCE_MAX);
     let max_bytes = broker.config().max_batch_bytes;
     let mut pending: Option<PublishJob> = None;
+    let mut in_flight: FuturesOrdered<Answers> = FuturesOrdered::new();
     loop {
-        let job = match pending.take() {
-            Some(job) => job,
-            None => match jobs.recv().await {
+        let job = tokio::select! {
+            biased;
+            Some(frames) = in_flight.next(), if !in_flight.is_empty() => {
+                for frame in frames {
+                    if out.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            job = next_job(&mut pending, &mut jobs), if in_flight.len() < PIPELINE_DEPTH => match job {
                 Some(job) => job,
-                None => return,
+                None => break,
             },
         };
-        let frames = match job.work {
+        let answers = match job.work {
             PublishWork::Single(first) => {
                 let topic = job.topic;
                 let mut bytes = first.body.len();
@@ -622,13 +642,22 @@ async fn run_publisher(broker: Arc<Broker>, mut jobs: mpsc::Receiver<PublishJob>
                 publish_run(&broker, &topic, run).await
             }
             PublishWork::Batch(msgs, key) => {
-                let result = broker
-                    .send_batch(&job.topic, msgs, key)
-                    .await
-                    .map(|rs| PublishedBody::Batch { results: rs.into_iter().map(Into::into).collect() });
-                vec![published_frame(job.req_id, result)]
+                let req_id = job.req_id;
+                match broker.send_batch_pipelined(&job.topic, msgs, key).await {
+                    Ok(done) => Box::pin(async move {
+                        let result = done
+                            .await
+                            .map(|rs| PublishedBody::Batch { results: rs.into_iter().map(Into::into).collect() });
+                        vec![published_frame(req_id, result)]
+                    }) as Answers,
+                    Err(err) => Box::pin(std::future::ready(vec![published_frame(req_id, Err(err))])),
+                }
             }
         };
+        in_flight.push_back(answers);
+    }
+    // The connection stopped sending: answer what is still in flight.
+    while let Some(frames) = in_flight.next().await {
         for frame in frames {
             if out.send(frame).await.is_err() {
                 return;
@@ -637,28 +666,60 @@ async fn run_publisher(broker: Arc<Broker>, mut jobs: mpsc::Receiver<PublishJob>
     }
 }
 
-/// Stores a run of single publishes to one topic, as one batch when there are several.
+/// The publish left over from the last fold, or the next one to arrive.
+async fn next_job(pending: &mut Option<PublishJob>, jobs: &mut mpsc::Receiver<PublishJob>) -> Option<PublishJob> {
+    match pending.take() {
+        Some(job) => Some(job),
+        None => jobs.recv().await,
+    }
+}
+
+/// Appends a run of single publishes to one topic, as one batch when there are several, and
+/// returns their answers to come. If the batch is refused, its messages are sent one by one,
+/// so that each error reaches the publish that caused it.
 async fn publish_run(
     broker: &Broker,
     topic: &str,
     run: Vec<(String, ferrymq_core::broker::OutgoingMessage)>,
-) -> Vec<ServerFrame> {
+) -> Answers {
+    let single = |req_id: String, result: ferrymq_core::Result<ferrymq_core::broker::SendResult>| {
+        published_frame(req_id, result.map(|r| PublishedBody::Single(SendResultOut::from(r))))
+    };
     if run.len() > 1 {
         let msgs: Vec<_> = run.iter().map(|(_, m)| m.clone()).collect();
-        if let Ok(results) = broker.send_batch(topic, msgs, None).await {
-            return run
-                .into_iter()
-                .zip(results)
-                .map(|((req_id, _), r)| published_frame(req_id, Ok(PublishedBody::Single(SendResultOut::from(r)))))
-                .collect();
+        if let Ok(done) = broker.send_batch_pipelined(topic, msgs, None).await {
+            let req_ids: Vec<String> = run.into_iter().map(|(req_id, _)| req_id).collect();
+            return Box::pin(async move {
+                match done.await {
+                    Ok(results) => req_ids.into_iter().zip(results).map(|(req_id, r)| single(req_id, Ok(r))).collect(),
+                    // Appended but not durable (a failed flush): every publish of it gets the error.
+                    Err(err) => {
+                        let err = ApiError::Core(err);
+                        let ids = |req_id| FrameIds { id: None, req_id: Some(req_id) };
+                        req_ids.into_iter().map(|req_id| crate::ws::protocol::error_frame(&err, ids(req_id))).collect()
+                    }
+                }
+            });
         }
     }
-    let mut frames = Vec::with_capacity(run.len());
+    let mut answers: Vec<(String, ferrymq_core::Result<ferrymq_core::broker::SendCompletion>)> =
+        Vec::with_capacity(run.len());
     for (req_id, msg) in run {
-        let result = broker.send(topic, msg).await.map(|r| PublishedBody::Single(SendResultOut::from(r)));
-        frames.push(published_frame(req_id, result));
+        answers.push((req_id, broker.send_one_pipelined(topic, msg).await));
     }
-    frames
+    Box::pin(async move {
+        let mut frames = Vec::with_capacity(answers.len());
+        for (req_id, answer) in answers {
+            let result = match answer {
+                Ok(done) => done.await.and_then(|mut rs| {
+                    rs.pop().ok_or_else(|| ferrymq_core::Error::Unavailable("a send gave no result".into()))
+                }),
+                Err(err) => Err(err),
+            };
+            frames.push(single(req_id, result));
+        }
+        frames
+    })
 }
 
 fn published_frame(req_id: String, result: ferrymq_core::Result<PublishedBody>) -> ServerFrame {

@@ -79,10 +79,22 @@ where
 {
     let Ok(broker) = state.broker() else { return };
     let (out, mut outbox) = mpsc::channel::<ServerFrame>(OUTBOX);
+    // Frames that are already queued go out together: one write (and one system call) for a
+    // burst of answers or deliveries, not one per frame.
     let writer = tokio::spawn(async move {
-        while let Some(frame) = outbox.recv().await {
-            let Ok(text) = serde_json::to_string(&frame) else { continue };
-            if tx.send(text).await.is_err() {
+        'frames: while let Some(mut frame) = outbox.recv().await {
+            loop {
+                if let Ok(text) = serde_json::to_string(&frame) {
+                    if tx.feed(text).await.is_err() {
+                        break 'frames;
+                    }
+                }
+                match outbox.try_recv() {
+                    Ok(next) => frame = next,
+                    Err(_) => break,
+                }
+            }
+            if tx.flush().await.is_err() {
                 break;
             }
         }
