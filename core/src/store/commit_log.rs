@@ -494,6 +494,15 @@ fn record_bytes(seg: &Segment, local: u64, offset: u64) -> Result<&[u8]> {
     seg.read(local, len as usize).ok_or_else(|| no_record(offset))
 }
 
+/// Writes the staged records of `seg` at `at` with one pwrite and makes them readable.
+fn write_staged(seg: &Segment, at: usize, staged: &mut Vec<u8>) -> Result<()> {
+    let file = seg.file();
+    file.pwrite(at, staged)?;
+    file.publish(at + staged.len());
+    staged.clear();
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,13 +574,4 @@ mod tests {
         assert_eq!(rs[0].commit_offset, 4096, "rolled to the next segment");
         assert_eq!(log.read(0).unwrap().body.len(), body);
     }
-}
-
-/// Writes the staged records of `seg` at `at` with one pwrite and makes them readable.
-fn write_staged(seg: &Segment, at: usize, staged: &mut Vec<u8>) -> Result<()> {
-    let file = seg.file();
-    file.pwrite(at, staged)?;
-    file.publish(at + staged.len());
-    staged.clear();
-    Ok(())
 }
