@@ -15,10 +15,11 @@ function s(tag, attrs = {}, ...children) {
 
 /**
  * `series`: `[{ label, points: [[t_ms, value], ...] }]`; `windowMs`: the time span shown, ending now.
+ * `width`: the pixels available, so that the drawing is 1:1 (text keeps its size at any width).
  * Returns a figure with the SVG and a legend.
  */
-export function lineChart(title, series, windowMs, now = Date.now()) {
-  const W = 600;
+export function lineChart(title, series, windowMs, now = Date.now(), width = 600) {
+  const W = Math.max(240, Math.round(width));
   const H = 180;
   const pad = { l: 44, r: 10, t: 10, b: 22 };
   const max = Math.max(1, ...series.flatMap((x) => x.points.map((p) => p[1])));

@@ -113,7 +113,7 @@ async function renderGroup(main, name) {
       ),
     );
     const series = [...samples.entries()].map(([label, points]) => ({ label, points }));
-    replace(chart, series.length ? lineChart(`Lag per queue of group ${name}`, series, WINDOW_MS, now) : h("p", { class: "empty" }, "No offsets yet."));
+    replace(chart, series.length ? lineChart(`Lag per queue of group ${name}`, series, WINDOW_MS, now, chart.clientWidth || 600) : h("p", { class: "empty" }, "No offsets yet."));
     replace(
       offsets,
       table(

@@ -98,7 +98,7 @@ async function renderTopic(main, name) {
       summary,
       h("div", { class: "card" }, h("dt", {}, "Queues"), h("dd", {}, num(t.queues))),
       h("div", { class: "card" }, h("dt", {}, "Permission"), h("dd", { dataset: { stat: "perm" } }, t.perm)),
-      h("div", { class: "card" }, h("dt", {}, "Retained messages"), h("dd", {}, num(total))),
+      h("div", { class: "card" }, h("dt", {}, "Retained messages"), h("dd", { dataset: { stat: "retained" } }, num(total))),
     );
     replace(
       queues,
