@@ -29,6 +29,7 @@ const ROUTES = [
 const main = document.getElementById("main");
 let leave = null;
 let ready = false;
+let visits = 0;
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, "") || "/";
@@ -55,8 +56,12 @@ async function route() {
   }
   const [m, view] = match;
   const params = m.slice(1).map((p) => decodeURIComponent(p));
+  const visit = ++visits;
   try {
-    leave = (await view.render(main, params, query)) ?? null;
+    const stop = (await view.render(main, params, query)) ?? null;
+    // The hash may have changed while the view was loading: then it is already left.
+    if (visit === visits) leave = stop;
+    else stop?.();
   } catch (err) {
     replace(main, h("h1", {}, "Cannot show this view"), h("p", { class: "denied" }, err instanceof ApiError ? err.plain : String(err)));
     if (err instanceof ApiError && err.status === 401) await // The skip link moves focus without touching the hash, which routes.

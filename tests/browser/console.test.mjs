@@ -248,11 +248,18 @@ test("drive a message to the DLQ and resend it from the console; reset a group's
   });
   await until("lag 0", async () => (await api(BASE, "GET", `/v1/groups/${group}`)).body.offsets.every((o) => o.lag === 0));
 
-  // Reset to the earliest: everything of the topic is due again.
+  // Reset to a time after every message: nothing is due. Then to the earliest: all of it is.
   await page.goto(`${BASE}/console#/groups/${group}`);
   await page.getByRole("heading", { level: 1, name: `Group ${group}` }).waitFor();
   await page.getByRole("heading", { name: "Reset offsets" }).waitFor();
   await page.getByLabel("Topic", { exact: true }).selectOption(topic);
+  await page.getByLabel("a time").check();
+  const later = await page.evaluate((t) => new Date(t - new Date(t).getTimezoneOffset() * 60000).toISOString().slice(0, 19), Date.now() + 3600_000);
+  await page.getByLabel("Time (local)").fill(later);
+  await page.getByRole("button", { name: "Reset offsets" }).click();
+  await page.getByText(new RegExp(`^Reset ${group} on ${topic} to 2`)).waitFor();
+  const skipped = (await api(BASE, "GET", `/v1/groups/${group}`)).body.offsets.filter((o) => o.topic === topic);
+  assert.deepEqual(skipped.map((o) => [o.committed, o.lag]), [[4, 0]]);
   await page.getByLabel("the earliest message").check();
   await page.getByRole("button", { name: "Reset offsets" }).click();
   await page.getByText(`Reset ${group} on ${topic} to the earliest:`).waitFor();
@@ -276,7 +283,7 @@ test("drive a message to the DLQ and resend it from the console; reset a group's
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${BASE}/console#/`);
   await page.locator('[data-stat="topics"]').waitFor();
-  for (const hash of ["#/", `#/groups/${group}`, `#/groups/${group}/dlq`, "#/messages", `#/topics/${topic}`]) {
+  for (const hash of ["#/", `#/groups/${group}`, `#/groups/${group}/dlq`, "#/messages", `#/topics/${topic}`, `#/tail/${topic}`]) {
     await page.goto(`${BASE}/console${hash}`);
     await page.locator("main h1").waitFor();
     await page.waitForTimeout(300);
@@ -365,6 +372,14 @@ test("with an auth_file: sign in, a read-only token sees the resend button disab
     assert.equal(await page.getByRole("button", { name: "Resend all" }).isDisabled(), true);
     await page.getByText("Your token is not granted admin here.").first().waitFor();
     await shot(page, "auth-readonly-dlq");
+
+    // Resetting offsets is admin too; the overview falls back to the REST API without /metrics.
+    await page.goto(`${base}/console#/groups/${group}`);
+    assert.equal(await page.getByRole("button", { name: "Reset offsets" }).isDisabled(), true);
+    await page.goto(`${base}/console#/`);
+    await page.getByText("Rates and lag from the REST API").waitFor();
+    await page.getByRole("link", { name: group }).waitFor();
+    assert.equal(await page.locator('[data-stat="lag"]').textContent(), "0");
 
     // Publishing cannot be learned in advance: the first try answers 403, shown plainly, and
     // the button is disabled from then on.
