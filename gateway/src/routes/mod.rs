@@ -1,6 +1,8 @@
 //! The REST routes of `/v1`, plus `/healthz`, `/metrics` and `/openapi.json`, and the router
-//! that puts them together with auth, metrics, the body limit and problem-shaped fallbacks.
+//! that puts them together with auth, metrics, the body limit and problem-shaped fallbacks. The
+//! web console's static files ([`console`]) are merged in last, outside auth.
 
+pub mod console;
 pub mod consume;
 pub mod groups;
 pub mod lookup;
@@ -50,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .layer(cors())
         .with_state(state)
+        .merge(console::router())
 }
 
 /// Browser pages on other origins may call the API: credentials travel as bearer tokens (never
