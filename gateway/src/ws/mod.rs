@@ -22,6 +22,8 @@ use crate::ws::protocol::ServerFrame;
 
 /// Frames queued towards one client before its subscriptions wait.
 const OUTBOX: usize = 256;
+/// Most frames written together before a flush.
+const WRITE_BURST: usize = 64;
 
 /// Opens a WebSocket connection (auth: bearer token, `?token=` or a single-use `?ticket=`).
 #[utoipa::path(
@@ -80,18 +82,20 @@ where
     let Ok(broker) = state.broker() else { return };
     let (out, mut outbox) = mpsc::channel::<ServerFrame>(OUTBOX);
     // Frames that are already queued go out together: one write (and one system call) for a
-    // burst of answers or deliveries, not one per frame.
+    // burst of answers or deliveries, not one per frame; at most `WRITE_BURST` at a time, so
+    // that a subscription that keeps the outbox full does not keep this task from yielding.
     let writer = tokio::spawn(async move {
-        'frames: while let Some(mut frame) = outbox.recv().await {
-            loop {
+        'frames: while let Some(first) = outbox.recv().await {
+            let (mut next, mut written) = (Some(first), 0);
+            while let Some(frame) = next.take() {
                 if let Ok(text) = serde_json::to_string(&frame) {
                     if tx.feed(text).await.is_err() {
                         break 'frames;
                     }
                 }
-                match outbox.try_recv() {
-                    Ok(next) => frame = next,
-                    Err(_) => break,
+                written += 1;
+                if written < WRITE_BURST {
+                    next = outbox.try_recv().ok();
                 }
             }
             if tx.flush().await.is_err() {
