@@ -2,7 +2,8 @@
 //! again on the same port and directory. The client reports `Dropped` then `Restored`,
 //! reconnects with backoff, registers its consumer again, and nothing a send acknowledged is
 //! lost; meanwhile a send waits for the connection, or fails with `Unavailable` once its
-//! timeout has passed.
+//! timeout has passed. A transaction producer's group is registered again, so check-backs
+//! still reach it.
 //!
 //! Needs the `ferrymq` binary (see `gateway_util`).
 
@@ -11,9 +12,11 @@ mod gateway_util;
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ferrymq_core::broker::{FilterSpec, Message, TransactionResolution};
 use ferrymq_core::client::{Client, ConnectionEvent, ConnectionListener, RemoteOptions};
 use ferrymq_core::Error;
 use tokio::sync::mpsc;
@@ -132,4 +135,52 @@ async fn reconnect_options_are_checked() {
     drop(gateway);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(events.try_recv().is_err(), "no event after close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_backs_reach_a_transaction_producer_after_the_reconnect() {
+    let mut gateway = Gateway::start();
+    let (options, mut events) = reconnecting(Duration::from_secs(20));
+    let client = connect(&gateway.url(), options).await;
+    client.admin().create_topic("reconnect-payments", 1).await.unwrap();
+    // The checker answers `unknown` until the connection was restored, then commits: only a
+    // check-back over the new connection, where the client registered its group again, can
+    // end the transaction.
+    let restored = Arc::new(AtomicBool::new(false));
+    let checked_after: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (r, c) = (restored.clone(), checked_after.clone());
+    let tx = client
+        .transaction_producer("reconnect-tx", move |m: &Message| {
+            if r.load(Ordering::SeqCst) {
+                c.lock().unwrap().push(m.msg_id.clone());
+                TransactionResolution::Commit
+            } else {
+                TransactionResolution::Unknown
+            }
+        })
+        .await
+        .unwrap();
+    let half = tx.send_in_transaction("reconnect-payments", "pay", |_| TransactionResolution::Unknown).await.unwrap();
+
+    gateway.kill("KILL");
+    assert!(matches!(next_event(&mut events).await, ConnectionEvent::Dropped { .. }));
+    gateway.restart();
+    assert_eq!(next_event(&mut events).await, ConnectionEvent::Restored);
+    restored.store(true, Ordering::SeqCst);
+
+    assert!(
+        eventually(Duration::from_secs(10), || checked_after.lock().unwrap().contains(&half.msg_id)).await,
+        "no check-back arrived after the reconnect"
+    );
+    let consumer = client.simple_consumer("reconnect-payers", "reconnect-payments", FilterSpec::default()).unwrap();
+    let mut bodies = Vec::new();
+    for _ in 0..20 {
+        let got = consumer.receive(16, Duration::from_millis(500), Duration::from_secs(30)).await.unwrap();
+        bodies.extend(got.into_iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()));
+        if !bodies.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(bodies, ["pay"], "committed by the check-back, then delivered");
+    client.close().await.unwrap();
 }

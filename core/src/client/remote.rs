@@ -1395,6 +1395,15 @@ mod tests {
     }
 
     #[test]
+    fn reconnect_pauses_are_jittered_between_half_and_all() {
+        let pause = Duration::from_millis(400);
+        for _ in 0..1000 {
+            let p = jittered(pause);
+            assert!(p >= pause / 2 && p <= pause, "{p:?}");
+        }
+    }
+
+    #[test]
     fn components_are_percent_encoded() {
         assert_eq!(encode_component("a-b_c.d~e"), "a-b_c.d~e");
         assert_eq!(encode_component("a b/c?"), "a%20b%2Fc%3F");
