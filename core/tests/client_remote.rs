@@ -6,91 +6,26 @@
 //! `FERRYMQ_GATEWAY_BIN`; without either the tests fail.
 
 mod client_util;
+mod gateway_util;
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrymq_core::broker::{FilterSpec, Message, MessageState, ResetTarget, TransactionResolution};
 use ferrymq_core::client::{
-    BrokerTimings, Client, FindQuery, Listener, ListenerError, MessageBuilder, PushConsumer, RemoteOptions,
-    DEFAULT_INVISIBLE,
+    Client, FindQuery, Listener, ListenerError, MessageBuilder, PushConsumer, DEFAULT_INVISIBLE,
 };
 use ferrymq_core::Error;
 
 use client_util::*;
-
-/// A gateway process on a temporary directory, killed on drop.
-struct Gateway {
-    child: Child,
-    _dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn gateway_binary() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("FERRYMQ_GATEWAY_BIN") {
-        return Some(PathBuf::from(path));
-    }
-    // target/debug/deps/client_remote-… → target/debug/ferrymq
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("ferrymq");
-    candidate.is_file().then_some(candidate)
-}
-
-/// Starts `ferrymq serve` on `dir` and `port` with the fast test settings.
-fn spawn_gateway(dir: &std::path::Path, port: u16) -> Child {
-    let binary =
-        gateway_binary().expect("no ferrymq binary: `cargo test --workspace` builds it, or set FERRYMQ_GATEWAY_BIN");
-    let levels: Vec<String> = (1..=18).map(|n| format!("{}ms", 40 * n)).collect();
-    Command::new(binary)
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--set", "lease_ttl=2s", "--set", "orderly_suspend=50ms", "--set", "flush=async"])
-        .args(["--set", "transaction_timeout=150ms", "--set", "transaction_check_interval=150ms"])
-        .args(["--set", "segment_bytes=4MiB"])
-        .arg("--set")
-        .arg(format!("delay_levels={}", levels.join(" ")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("gateway starts")
-}
+use gateway_util::*;
 
 async fn start_gateway() -> Option<(Gateway, Client)> {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = spawn_gateway(dir.path(), port);
-    let url = format!("http://127.0.0.1:{port}");
-    let gateway = Gateway { child, _dir: dir, port };
-    let options = RemoteOptions {
-        timings: BrokerTimings {
-            lease_ttl: Duration::from_secs(2),
-            orderly_suspend: Duration::from_millis(50),
-            max_reconsume_times: 16,
-        },
-        ..RemoteOptions::default()
-    };
-    for _ in 0..200 {
-        match Client::connect_with(&url, options.clone()).await {
-            Ok(client) => return Some((gateway, client)),
-            Err(Error::Connection(_) | Error::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("connecting failed: {e}"),
-        }
-    }
-    panic!("the gateway at {url} never became ready");
+    let gateway = Gateway::start();
+    let client = connect(&gateway.url(), options()).await;
+    Some((gateway, client))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +210,6 @@ async fn failures_go_back_through_retry_to_the_dlq_over_a_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_client_survives_the_server_restarting() {
     let Some((mut gateway, client)) = start_gateway().await else { return };
-    let port = gateway.port;
     client.admin().create_topic("remote-restart", 2).await.unwrap();
     let seen: Seen = Arc::default();
     let consumer =
@@ -289,10 +223,8 @@ async fn a_remote_client_survives_the_server_restarting() {
     tokio::time::sleep(Duration::from_millis(500)).await; // let the consumer commit
 
     // A clean restart: SIGTERM, then the same directory and port.
-    let pid = gateway.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    gateway.child.wait().unwrap();
-    gateway.child = spawn_gateway(gateway._dir.path(), port);
+    gateway.kill("TERM");
+    gateway.restart();
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut sent = 0;

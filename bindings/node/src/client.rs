@@ -140,7 +140,13 @@ fn remote_options(options: Option<ConnectOptions>) -> napi::Result<RemoteOptions
     if request_timeout.is_zero() {
         return Err(invalid("/requestTimeoutMs", "must be positive"));
     }
-    Ok(RemoteOptions { token: o.token, request_timeout, timings, ca_file: o.ca_file.map(Into::into) })
+    Ok(RemoteOptions {
+        token: o.token,
+        request_timeout,
+        timings,
+        ca_file: o.ca_file.map(Into::into),
+        ..RemoteOptions::default()
+    })
 }
 
 /// A tag expression or an SQL92 filter; giving both is an error.

@@ -17,6 +17,7 @@ use pyo3::types::{PyDict, PyInt, PyString};
 
 use crate::admin::Admin;
 use crate::config::broker_config;
+use crate::connection_hooks::connection_listener;
 use crate::consumer::{PushConsumer, SimpleConsumer};
 use crate::errors::{invalid, raise, Outcome};
 use crate::listener_threads::ListenerThreads;
@@ -100,31 +101,54 @@ pub struct Client {
     cell: Arc<ClientCell>,
 }
 
-fn remote_options(
+/// The connection settings of `Client.connect` (its keyword arguments).
+struct ConnectArgs {
     token: Option<String>,
     ca_file: Option<std::path::PathBuf>,
     request_timeout_ms: i64,
     lease_ttl_ms: Option<i64>,
     orderly_suspend_ms: Option<i64>,
     max_reconsume_times: Option<u32>,
-) -> Outcome<RemoteOptions> {
+    reconnect_backoff_ms: i64,
+    reconnect_backoff_max_ms: i64,
+    on_connection: Option<Py<PyAny>>,
+}
+
+fn remote_options(args: ConnectArgs) -> Outcome<RemoteOptions> {
     let defaults = BrokerTimings::default();
     let timings = BrokerTimings {
-        lease_ttl: lease_ttl_ms.map(|v| millis("/lease_ttl_ms", v)).transpose()?.unwrap_or(defaults.lease_ttl),
-        orderly_suspend: orderly_suspend_ms
+        lease_ttl: args.lease_ttl_ms.map(|v| millis("/lease_ttl_ms", v)).transpose()?.unwrap_or(defaults.lease_ttl),
+        orderly_suspend: args
+            .orderly_suspend_ms
             .map(|v| millis("/orderly_suspend_ms", v))
             .transpose()?
             .unwrap_or(defaults.orderly_suspend),
-        max_reconsume_times: max_reconsume_times.unwrap_or(defaults.max_reconsume_times),
+        max_reconsume_times: args.max_reconsume_times.unwrap_or(defaults.max_reconsume_times),
     };
     if timings.lease_ttl.is_zero() {
         return Err(invalid("/lease_ttl_ms", "must be positive"));
     }
-    let request_timeout = millis("/request_timeout_ms", request_timeout_ms)?;
+    let request_timeout = millis("/request_timeout_ms", args.request_timeout_ms)?;
     if request_timeout.is_zero() {
         return Err(invalid("/request_timeout_ms", "must be positive"));
     }
-    Ok(RemoteOptions { token, request_timeout, timings, ca_file })
+    let reconnect_backoff = millis("/reconnect_backoff_ms", args.reconnect_backoff_ms)?;
+    if reconnect_backoff.is_zero() {
+        return Err(invalid("/reconnect_backoff_ms", "must be positive"));
+    }
+    let reconnect_backoff_max = millis("/reconnect_backoff_max_ms", args.reconnect_backoff_max_ms)?;
+    if reconnect_backoff_max < reconnect_backoff {
+        return Err(invalid("/reconnect_backoff_max_ms", "must be at least reconnect_backoff_ms"));
+    }
+    Ok(RemoteOptions {
+        token: args.token,
+        request_timeout,
+        timings,
+        ca_file: args.ca_file,
+        reconnect_backoff,
+        reconnect_backoff_max,
+        on_connection: args.on_connection.map(connection_listener),
+    })
 }
 
 async fn connect(url: String, options: Outcome<RemoteOptions>) -> Outcome<Client> {
@@ -168,9 +192,17 @@ impl Client {
     /// server has an `auth_file`. The gateway's protocol does not carry its timing settings:
     /// pass the server's `lease_ttl` (ms), `orderly_suspend` (ms) and `max_reconsume_times`
     /// when they differ from the defaults, so that consumers keep pace with it.
+    ///
+    /// When the connection drops, the client reconnects by itself: the first attempt after
+    /// about `reconnect_backoff_ms`, then twice as long after each failure up to
+    /// `reconnect_backoff_max_ms` (each pause jittered), and registers its producer groups and
+    /// push consumers again. Meanwhile a send waits for the connection up to
+    /// `request_timeout_ms`, then raises `Unavailable`. `on_connection(state, error)` is told
+    /// of each change: `("dropped", message)` then `("restored", None)`; it runs on a worker
+    /// thread, one call at a time, in order, and an exception in it is logged.
     #[staticmethod]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None, ca_file=None))]
+    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None, ca_file=None, reconnect_backoff_ms=100, reconnect_backoff_max_ms=10_000, on_connection=None))]
     fn connect(
         py: Python<'_>,
         url: String,
@@ -180,16 +212,28 @@ impl Client {
         orderly_suspend_ms: Option<i64>,
         max_reconsume_times: Option<u32>,
         ca_file: Option<std::path::PathBuf>,
+        reconnect_backoff_ms: i64,
+        reconnect_backoff_max_ms: i64,
+        on_connection: Option<Py<PyAny>>,
     ) -> PyResult<Client> {
-        let options =
-            remote_options(token, ca_file, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
+        let options = remote_options(ConnectArgs {
+            token,
+            ca_file,
+            request_timeout_ms,
+            lease_ttl_ms,
+            orderly_suspend_ms,
+            max_reconsume_times,
+            reconnect_backoff_ms,
+            reconnect_backoff_max_ms,
+            on_connection,
+        });
         raise(py, runtime::block_on(py, connect(url, options)))
     }
 
     /// `connect()` for asyncio (internal: `ferrymq.aio` wraps it).
     #[staticmethod]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None, ca_file=None))]
+    #[pyo3(signature = (url, token=None, *, request_timeout_ms=30_000, lease_ttl_ms=None, orderly_suspend_ms=None, max_reconsume_times=None, ca_file=None, reconnect_backoff_ms=100, reconnect_backoff_max_ms=10_000, on_connection=None))]
     #[pyo3(name = "_connect_async")]
     fn connect_async(
         py: Python<'_>,
@@ -200,9 +244,21 @@ impl Client {
         orderly_suspend_ms: Option<i64>,
         max_reconsume_times: Option<u32>,
         ca_file: Option<std::path::PathBuf>,
+        reconnect_backoff_ms: i64,
+        reconnect_backoff_max_ms: i64,
+        on_connection: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'_, PyAny>> {
-        let options =
-            remote_options(token, ca_file, request_timeout_ms, lease_ttl_ms, orderly_suspend_ms, max_reconsume_times);
+        let options = remote_options(ConnectArgs {
+            token,
+            ca_file,
+            request_timeout_ms,
+            lease_ttl_ms,
+            orderly_suspend_ms,
+            max_reconsume_times,
+            reconnect_backoff_ms,
+            reconnect_backoff_max_ms,
+            on_connection,
+        });
         runtime::awaitable(py, connect(url, options))
     }
 

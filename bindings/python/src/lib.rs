@@ -13,6 +13,7 @@
 mod admin;
 mod client;
 mod config;
+mod connection_hooks;
 mod consumer;
 mod errors;
 mod listener_threads;

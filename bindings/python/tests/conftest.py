@@ -72,13 +72,15 @@ class Server:
         log: Path,
         extra: Optional[Dict[str, str]] = None,
         ca_file: Optional[Path] = None,
+        port: Optional[int] = None,
     ) -> None:
         """`ca_file`: the server speaks HTTPS (its `extra` sets `tls_cert` and `tls_key`) with
-        a certificate this CA file vouches for."""
+        a certificate this CA file vouches for. `port`: a given one (to restart a killed
+        server where its clients look for it) instead of a free one."""
         binary = Path(os.environ.get("FERRYMQ_BIN", ROOT / "target" / "debug" / "ferrymq"))
         if not binary.exists():
             raise RuntimeError(f"{binary} is missing: run `cargo build -p ferrymq-gateway` first")
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"{'https' if ca_file else 'http'}://localhost:{self.port}"
         health_context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
         self.log = log
@@ -103,6 +105,12 @@ class Server:
 
     def connect(self) -> ferrymq.Client:
         return ferrymq.Client.connect(self.url, lease_ttl_ms=LEASE_TTL_MS, orderly_suspend_ms=ORDERLY_SUSPEND_MS)
+
+    def kill(self) -> None:
+        """Kills the server at once (SIGKILL), as a crash would."""
+        self.process.kill()
+        self.process.wait()
+        self._log_file.close()
 
     def stop(self) -> None:
         self.process.terminate()

@@ -53,7 +53,10 @@ pub use push_consumer::{
 };
 pub use rebalance::{Member, QueueRef, Strategy};
 #[cfg(feature = "remote")]
-pub use remote::{tls_config, RemoteOptions, RemoteTransport};
+pub use remote::{
+    tls_config, ConnectionEvent, ConnectionListener, RemoteOptions, RemoteTransport, DEFAULT_RECONNECT_BACKOFF,
+    DEFAULT_RECONNECT_BACKOFF_MAX,
+};
 pub use simple_consumer::{SimpleConsumer, DEFAULT_INVISIBLE, DEFAULT_MAX_MESSAGES};
 pub use transaction::{TransactionChecker, TransactionProducer};
 pub use transport::{BrokerTimings, FindQuery, Transport};
@@ -118,6 +121,28 @@ impl Client {
     }
 
     /// Connects to a gateway with a token, timeouts and the gateway's timing settings.
+    ///
+    /// The client keeps its connection up by itself: when it drops, it reconnects with
+    /// exponential backoff and jitter and registers its producer groups and push consumers
+    /// again, while sends wait for it up to the request timeout (then fail with
+    /// [`crate::Error::Unavailable`]). To observe it, set [`RemoteOptions::on_connection`]:
+    ///
+    /// ```no_run
+    /// # async fn demo() -> ferrymq_core::Result<()> {
+    /// use ferrymq_core::client::{Client, ConnectionEvent, ConnectionListener, RemoteOptions};
+    ///
+    /// let options = RemoteOptions {
+    ///     on_connection: Some(ConnectionListener::new(|event: &ConnectionEvent| match event {
+    ///         ConnectionEvent::Dropped { error } => eprintln!("connection lost: {error}"),
+    ///         ConnectionEvent::Restored => eprintln!("connection restored"),
+    ///         _ => {}
+    ///     })),
+    ///     ..RemoteOptions::default()
+    /// };
+    /// let client = Client::connect_with("http://127.0.0.1:8080", options).await?;
+    /// # client.close().await
+    /// # }
+    /// ```
     #[cfg(feature = "remote")]
     pub async fn connect_with(url: &str, options: RemoteOptions) -> Result<Client> {
         Ok(Client::with_transport(Arc::new(RemoteTransport::connect(url, options).await?)))

@@ -6,10 +6,19 @@
 //! `register_producer`/`check`/`end_transaction`, and `heartbeat`. Everything else (lease
 //! consumption, lookups, administration, committed offsets, member lists) uses the REST API.
 //!
-//! One shared socket carries the requests, matched to answers by `req_id`; it reconnects on
-//! the next request after a failure and registers the producer groups again. Each member
+//! One shared socket carries the requests, matched to answers by `req_id`. Each member
 //! heartbeats over a socket of its own, because the gateway removes a connection's members the
 //! moment the connection closes: closing that socket is how a member leaves at once.
+//!
+//! When the shared socket drops, a background task (the link's supervisor) reconnects with
+//! exponential backoff and jitter ([`RemoteOptions::reconnect_backoff`] doubling up to
+//! [`RemoteOptions::reconnect_backoff_max`]), registers the producer groups again, reopens each
+//! member's socket with its last heartbeat, and tells [`RemoteOptions::on_connection`]
+//! ([`ConnectionEvent::Dropped`], then [`ConnectionEvent::Restored`]). Meanwhile publishing and
+//! ending transactions wait for the connection up to the request timeout, then fail with
+//! [`Error::Unavailable`]; the consumers' low-level operations (pull, commit, heartbeat, lock)
+//! fail at once with it and are retried by their own loops. Messages a consumer held
+//! unacknowledged on the dead connection go back to the group on the gateway's side.
 //!
 //! Two limits follow from the gateway's protocol: a push consumer cannot send a failed message
 //! back through retry (there is no such operation), so it retries it in place; and the
@@ -19,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,7 +68,8 @@ pub struct RemoteOptions {
     /// Bearer token, when the gateway has an `auth_file`.
     pub token: Option<String>,
     /// How long a request may take before it fails with [`Error::Timeout`] (default 30 s;
-    /// long polls get their wait on top).
+    /// long polls get their wait on top). A publish made while the connection is down waits
+    /// for it within this time, then fails with [`Error::Unavailable`].
     pub request_timeout: Duration,
     /// The gateway's lease and retry settings, which consumers align with (default: the
     /// broker's defaults). The protocol does not carry them.
@@ -67,6 +77,18 @@ pub struct RemoteOptions {
     /// For `https://` URLs: a PEM file of the certificate authorities to trust instead of the
     /// system's roots (a private CA, or a self-signed server certificate).
     pub ca_file: Option<PathBuf>,
+    /// The pause before the first attempt to reconnect after the connection drops (default
+    /// 100 ms). It doubles after each failed attempt, up to
+    /// [`reconnect_backoff_max`](Self::reconnect_backoff_max); each pause is drawn at random
+    /// between half and all of it, so that many clients of a restarted server do not
+    /// reconnect in step. Must be longer than zero.
+    pub reconnect_backoff: Duration,
+    /// The longest pause between two attempts to reconnect (default 10 s); at least
+    /// [`reconnect_backoff`](Self::reconnect_backoff).
+    pub reconnect_backoff_max: Duration,
+    /// Told when the connection drops and when it is restored (default: nobody; the client
+    /// logs both either way).
+    pub on_connection: Option<ConnectionListener>,
 }
 
 impl Default for RemoteOptions {
@@ -76,6 +98,60 @@ impl Default for RemoteOptions {
             request_timeout: Duration::from_secs(30),
             timings: BrokerTimings::default(),
             ca_file: None,
+            reconnect_backoff: DEFAULT_RECONNECT_BACKOFF,
+            reconnect_backoff_max: DEFAULT_RECONNECT_BACKOFF_MAX,
+            on_connection: None,
+        }
+    }
+}
+
+/// The first pause before reconnecting, when [`RemoteOptions`] does not say otherwise.
+pub const DEFAULT_RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest pause between attempts to reconnect, when [`RemoteOptions`] does not say
+/// otherwise.
+pub const DEFAULT_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// A change of a remote client's connection to its gateway. Events alternate: a
+/// [`Dropped`](Self::Dropped), then a [`Restored`](Self::Restored) once the client is
+/// connected again, and so on; none follows [`Client::close`](super::Client::close).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// The connection broke. The client reconnects in the background with backoff; until
+    /// then sends wait (up to their timeout) and consumers pause.
+    Dropped {
+        /// Why, as far as the client can tell (`"the gateway closed the connection"`, an I/O
+        /// error, ...).
+        error: String,
+    },
+    /// Connected again, with the producer groups and the push consumers' memberships
+    /// registered again.
+    Restored,
+}
+
+type ConnectionFn = dyn Fn(&ConnectionEvent) + Send + Sync;
+
+/// Told of each [`ConnectionEvent`] of a remote client, in order. It runs on the client's
+/// reconnecting task: it must return quickly and must not wait for the client (hand the event
+/// to a channel for anything longer). A panic in it is caught and logged.
+#[derive(Clone)]
+pub struct ConnectionListener(Arc<ConnectionFn>);
+
+impl std::fmt::Debug for ConnectionListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionListener")
+    }
+}
+
+impl ConnectionListener {
+    /// A listener calling `f` with each event.
+    pub fn new(f: impl Fn(&ConnectionEvent) + Send + Sync + 'static) -> Self {
+        ConnectionListener(Arc::new(f))
+    }
+
+    fn notify(&self, event: &ConnectionEvent) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.0)(event))).is_err() {
+            tracing::error!(?event, "a connection listener panicked");
         }
     }
 }
@@ -83,18 +159,12 @@ impl Default for RemoteOptions {
 /// A transport to a gateway: its WebSocket protocol plus its REST API.
 pub struct RemoteTransport {
     base: String,
-    ws_url: String,
     options: RemoteOptions,
     http: reqwest::Client,
-    /// The TLS settings of `https://` and `wss://`, `None` for plain `http://`.
-    tls: Option<Arc<rustls::ClientConfig>>,
-    /// The shared request socket, reconnected on demand.
-    shared: tokio::sync::Mutex<Option<Arc<Socket>>>,
-    /// One heartbeat socket per member `(group, client_id)`.
-    members: tokio::sync::Mutex<HashMap<(String, String), Arc<Socket>>>,
-    /// Where each registered producer group's check-backs go.
-    producers: Arc<Mutex<HashMap<String, mpsc::Sender<TransactionCheck>>>>,
-    closed: AtomicBool,
+    /// The sockets and what they carry, shared with the supervisor.
+    link: Arc<Link>,
+    /// The task that reconnects the shared socket when it drops.
+    supervisor: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for RemoteTransport {
@@ -103,10 +173,206 @@ impl std::fmt::Debug for RemoteTransport {
     }
 }
 
+impl Drop for RemoteTransport {
+    fn drop(&mut self) {
+        if let Some(task) = self.supervisor.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
+/// The state of the shared socket.
+#[derive(Clone)]
+enum LinkState {
+    /// Connected on this socket (which may have just died: the supervisor notices soon).
+    Up(Arc<Socket>),
+    /// Reconnecting.
+    Down,
+    /// The client is closed.
+    Closed,
+}
+
+/// A member's heartbeat socket and the subscriptions of its last heartbeat, sent again on
+/// a new socket when the connection is restored.
+struct MemberLink {
+    socket: Option<Arc<Socket>>,
+    subscriptions: Vec<SubscriptionIn>,
+}
+
+/// Everything the connection carries: the shared socket, the members' sockets and the
+/// registered producer groups. Shared by the transport and its supervisor.
+struct Link {
+    ws_url: String,
+    /// The TLS settings of `wss://`, `None` for plain `ws://`.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    request_timeout: Duration,
+    state: watch::Sender<LinkState>,
+    /// Why the connection is down, for the error of a send that waited for it in vain.
+    last_error: Mutex<String>,
+    /// One heartbeat socket per member `(group, client_id)`.
+    members: tokio::sync::Mutex<HashMap<(String, String), MemberLink>>,
+    /// Where each registered producer group's check-backs go.
+    producers: Arc<Producers>,
+}
+
+impl Link {
+    /// Opens a shared socket and registers the producer groups on it.
+    async fn open_shared(&self) -> Result<Arc<Socket>> {
+        let socket = Socket::connect(&self.ws_url, self.tls.clone(), self.producers.clone()).await?;
+        let groups: Vec<String> = self.producers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        for group in groups {
+            socket.send(&ClientFrame::RegisterProducer(RegisterProducerFrame { group }))?;
+        }
+        Ok(socket)
+    }
+
+    /// Opens a member's socket and sends its heartbeat.
+    async fn open_member(&self, group: &str, client_id: &str, subscriptions: &[SubscriptionIn]) -> Result<Arc<Socket>> {
+        let socket = Socket::connect(&self.ws_url, self.tls.clone(), Arc::default()).await?;
+        socket.request(|req_id| heartbeat_frame(req_id, group, client_id, subscriptions), self.request_timeout).await?;
+        Ok(socket)
+    }
+
+    /// The shared socket now, or [`Error::Unavailable`] while reconnecting.
+    fn current(&self) -> Result<Arc<Socket>> {
+        match &*self.state.borrow() {
+            LinkState::Up(socket) if socket.is_alive() => Ok(socket.clone()),
+            LinkState::Up(_) | LinkState::Down => Err(Error::Unavailable(format!(
+                "not connected to the gateway (reconnecting): {}",
+                self.last_error.lock().unwrap_or_else(|e| e.into_inner())
+            ))),
+            LinkState::Closed => Err(closed()),
+        }
+    }
+
+    /// The shared socket, waiting up to `timeout` for the connection to come back.
+    async fn connected(&self, timeout: Duration) -> Result<Arc<Socket>> {
+        let mut state = self.state.subscribe();
+        // An `Up` socket that just died counts as down: the supervisor replaces it.
+        let wait = state.wait_for(|s| match s {
+            LinkState::Up(socket) => socket.is_alive(),
+            LinkState::Down => false,
+            LinkState::Closed => true,
+        });
+        let outcome = match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(s)) => match &*s {
+                LinkState::Up(socket) => Ok(socket.clone()),
+                _ => Err(closed()),
+            },
+            Ok(Err(_)) => Err(closed()),
+            Err(_) => Err(Error::Unavailable(format!(
+                "no connection to the gateway within {timeout:?}: {}",
+                self.last_error.lock().unwrap_or_else(|e| e.into_inner())
+            ))),
+        };
+        outcome
+    }
+
+    /// Reopens the members' sockets with their last heartbeats. A member that cannot be
+    /// registered now is left to its next heartbeat.
+    async fn restore_members(&self) {
+        let mut members = self.members.lock().await;
+        for ((group, client_id), member) in members.iter_mut() {
+            if member.socket.as_ref().is_some_and(|s| s.is_alive()) {
+                continue;
+            }
+            match self.open_member(group, client_id, &member.subscriptions).await {
+                Ok(socket) => member.socket = Some(socket),
+                Err(e) => {
+                    member.socket = None;
+                    tracing::warn!(group = %group, client_id = %client_id, error = %e, "registering a member again failed; its next heartbeat retries");
+                }
+            }
+        }
+    }
+}
+
+fn closed() -> Error {
+    Error::Connection("the client is closed".into())
+}
+
+/// Keeps the shared socket up: waits for `socket` to drop, then reconnects with backoff and
+/// restores what it carried. Runs until the transport is closed (which aborts it).
+async fn supervise(
+    link: Arc<Link>,
+    mut socket: Arc<Socket>,
+    backoff: (Duration, Duration),
+    listener: Option<ConnectionListener>,
+) {
+    let notify = |event: ConnectionEvent| {
+        if let Some(listener) = &listener {
+            listener.notify(&event);
+        }
+    };
+    loop {
+        let error = socket.closed().await;
+        let dropped = link.state.send_if_modified(|s| match s {
+            LinkState::Up(_) => {
+                *s = LinkState::Down;
+                true
+            }
+            LinkState::Down | LinkState::Closed => false,
+        });
+        if !dropped {
+            return; // closed meanwhile
+        }
+        *link.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error.clone();
+        tracing::warn!(error = %error, "the connection to the gateway dropped; reconnecting");
+        notify(ConnectionEvent::Dropped { error });
+        let mut pause = backoff.0;
+        socket = loop {
+            tokio::time::sleep(jittered(pause)).await;
+            match link.open_shared().await {
+                Ok(socket) => break socket,
+                Err(e) => {
+                    tracing::debug!(error = %e, next_pause = ?pause, "reconnecting to the gateway failed");
+                    *link.last_error.lock().unwrap_or_else(|e| e.into_inner()) = e.to_string();
+                    pause = (pause * 2).min(backoff.1);
+                }
+            }
+        };
+        let restored = link.state.send_if_modified(|s| match s {
+            LinkState::Down => {
+                *s = LinkState::Up(socket.clone());
+                true
+            }
+            LinkState::Up(_) | LinkState::Closed => false,
+        });
+        if !restored {
+            socket.close();
+            return;
+        }
+        link.restore_members().await;
+        tracing::info!("the connection to the gateway is restored");
+        notify(ConnectionEvent::Restored);
+    }
+}
+
+/// A pause drawn at random between half and all of `pause` ("equal jitter").
+fn jittered(pause: Duration) -> Duration {
+    pause.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+}
+
+fn heartbeat_frame(req_id: String, group: &str, client_id: &str, subscriptions: &[SubscriptionIn]) -> ClientFrame {
+    ClientFrame::Heartbeat(HeartbeatFrame {
+        req_id: Some(req_id),
+        group: group.to_string(),
+        client_id: Some(client_id.to_string()),
+        subscriptions: subscriptions.to_vec(),
+    })
+}
+
 impl RemoteTransport {
     /// Connects to the gateway at `url` (`http://host:port`): checks `/healthz` and opens the
-    /// shared socket. [`Error::Connection`] when it cannot be reached.
+    /// shared socket. [`Error::Connection`] when it cannot be reached. From then on the
+    /// transport reconnects by itself when the connection drops (see the module's doc).
     pub async fn connect(url: &str, options: RemoteOptions) -> Result<Self> {
+        if options.reconnect_backoff.is_zero() {
+            return Err(Error::invalid("/reconnect_backoff", "must be longer than zero"));
+        }
+        if options.reconnect_backoff_max < options.reconnect_backoff {
+            return Err(Error::invalid("/reconnect_backoff_max", "must be at least reconnect_backoff"));
+        }
         let base = url.trim_end_matches('/').to_string();
         let (ws_url, tls) = match base.split_once("://") {
             Some(("http", rest)) => (format!("ws://{rest}/v1/ws"), None),
@@ -122,46 +388,59 @@ impl RemoteTransport {
             http = http.use_preconfigured_tls(rustls::ClientConfig::clone(tls));
         }
         let http = http.build().map_err(|e| Error::Connection(format!("HTTP client: {e}")))?;
-        let transport = RemoteTransport {
-            base,
+        let health = http.get(format!("{base}/healthz")).send().await.map_err(connection_error)?;
+        if !health.status().is_success() {
+            return Err(Error::Unavailable(format!("{base} answered /healthz with {}", health.status())));
+        }
+        let link = Link {
             ws_url,
-            options,
-            http,
             tls,
-            shared: tokio::sync::Mutex::new(None),
+            request_timeout: options.request_timeout,
+            state: watch::Sender::new(LinkState::Down),
+            last_error: Mutex::new(String::new()),
             members: tokio::sync::Mutex::new(HashMap::new()),
             producers: Arc::default(),
-            closed: AtomicBool::new(false),
         };
-        let health =
-            transport.http.get(format!("{}/healthz", transport.base)).send().await.map_err(connection_error)?;
-        if !health.status().is_success() {
-            return Err(Error::Unavailable(format!("{} answered /healthz with {}", transport.base, health.status())));
-        }
-        transport.socket().await?;
-        Ok(transport)
+        let socket = link.open_shared().await?;
+        link.state.send_replace(LinkState::Up(socket.clone()));
+        let link = Arc::new(link);
+        let backoff = (options.reconnect_backoff, options.reconnect_backoff_max);
+        let supervisor = tokio::spawn(supervise(link.clone(), socket, backoff, options.on_connection.clone()));
+        Ok(RemoteTransport { base, options, http, link, supervisor: Mutex::new(Some(supervisor)) })
     }
 
-    /// The shared socket, connecting (again) if needed.
-    async fn socket(&self) -> Result<Arc<Socket>> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Connection("the client is closed".into()));
-        }
-        let mut shared = self.shared.lock().await;
-        if let Some(s) = shared.as_ref().filter(|s| s.is_alive()) {
-            return Ok(s.clone());
-        }
-        let socket = Socket::connect(&self.ws_url, self.tls.clone(), self.producers.clone()).await?;
-        let groups: Vec<String> = self.producers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-        for group in groups {
-            socket.send(&ClientFrame::RegisterProducer(RegisterProducerFrame { group }))?;
-        }
-        *shared = Some(socket.clone());
-        Ok(socket)
+    /// Whether the shared socket is connected now (`false` while reconnecting, and once
+    /// closed).
+    pub fn is_connected(&self) -> bool {
+        self.link.current().is_ok()
     }
 
+    /// Sends a request that does not wait for a lost connection: while reconnecting it fails
+    /// at once with [`Error::Unavailable`] (the consumers' loops retry).
     async fn request(&self, frame: impl FnOnce(String) -> ClientFrame, timeout: Duration) -> Result<ServerFrame> {
-        self.socket().await?.request(frame, timeout).await
+        self.link.current()?.request(frame, timeout).await
+    }
+
+    /// Sends a request that waits for a lost connection, all within `timeout` (publishing,
+    /// ending transactions).
+    async fn request_waiting(
+        &self,
+        frame: impl FnOnce(String) -> ClientFrame,
+        timeout: Duration,
+    ) -> Result<ServerFrame> {
+        let start = tokio::time::Instant::now();
+        let socket = self.link.connected(timeout).await?;
+        let left = timeout.saturating_sub(start.elapsed()).max(Duration::from_millis(1));
+        socket.request(frame, left).await
+    }
+
+    /// The members' sockets, unless the client is closed.
+    async fn members_locked(&self) -> Result<tokio::sync::MutexGuard<'_, HashMap<(String, String), MemberLink>>> {
+        let members = self.link.members.lock().await;
+        if matches!(*self.link.state.borrow(), LinkState::Closed) {
+            return Err(closed());
+        }
+        Ok(members)
     }
 
     // ----- REST -----
@@ -316,6 +595,8 @@ struct Socket {
     pending: Arc<Pending>,
     next_id: AtomicU64,
     alive: watch::Receiver<bool>,
+    /// Why the connection ended: the first failure its reader or writer saw.
+    reason: Arc<Mutex<Option<String>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -334,12 +615,19 @@ impl Socket {
         let pending: Arc<Pending> = Arc::default();
         let (alive_tx, alive) = watch::channel(true);
         let alive_tx = Arc::new(alive_tx);
+        let reason: Arc<Mutex<Option<String>>> = Arc::default();
 
         let writer_alive = alive_tx.clone();
+        let writer_reason = reason.clone();
         let writer = tokio::spawn(async move {
             while let Some(frame) = outgoing.recv().await {
                 let closing = matches!(frame, WsMessage::Close(_));
-                if sink.send(frame).await.is_err() || closing {
+                if let Err(e) = sink.send(frame).await {
+                    record(&writer_reason, format!("sending to the gateway failed: {e}"));
+                    break;
+                }
+                if closing {
+                    record(&writer_reason, "the client closed the connection".into());
                     break;
                 }
             }
@@ -347,18 +635,22 @@ impl Socket {
             writer_alive.send_replace(false);
         });
         let reader_pending = pending.clone();
+        let reader_reason = reason.clone();
         let pong = out.clone();
         let reader = tokio::spawn(async move {
-            while let Some(frame) = source.next().await {
-                match frame {
-                    Ok(WsMessage::Text(text)) => route(text.as_str(), &reader_pending, &producers),
-                    Ok(WsMessage::Ping(data)) => {
+            let why = loop {
+                match source.next().await {
+                    Some(Ok(WsMessage::Text(text))) => route(text.as_str(), &reader_pending, &producers),
+                    Some(Ok(WsMessage::Ping(data))) => {
                         let _ = pong.send(WsMessage::Pong(data));
                     }
-                    Ok(WsMessage::Close(_)) | Err(_) => break,
-                    Ok(_) => {}
+                    Some(Ok(WsMessage::Close(_))) => break "the gateway closed the connection".to_string(),
+                    Some(Err(e)) => break format!("the connection to the gateway failed: {e}"),
+                    None => break "the connection to the gateway ended".to_string(),
+                    Some(Ok(_)) => {}
                 }
-            }
+            };
+            record(&reader_reason, why);
             alive_tx.send_replace(false);
             let waiting: Vec<_> = reader_pending.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
             for (_, tx) in waiting {
@@ -370,8 +662,17 @@ impl Socket {
             pending,
             next_id: AtomicU64::new(1),
             alive,
+            reason,
             tasks: Mutex::new(vec![writer, reader]),
         }))
+    }
+
+    /// Waits until the connection has ended; returns why.
+    async fn closed(&self) -> String {
+        let mut alive = self.alive.clone();
+        let _ = alive.wait_for(|a| !*a).await;
+        let reason = self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        reason.unwrap_or_else(|| "the connection to the gateway ended".into())
     }
 
     fn is_alive(&self) -> bool {
@@ -418,6 +719,11 @@ impl Drop for Socket {
             task.abort();
         }
     }
+}
+
+/// Keeps the first reason a socket ended for.
+fn record(reason: &Mutex<Option<String>>, why: String) {
+    reason.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(why);
 }
 
 /// Routes one server frame: an answer to its request, a check-back to its producer group.
@@ -531,7 +837,7 @@ impl Transport for RemoteTransport {
             let size = message.body.len();
             let body = publish_message(message);
             let answer = self
-                .request(
+                .request_waiting(
                     |req_id| ClientFrame::Publish(PublishFrame::single(req_id, topic.to_string(), body)),
                     self.options.request_timeout,
                 )
@@ -555,7 +861,7 @@ impl Transport for RemoteTransport {
             let size: usize = messages.iter().map(|m| m.body.len()).sum();
             let batch = PublishBatch { messages: messages.into_iter().map(publish_message).collect() };
             let answer = self
-                .request(
+                .request_waiting(
                     |req_id| ClientFrame::Publish(PublishFrame::batch(req_id, topic.to_string(), batch)),
                     self.options.request_timeout,
                 )
@@ -586,7 +892,7 @@ impl Transport for RemoteTransport {
                     req_id: Some(req_id),
                 })
             };
-            match self.request(frame, self.options.request_timeout).await? {
+            match self.request_waiting(frame, self.options.request_timeout).await? {
                 ServerFrame::TransactionEnded { transaction_id, msg_id, status, .. } => {
                     Ok(TransactionOutcome { transaction_id, msg_id, status: status.into() })
                 }
@@ -600,8 +906,10 @@ impl Transport for RemoteTransport {
         async move {
             crate::broker::validate_group_name(group)?;
             let (tx, rx) = mpsc::channel(CHECK_BUFFER);
-            self.producers.lock().unwrap_or_else(|e| e.into_inner()).insert(group.to_string(), tx);
-            self.socket()
+            self.link.producers.lock().unwrap_or_else(|e| e.into_inner()).insert(group.to_string(), tx);
+            // Registered on the socket of now; a reconnect registers every group again.
+            self.link
+                .connected(self.options.request_timeout)
                 .await?
                 .send(&ClientFrame::RegisterProducer(RegisterProducerFrame { group: group.to_string() }))?;
             Ok(rx)
@@ -617,29 +925,28 @@ impl Transport for RemoteTransport {
     ) -> BoxFuture<'a, Result<()>> {
         async move {
             let key = (group.to_string(), client_id.to_string());
-            let socket = {
-                let mut members = self.members.lock().await;
-                match members.get(&key).filter(|s| s.is_alive()) {
-                    Some(s) => s.clone(),
-                    None => {
-                        if self.closed.load(Ordering::Acquire) {
-                            return Err(Error::Connection("the client is closed".into()));
-                        }
-                        let s = Socket::connect(&self.ws_url, self.tls.clone(), Arc::default()).await?;
-                        members.insert(key, s.clone());
-                        s
-                    }
-                }
+            let subscriptions: Vec<SubscriptionIn> = subscriptions.iter().map(subscription_in).collect();
+            let mut members = self.members_locked().await?;
+            let Some(member) = members.get_mut(&key) else {
+                // A new member: registered only once its first heartbeat is answered.
+                let socket = self.link.open_member(group, client_id, &subscriptions).await?;
+                members.insert(key, MemberLink { socket: Some(socket), subscriptions });
+                return Ok(());
             };
-            let frame = |req_id| {
-                ClientFrame::Heartbeat(HeartbeatFrame {
-                    req_id: Some(req_id),
-                    group: group.to_string(),
-                    client_id: Some(client_id.to_string()),
-                    subscriptions: subscriptions.iter().map(subscription_in).collect(),
-                })
-            };
-            socket.request(frame, self.options.request_timeout).await.map(|_| ())
+            // Remembered first, so that a reconnect registers the member as it is now even if
+            // this heartbeat fails.
+            member.subscriptions = subscriptions;
+            if let Some(socket) = member.socket.as_ref().filter(|s| s.is_alive()).cloned() {
+                let subscriptions = member.subscriptions.clone();
+                drop(members);
+                let frame = |req_id| heartbeat_frame(req_id, group, client_id, &subscriptions);
+                return socket.request(frame, self.options.request_timeout).await.map(|_| ());
+            }
+            // No live socket: open one, unless the whole connection is down (the supervisor
+            // registers the member when it is back).
+            self.link.current()?;
+            member.socket = Some(self.link.open_member(group, client_id, &member.subscriptions).await?);
+            Ok(())
         }
         .boxed()
     }
@@ -663,8 +970,8 @@ impl Transport for RemoteTransport {
     fn release_client<'a>(&'a self, group: &'a str, client_id: &'a str) -> BoxFuture<'a, Result<()>> {
         async move {
             // The gateway drops a connection's members the moment it closes.
-            let socket = self.members.lock().await.remove(&(group.to_string(), client_id.to_string()));
-            if let Some(socket) = socket {
+            let member = self.link.members.lock().await.remove(&(group.to_string(), client_id.to_string()));
+            if let Some(socket) = member.and_then(|m| m.socket) {
                 socket.close();
                 let mut alive = socket.alive.clone();
                 let _ = tokio::time::timeout(self.options.request_timeout, alive.wait_for(|a| !*a)).await;
@@ -1007,13 +1314,15 @@ impl Transport for RemoteTransport {
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         async move {
-            self.closed.store(true, Ordering::Release);
-            let members: Vec<Arc<Socket>> = self.members.lock().await.drain().map(|(_, s)| s).collect();
-            for s in members {
-                s.close();
+            if let Some(task) = self.supervisor.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                task.abort();
             }
-            if let Some(s) = self.shared.lock().await.take() {
-                s.close();
+            if let LinkState::Up(socket) = self.link.state.send_replace(LinkState::Closed) {
+                socket.close();
+            }
+            let members: Vec<MemberLink> = self.link.members.lock().await.drain().map(|(_, m)| m).collect();
+            for socket in members.into_iter().filter_map(|m| m.socket) {
+                socket.close();
             }
             Ok(())
         }
@@ -1083,6 +1392,15 @@ mod tests {
             serde_json::to_value(publish_message(OutgoingMessage::from("hi"))).expect("serializes")["body"],
             "hi"
         );
+    }
+
+    #[test]
+    fn reconnect_pauses_are_jittered_between_half_and_all() {
+        let pause = Duration::from_millis(400);
+        for _ in 0..1000 {
+            let p = jittered(pause);
+            assert!(p >= pause / 2 && p <= pause, "{p:?}");
+        }
     }
 
     #[test]

@@ -34,7 +34,20 @@ from ferrymq._errors import (
     Unauthorized,
     Unavailable,
 )
-from ferrymq._types import BatchEntry, Body, MessageSpec, Mode, Perm, PropertyValue, ResetTo, Start, Strategy, Verdict
+from ferrymq._types import (
+    BatchEntry,
+    Body,
+    ConnectionHook,
+    ConnectionState,
+    MessageSpec,
+    Mode,
+    Perm,
+    PropertyValue,
+    ResetTo,
+    Start,
+    Strategy,
+    Verdict,
+)
 from ferrymq._native import (
     BROKER_SETTINGS,
     Admin,
@@ -62,6 +75,8 @@ __all__ = [
     "Client",
     "Conflict",
     "ConnectionError",
+    "ConnectionHook",
+    "ConnectionState",
     "FerryError",
     "Forbidden",
     "Group",

@@ -11,7 +11,18 @@ from types import TracebackType
 from typing import Any, Callable, Dict, Final, Iterable, List, Mapping, Optional, Tuple, Type, Union, final
 
 from ferrymq._errors import FerryError
-from ferrymq._types import BatchEntry, Body, Mode, Perm, PropertyValue, ResetTo, Start, Strategy, Verdict
+from ferrymq._types import (
+    BatchEntry,
+    Body,
+    ConnectionHook,
+    Mode,
+    Perm,
+    PropertyValue,
+    ResetTo,
+    Start,
+    Strategy,
+    Verdict,
+)
 
 __all__ = [
     "Admin",
@@ -519,9 +530,19 @@ class Client:
         orderly_suspend_ms: Optional[int] = None,
         max_reconsume_times: Optional[int] = None,
         ca_file: Optional[Union[str, os.PathLike[str]]] = None,
+        reconnect_backoff_ms: int = 100,
+        reconnect_backoff_max_ms: int = 10_000,
+        on_connection: Optional[ConnectionHook] = None,
     ) -> Client:
         """Connects to a gateway at `url` (``http://`` or ``https://``, verified against the
-        system roots or `ca_file`), with a bearer `token` when the server has an auth file."""
+        system roots or `ca_file`), with a bearer `token` when the server has an auth file.
+
+        When the connection drops, the client reconnects by itself with backoff (about
+        `reconnect_backoff_ms` first, doubling up to `reconnect_backoff_max_ms`, jittered) and
+        registers its producer groups and push consumers again; meanwhile a send waits up to
+        `request_timeout_ms`, then raises :class:`Unavailable`. `on_connection(state, error)`
+        is told ``("dropped", message)`` then ``("restored", None)``, on a worker thread, in
+        order; an exception in it is logged."""
     @staticmethod
     def _connect_async(
         url: str,
@@ -532,6 +553,9 @@ class Client:
         orderly_suspend_ms: Optional[int] = None,
         max_reconsume_times: Optional[int] = None,
         ca_file: Optional[Union[str, os.PathLike[str]]] = None,
+        reconnect_backoff_ms: int = 100,
+        reconnect_backoff_max_ms: int = 10_000,
+        on_connection: Optional[ConnectionHook] = None,
     ) -> asyncio.Future[Client]:
         """``connect()`` for :mod:`ferrymq.aio` (internal)."""
     @staticmethod

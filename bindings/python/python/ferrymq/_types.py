@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Literal, TypedDict, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, TypedDict, Union
 
 #: What a local transaction or a transaction checker returns.
 Verdict = Literal["commit", "rollback", "unknown"]
@@ -22,6 +22,14 @@ Start = Union[Literal["first", "last"], int]
 
 #: Where ``Admin.reset_offsets(..., to=...)`` moves a group's offsets.
 ResetTo = Literal["earliest", "latest"]
+
+#: A change of a remote client's connection: it broke (the client reconnects with backoff), or
+#: it is back (producer groups and push consumers registered again).
+ConnectionState = Literal["dropped", "restored"]
+
+#: ``on_connection(state, error)`` of ``Client.connect``: told ``("dropped", message)`` when
+#: the connection breaks and ``("restored", None)`` when it is back.
+ConnectionHook = Callable[[ConnectionState, Optional[str]], Any]
 
 #: A property value: str, or an int, float or bool written as text.
 PropertyValue = Union[str, int, float, bool]

@@ -47,7 +47,18 @@ from typing import (
 from ferrymq import _native
 from ferrymq._errors import FerryError
 from ferrymq._native import Group, SendResult, Topic
-from ferrymq._types import BatchEntry, Body, Mode, Perm, PropertyValue, ResetTo, Start, Strategy, Verdict
+from ferrymq._types import (
+    BatchEntry,
+    Body,
+    ConnectionState,
+    Mode,
+    Perm,
+    PropertyValue,
+    ResetTo,
+    Start,
+    Strategy,
+    Verdict,
+)
 
 __all__ = ["Admin", "Client", "Message", "Producer", "PushConsumer", "SimpleConsumer", "TransactionProducer"]
 
@@ -61,6 +72,10 @@ Decider = Union[Callable[["Message"], Verdict], Callable[["Message"], Awaitable[
 QueuesHook = Union[Callable[[List[Tuple[str, int]]], Any], Callable[[List[Tuple[str, int]]], Awaitable[Any]]]
 #: Told of each failed ``send_oneway``; sync or async.
 ErrorHook = Union[Callable[[FerryError], Any], Callable[[FerryError], Awaitable[Any]]]
+#: Told of each change of a remote client's connection, ``(state, error)``; sync or async.
+ConnectionHook = Union[
+    Callable[[ConnectionState, Optional[str]], Any], Callable[[ConnectionState, Optional[str]], Awaitable[Any]]
+]
 
 
 def _on_worker(function: Callable[[_A], Any]) -> Callable[[_A], Any]:
@@ -74,6 +89,20 @@ def _on_worker(function: Callable[[_A], Any]) -> Callable[[_A], Any]:
 
     def call(argument: _A) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine_function(argument), loop).result()
+
+    return call
+
+
+def _connection_hook(function: ConnectionHook) -> Callable[[ConnectionState, Optional[str]], Any]:
+    """`on_connection` for the native side's worker thread: an ``async def`` one is run on the
+    running loop (so call this from a coroutine) and waited for."""
+    if not inspect.iscoroutinefunction(function):
+        return function
+    coroutine_function = function
+    loop = asyncio.get_running_loop()
+
+    def call(state: ConnectionState, error: Optional[str]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine_function(state, error), loop).result()
 
     return call
 
@@ -566,11 +595,18 @@ class Client:
         orderly_suspend_ms: Optional[int] = None,
         max_reconsume_times: Optional[int] = None,
         ca_file: Optional[Union[str, os.PathLike[str]]] = None,
+        reconnect_backoff_ms: int = 100,
+        reconnect_backoff_max_ms: int = 10_000,
+        on_connection: Optional[ConnectionHook] = None,
     ) -> _Opening:
         """Connects to a gateway at `url` (see :meth:`ferrymq.Client.connect`); await the
-        result, or ``async with`` it."""
+        result, or ``async with`` it. `on_connection(state, error)` (sync or async; an
+        ``async def`` one runs on the loop that connected) is told ``("dropped", message)``
+        when the connection breaks and ``("restored", None)`` when the client, reconnecting
+        with backoff, is back; sends made meanwhile wait up to `request_timeout_ms`."""
 
         def open() -> Awaitable[_native.Client]:
+            hook = None if on_connection is None else _connection_hook(on_connection)
             return _native.Client._connect_async(
                 url,
                 token,
@@ -579,6 +615,9 @@ class Client:
                 orderly_suspend_ms=orderly_suspend_ms,
                 max_reconsume_times=max_reconsume_times,
                 ca_file=ca_file,
+                reconnect_backoff_ms=reconnect_backoff_ms,
+                reconnect_backoff_max_ms=reconnect_backoff_max_ms,
+                on_connection=hook,
             )
 
         return _Opening(open)
