@@ -412,3 +412,38 @@ async fn a_receive_dropped_while_it_collects_gives_its_messages_back() {
     }
     broker.shutdown().await.unwrap();
 }
+
+/// A group whose oldest message stays in flight (a long lease) while it consumes everything
+/// after it lags by the whole backlog, but keeps no state per message it consumed: what is done
+/// above the committed offset is kept as ranges, so a lag of ten million costs what a lag of
+/// ten does.
+#[tokio::test]
+async fn a_group_lagging_behind_one_held_message_keeps_no_per_message_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.create_topic("lag", Some(1), None).unwrap();
+    const N: usize = 20_000;
+    for chunk in 0..N / 500 {
+        let batch = (0..500).map(|i| msg(&format!("m{}", chunk * 500 + i))).collect();
+        broker.send_batch("lag", batch, None).await.unwrap();
+    }
+    let mut req = receive("slow", "lag", "c");
+    req.max_messages = 1;
+    req.invisible = Duration::from_secs(3600);
+    let held = broker.receive(req.clone()).await.unwrap();
+    assert_eq!(bodies(&held), ["m0"]);
+    req.max_messages = 1000;
+    let rest = drain(&broker, &req, N - 1, Duration::from_secs(120)).await;
+    assert_eq!(rest.len(), N - 1);
+    let sizes = broker.table_sizes();
+    assert!(sizes.done_above_committed <= 2, "{sizes:?}");
+    assert_eq!(sizes.in_flight, 1, "{sizes:?}");
+    let lag: u64 = broker.group("slow").unwrap().offsets.iter().map(|o| o.lag).sum();
+    assert_eq!(lag, N as u64, "the held message keeps the committed offset at 0");
+    // Once it is acked the committed offset jumps past everything done.
+    broker.ack("slow", held[0].receipt.as_deref().unwrap()).await.unwrap().unwrap();
+    let lag: u64 = broker.group("slow").unwrap().offsets.iter().map(|o| o.lag).sum();
+    assert_eq!(lag, 0);
+    assert_eq!(broker.table_sizes().done_above_committed, 0);
+    broker.shutdown().await.unwrap();
+}

@@ -17,6 +17,7 @@ mod meta;
 mod metrics;
 mod msg_id;
 mod offset;
+mod offset_ranges;
 mod props;
 mod pull;
 mod queue_lock;

@@ -10,11 +10,12 @@
 //! Reads here are mmap reads of recent data from the caller's task; appends (retry copies) go
 //! through the store's blocking path.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::long_poll::{enable_all, wait_any};
+use super::offset_ranges::OffsetRanges;
 use super::props::{self, ORIGIN_TOPIC};
 use super::receipt::Receipt;
 use super::topic::retry_topic;
@@ -60,7 +61,7 @@ struct QueueState {
     /// Next offset never examined: new messages are scanned from here, whatever stays in
     /// flight below it.
     cursor: u64,
-    done: BTreeSet<u64>,
+    done: OffsetRanges,
     inflight: BTreeMap<u64, Inflight>,
     /// Offsets below `cursor` to hand out again (failed in place, left by a member, a failed
     /// send-back, or another topic's message in the shared retry queue).
@@ -164,9 +165,7 @@ impl QueueState {
         if offset >= self.committed {
             self.done.insert(offset);
         }
-        while self.done.remove(&self.committed) {
-            self.committed += 1;
-        }
+        self.committed = self.done.take_run_from(self.committed);
     }
 }
 
@@ -382,7 +381,7 @@ impl LeaseTable {
         for (_, q) in all {
             let state = lock_queue(&q);
             sizes.1 += state.inflight.len();
-            sizes.2 += state.done.len();
+            sizes.2 += state.done.ranges();
             sizes.3 += state.returned.len();
         }
         sizes
@@ -565,7 +564,7 @@ impl Broker {
                 let mut state = lock_queue(&queue);
                 if state.committed < min {
                     state.committed = min;
-                    state.done.retain(|o| *o >= min);
+                    state.done.retain_from(min);
                 }
                 if state.cursor < state.committed {
                     state.cursor = state.committed;
@@ -701,7 +700,7 @@ impl Broker {
         out: &mut Vec<Message>,
     ) -> Offered {
         let offset = unit.queue_offset;
-        if state.done.contains(&offset) || state.inflight.contains_key(&offset) {
+        if state.done.contains(offset) || state.inflight.contains_key(&offset) {
             state.returned.remove(&offset);
             return Offered::Skipped;
         }

@@ -490,7 +490,8 @@ pub struct TableSizes {
     pub queue_states: usize,
     /// Deliveries in flight.
     pub in_flight: usize,
-    /// Offsets done above their queue's committed offset.
+    /// Runs of offsets done above their queue's committed offset (one entry per contiguous run,
+    /// however many offsets it spans).
     pub done_above_committed: usize,
     /// Offsets handed out before that wait to be handed out again.
     pub returned: usize,
