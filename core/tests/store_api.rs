@@ -313,3 +313,28 @@ fn pending_appends_land_in_order_and_resolve_once_durable() {
         assert!(!store.dispatched(last + 1).await);
     });
 }
+
+/// Batches queued for the writer thread without waiting land in the order they were queued;
+/// a message the store refuses is refused at once, before anything is queued.
+#[test]
+fn queued_appends_land_in_call_order_and_bad_input_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), FlushMode::Sync);
+    let queued: Vec<_> =
+        (0..300u64).map(|i| store.append_batch_queued(vec![msg("q", 1, i)]).expect("queued")).collect();
+    let mut big = msg("q", 1, 0);
+    big.body = vec![0; 64 << 20];
+    assert!(matches!(store.append_batch_queued(vec![big]), Err(Error::MessageTooLarge { .. })));
+    let written = futures::executor::block_on(futures::future::join_all(queued));
+    let mut last_end = 0;
+    for (i, w) in written.into_iter().enumerate() {
+        let (results, end) = w.unwrap();
+        assert_eq!(results[0].queue_offset, i as u64);
+        assert!(end > last_end);
+        last_end = end;
+    }
+    assert!(futures::executor::block_on(store.dispatched(last_end)));
+    assert_eq!(store.queue_bounds("q", 1), (0, 300));
+    store.shutdown().unwrap();
+    assert!(matches!(store.append_batch_queued(vec![msg("q", 1, 300)]), Err(Error::Closed)));
+}

@@ -87,7 +87,7 @@ impl Broker {
             self.validate_message(m, &f)?;
         }
         let topic = self.topic_for_write(topic)?;
-        Ok(Box::pin(self.append_messages(&topic, msgs).await?))
+        Ok(Box::pin(self.append_messages(&topic, msgs)?))
     }
 
     /// The batch limits: at least one message, at most `max_batch_messages` and
@@ -255,12 +255,12 @@ impl Broker {
 
     /// Stores validated messages of one topic in one atomic append and waits for dispatch.
     async fn store_messages(&self, topic: &TopicInfo, msgs: Vec<OutgoingMessage>) -> Result<Vec<SendResult>> {
-        self.append_messages(topic, msgs).await?.await
+        self.append_messages(topic, msgs)?.await
     }
 
-    /// Appends validated messages of one topic in one atomic batch now; the returned future
-    /// waits for durability and dispatch and gives the results.
-    async fn append_messages(
+    /// Queues validated messages of one topic for one atomic append now; the returned future
+    /// waits for the append, durability and dispatch and gives the results.
+    fn append_messages(
         &self,
         topic: &TopicInfo,
         msgs: Vec<OutgoingMessage>,
@@ -310,7 +310,7 @@ impl Broker {
             placements.push(placement);
         }
         let half_info: Vec<(String, String)> = records.iter().map(|r| (r.msg_id.clone(), r.topic.clone())).collect();
-        let appended = self.append_records(records).await?;
+        let appended = self.append_records(records)?;
         let topic_name = topic.name.clone();
         Ok(async move {
             let appended = appended.await?;
@@ -390,24 +390,28 @@ impl Broker {
 
     /// Appends records atomically and waits until the dispatcher has made them visible.
     pub(crate) async fn append_and_dispatch(&self, records: Vec<NewMessage>) -> Result<Vec<Appended>> {
-        self.append_records(records).await?.await
+        self.append_records(records)?.await
     }
 
-    /// Appends records atomically now (on a blocking thread) and returns the rest of the work:
-    /// a future that waits until they are durable (under `sync` flush; a group commit the
-    /// store's sync thread shares with every other append) and dispatched. No thread waits
-    /// meanwhile, and appends awaited one after another land in that order even while their
-    /// completions are still pending.
-    pub(crate) async fn append_records(
+    /// Queues records for one atomic append by the store's writer thread now, and returns the
+    /// rest of the work: a future that waits until they are written, durable (under `sync`
+    /// flush; a group commit the store's sync thread shares with every other append) and
+    /// dispatched. No thread waits meanwhile, and records queued one call after another are
+    /// appended in that order even while the earlier futures are still pending.
+    pub(crate) fn append_records(
         &self,
         records: Vec<NewMessage>,
     ) -> Result<impl Future<Output = Result<Vec<Appended>>> + Send + 'static> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Unavailable("the broker is shutting down".into()));
+        }
         let groups: Vec<Option<String>> =
             records.iter().map(|r| r.properties.get(props::PRODUCER_GROUP).cloned()).collect();
         let queue_ids: Vec<u32> = records.iter().map(|r| r.queue_id).collect();
-        let (results, end) = self.blocking(move |s| s.append_batch_pending(records)).await?;
+        let appending = self.store.append_batch_queued(records)?;
         let store = self.store.clone();
         Ok(async move {
+            let (results, end) = appending.await?;
             store.durable(end).await?;
             if !matches!(tokio::time::timeout(DISPATCH_WAIT, store.dispatched(end)).await, Ok(true)) {
                 tracing::warn!(offset = end, "dispatch is slow; answering before it");

@@ -65,6 +65,7 @@ use dispatcher::Dispatcher;
 use flush::Flusher;
 use index::{key_hash, msg_id_hash, Index};
 use meta::sync_dir;
+use record::EncodedTail;
 use retention::Retention;
 
 use crate::{Error, Result};
@@ -125,6 +126,8 @@ struct Inner {
     dir_lock: Mutex<Option<File>>,
     /// Space held back for the dispatcher when the disk fills (see reserve.rs).
     reserve: reserve::Reserve,
+    /// The queue of the writer thread; `None` once the store stops.
+    writer: Mutex<Option<std::sync::mpsc::Sender<WriteRequest>>>,
 }
 
 /// The storage engine of one directory. `Send + Sync`; share it as `Arc<Store>`.
@@ -140,6 +143,27 @@ impl std::fmt::Debug for Store {
             .field("dir", &self.inner.config.dir)
             .field("max_offset", &self.inner.log.write_pos())
             .finish_non_exhaustive()
+    }
+}
+
+/// A batch waiting for the writer thread.
+struct WriteRequest {
+    tails: Vec<EncodedTail>,
+    done: futures::channel::oneshot::Sender<Result<(Vec<AppendResult>, u64)>>,
+}
+
+/// The future of [`Store::append_batch_queued`].
+#[must_use = "a future does nothing unless awaited"]
+pub struct Appending {
+    rx: futures::channel::oneshot::Receiver<Result<(Vec<AppendResult>, u64)>>,
+}
+
+impl Future for Appending {
+    type Output = Result<(Vec<AppendResult>, u64)>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A request the writer dropped unanswered: the store stopped.
+        Pin::new(&mut self.rx).poll(cx).map(|r| r.unwrap_or(Err(Error::Closed)))
     }
 }
 
@@ -265,6 +289,7 @@ impl Store {
             last_checkpoint: Mutex::new(None),
             dir_lock: Mutex::new(Some(lock)),
             reserve: reserve::Reserve::new(&dir, reserve_len(&config)),
+            writer: Mutex::new(None),
             config,
         });
         if !inner.reserve.ensure() {
@@ -296,6 +321,18 @@ impl Store {
                 let fatal = |e: &Error| i.flusher.poison("dispatch", &std::io::Error::other(e.to_string()));
                 let space = dispatcher::SpaceHooks { release: &|| i.reserve.release(), refill: &|| i.reserve.ensure() };
                 i.dispatcher.run(&i.log, &i.queues, &i.index, &limit, &space, &fatal)
+            }),
+        )?;
+        let (writer, requests) = std::sync::mpsc::channel::<WriteRequest>();
+        *inner.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
+        let i = inner.clone();
+        spawn(
+            "ferrymq-write",
+            Box::new(move || {
+                while let Ok(req) = requests.recv() {
+                    let written = i.write_tails(req.tails, false);
+                    let _ = req.done.send(written);
+                }
             }),
         )?;
         if inner.config.flush == FlushMode::Sync {
@@ -381,7 +418,7 @@ impl Store {
     pub fn append_batch(&self, msgs: Vec<NewMessage>) -> Result<Vec<AppendResult>> {
         let inner = &self.inner;
         let sync = inner.config.flush == FlushMode::Sync;
-        let Some((results, end)) = self.write_batch(msgs, sync)? else { return Ok(Vec::new()) };
+        let Some((results, end)) = inner.write_batch(msgs, sync)? else { return Ok(Vec::new()) };
         if sync {
             // The leader of the msync wakes the dispatcher once for everything it made durable;
             // nothing is dispatched (visible to consumers) before that.
@@ -398,7 +435,28 @@ impl Store {
     /// The write itself (a copy into the mapped log) happens on the calling thread: call it
     /// off an async runtime's workers. An empty batch returns `(vec![], 0)`.
     pub fn append_batch_pending(&self, msgs: Vec<NewMessage>) -> Result<(Vec<AppendResult>, u64)> {
-        Ok(self.write_batch(msgs, false)?.unwrap_or_default())
+        Ok(self.inner.write_batch(msgs, false)?.unwrap_or_default())
+    }
+
+    /// Validates and encodes an atomic batch on the calling thread (CPU only; a bad message
+    /// fails here, with the errors of [`Store::append_batch`]) and hands it to the store's
+    /// writer thread; the future resolves to what [`Store::append_batch_pending`] returns once
+    /// the batch is written. Batches queued from one thread are written in the order of the
+    /// calls, so an async caller can queue the next batch before the last one is written and
+    /// still keep them in order; the writer takes whatever is queued one batch after another
+    /// without a thread switch per batch. Nothing blocks the caller.
+    pub fn append_batch_queued(&self, msgs: Vec<NewMessage>) -> Result<Appending> {
+        self.inner.check_writable()?;
+        let tails = self.inner.encode(msgs)?;
+        let (done, rx) = futures::channel::oneshot::channel();
+        let queued = match &*self.inner.writer.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(writer) => writer.send(WriteRequest { tails, done }).is_ok(),
+            None => false,
+        };
+        if !queued {
+            return Err(Error::Closed);
+        }
+        Ok(Appending { rx })
     }
 
     /// Resolves once the log is durable below `end` (in `Async` flush mode: at once, as
@@ -413,48 +471,6 @@ impl Store {
     /// timeout: a full disk stalls dispatch.
     pub fn dispatched(&self, end: u64) -> Dispatched {
         Dispatched { inner: self.inner.clone(), end }
-    }
-
-    /// Writes a batch into the log; `Some((results, end))`, `None` for an empty batch. With
-    /// `enter`, the appender is counted in for the group commit's gathering (a blocking append
-    /// that waits next).
-    fn write_batch(&self, msgs: Vec<NewMessage>, enter: bool) -> Result<Option<(Vec<AppendResult>, u64)>> {
-        let inner = &self.inner;
-        inner.check_writable()?;
-        if msgs.is_empty() {
-            return Ok(None);
-        }
-        let max_record = inner.log.max_record_len();
-        let mut tails = Vec::with_capacity(msgs.len());
-        for msg in msgs {
-            record::validate(&msg, inner.config.max_message_bytes)?;
-            let body = msg.body.len();
-            let tail = record::encode_tail(msg);
-            let len = tail.record_len() as u64;
-            if len > max_record {
-                return Err(Error::MessageTooLarge { size: body, max: (max_record - (len - body as u64)) as usize });
-            }
-            tails.push(tail);
-        }
-        if enter {
-            inner.flusher.enter();
-        }
-        let (results, end) = match inner.log.append(&mut tails, now_ms()) {
-            Ok(r) => r,
-            Err((e, poison)) => {
-                if enter {
-                    inner.flusher.leave();
-                }
-                if poison {
-                    inner.flusher.poison("commit log append", &std::io::Error::other(e.to_string()));
-                }
-                return Err(inner.storage_error(e));
-            }
-        };
-        if inner.config.flush == FlushMode::Async {
-            inner.dispatcher.notify();
-        }
-        Ok(Some((results, end)))
     }
 
     /// Blocks until the dispatcher has built consume queue and index entries for every record
@@ -655,6 +671,9 @@ impl Store {
         inner.stop.stop();
         inner.dispatcher.stop();
         inner.flusher.stop_syncer();
+        // The writer thread ends once its queue is empty and closed; what is still queued is
+        // refused (the store is closed).
+        inner.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         let threads: Vec<_> = self.threads.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
         for t in threads {
             if t.join().is_err() {
@@ -732,6 +751,62 @@ impl Drop for Store {
 }
 
 impl Inner {
+    /// Writes a batch into the log; `Some((results, end))`, `None` for an empty batch. With
+    /// `enter`, the appender is counted in for the group commit's gathering (a blocking append
+    /// that waits next).
+    fn write_batch(&self, msgs: Vec<NewMessage>, enter: bool) -> Result<Option<(Vec<AppendResult>, u64)>> {
+        self.check_writable()?;
+        if msgs.is_empty() {
+            return Ok(None);
+        }
+        self.write_tails(self.encode(msgs)?, enter).map(Some)
+    }
+
+    /// Validates and encodes messages into records (all but their placement): CPU only.
+    fn encode(&self, msgs: Vec<NewMessage>) -> Result<Vec<EncodedTail>> {
+        let max_record = self.log.max_record_len();
+        let mut tails = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            record::validate(&msg, self.config.max_message_bytes)?;
+            let body = msg.body.len();
+            let tail = record::encode_tail(msg);
+            let len = tail.record_len() as u64;
+            if len > max_record {
+                return Err(Error::MessageTooLarge { size: body, max: (max_record - (len - body as u64)) as usize });
+            }
+            tails.push(tail);
+        }
+        Ok(tails)
+    }
+
+    /// Appends encoded records as one atomic batch (see [`Store::append_batch`]).
+    fn write_tails(&self, mut tails: Vec<EncodedTail>, enter: bool) -> Result<(Vec<AppendResult>, u64)> {
+        let inner = self;
+        inner.check_writable()?;
+        if tails.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        if enter {
+            inner.flusher.enter();
+        }
+        let (results, end) = match inner.log.append(&mut tails, now_ms()) {
+            Ok(r) => r,
+            Err((e, poison)) => {
+                if enter {
+                    inner.flusher.leave();
+                }
+                if poison {
+                    inner.flusher.poison("commit log append", &std::io::Error::other(e.to_string()));
+                }
+                return Err(inner.storage_error(e));
+            }
+        };
+        if inner.config.flush == FlushMode::Async {
+            inner.dispatcher.notify();
+        }
+        Ok((results, end))
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
