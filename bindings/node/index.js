@@ -610,6 +610,20 @@ class Admin {
 // ---------------------------------------------------------------------------------------
 // Client
 
+/** A rebalance hook's throw: the consumer's `'hookError'` event, else a process warning. */
+function reportHookError(consumer, hook, error, queues) {
+  try {
+    if (consumer.listenerCount('hookError') > 0) {
+      consumer.emit('hookError', error, { hook, queues });
+      return;
+    }
+  } catch (thrown) {
+    error = thrown;
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  process.emitWarning(`ferrymq: the ${hook} hook of a push consumer of ${consumer.group}/${consumer.topic} threw: ${reason}`, 'FerryMQWarning');
+}
+
 const CONNECT_OPTIONS = ['token', 'requestTimeoutMs', 'leaseTtlMs', 'orderlySuspendMs', 'maxReconsumeTimes', 'caFile'];
 const PUSH_OPTIONS = [
   'filter',
@@ -622,6 +636,8 @@ const PUSH_OPTIONS = [
   'consumeWorkers',
   'rebalanceIntervalMs',
   'queueRooms',
+  'onAssign',
+  'onRevoke',
 ];
 
 function configValue(value, field) {
@@ -681,6 +697,8 @@ class Client {
     str(topicName, '/topic');
     const o = options(opts, '/options', PUSH_OPTIONS);
     const listener = optFn(o.listener, '/listener');
+    const onAssign = optFn(o.onAssign, '/onAssign');
+    const onRevoke = optFn(o.onRevoke, '/onRevoke');
     let start;
     let startTimestamp;
     if (typeof o.start === 'number' || o.start instanceof Date) startTimestamp = epochMs(o.start, '/start');
@@ -716,8 +734,27 @@ class Client {
         }
       };
     }
+    let onRebalance;
+    if (onAssign || onRevoke) {
+      // Revoked first: an application moving per-queue state sees the old share end before
+      // the new one begins. Awaited, so a change is reported only after the previous one.
+      onRebalance = async (change) => {
+        for (const [hook, name, queues] of [
+          [onRevoke, 'onRevoke', change.revoked],
+          [onAssign, 'onAssign', change.assigned],
+        ]) {
+          if (!hook || queues.length === 0) continue;
+          const copy = queues.map((q) => ({ topic: q.topic, queueId: q.queueId }));
+          try {
+            await hook(copy);
+          } catch (e) {
+            reportHookError(consumer, name, e, copy);
+          }
+        }
+      };
+    }
     consumer = new PushConsumer(
-      sync(() => this._native.pushConsumer(groupName, topicName, nativeOptions, onMessage)),
+      sync(() => this._native.pushConsumer(groupName, topicName, nativeOptions, onMessage, onRebalance)),
       listener !== undefined,
     );
     return consumer;

@@ -25,6 +25,7 @@ use crate::consumer::{listener, ListenerFn, NativePushConsumer, NativeSimpleCons
 use crate::errors::{invalid, js};
 use crate::message::{millis, non_negative};
 use crate::producer::{CheckerFn, JsChecker, NativeProducer, NativeTransactionProducer};
+use crate::rebalance_hooks::{HookFn, RebalanceHooks};
 
 /// Something holding a JavaScript callback, released when its client closes.
 pub trait Release: Send + Sync {
@@ -59,11 +60,18 @@ pub struct ClientCell {
     pub client: CoreClient,
     closed: AtomicBool,
     callbacks: Mutex<Vec<Weak<dyn Release>>>,
+    /// Rebalance hooks, whose last reports (every queue revoked) closing waits for.
+    hooks: Mutex<Vec<Weak<RebalanceHooks>>>,
 }
 
 impl ClientCell {
     fn new(client: CoreClient) -> Arc<ClientCell> {
-        Arc::new(ClientCell { client, closed: AtomicBool::new(false), callbacks: Mutex::default() })
+        Arc::new(ClientCell {
+            client,
+            closed: AtomicBool::new(false),
+            callbacks: Mutex::default(),
+            hooks: Mutex::default(),
+        })
     }
 
     /// Registers a callback holder to release when the client closes.
@@ -73,10 +81,24 @@ impl ClientCell {
         callbacks.push(holder);
     }
 
-    /// Closes the client (its push consumers first), then releases every callback.
+    /// Registers a push consumer's rebalance hooks: closing the client waits for their
+    /// reports, then releases them.
+    pub fn hold_hooks(&self, hooks: &Arc<RebalanceHooks>) {
+        self.hold(Arc::downgrade(hooks) as Weak<dyn Release>);
+        let mut all = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|h| h.strong_count() > 0);
+        all.push(Arc::downgrade(hooks));
+    }
+
+    /// Closes the client (its push consumers first), waits until rebalance hooks heard of
+    /// it, then releases every callback.
     async fn close(&self) -> ferrymq_core::Result<()> {
         self.closed.store(true, Ordering::Release);
         let closed = self.client.close().await;
+        let hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
+        for hooks in hooks.iter().filter_map(Weak::upgrade) {
+            hooks.reported().await;
+        }
         let callbacks = std::mem::take(&mut *self.callbacks.lock().unwrap_or_else(|e| e.into_inner()));
         for holder in callbacks.iter().filter_map(Weak::upgrade) {
             holder.release();
@@ -263,7 +285,8 @@ impl NativeClient {
         NativeTransactionProducer::start(self.cell.clone(), group, JsChecker::new(checker)).await
     }
 
-    /// A push consumer; with a listener, each message goes to it, else to `recv()`.
+    /// A push consumer; with a listener, each message goes to it, else to `recv()`. With
+    /// `on_rebalance`, each change of its queues goes to it (see [`RebalanceHooks`]).
     #[napi]
     pub fn push_consumer(
         &self,
@@ -271,6 +294,7 @@ impl NativeClient {
         topic: String,
         options: PushOptions,
         on_message: Option<ListenerFn>,
+        on_rebalance: Option<HookFn>,
     ) -> napi::Result<NativePushConsumer> {
         let mut options = push_options(options)?;
         let slot = on_message.map(Callback::new);
@@ -278,8 +302,14 @@ impl NativeClient {
             options.listener = Some(listener(slot.clone()));
             self.cell.hold(Arc::downgrade(slot) as Weak<dyn Release>);
         }
+        let hooks = on_rebalance.map(|function| {
+            let (hooks, listener) = RebalanceHooks::start(function);
+            options.on_rebalance = Some(listener);
+            self.cell.hold_hooks(&hooks);
+            hooks
+        });
         let consumer = js(self.cell.client.push_consumer(&group, &topic, options))?;
-        Ok(NativePushConsumer::new(self.cell.clone(), consumer, slot))
+        Ok(NativePushConsumer::new(self.cell.clone(), consumer, slot, hooks))
     }
 
     /// A lease-based consumer of `topic` in `group`.

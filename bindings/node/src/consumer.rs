@@ -14,6 +14,7 @@ use napi_derive::napi;
 use crate::client::{opt_millis, Callback, ClientCell, Release};
 use crate::errors::{invalid, js};
 use crate::message::{millis, MessageData};
+use crate::rebalance_hooks::RebalanceHooks;
 
 /// A listener as `index.js` wraps it: called on the JS thread with the message, it resolves
 /// to `"ack"` or `"nack"` (the user's function returned, or threw / rejected) and never
@@ -50,12 +51,18 @@ pub struct QueueData {
 pub struct NativePushConsumer {
     consumer: Arc<PushConsumer>,
     listener: Option<Arc<Callback<ListenerFn>>>,
+    hooks: Option<Arc<RebalanceHooks>>,
     _cell: Arc<ClientCell>,
 }
 
 impl NativePushConsumer {
-    pub fn new(cell: Arc<ClientCell>, consumer: PushConsumer, listener: Option<Arc<Callback<ListenerFn>>>) -> Self {
-        NativePushConsumer { consumer: Arc::new(consumer), listener, _cell: cell }
+    pub fn new(
+        cell: Arc<ClientCell>,
+        consumer: PushConsumer,
+        listener: Option<Arc<Callback<ListenerFn>>>,
+        hooks: Option<Arc<RebalanceHooks>>,
+    ) -> Self {
+        NativePushConsumer { consumer: Arc::new(consumer), listener, hooks, _cell: cell }
     }
 }
 
@@ -102,10 +109,15 @@ impl NativePushConsumer {
         Ok(received.map(|r| NativeDelivery { received: Mutex::new(Some(r)) }))
     }
 
-    /// Leaves the group cleanly (offsets committed), then releases the listener.
+    /// Leaves the group cleanly (offsets committed), waits until the rebalance hooks heard
+    /// of it (every queue revoked), then releases the listener and the hooks.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
         let closed = self.consumer.close().await;
+        if let Some(hooks) = &self.hooks {
+            hooks.reported().await;
+            hooks.release();
+        }
         if let Some(listener) = &self.listener {
             listener.release();
         }

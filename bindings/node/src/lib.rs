@@ -19,3 +19,4 @@ mod consumer;
 mod errors;
 mod message;
 mod producer;
+mod rebalance_hooks;
