@@ -267,7 +267,7 @@ class Message {
     const settle = this._settle;
     switch (settle.kind) {
       case 'push':
-        return sync(() => settle.delivery.ack());
+        return sync(() => settle.consumer.ack(settle.id));
       case 'simple':
         return settle.consumer.ack(this);
       default:
@@ -281,7 +281,7 @@ class Message {
     const settle = this._settle;
     switch (settle.kind) {
       case 'push':
-        return sync(() => settle.delivery.nack(delayMs));
+        return sync(() => settle.consumer.nack(settle.id, delayMs));
       case 'simple':
         return settle.consumer.nack(this, { delayMs });
       default:
@@ -394,11 +394,17 @@ class TransactionProducer {
 // ---------------------------------------------------------------------------------------
 // Consumers
 
+/** Most messages one crossing into the native module fetches for `recv()` (the consumer's
+ * `consumeWorkers` bound what is ready first). */
+const READ_AHEAD = 64;
+
 class PushConsumer extends EventEmitter {
   constructor(nativeConsumer, hasListener) {
     super();
     this._native = nativeConsumer;
     this._hasListener = hasListener;
+    /** Messages fetched together with the last one `recv()` returned, not yet handed out. */
+    this._readAhead = [];
   }
 
   get group() {
@@ -428,9 +434,16 @@ class PushConsumer extends EventEmitter {
     if (this._hasListener) {
       throw new Conflict('this consumer has a listener: its messages go to the listener, not to recv()');
     }
-    const delivery = await call(this._native.recv(timeoutMs));
-    if (delivery === null || delivery === undefined) return null;
-    return new Message(sync(() => delivery.message()), { kind: 'push', delivery });
+    for (;;) {
+      if (this._readAhead.length === 0) {
+        const delivered = await call(this._native.recvMany(READ_AHEAD, timeoutMs));
+        if (delivered.length === 0) return null;
+        this._readAhead.push(...delivered);
+      }
+      const { id, message } = this._readAhead.shift();
+      // False when closing gave it back to the group before the application saw it.
+      if (this._native.take(id)) return new Message(message, { kind: 'push', consumer: this._native, id });
+    }
   }
 
   [Symbol.asyncIterator]() {
@@ -721,16 +734,43 @@ class Client {
       queueRooms,
     };
     let consumer;
-    let onMessage;
+    let onMessages;
     if (listener) {
-      onMessage = async (data) => {
-        const message = new Message(data, LISTENER);
+      // The native side hands over every message ready at once; each verdict goes back by id
+      // (at once for a listener that returns without a promise). Never throws.
+      const settle = (id, ok) => {
         try {
-          await listener(message);
-          return 'ack';
-        } catch (e) {
+          consumer._native.settle(id, ok);
+        } catch {
+          // The consumer was collected or closed: the message was given back already.
+        }
+      };
+      const failed = (id, message, e) => {
+        try {
           if (consumer.listenerCount('listenerError') > 0) consumer.emit('listenerError', e, message);
-          return 'nack';
+        } catch {
+          // A 'listenerError' handler threw: the message is nacked all the same.
+        }
+        settle(id, false);
+      };
+      onMessages = (calls) => {
+        for (const { id, message: data } of calls) {
+          const message = new Message(data, LISTENER);
+          let result;
+          try {
+            result = listener(message);
+          } catch (e) {
+            failed(id, message, e);
+            continue;
+          }
+          if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+            Promise.resolve(result).then(
+              () => settle(id, true),
+              (e) => failed(id, message, e),
+            );
+          } else {
+            settle(id, true);
+          }
         }
       };
     }
@@ -754,7 +794,7 @@ class Client {
       };
     }
     consumer = new PushConsumer(
-      sync(() => this._native.pushConsumer(groupName, topicName, nativeOptions, onMessage, onRebalance)),
+      sync(() => this._native.pushConsumer(groupName, topicName, nativeOptions, onMessages, onRebalance)),
       listener !== undefined,
     );
     return consumer;

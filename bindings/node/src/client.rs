@@ -21,7 +21,8 @@ use napi_derive::napi;
 
 use crate::admin::NativeAdmin;
 use crate::config::broker_config;
-use crate::consumer::{listener, ListenerFn, NativePushConsumer, NativeSimpleConsumer};
+use crate::consumer::{NativePushConsumer, NativeSimpleConsumer, PushHandle};
+use crate::listener_dispatch::{ListenerDispatch, ListenerFn};
 use crate::errors::{invalid, js};
 use crate::message::{millis, non_negative};
 use crate::producer::{CheckerFn, JsChecker, NativeProducer, NativeTransactionProducer};
@@ -62,6 +63,8 @@ pub struct ClientCell {
     callbacks: Mutex<Vec<Weak<dyn Release>>>,
     /// Rebalance hooks, whose last reports (every queue revoked) closing waits for.
     hooks: Mutex<Vec<Weak<RebalanceHooks>>>,
+    /// Push consumers, closed first and through their handles (read-ahead given back).
+    consumers: Mutex<Vec<Weak<PushHandle>>>,
 }
 
 impl ClientCell {
@@ -71,6 +74,7 @@ impl ClientCell {
             closed: AtomicBool::new(false),
             callbacks: Mutex::default(),
             hooks: Mutex::default(),
+            consumers: Mutex::default(),
         })
     }
 
@@ -90,10 +94,23 @@ impl ClientCell {
         all.push(Arc::downgrade(hooks));
     }
 
+    /// Registers a push consumer, for closing the client to close it first.
+    pub fn hold_consumer(&self, handle: &Arc<PushHandle>) {
+        let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+        consumers.retain(|c| c.strong_count() > 0);
+        consumers.push(Arc::downgrade(handle));
+    }
+
     /// Closes the client (its push consumers first), waits until rebalance hooks heard of
     /// it, then releases every callback.
     async fn close(&self) -> ferrymq_core::Result<()> {
         self.closed.store(true, Ordering::Release);
+        let consumers = std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|e| e.into_inner()));
+        for consumer in consumers.iter().filter_map(Weak::upgrade) {
+            if let Err(e) = consumer.close().await {
+                tracing::warn!(error = %e, "closing a push consumer failed");
+            }
+        }
         let closed = self.client.close().await;
         let hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
         for hooks in hooks.iter().filter_map(Weak::upgrade) {
@@ -297,19 +314,21 @@ impl NativeClient {
         on_rebalance: Option<HookFn>,
     ) -> napi::Result<NativePushConsumer> {
         let mut options = push_options(options)?;
-        let slot = on_message.map(Callback::new);
-        if let Some(slot) = &slot {
-            options.listener = Some(listener(slot.clone()));
-            self.cell.hold(Arc::downgrade(slot) as Weak<dyn Release>);
-        }
+        let dispatch = on_message.map(|function| {
+            let (dispatch, listener) = ListenerDispatch::start(function);
+            options.listener = Some(listener);
+            self.cell.hold(Arc::downgrade(&dispatch) as Weak<dyn Release>);
+            dispatch
+        });
         let hooks = on_rebalance.map(|function| {
             let (hooks, listener) = RebalanceHooks::start(function);
             options.on_rebalance = Some(listener);
             self.cell.hold_hooks(&hooks);
             hooks
         });
-        let consumer = js(self.cell.client.push_consumer(&group, &topic, options))?;
-        Ok(NativePushConsumer::new(self.cell.clone(), consumer, slot, hooks))
+        let handle = PushHandle::new(js(self.cell.client.push_consumer(&group, &topic, options))?);
+        self.cell.hold_consumer(&handle);
+        Ok(NativePushConsumer::new(self.cell.clone(), handle, dispatch, hooks))
     }
 
     /// A lease-based consumer of `topic` in `group`.
