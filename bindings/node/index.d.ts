@@ -100,7 +100,9 @@ export declare class Message {
   readonly queueOffset: number | null;
   /** Its offset in the commit log; null while scheduled or half. */
   readonly commitOffset: number | null;
-  /** The body bytes. */
+  /** The body bytes. A consumed message's body is a view of a buffer shared with the other
+   * messages fetched in the same batch: `Buffer.from(message.body)` for a copy of its own
+   * (to keep one body without the others). */
   readonly body: Buffer;
   /** The body decoded as UTF-8. */
   readonly text: string;

@@ -297,6 +297,19 @@ class Message {
   }
 }
 
+/** The messages of a native batch: fields from its JSON, each body a view of its part of the
+ * batch's one buffer. */
+function unpack(batch) {
+  const messages = JSON.parse(batch.meta);
+  let offset = 0;
+  for (const m of messages) {
+    const end = offset + m.bodyLength;
+    m.body = batch.bodies.subarray(offset, end);
+    offset = end;
+  }
+  return messages;
+}
+
 // ---------------------------------------------------------------------------------------
 // Producers
 
@@ -436,13 +449,13 @@ class PushConsumer extends EventEmitter {
     }
     for (;;) {
       if (this._readAhead.length === 0) {
-        const delivered = await call(this._native.recvMany(READ_AHEAD, timeoutMs));
+        const delivered = unpack(await call(this._native.recvMany(READ_AHEAD, timeoutMs)));
         if (delivered.length === 0) return null;
         this._readAhead.push(...delivered);
       }
-      const { id, message } = this._readAhead.shift();
+      const data = this._readAhead.shift();
       // False when closing gave it back to the group before the application saw it.
-      if (this._native.take(id)) return new Message(message, { kind: 'push', consumer: this._native, id });
+      if (this._native.take(data.id)) return new Message(data, { kind: 'push', consumer: this._native, id: data.id });
     }
   }
 
@@ -485,7 +498,7 @@ class SimpleConsumer {
     const max = optInt(o.maxMessages, '/maxMessages') ?? 16;
     const wait = optInt(o.waitMs, '/waitMs') ?? 0;
     const invisible = optInt(o.invisibleMs, '/invisibleMs') ?? 30000;
-    const messages = await call(this._native.receive(max, wait, invisible));
+    const messages = unpack(await call(this._native.receive(max, wait, invisible)));
     const settle = { kind: 'simple', consumer: this };
     return messages.map((m) => new Message(m, settle));
   }
@@ -753,8 +766,9 @@ class Client {
         }
         settle(id, false);
       };
-      onMessages = (calls) => {
-        for (const { id, message: data } of calls) {
+      onMessages = (batch) => {
+        for (const data of unpack(batch)) {
+          const id = data.id;
           const message = new Message(data, LISTENER);
           let result;
           try {

@@ -12,8 +12,8 @@ use napi_derive::napi;
 
 use crate::client::{opt_millis, ClientCell, Release};
 use crate::errors::{invalid, js};
-use crate::listener_dispatch::{Delivered, ListenerDispatch};
-use crate::message::{millis, MessageData};
+use crate::listener_dispatch::ListenerDispatch;
+use crate::message::{millis, MessageBatch};
 use crate::rebalance_hooks::RebalanceHooks;
 
 /// A queue of the group's topic (or its retry topic) that a member consumes.
@@ -51,11 +51,17 @@ impl PushHandle {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn hold(&self, received: ReceivedMessage) -> Delivered {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let message = MessageData::from(received.message().clone());
-        self.held().insert(id, Held { received, seen: false });
-        Delivered { id, message }
+    /// Holds `received` until JS settles it; the batch of them for JS. The first is seen
+    /// already: a `recv()` waits for it (closing while its answer crosses to JS must not take
+    /// it back); the rest are read-ahead.
+    fn hold(&self, received: Vec<ReceivedMessage>) -> MessageBatch {
+        let ids: Vec<u32> = received.iter().map(|_| self.next.fetch_add(1, Ordering::Relaxed)).collect();
+        let batch = MessageBatch::new(ids.iter().copied().zip(received.iter().map(|r| r.message())));
+        let mut held = self.held();
+        for (i, (id, received)) in ids.into_iter().zip(received).enumerate() {
+            held.insert(id, Held { received, seen: i == 0 });
+        }
+        batch
     }
 
     fn take(&self, id: u32) -> napi::Result<ReceivedMessage> {
@@ -127,7 +133,7 @@ impl NativePushConsumer {
     /// Messages (no listener): waits up to `timeout_ms` (forever when absent) for one, then
     /// adds whatever else is ready, up to `max`. Empty on timeout or once closed.
     #[napi]
-    pub async fn recv_many(&self, max: u32, timeout_ms: Option<i64>) -> napi::Result<Vec<Delivered>> {
+    pub async fn recv_many(&self, max: u32, timeout_ms: Option<i64>) -> napi::Result<MessageBatch> {
         if self.dispatch.is_some() {
             return Err(invalid("/listener", "this consumer has a listener: its messages go to the listener"));
         }
@@ -145,7 +151,7 @@ impl NativePushConsumer {
                 _ => break,
             }
         }
-        Ok(received.into_iter().map(|r| self.handle.hold(r)).collect())
+        Ok(self.handle.hold(received))
     }
 
     /// Marks message `id` as handed to the application; false when it is gone (the consumer
@@ -256,7 +262,7 @@ impl NativeSimpleConsumer {
     /// Receives up to `max_messages`, waiting up to `wait_ms`; each invisible for
     /// `invisible_ms` to the rest of the group.
     #[napi]
-    pub async fn receive(&self, max_messages: i64, wait_ms: i64, invisible_ms: i64) -> napi::Result<Vec<MessageData>> {
+    pub async fn receive(&self, max_messages: i64, wait_ms: i64, invisible_ms: i64) -> napi::Result<MessageBatch> {
         let max = usize::try_from(max_messages)
             .ok()
             .filter(|&m| m >= 1)
@@ -264,7 +270,7 @@ impl NativeSimpleConsumer {
         let wait = millis("/waitMs", wait_ms)?;
         let invisible = millis("/invisibleMs", invisible_ms)?;
         let messages = js(self.consumer.receive(max, wait, invisible).await)?;
-        Ok(messages.into_iter().map(MessageData::from).collect())
+        Ok(MessageBatch::new(messages.iter().enumerate().map(|(i, m)| (i as u32, m))))
     }
 
     /// Acks the message with this receipt.

@@ -17,25 +17,17 @@ use ferrymq_core::client::{Listener, ListenerError, Message};
 use napi::bindgen_prelude::spawn;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
-use napi_derive::napi;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{Callback, Release};
-use crate::message::MessageData;
+use crate::message::MessageBatch;
 
 /// Most messages handed to JS in one call (the consumer's workers bound it first).
 const MAX_BATCH: usize = 256;
 
-/// A message handed to JS, and the id it is settled under.
-#[napi(object)]
-pub struct Delivered {
-    pub id: u32,
-    pub message: MessageData,
-}
-
 /// The listener as `index.js` wraps it: called on the JS thread with a batch, it starts the
 /// user's listener on each message and never throws.
-pub type ListenerFn = ThreadsafeFunction<Vec<Delivered>, (), Vec<Delivered>, Status, false>;
+pub type ListenerFn = ThreadsafeFunction<MessageBatch, (), MessageBatch, Status, false>;
 
 /// The JS listener of one push consumer and the verdicts it still owes.
 pub struct ListenerDispatch {
@@ -53,14 +45,14 @@ impl ListenerDispatch {
             waiting: Mutex::default(),
             next: AtomicU32::new(0),
         });
-        let (tx, mut rx) = mpsc::unbounded_channel::<Delivered>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(u32, Message)>();
         let feeder = dispatch.clone();
         spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
-                        Ok(call) => batch.push(call),
+                        Ok(queued) => batch.push(queued),
                         Err(_) => break,
                     }
                 }
@@ -72,7 +64,7 @@ impl ListenerDispatch {
             let id = queue.next.fetch_add(1, Ordering::Relaxed);
             let (verdict_tx, verdict) = oneshot::channel();
             queue.waiting().insert(id, verdict_tx);
-            if tx.send(Delivered { id, message: MessageData::from(message) }).is_err() {
+            if tx.send((id, message)).is_err() {
                 queue.waiting().remove(&id);
             }
             async move {
@@ -92,10 +84,13 @@ impl ListenerDispatch {
 
     /// One call into JS with `batch`; when that is impossible (released, or Node is shutting
     /// down) its messages fail at once instead of waiting out the close timeout.
-    fn hand_over(&self, batch: Vec<Delivered>) {
-        let ids: Vec<u32> = batch.iter().map(|c| c.id).collect();
+    fn hand_over(&self, batch: Vec<(u32, Message)>) {
+        let ids: Vec<u32> = batch.iter().map(|(id, _)| *id).collect();
         let called = match self.function.get() {
-            Some(function) => function.call(batch, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok,
+            Some(function) => {
+                let batch = MessageBatch::new(batch.iter().map(|(id, m)| (*id, m)));
+                function.call(batch, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+            }
             None => false,
         };
         if !called {
