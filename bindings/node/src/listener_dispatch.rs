@@ -4,7 +4,8 @@
 //! promise awaited from Rust costs another crossing back: one of each per message bounded
 //! consumption (see BENCHMARKS.md, "Node SDK"). So the client's listener calls (up to
 //! `consumeWorkers` run at once) only queue their message with an id and wait for its
-//! verdict; one task per consumer hands everything queued to the JS thread in one call, and
+//! verdict; one task per consumer hands everything queued to the JS thread in one call, one
+//! call at a time (so what arrives while JS is busy makes the next batch bigger), and
 //! `index.js` runs the user's listener on each message and reports each verdict by id
 //! through [`ListenerDispatch::settle`] (a synchronous call, at once for a listener that
 //! returns without a promise). A slow message holds only its own worker, not its batch.
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use ferrymq_core::client::{Listener, ListenerError, Message};
 use napi::bindgen_prelude::spawn;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,7 +57,7 @@ impl ListenerDispatch {
                         Err(_) => break,
                     }
                 }
-                feeder.hand_over(batch);
+                feeder.hand_over(batch).await;
             }
         });
         let queue = dispatch.clone();
@@ -82,14 +83,16 @@ impl ListenerDispatch {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One call into JS with `batch`; when that is impossible (released, or Node is shutting
+    /// One call into JS with `batch`, returning once JS has taken it (the listeners started;
+    /// their verdicts come later): while the JS thread is busy, the next batch grows instead
+    /// of queueing more calls. When the call is impossible (released, or Node is shutting
     /// down) its messages fail at once instead of waiting out the close timeout.
-    fn hand_over(&self, batch: Vec<(u32, Message)>) {
+    async fn hand_over(&self, batch: Vec<(u32, Message)>) {
         let ids: Vec<u32> = batch.iter().map(|(id, _)| *id).collect();
         let called = match self.function.get() {
             Some(function) => {
                 let batch = MessageBatch::new(batch.iter().map(|(id, m)| (*id, m)));
-                function.call(batch, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+                function.call_async_catch(batch).await.is_ok()
             }
             None => false,
         };
