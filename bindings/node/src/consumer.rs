@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::FutureExt;
 use ferrymq_core::client::{Message, MessageState, PushConsumer, ReceivedMessage, SimpleConsumer};
+use futures::FutureExt;
 use napi_derive::napi;
 
 use crate::client::{opt_millis, ClientCell, Release};
