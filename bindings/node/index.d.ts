@@ -100,7 +100,9 @@ export declare class Message {
   readonly queueOffset: number | null;
   /** Its offset in the commit log; null while scheduled or half. */
   readonly commitOffset: number | null;
-  /** The body bytes. */
+  /** The body bytes. A consumed message's body is a view of a buffer shared with the other
+   * messages fetched in the same batch: `Buffer.from(message.body)` for a copy of its own
+   * (to keep one body without the others). */
   readonly body: Buffer;
   /** The body decoded as UTF-8. */
   readonly text: string;
@@ -178,6 +180,25 @@ export interface PushConsumerOptions {
   rebalanceIntervalMs?: number;
   /** Machine room of each queue id, for the `machine_room` strategy. */
   queueRooms?: Record<number, string>;
+  /** Called on the JS thread with the queues this member takes on, after each rebalance that
+   * gave it some (the first one at `start()`), sorted. For per-queue state: caches,
+   * transactions, offsets kept elsewhere. May be async: the next change is reported after its
+   * promise settles. A throw or rejection is reported as the consumer's `'hookError'` event
+   * (a process warning when nobody listens) and changes nothing. */
+  onAssign?: RebalanceHook;
+  /** Called on the JS thread with the queues this member gave up (before `onAssign` of the
+   * same change): their messages are no longer handed out. `close()` revokes every queue and
+   * resolves after this hook ran. Errors as for `onAssign`. */
+  onRevoke?: RebalanceHook;
+}
+
+/** A push consumer's `onAssign` / `onRevoke`: told of a change of its queues. */
+export type RebalanceHook = (queues: QueueRef[]) => void | Promise<void>;
+
+/** Which rebalance hook failed, and with which queues (the `'hookError'` event). */
+export interface HookErrorInfo {
+  hook: 'onAssign' | 'onRevoke';
+  queues: QueueRef[];
 }
 
 /** Options of `client.simpleConsumer()`: a tag `filter` or an `sql` filter. */
@@ -289,7 +310,8 @@ export interface RecvOptions {
  * Without a listener it is an async iterable: `for await (const m of consumer) { await
  * m.ack() }`; each message must be acked or nacked, and iteration ends when the consumer
  * (or its client) is closed. Breaking out of the loop does not close it. With a listener,
- * a listener's throw emits `'listenerError'` and nacks the message. */
+ * a listener's throw emits `'listenerError'` and nacks the message. The `onAssign` /
+ * `onRevoke` options follow its share of the group's queues. */
 export declare class PushConsumer extends EventEmitter implements AsyncIterable<Message> {
   private constructor();
   readonly group: string;
@@ -310,6 +332,9 @@ export declare class PushConsumer extends EventEmitter implements AsyncIterable<
   [Symbol.asyncDispose](): Promise<void>;
   on(event: 'listenerError', listener: (error: unknown, message: Message) => void): this;
   once(event: 'listenerError', listener: (error: unknown, message: Message) => void): this;
+  /** An `onAssign` or `onRevoke` hook threw or rejected. */
+  on(event: 'hookError', listener: (error: unknown, info: HookErrorInfo) => void): this;
+  once(event: 'hookError', listener: (error: unknown, info: HookErrorInfo) => void): this;
 }
 
 /** A lease-based consumer (RocketMQ 5's simple consumer): `receive()` hands out messages

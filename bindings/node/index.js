@@ -267,7 +267,7 @@ class Message {
     const settle = this._settle;
     switch (settle.kind) {
       case 'push':
-        return sync(() => settle.delivery.ack());
+        return sync(() => settle.consumer.ack(settle.id));
       case 'simple':
         return settle.consumer.ack(this);
       default:
@@ -281,7 +281,7 @@ class Message {
     const settle = this._settle;
     switch (settle.kind) {
       case 'push':
-        return sync(() => settle.delivery.nack(delayMs));
+        return sync(() => settle.consumer.nack(settle.id, delayMs));
       case 'simple':
         return settle.consumer.nack(this, { delayMs });
       default:
@@ -295,6 +295,19 @@ class Message {
     }
     return new InvalidArgument('the message was not received for a group', { field: '/receipt' });
   }
+}
+
+/** The messages of a native batch: fields from its JSON, each body a view of its part of the
+ * batch's one buffer. */
+function unpack(batch) {
+  const messages = JSON.parse(batch.meta);
+  let offset = 0;
+  for (const m of messages) {
+    const end = offset + m.bodyLength;
+    m.body = batch.bodies.subarray(offset, end);
+    offset = end;
+  }
+  return messages;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -394,11 +407,17 @@ class TransactionProducer {
 // ---------------------------------------------------------------------------------------
 // Consumers
 
+/** Most messages one crossing into the native module fetches for `recv()` (the consumer's
+ * `consumeWorkers` bound what is ready first). */
+const READ_AHEAD = 64;
+
 class PushConsumer extends EventEmitter {
   constructor(nativeConsumer, hasListener) {
     super();
     this._native = nativeConsumer;
     this._hasListener = hasListener;
+    /** Messages fetched together with the last one `recv()` returned, not yet handed out. */
+    this._readAhead = [];
   }
 
   get group() {
@@ -428,9 +447,16 @@ class PushConsumer extends EventEmitter {
     if (this._hasListener) {
       throw new Conflict('this consumer has a listener: its messages go to the listener, not to recv()');
     }
-    const delivery = await call(this._native.recv(timeoutMs));
-    if (delivery === null || delivery === undefined) return null;
-    return new Message(sync(() => delivery.message()), { kind: 'push', delivery });
+    for (;;) {
+      if (this._readAhead.length === 0) {
+        const delivered = unpack(await call(this._native.recvMany(READ_AHEAD, timeoutMs)));
+        if (delivered.length === 0) return null;
+        this._readAhead.push(...delivered);
+      }
+      const data = this._readAhead.shift();
+      // False when closing gave it back to the group before the application saw it.
+      if (this._native.take(data.id)) return new Message(data, { kind: 'push', consumer: this._native, id: data.id });
+    }
   }
 
   [Symbol.asyncIterator]() {
@@ -472,7 +498,7 @@ class SimpleConsumer {
     const max = optInt(o.maxMessages, '/maxMessages') ?? 16;
     const wait = optInt(o.waitMs, '/waitMs') ?? 0;
     const invisible = optInt(o.invisibleMs, '/invisibleMs') ?? 30000;
-    const messages = await call(this._native.receive(max, wait, invisible));
+    const messages = unpack(await call(this._native.receive(max, wait, invisible)));
     const settle = { kind: 'simple', consumer: this };
     return messages.map((m) => new Message(m, settle));
   }
@@ -610,6 +636,20 @@ class Admin {
 // ---------------------------------------------------------------------------------------
 // Client
 
+/** A rebalance hook's throw: the consumer's `'hookError'` event, else a process warning. */
+function reportHookError(consumer, hook, error, queues) {
+  try {
+    if (consumer.listenerCount('hookError') > 0) {
+      consumer.emit('hookError', error, { hook, queues });
+      return;
+    }
+  } catch (thrown) {
+    error = thrown;
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  process.emitWarning(`ferrymq: the ${hook} hook of a push consumer of ${consumer.group}/${consumer.topic} threw: ${reason}`, 'FerryMQWarning');
+}
+
 const CONNECT_OPTIONS = ['token', 'requestTimeoutMs', 'leaseTtlMs', 'orderlySuspendMs', 'maxReconsumeTimes', 'caFile'];
 const PUSH_OPTIONS = [
   'filter',
@@ -622,6 +662,8 @@ const PUSH_OPTIONS = [
   'consumeWorkers',
   'rebalanceIntervalMs',
   'queueRooms',
+  'onAssign',
+  'onRevoke',
 ];
 
 function configValue(value, field) {
@@ -681,6 +723,8 @@ class Client {
     str(topicName, '/topic');
     const o = options(opts, '/options', PUSH_OPTIONS);
     const listener = optFn(o.listener, '/listener');
+    const onAssign = optFn(o.onAssign, '/onAssign');
+    const onRevoke = optFn(o.onRevoke, '/onRevoke');
     let start;
     let startTimestamp;
     if (typeof o.start === 'number' || o.start instanceof Date) startTimestamp = epochMs(o.start, '/start');
@@ -703,21 +747,68 @@ class Client {
       queueRooms,
     };
     let consumer;
-    let onMessage;
+    let onMessages;
     if (listener) {
-      onMessage = async (data) => {
-        const message = new Message(data, LISTENER);
+      // The native side hands over every message ready at once; each verdict goes back by id
+      // (at once for a listener that returns without a promise). Never throws.
+      const settle = (id, ok) => {
         try {
-          await listener(message);
-          return 'ack';
-        } catch (e) {
+          consumer._native.settle(id, ok);
+        } catch {
+          // The consumer was collected or closed: the message was given back already.
+        }
+      };
+      const failed = (id, message, e) => {
+        try {
           if (consumer.listenerCount('listenerError') > 0) consumer.emit('listenerError', e, message);
-          return 'nack';
+        } catch {
+          // A 'listenerError' handler threw: the message is nacked all the same.
+        }
+        settle(id, false);
+      };
+      onMessages = (batch) => {
+        for (const data of unpack(batch)) {
+          const id = data.id;
+          const message = new Message(data, LISTENER);
+          let result;
+          try {
+            result = listener(message);
+          } catch (e) {
+            failed(id, message, e);
+            continue;
+          }
+          if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+            Promise.resolve(result).then(
+              () => settle(id, true),
+              (e) => failed(id, message, e),
+            );
+          } else {
+            settle(id, true);
+          }
+        }
+      };
+    }
+    let onRebalance;
+    if (onAssign || onRevoke) {
+      // Revoked first: an application moving per-queue state sees the old share end before
+      // the new one begins. Awaited, so a change is reported only after the previous one.
+      onRebalance = async (change) => {
+        for (const [hook, name, queues] of [
+          [onRevoke, 'onRevoke', change.revoked],
+          [onAssign, 'onAssign', change.assigned],
+        ]) {
+          if (!hook || queues.length === 0) continue;
+          const copy = queues.map((q) => ({ topic: q.topic, queueId: q.queueId }));
+          try {
+            await hook(copy);
+          } catch (e) {
+            reportHookError(consumer, name, e, copy);
+          }
         }
       };
     }
     consumer = new PushConsumer(
-      sync(() => this._native.pushConsumer(groupName, topicName, nativeOptions, onMessage)),
+      sync(() => this._native.pushConsumer(groupName, topicName, nativeOptions, onMessages, onRebalance)),
       listener !== undefined,
     );
     return consumer;

@@ -21,10 +21,12 @@ use napi_derive::napi;
 
 use crate::admin::NativeAdmin;
 use crate::config::broker_config;
-use crate::consumer::{listener, ListenerFn, NativePushConsumer, NativeSimpleConsumer};
+use crate::consumer::{NativePushConsumer, NativeSimpleConsumer, PushHandle};
 use crate::errors::{invalid, js};
+use crate::listener_dispatch::{ListenerDispatch, ListenerFn};
 use crate::message::{millis, non_negative};
 use crate::producer::{CheckerFn, JsChecker, NativeProducer, NativeTransactionProducer};
+use crate::rebalance_hooks::{HookFn, RebalanceHooks};
 
 /// Something holding a JavaScript callback, released when its client closes.
 pub trait Release: Send + Sync {
@@ -59,11 +61,21 @@ pub struct ClientCell {
     pub client: CoreClient,
     closed: AtomicBool,
     callbacks: Mutex<Vec<Weak<dyn Release>>>,
+    /// Rebalance hooks, whose last reports (every queue revoked) closing waits for.
+    hooks: Mutex<Vec<Weak<RebalanceHooks>>>,
+    /// Push consumers, closed first and through their handles (read-ahead given back).
+    consumers: Mutex<Vec<Weak<PushHandle>>>,
 }
 
 impl ClientCell {
     fn new(client: CoreClient) -> Arc<ClientCell> {
-        Arc::new(ClientCell { client, closed: AtomicBool::new(false), callbacks: Mutex::default() })
+        Arc::new(ClientCell {
+            client,
+            closed: AtomicBool::new(false),
+            callbacks: Mutex::default(),
+            hooks: Mutex::default(),
+            consumers: Mutex::default(),
+        })
     }
 
     /// Registers a callback holder to release when the client closes.
@@ -73,10 +85,37 @@ impl ClientCell {
         callbacks.push(holder);
     }
 
-    /// Closes the client (its push consumers first), then releases every callback.
+    /// Registers a push consumer's rebalance hooks: closing the client waits for their
+    /// reports, then releases them.
+    pub fn hold_hooks(&self, hooks: &Arc<RebalanceHooks>) {
+        self.hold(Arc::downgrade(hooks) as Weak<dyn Release>);
+        let mut all = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|h| h.strong_count() > 0);
+        all.push(Arc::downgrade(hooks));
+    }
+
+    /// Registers a push consumer, for closing the client to close it first.
+    pub fn hold_consumer(&self, handle: &Arc<PushHandle>) {
+        let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+        consumers.retain(|c| c.strong_count() > 0);
+        consumers.push(Arc::downgrade(handle));
+    }
+
+    /// Closes the client (its push consumers first), waits until rebalance hooks heard of
+    /// it, then releases every callback.
     async fn close(&self) -> ferrymq_core::Result<()> {
         self.closed.store(true, Ordering::Release);
+        let consumers = std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|e| e.into_inner()));
+        for consumer in consumers.iter().filter_map(Weak::upgrade) {
+            if let Err(e) = consumer.close().await {
+                tracing::warn!(error = %e, "closing a push consumer failed");
+            }
+        }
         let closed = self.client.close().await;
+        let hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
+        for hooks in hooks.iter().filter_map(Weak::upgrade) {
+            hooks.reported().await;
+        }
         let callbacks = std::mem::take(&mut *self.callbacks.lock().unwrap_or_else(|e| e.into_inner()));
         for holder in callbacks.iter().filter_map(Weak::upgrade) {
             holder.release();
@@ -269,7 +308,8 @@ impl NativeClient {
         NativeTransactionProducer::start(self.cell.clone(), group, JsChecker::new(checker)).await
     }
 
-    /// A push consumer; with a listener, each message goes to it, else to `recv()`.
+    /// A push consumer; with a listener, each message goes to it, else to `recv()`. With
+    /// `on_rebalance`, each change of its queues goes to it (see [`RebalanceHooks`]).
     #[napi]
     pub fn push_consumer(
         &self,
@@ -277,15 +317,24 @@ impl NativeClient {
         topic: String,
         options: PushOptions,
         on_message: Option<ListenerFn>,
+        on_rebalance: Option<HookFn>,
     ) -> napi::Result<NativePushConsumer> {
         let mut options = push_options(options)?;
-        let slot = on_message.map(Callback::new);
-        if let Some(slot) = &slot {
-            options.listener = Some(listener(slot.clone()));
-            self.cell.hold(Arc::downgrade(slot) as Weak<dyn Release>);
-        }
-        let consumer = js(self.cell.client.push_consumer(&group, &topic, options))?;
-        Ok(NativePushConsumer::new(self.cell.clone(), consumer, slot))
+        let dispatch = on_message.map(|function| {
+            let (dispatch, listener) = ListenerDispatch::start(function);
+            options.listener = Some(listener);
+            self.cell.hold(Arc::downgrade(&dispatch) as Weak<dyn Release>);
+            dispatch
+        });
+        let hooks = on_rebalance.map(|function| {
+            let (hooks, listener) = RebalanceHooks::start(function);
+            options.on_rebalance = Some(listener);
+            self.cell.hold_hooks(&hooks);
+            hooks
+        });
+        let handle = PushHandle::new(js(self.cell.client.push_consumer(&group, &topic, options))?);
+        self.cell.hold_consumer(&handle);
+        Ok(NativePushConsumer::new(self.cell.clone(), handle, dispatch, hooks))
     }
 
     /// A lease-based consumer of `topic` in `group`.

@@ -17,5 +17,7 @@ mod client;
 mod config;
 mod consumer;
 mod errors;
+mod listener_dispatch;
 mod message;
 mod producer;
+mod rebalance_hooks;

@@ -1,12 +1,14 @@
 //! Messages across the edge: [`MessageData`] (a message out, as a plain object),
-//! [`SendResultData`], and [`OutgoingSpec`], a message to publish as `index.js` normalizes
-//! it (the body already a `Buffer`).
+//! [`MessageBatch`] (many messages out in one crossing), [`SendResultData`], and
+//! [`OutgoingSpec`], a message to publish as `index.js` normalizes it (the body already a
+//! `Buffer`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ferrymq_core::client::{Delay, Message, MessageState, OutgoingMessage, SendResult};
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
+use serde::Serialize;
 
 use crate::errors::invalid;
 
@@ -51,13 +53,78 @@ impl From<Message> for MessageData {
             store_ts: num(m.store_ts),
             reconsume_times: m.reconsume_times,
             receipt: m.receipt,
-            state: match m.state {
-                MessageState::Stored => "stored",
-                MessageState::Scheduled => "scheduled",
-                MessageState::Half => "half",
-            }
-            .to_string(),
+            state: state_name(m.state).to_string(),
         }
+    }
+}
+
+/// Messages handed to JS in one crossing, each with an id to settle it by: their fields as
+/// one JSON array (`JSON.parse` builds the objects several times faster than an N-API call
+/// per field), their bodies concatenated in one buffer, each `bodyLength` bytes after the
+/// previous one's (`index.js` gives each message a view of its part).
+#[napi(object)]
+pub struct MessageBatch {
+    pub meta: String,
+    pub bodies: Buffer,
+}
+
+/// One message's fields in a [`MessageBatch`]: those of [`MessageData`] but the body.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta<'a> {
+    id: u32,
+    msg_id: &'a str,
+    topic: &'a str,
+    queue_id: Option<u32>,
+    queue_offset: Option<i64>,
+    commit_offset: Option<i64>,
+    tag: Option<&'a str>,
+    keys: &'a [String],
+    properties: &'a BTreeMap<String, String>,
+    born_ts: i64,
+    store_ts: i64,
+    reconsume_times: u32,
+    receipt: Option<&'a str>,
+    state: &'static str,
+    body_length: usize,
+}
+
+fn state_name(state: MessageState) -> &'static str {
+    match state {
+        MessageState::Stored => "stored",
+        MessageState::Scheduled => "scheduled",
+        MessageState::Half => "half",
+    }
+}
+
+impl MessageBatch {
+    /// The batch of `messages`, each with its id.
+    pub fn new<'a>(messages: impl IntoIterator<Item = (u32, &'a Message)>) -> MessageBatch {
+        let mut metas = Vec::new();
+        let mut bodies = Vec::new();
+        for (id, m) in messages {
+            metas.push(Meta {
+                id,
+                msg_id: &m.msg_id,
+                topic: &m.topic,
+                queue_id: m.queue_id,
+                queue_offset: m.queue_offset.map(num),
+                commit_offset: m.commit_offset.map(num),
+                tag: m.tag.as_deref(),
+                keys: &m.keys,
+                properties: &m.properties,
+                born_ts: num(m.born_ts),
+                store_ts: num(m.store_ts),
+                reconsume_times: m.reconsume_times,
+                receipt: m.receipt.as_deref(),
+                state: state_name(m.state),
+                body_length: m.body.len(),
+            });
+            bodies.extend_from_slice(&m.body);
+        }
+        // Strings, integers and maps of strings: serializing them cannot fail.
+        let meta = serde_json::to_string(&metas).unwrap_or_else(|_| "[]".into());
+        MessageBatch { meta, bodies: bodies.into() }
     }
 }
 

@@ -11,6 +11,7 @@ const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
@@ -76,10 +77,12 @@ function freePort() {
 }
 
 /** The status of one GET (0 when there is no answer within a second), on a fresh connection:
- * a probe sent while the server is still starting must not wait on it forever. */
-function healthStatus(url) {
+ * a probe sent while the server is still starting must not wait on it forever. `ca`: the
+ * PEM certificate to trust for an `https://` URL. */
+function healthStatus(url, ca) {
   return new Promise((resolve) => {
-    const request = http.get(url, { agent: false, timeout: 1000 }, (response) => {
+    const get = url.startsWith('https:') ? https.get : http.get;
+    const request = get(url, { agent: false, timeout: 1000, ca }, (response) => {
       response.resume();
       resolve(response.statusCode);
     });
@@ -88,13 +91,15 @@ function healthStatus(url) {
   });
 }
 
-/** A `ferrymq serve` child process with the fast settings (plus `extra`). */
+/** A `ferrymq serve` child process with the fast settings (plus `extra`). With `tls_cert`
+ * and `tls_key` in `extra` it speaks HTTPS, and its `url` is `https://`. */
 async function startServer(extra = {}) {
   const binary = process.env.FERRYMQ_BIN || path.join(ROOT, 'target', 'debug', 'ferrymq');
   if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run cargo build -p ferrymq-gateway`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrymq-node-server-'));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const ca = extra.tls_cert ? fs.readFileSync(extra.tls_cert) : undefined;
+  const url = `${ca ? 'https' : 'http'}://127.0.0.1:${port}`;
   const args = ['serve', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${port}`];
   for (const [key, value] of Object.entries({ ...FAST, ...extra })) args.push('--set', `${key}=${value}`);
   const log = fs.openSync(path.join(dir, 'server.log'), 'w');
@@ -107,7 +112,7 @@ async function startServer(extra = {}) {
   const deadline = Date.now() + 30000;
   for (;;) {
     if (exited !== null) throw new Error(`ferrymq serve exited with ${exited}:\n${logText()}`);
-    if ((await healthStatus(`${url}/healthz`)) === 200) break;
+    if ((await healthStatus(`${url}/healthz`, ca)) === 200) break;
     if (Date.now() > deadline) throw new Error(`ferrymq serve did not become healthy:\n${logText()}`);
     await sleep(100);
   }

@@ -51,6 +51,22 @@ export async function everything(path: string): Promise<void> {
   void next;
   console.log(consumer.assignment().map((q) => `${q.topic}/${q.queueId}`));
 
+  const hooked = client.pushConsumer('g', 't', {
+    onAssign: (queues) => {
+      for (const q of queues) console.log(`${q.topic}/${q.queueId}`);
+    },
+    onRevoke: async (queues): Promise<void> => {
+      const ids: number[] = queues.map((q) => q.queueId);
+      void ids;
+    },
+  });
+  hooked.on('hookError', (error, info) => {
+    const which: 'onAssign' | 'onRevoke' = info.hook;
+    console.log(which, info.queues.length, error);
+  });
+  // @ts-expect-error a hook is given queues, not a number
+  client.pushConsumer('g', 't', { onAssign: (n: number) => n });
+
   const simple: SimpleConsumer = client.simpleConsumer('g', 't', { sql: 'a > 1' });
   const [first] = await simple.receive({ maxMessages: 1 });
   if (first) await simple.changeInvisibleDuration(first, 5000);
