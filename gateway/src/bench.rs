@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use ferrymq_proto::message::{PublishBatch, PublishMessage};
 use ferrymq_proto::topic::CreateTopic;
-use ferrymq_proto::ws::{AckFrame, ClientFrame, PublishFrame, ServerFrame, SubscribeFrame};
+use ferrymq_proto::ws::{AckFrame, ClientFrame, CreditFrame, PublishFrame, ServerFrame, SubscribeFrame};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -62,9 +62,13 @@ pub struct BenchArgs {
     /// Producers, each on its own WebSocket (produce).
     #[arg(long, default_value_t = 4)]
     pub producers: usize,
-    /// Publishes in flight per producer, and the consumer's credits.
+    /// Publishes in flight per producer.
     #[arg(long, default_value_t = 64)]
     pub window: usize,
+    /// The subscribers' credits (unacknowledged messages they may hold); as peer-bench, the
+    /// consume scenario grants `prefetch / 2` more every `prefetch / 2` messages.
+    #[arg(long, default_value_t = 1000)]
+    pub prefetch: usize,
     /// Messages per REST batch (rest-batch, and the consume scenario's preload).
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
@@ -359,7 +363,8 @@ async fn consume(conn: &Conn, topic: &str, args: &BenchArgs) -> Result<BenchResu
     let (mut sink, mut source) = connect(conn).await?;
     let bar = progress("consume", args.messages as u64);
     let started = Instant::now();
-    send(&mut sink, subscribe_frame(topic, args.window)).await?;
+    send(&mut sink, subscribe_frame(topic, args.prefetch)).await?;
+    let top_up = (args.prefetch / 2).max(1);
     let mut received = 0;
     while received < args.messages {
         if let ServerFrame::Message { message, .. } = next_frame(&mut source).await? {
@@ -367,6 +372,10 @@ async fn consume(conn: &Conn, topic: &str, args: &BenchArgs) -> Result<BenchResu
             bar.inc(1);
             let receipt = message.receipt.unwrap_or_default();
             send(&mut sink, ClientFrame::Ack(AckFrame { receipt })).await?;
+            if received % top_up == 0 {
+                let n = u32::try_from(top_up).unwrap_or(u32::MAX);
+                send(&mut sink, ClientFrame::Credit(CreditFrame { id: "bench".to_string(), n })).await?;
+            }
         }
     }
     let elapsed = started.elapsed();
@@ -389,7 +398,7 @@ async fn e2e(conn: &Conn, topic: &str, args: &BenchArgs) -> Result<BenchResult, 
     let epoch = Instant::now();
     // The subscriber first, so that nothing waits for it.
     let (mut sub_sink, mut sub_source) = connect(conn).await?;
-    send(&mut sub_sink, subscribe_frame(topic, 1000)).await?;
+    send(&mut sub_sink, subscribe_frame(topic, args.prefetch)).await?;
     loop {
         if let ServerFrame::Subscribed { .. } = next_frame(&mut sub_source).await? {
             break;
