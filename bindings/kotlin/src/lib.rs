@@ -13,7 +13,6 @@ uniffi::setup_scaffolding!();
 
 mod admin;
 mod client;
-mod completion;
 mod config;
 mod consumer;
 mod error;
@@ -23,7 +22,6 @@ pub mod runtime;
 
 pub use admin::*;
 pub use client::*;
-pub use completion::*;
 pub use consumer::*;
 pub use error::FfiError;
 pub use message::*;

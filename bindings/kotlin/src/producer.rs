@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use ferrymq_core::client::{Message, Producer, TransactionProducer, TransactionResolution};
 
-use crate::completion;
 use crate::error::FfiError;
 use crate::message::{FfiMessage, FfiOutgoing, FfiSendResult};
 use crate::runtime;
@@ -24,24 +23,21 @@ impl FfiProducer {
 
 #[uniffi::export]
 impl FfiProducer {
-    /// Starts publishing one message and returns at once; the result is queued under `token`
-    /// for [`ffi_poll_completions`](crate::completion::ffi_poll_completions). Invalid
-    /// arguments fail here.
-    pub fn send_started(&self, topic: String, message: FfiOutgoing, token: i64) -> Result<(), FfiError> {
+    /// Publishes one message; returns once it is stored (or scheduled, when delayed).
+    pub async fn send(&self, topic: String, message: FfiOutgoing) -> Result<FfiSendResult, FfiError> {
         let producer = self.producer.clone();
         let message = message.into_core()?;
-        completion::spawn(token, async move { Ok(vec![producer.send(&topic, message).await?.into()]) });
-        Ok(())
+        runtime::run(async move { Ok(producer.send(&topic, message).await?.into()) }).await
     }
 
-    /// Starts publishing a batch atomically, as [`send_started`](Self::send_started).
-    pub fn send_batch_started(&self, topic: String, messages: Vec<FfiOutgoing>, token: i64) -> Result<(), FfiError> {
+    /// Publishes a batch atomically: all of it is stored, or none. Results come in order.
+    pub async fn send_batch(&self, topic: String, messages: Vec<FfiOutgoing>) -> Result<Vec<FfiSendResult>, FfiError> {
         let producer = self.producer.clone();
         let messages = messages.into_iter().map(FfiOutgoing::into_core).collect::<Result<Vec<_>, _>>()?;
-        completion::spawn(token, async move {
-            Ok(producer.send_batch(&topic, messages).await?.into_iter().map(Into::into).collect())
-        });
-        Ok(())
+        runtime::run(
+            async move { Ok(producer.send_batch(&topic, messages).await?.into_iter().map(Into::into).collect()) },
+        )
+        .await
     }
 
     /// Publishes one message and blocks the calling thread until it is stored (or scheduled,

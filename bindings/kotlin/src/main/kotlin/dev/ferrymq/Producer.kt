@@ -36,7 +36,7 @@ class Producer internal constructor(private val ffi: FfiProducer) {
         idempotencyKey: String? = null,
     ): SendResult {
         val message = OutgoingMessage(body, tag, keys, properties, delayLevel, delayMs, deliverAt, shardingKey, idempotencyKey).toFfi()
-        return Completions.await { token -> ffi.sendStarted(topic, message, token) }.single().toSdk()
+        return native { ffi.send(topic, message) }.toSdk()
     }
 
     /** [send] for Java and other blocking callers. */
@@ -58,10 +58,8 @@ class Producer internal constructor(private val ffi: FfiProducer) {
     }
 
     /** Publishes a batch atomically: all of it is stored, or none. Results come in order. */
-    suspend fun sendBatch(topic: String, messages: List<OutgoingMessage>): List<SendResult> {
-        val batch = messages.map { it.toFfi() }
-        return Completions.await { token -> ffi.sendBatchStarted(topic, batch, token) }.map { it.toSdk() }
-    }
+    suspend fun sendBatch(topic: String, messages: List<OutgoingMessage>): List<SendResult> =
+        native { ffi.sendBatch(topic, messages.map { it.toFfi() }) }.map { it.toSdk() }
 
     /** [sendBatch] for Java and other blocking callers. */
     fun sendBatchBlocking(topic: String, messages: List<OutgoingMessage>): List<SendResult> =
