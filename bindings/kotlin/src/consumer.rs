@@ -177,7 +177,11 @@ impl FfiPushConsumer {
         let mut held = self.held();
         let mut skipped = 0;
         for answer in answers {
-            match held.open.remove(&answer.abs()) {
+            let Some(id) = answer.checked_abs() else {
+                skipped += 1;
+                continue;
+            };
+            match held.open.remove(&id) {
                 Some(received) if answer > 0 => received.ack(),
                 Some(received) => received.nack(),
                 None => skipped += 1,
