@@ -1,7 +1,9 @@
 // Throughput of the Kotlin SDK: 1 KiB messages, embedded and against a server.
 //
-//     [FERRYMQ_BENCH_URL=http://127.0.0.1:8080] mvn -f bindings/kotlin/pom.xml -q test-compile \
-//         exec:java -Dexec.classpathScope=test -Dexec.mainClass=dev.ferrymq.bench.ThroughputKt
+//     [FERRYMQ_BENCH_URL=http://127.0.0.1:8080] mvn -f bindings/kotlin/pom.xml -q -Pnative-release \
+//         test-compile exec:java -Dexec.classpathScope=test -Dexec.mainClass=dev.ferrymq.bench.ThroughputKt
+//
+// (-Pnative-release: the native library built with cargo's release profile; without it, debug.)
 //
 // (The URL comes from the environment: -Dexec.args would also replace the pom's cargo
 // arguments.) Without FERRYMQ_BENCH_URL, embedded only.
