@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrymq_core::client::{
-    BrokerConfig, Client, ConsumeMode, FilterSpec, Listener, ListenerError, PushConsumerOptions, RemoteOptions,
-    StartPosition, Strategy,
+    BrokerConfig, Client, ConsumeMode, FilterSpec, PushConsumerOptions, RemoteOptions, StartPosition, Strategy,
 };
 
 use crate::admin::FfiAdmin;
-use crate::consumer::{FfiListener, FfiPushConsumer, FfiSimpleConsumer};
+use crate::consumer::{FfiPushConsumer, FfiSimpleConsumer};
 use crate::error::FfiError;
 use crate::message::{millis, unsigned};
 use crate::producer::{FfiProducer, FfiTransactionChecker, FfiTransactionProducer};
@@ -132,15 +131,6 @@ fn push_options(options: FfiPushOptions) -> Result<PushConsumerOptions, FfiError
     Ok(o)
 }
 
-/// A listener of the Kotlin side as the client's blocking listener: `None` consumes the
-/// message, `Some(reason)` fails it (redelivered through retry, or in place when orderly).
-fn listener(listener: Box<dyn FfiListener>) -> Listener {
-    Listener::blocking(move |message| match listener.on_message(message.into()) {
-        None => Ok(()),
-        Some(reason) => Err(ListenerError::new(reason)),
-    })
-}
-
 #[uniffi::export]
 impl FfiClient {
     /// A producer, optionally in a producer group.
@@ -162,17 +152,15 @@ impl FfiClient {
         .await
     }
 
-    /// A push consumer of `topic` in `group`; with a `listener`, messages go to it, otherwise
-    /// to `recv`. Nothing happens until `start`.
+    /// A push consumer of `topic` in `group`, whose messages are taken with `recv_batch` (a
+    /// listener is run by the Kotlin side's threads). Nothing happens until `start`.
     pub fn push_consumer(
         &self,
         group: String,
         topic: String,
         options: FfiPushOptions,
-        listener: Option<Box<dyn FfiListener>>,
     ) -> Result<Arc<FfiPushConsumer>, FfiError> {
-        let mut options = push_options(options)?;
-        options.listener = listener.map(self::listener);
+        let options = push_options(options)?;
         let consumer = runtime::enter(|| self.client.push_consumer(&group, &topic, options))?;
         Ok(Arc::new(FfiPushConsumer::new(consumer)))
     }

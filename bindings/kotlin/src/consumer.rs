@@ -1,23 +1,24 @@
-//! [`FfiPushConsumer`] (a group member: listener or `recv`) with its [`FfiDelivery`], and
+//! [`FfiPushConsumer`] (a group member whose messages are taken in batches, by a listener's
+//! threads on the Kotlin side or by a flow, and answered by delivery id), and
 //! [`FfiSimpleConsumer`] (receive, then ack or nack by receipt).
+//!
+//! A listener is run by Kotlin threads that take messages with
+//! [`FfiPushConsumer::recv_batch_blocking`], not by a callback from Rust: a call into the
+//! library costs far less than a call out of it (JNA attaches the thread and converts the
+//! arguments by reflection), and one call hands over every message ready at that moment
+//! (and one call answers them: [`FfiPushConsumer::settle`]).
 
-use std::sync::{Arc, Mutex, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrymq_core::client::{PushConsumer, ReceivedMessage, SimpleConsumer};
+use futures::FutureExt;
 
 use crate::client::opt_millis;
 use crate::error::FfiError;
 use crate::message::{millis, FfiMessage};
 use crate::runtime;
-
-/// A listener implemented in Kotlin: returns `None` to consume the message, or the reason it
-/// failed (the message is then redelivered).
-#[uniffi::export(callback_interface)]
-pub trait FfiListener: Send + Sync {
-    /// Handles one message.
-    fn on_message(&self, message: FfiMessage) -> Option<String>;
-}
 
 /// A queue a member consumes.
 #[derive(Clone, Debug, uniffi::Record)]
@@ -32,18 +33,85 @@ pub struct FfiQueue {
 #[derive(uniffi::Object)]
 pub struct FfiPushConsumer {
     consumer: Arc<PushConsumer>,
-    /// Deliveries handed to Kotlin and maybe not answered yet, abandoned on close.
-    held: Mutex<Vec<Weak<FfiDelivery>>>,
+    /// Messages handed to Kotlin and not answered yet, by delivery id; abandoned on close.
+    held: Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    next_id: i64,
+    open: HashMap<i64, ReceivedMessage>,
 }
 
 impl FfiPushConsumer {
     pub(crate) fn new(consumer: PushConsumer) -> Self {
-        FfiPushConsumer { consumer: Arc::new(consumer), held: Mutex::new(Vec::new()) }
+        FfiPushConsumer { consumer: Arc::new(consumer), held: Mutex::new(Held::default()) }
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, Vec<Weak<FfiDelivery>>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The received messages for Kotlin, each under a delivery id that answers it, remembered
+    /// until answered (so that shutdown can abandon the rest). Each body is copied once, into
+    /// the record.
+    fn hand_out(&self, received: Vec<ReceivedMessage>) -> Vec<FfiDelivered> {
+        let mut held = self.held();
+        received
+            .into_iter()
+            .map(|received| {
+                held.next_id += 1;
+                let id = held.next_id;
+                let message = received.message().clone().into();
+                held.open.insert(id, received);
+                FfiDelivered { id, message }
+            })
+            .collect()
+    }
+
+    /// The message handed out under `id`, taken out of the held ones.
+    fn take_held(&self, id: i64) -> Result<ReceivedMessage, FfiError> {
+        self.held().open.remove(&id).ok_or_else(|| {
+            ferrymq_core::Error::Conflict(format!("delivery {id} was already acked or nacked, or its consumer closed"))
+                .into()
+        })
+    }
+}
+
+/// `max_messages` as a batch size, or an invalid argument.
+fn batch_size(max_messages: i32) -> Result<usize, FfiError> {
+    usize::try_from(max_messages)
+        .ok()
+        .filter(|&m| m >= 1)
+        .ok_or_else(|| FfiError::invalid("/max_messages", "must be at least 1"))
+}
+
+/// Waits (up to `timeout`) for one message, then takes the others already waiting, up to `max`.
+async fn take(consumer: &PushConsumer, max: usize, timeout: Option<Duration>) -> Vec<ReceivedMessage> {
+    let first = match timeout {
+        None => consumer.recv().await,
+        Some(t) => tokio::time::timeout(t, consumer.recv()).await.ok().flatten(),
+    };
+    let Some(first) = first else { return Vec::new() };
+    let mut taken = vec![first];
+    // `recv` is cancel-safe: a poll that finds nothing queued gives nothing up.
+    while taken.len() < max {
+        match consumer.recv().now_or_never() {
+            Some(Some(received)) => taken.push(received),
+            _ => break,
+        }
+    }
+    taken
+}
+
+/// A message handed out by a push consumer, with the id that answers it
+/// ([`FfiPushConsumer::settle`], [`FfiPushConsumer::nack`]).
+#[derive(uniffi::Record)]
+pub struct FfiDelivered {
+    /// The delivery id, unique in this consumer.
+    pub id: i64,
+    /// The message.
+    pub message: FfiMessage,
 }
 
 #[uniffi::export]
@@ -78,28 +146,67 @@ impl FfiPushConsumer {
         runtime::run(async move { Ok(consumer.start().await?) }).await
     }
 
-    /// The next message (for a consumer without a listener), waiting up to `timeout_ms`
-    /// (forever when none); none on timeout or once the consumer is closed.
-    pub async fn recv(&self, timeout_ms: Option<i64>) -> Result<Option<Arc<FfiDelivery>>, FfiError> {
-        let consumer = self.consumer.clone();
+    /// Waits up to `timeout_ms` (forever when none) for a message, then takes it and every
+    /// other one ready at that moment, `max_messages` at most (the consumer hands out no more
+    /// than its `consume_workers` unanswered anyway). Empty on timeout or once the consumer
+    /// is closed.
+    pub async fn recv_batch(&self, max_messages: i32, timeout_ms: Option<i64>) -> Result<Vec<FfiDelivered>, FfiError> {
+        let max = batch_size(max_messages)?;
         let timeout = opt_millis("/timeout_ms", timeout_ms)?;
-        let received = runtime::run(async move {
-            Ok(match timeout {
-                None => consumer.recv().await,
-                Some(t) => tokio::time::timeout(t, consumer.recv()).await.ok().flatten(),
-            })
-        })
-        .await?;
-        Ok(received.map(|received| {
-            let delivery = Arc::new(FfiDelivery {
-                message: received.message().clone().into(),
-                received: Mutex::new(Some(received)),
-            });
-            let mut held = self.held();
-            held.retain(|d| d.upgrade().is_some_and(|d| d.is_open()));
-            held.push(Arc::downgrade(&delivery));
-            delivery
-        }))
+        let consumer = self.consumer.clone();
+        let received = runtime::run(async move { Ok(take(&consumer, max, timeout).await) }).await?;
+        Ok(self.hand_out(received))
+    }
+
+    /// [`settle`](Self::settle) `answers`, then [`recv_batch`](Self::recv_batch) without a
+    /// timeout, blocking the calling thread (a listener's thread on the Kotlin side, never one
+    /// of the runtime's): one call answers a thread's last messages and takes the next ones.
+    /// Empty once the consumer is closed.
+    pub fn recv_batch_blocking(&self, answers: Vec<i64>, max_messages: i32) -> Result<Vec<FfiDelivered>, FfiError> {
+        let max = batch_size(max_messages)?;
+        self.settle(answers);
+        let consumer = self.consumer.clone();
+        let received = runtime::block_on(async move { Ok(take(&consumer, max, None).await) })?;
+        Ok(self.hand_out(received))
+    }
+
+    /// Answers many deliveries in one call: a positive id is consumed, a negated one failed
+    /// (redelivered after the retry delay). Ids already answered (or abandoned by close) are
+    /// skipped; their number is returned.
+    pub fn settle(&self, answers: Vec<i64>) -> i32 {
+        let mut held = self.held();
+        let mut skipped = 0;
+        for answer in answers {
+            let Some(id) = answer.checked_abs() else {
+                skipped += 1;
+                continue;
+            };
+            match held.open.remove(&id) {
+                Some(received) if answer > 0 => received.ack(),
+                Some(received) => received.nack(),
+                None => skipped += 1,
+            }
+        }
+        skipped
+    }
+
+    /// Marks the delivery `id` consumed. `conflict` when it was answered already or its
+    /// consumer closed.
+    pub fn ack(&self, id: i64) -> Result<(), FfiError> {
+        self.take_held(id)?.ack();
+        Ok(())
+    }
+
+    /// Marks the delivery `id` failed: redelivered after `delay_ms`, or the retry delay when
+    /// none.
+    pub fn nack(&self, id: i64, delay_ms: Option<i64>) -> Result<(), FfiError> {
+        let delay = opt_millis("/delay_ms", delay_ms)?;
+        let received = self.take_held(id)?;
+        match delay {
+            Some(d) => received.nack_after(d),
+            None => received.nack(),
+        }
+        Ok(())
     }
 
     /// Leaves the group cleanly, committing what was acked; messages handed out and not
@@ -107,7 +214,7 @@ impl FfiPushConsumer {
     /// member that takes their queue). Ends `recv`. Idempotent.
     pub async fn shutdown(&self) -> Result<(), FfiError> {
         let consumer = self.consumer.clone();
-        let held: Vec<Arc<FfiDelivery>> = self.held().drain(..).filter_map(|d| d.upgrade()).collect();
+        let held: Vec<ReceivedMessage> = self.held().open.drain().map(|(_, received)| received).collect();
         runtime::run(async move {
             let mut closing = Box::pin(consumer.close());
             // The first poll runs close's synchronous start: the stop flag and every queue's
@@ -116,65 +223,11 @@ impl FfiPushConsumer {
             if let std::task::Poll::Ready(result) = futures::poll!(&mut closing) {
                 return Ok(result?);
             }
-            for delivery in held {
-                delivery.abandon();
-            }
+            // Dropped without an answer: abandoned, delivered again by whoever takes the queue.
+            drop(held);
             Ok(closing.await?)
         })
         .await
-    }
-}
-
-/// A message handed out by [`FfiPushConsumer::recv`]: answer it with `ack` or `nack`.
-#[derive(uniffi::Object)]
-pub struct FfiDelivery {
-    message: FfiMessage,
-    received: Mutex<Option<ReceivedMessage>>,
-}
-
-impl FfiDelivery {
-    fn take(&self) -> Result<ReceivedMessage, FfiError> {
-        self.received.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| {
-            ferrymq_core::Error::Conflict(format!(
-                "message {} was already acked or nacked, or its consumer closed",
-                self.message.msg_id
-            ))
-            .into()
-        })
-    }
-
-    fn is_open(&self) -> bool {
-        self.received.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-    }
-
-    /// Drops the answer channel without answering.
-    fn abandon(&self) {
-        drop(self.received.lock().unwrap_or_else(|e| e.into_inner()).take());
-    }
-}
-
-#[uniffi::export]
-impl FfiDelivery {
-    /// The message.
-    pub fn message(&self) -> FfiMessage {
-        self.message.clone()
-    }
-
-    /// Marks it consumed. `conflict` when it was answered already or its consumer closed.
-    pub fn ack(&self) -> Result<(), FfiError> {
-        self.take()?.ack();
-        Ok(())
-    }
-
-    /// Marks it failed: redelivered after `delay_ms`, or the retry delay when none.
-    pub fn nack(&self, delay_ms: Option<i64>) -> Result<(), FfiError> {
-        let delay = opt_millis("/delay_ms", delay_ms)?;
-        let received = self.take()?;
-        match delay {
-            Some(d) => received.nack_after(d),
-            None => received.nack(),
-        }
-        Ok(())
     }
 }
 
@@ -210,10 +263,7 @@ impl FfiSimpleConsumer {
         wait_ms: i64,
         invisible_ms: i64,
     ) -> Result<Vec<FfiMessage>, FfiError> {
-        let max = usize::try_from(max_messages)
-            .ok()
-            .filter(|&m| m >= 1)
-            .ok_or_else(|| FfiError::invalid("/max_messages", "must be at least 1"))?;
+        let max = batch_size(max_messages)?;
         let wait = millis("/wait_ms", wait_ms)?;
         let invisible = millis("/invisible_ms", invisible_ms)?;
         let consumer = self.consumer.clone();

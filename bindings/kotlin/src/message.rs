@@ -67,7 +67,7 @@ pub struct FfiMessage {
 }
 
 /// The result of a publish.
-#[derive(Clone, Debug, uniffi::Record)]
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct FfiSendResult {
     /// The new message's id.
     pub msg_id: String,

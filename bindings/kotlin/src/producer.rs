@@ -40,6 +40,28 @@ impl FfiProducer {
         .await
     }
 
+    /// Publishes one message and blocks the calling thread until it is stored (or scheduled,
+    /// when delayed): the Kotlin side's blocking twins.
+    pub fn send_blocking(&self, topic: String, message: FfiOutgoing) -> Result<FfiSendResult, FfiError> {
+        let producer = self.producer.clone();
+        let message = message.into_core()?;
+        runtime::block_on(async move { Ok(producer.send(&topic, message).await?.into()) })
+    }
+
+    /// Publishes a batch atomically (all of it is stored, or none), blocking the calling
+    /// thread. Results come in order.
+    pub fn send_batch_blocking(
+        &self,
+        topic: String,
+        messages: Vec<FfiOutgoing>,
+    ) -> Result<Vec<FfiSendResult>, FfiError> {
+        let producer = self.producer.clone();
+        let messages = messages.into_iter().map(FfiOutgoing::into_core).collect::<Result<Vec<_>, _>>()?;
+        runtime::block_on(async move {
+            Ok(producer.send_batch(&topic, messages).await?.into_iter().map(Into::into).collect())
+        })
+    }
+
     /// Publishes one message in the background without waiting; a failure is only logged.
     pub fn send_oneway(&self, topic: String, message: FfiOutgoing) -> Result<(), FfiError> {
         let message = message.into_core()?;

@@ -55,6 +55,20 @@ where
     }
 }
 
+/// Runs `future` on the calling thread, with the runtime's timers and I/O, until it is done:
+/// for calls the Kotlin side makes from threads of its own that are meant to wait, where one
+/// call in is cheaper than an asynchronous call's completion callback out. The future is not
+/// spawned, so whatever completes it wakes this thread directly (one thread hand-off fewer
+/// each way). A panic unwinds to uniffi's guard of the synchronous call, which reports it as
+/// an internal error; so does a call from one of the runtime's own threads (Tokio refuses to
+/// block there).
+pub fn block_on<T, F>(future: F) -> Result<T, FfiError>
+where
+    F: Future<Output = Result<T, FfiError>>,
+{
+    handle().block_on(future)
+}
+
 /// Runs `f` (synchronous, but needing a Tokio context) with the runtime entered.
 pub fn enter<T>(f: impl FnOnce() -> T) -> T {
     let _guard = handle().enter();

@@ -1,13 +1,14 @@
 package dev.ferrymq
 
 import dev.ferrymq.ffi.FfiClient
-import dev.ferrymq.ffi.FfiListener
 import dev.ferrymq.ffi.FfiMessage
 import dev.ferrymq.ffi.FfiPushOptions
 import dev.ferrymq.ffi.FfiTransactionChecker
 import dev.ferrymq.ffi.ffiConnect
 import dev.ferrymq.ffi.ffiEmbedded
 import java.io.Closeable
+import java.lang.ref.WeakReference
+import java.util.concurrent.ConcurrentLinkedQueue
 import kotlinx.coroutines.runBlocking
 
 /**
@@ -24,7 +25,13 @@ import kotlinx.coroutines.runBlocking
  * an embedded broker shuts down cleanly.
  */
 class Client private constructor(private val ffi: FfiClient) : Closeable {
+    /** Push consumers with a listener, whose threads [shutdown] stops first. */
+    private val listening = ConcurrentLinkedQueue<WeakReference<PushConsumer>>()
+
     companion object {
+        /** The client's default `consume_workers`. */
+        private const val DEFAULT_WORKERS = 16
+
         /**
          * Opens a broker in this process on the directory [path] (created if missing, recovered
          * if it holds data). [config] takes broker settings by the names and value forms of
@@ -108,8 +115,12 @@ class Client private constructor(private val ffi: FfiClient) : Closeable {
             rebalanceIntervalMs = rebalanceIntervalMs,
             pullWaitMs = null,
         )
-        val adapter = listener?.let { ListenerAdapter(it) }
-        return PushConsumer(native { ffi.pushConsumer(group, topic, options, adapter) }, listener != null)
+        val consumer = PushConsumer(native { ffi.pushConsumer(group, topic, options) }, listener, consumeWorkers ?: DEFAULT_WORKERS)
+        if (listener != null) {
+            listening.removeIf { it.get() == null }
+            listening.add(WeakReference(consumer))
+        }
+        return consumer
     }
 
     /** A lease-based consumer of [topic] in [group] (receive, then ack or nack), with a tag
@@ -122,7 +133,11 @@ class Client private constructor(private val ffi: FfiClient) : Closeable {
     fun admin(): Admin = Admin(native { ffi.admin() })
 
     /** Closes the push consumers made by this client, then the connection. Idempotent. */
-    suspend fun shutdown() = native { ffi.shutdown() }
+    suspend fun shutdown() {
+        // Listener calls in progress finish (and their acks count) before the consumers close.
+        for (consumer in listening) consumer.get()?.stopListener()
+        native { ffi.shutdown() }
+    }
 
     /** [shutdown], blocking: what `use {}` and try-with-resources call. */
     override fun close() {
@@ -148,16 +163,6 @@ fun interface TransactionChecker {
 fun interface LocalTransaction {
     /** Runs the local transaction. */
     fun execute(message: Message): Verdict
-}
-
-/** A listener as the native layer calls it: never throws across the FFI. */
-internal class ListenerAdapter(private val listener: MessageListener) : FfiListener {
-    override fun onMessage(message: FfiMessage): String? = try {
-        listener.onMessage(Message(message))
-        null
-    } catch (e: Throwable) {
-        e.toString()
-    }
 }
 
 internal class CheckerAdapter(private val checker: TransactionChecker) : FfiTransactionChecker {

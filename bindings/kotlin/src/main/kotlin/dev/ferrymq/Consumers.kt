@@ -1,10 +1,13 @@
 package dev.ferrymq
 
-import dev.ferrymq.ffi.FfiDelivery
+import dev.ferrymq.ffi.FfiDelivered
 import dev.ferrymq.ffi.FfiPushConsumer
 import dev.ferrymq.ffi.FfiSimpleConsumer
 import java.io.Closeable
+import java.util.concurrent.TimeUnit
 import java.util.concurrent.atomic.AtomicBoolean
+import java.util.concurrent.locks.ReentrantLock
+import kotlin.concurrent.withLock
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.flow
@@ -21,9 +24,13 @@ import kotlinx.coroutines.withContext
  */
 class PushConsumer internal constructor(
     private val ffi: FfiPushConsumer,
-    private val hasListener: Boolean,
+    listener: MessageListener?,
+    /** Most messages handed out and not answered: listener calls at once, with a listener. */
+    private val workers: Int,
 ) : Closeable {
     private val started = AtomicBoolean(false)
+    private val listenerThreads: ListenerThreads? = listener?.let { ListenerThreads(ffi, it, workers) }
+    private val hasListener: Boolean get() = listenerThreads != null
 
     /** The consumer group. */
     val group: String get() = ffi.group()
@@ -42,6 +49,7 @@ class PushConsumer internal constructor(
     suspend fun start() {
         check(started.compareAndSet(false, true)) { "the consumer was started already" }
         native { ffi.start() }
+        listenerThreads?.start()
     }
 
     /** [start] for Java and other blocking callers. */
@@ -62,8 +70,11 @@ class PushConsumer internal constructor(
         if (started.compareAndSet(false, true)) native { ffi.start() }
         try {
             while (true) {
-                val delivery = native { ffi.recv(null) } ?: break
-                emit(delivered(delivery))
+                // Every message ready at once, in one call (at most `workers` are handed out
+                // and not answered anyway).
+                val batch = native { ffi.recvBatch(workers, null) }
+                if (batch.isEmpty()) break
+                for (delivered in batch) emit(delivered(delivered))
             }
         } finally {
             withContext(NonCancellable) { shutdown() }
@@ -74,26 +85,187 @@ class PushConsumer internal constructor(
      * the consumer is closed. For a consumer without a listener, after [start]. */
     suspend fun receive(timeoutMs: Long? = null): Message? {
         require(!hasListener) { "this consumer has a listener: its messages go to the listener" }
-        return native { ffi.recv(timeoutMs) }?.let { delivered(it) }
+        return native { ffi.recvBatch(1, timeoutMs) }.firstOrNull()?.let { delivered(it) }
     }
 
     /** [receive] for Java and other blocking callers. */
     @JvmOverloads
     fun receiveBlocking(timeoutMs: Long? = null): Message? = runBlocking { receive(timeoutMs) }
 
-    private fun delivered(delivery: FfiDelivery): Message = Message(delivery.message(), DeliverySettler(delivery))
+    private val settler = object : Settler {
+        override suspend fun ack(message: Message) = native { ffi.ack(message.deliveryId) }
+        override suspend fun nack(message: Message, delayMs: Long?) = native { ffi.nack(message.deliveryId, delayMs) }
+    }
+
+    private fun delivered(delivered: FfiDelivered): Message = Message(delivered.message, settler, delivered.id)
+
+    /** Stops the listener's threads taking messages and waits for the calls in progress. */
+    internal fun stopListener() = listenerThreads?.stop()
 
     /** Leaves the group cleanly: stops pulling, lets running listeners finish, commits offsets,
      * releases orderly leases; unanswered messages go back to the group. Idempotent. */
-    suspend fun shutdown() = native { ffi.shutdown() }
+    suspend fun shutdown() {
+        stopListener()
+        native { ffi.shutdown() }
+    }
 
     /** [shutdown], blocking. */
     override fun close() = runBlocking { shutdown() }
 }
 
-private class DeliverySettler(private val delivery: FfiDelivery) : Settler {
-    override suspend fun ack(message: Message) = native { delivery.ack() }
-    override suspend fun nack(message: Message, delayMs: Long?) = native { delivery.nack(delayMs) }
+/**
+ * The threads that run a push consumer's listener: as many as the consumer's workers, so that
+ * as many listener calls can run at once. One thread at a time waits in the native library
+ * for messages and takes every one ready (one call in, instead of a callback out per
+ * message); it keeps the first and leaves the rest here for the others, waking one, which
+ * wakes the next while messages remain. With a quick listener the first thread is back for
+ * the next message before the others wake; with a slow one they all get work. Each thread
+ * answers the messages it ran in one call before it waits, and every [SETTLE_EVERY]
+ * messages; the thread that polls answers in the poll's own call.
+ */
+internal class ListenerThreads(
+    private val ffi: FfiPushConsumer,
+    private val listener: MessageListener,
+    private val workers: Int,
+) {
+    private val lock = ReentrantLock()
+    private val ready = lock.newCondition()
+    private val idle = lock.newCondition()
+    private val waiting = ArrayDeque<FfiDelivered>()
+    private var polling = false
+    private var stopping = false
+    private var ended = false
+
+    /** Messages taken and not answered yet (run or not). */
+    private var open = 0
+    private val threads = List(workers) { i ->
+        Thread(::work, "ferrymq-listener-${ffi.group()}-$i").apply { isDaemon = true }
+    }
+
+    fun start() = threads.forEach { it.start() }
+
+    /** One thread's answers (a delivery id when consumed, negated when failed), sent in one
+     * call. */
+    private inner class Answers {
+        val ids = ArrayList<Long>()
+        val size get() = ids.size
+
+        /** Takes the answers out, for a call that sends them. */
+        fun drain(): List<Long> = ArrayList(ids).also { ids.clear() }
+
+        /** Counts [n] answers sent. */
+        fun sent(n: Int) {
+            if (n == 0) return
+            lock.withLock {
+                open -= n
+                if (open == 0) idle.signalAll()
+            }
+        }
+
+        fun settle() {
+            if (ids.isEmpty()) return
+            val answers = drain()
+            try {
+                ffi.settle(answers)
+            } catch (e: Exception) {
+                // Cannot fail for ids; the consumer closing meanwhile gave them back already.
+            }
+            sent(answers.size)
+        }
+    }
+
+    /** Takes a waiting message, if any (holding the lock). */
+    private fun takeWaiting(): FfiDelivered? {
+        if (stopping || ended) return null
+        val first = waiting.removeFirstOrNull() ?: return null
+        if (waiting.isNotEmpty()) ready.signal()
+        return first
+    }
+
+    /** The next message to hand to the listener; null when this thread should end. */
+    private fun next(answers: Answers): FfiDelivered? {
+        if (answers.size < SETTLE_EVERY) lock.withLock { takeWaiting() }?.let { return it }
+        while (true) {
+            // Take a waiting message, or become the thread that polls (and answers in the poll's
+            // own call), or answer and wait: never wait holding answers, which keep messages
+            // in flight and so hold back the next ones.
+            val poll = lock.withLock {
+                if (stopping || ended) return null
+                takeWaiting()?.let { return it }
+                when {
+                    !polling -> {
+                        polling = true
+                        true
+                    }
+                    answers.size == 0 -> {
+                        ready.await()
+                        false
+                    }
+                    else -> false
+                }
+            }
+            if (poll) break
+            answers.settle()
+        }
+        val answered = answers.drain()
+        // Counted as answered before the call, which settles them first thing and may then
+        // wait long for messages.
+        answers.sent(answered.size)
+        val batch = try {
+            ffi.recvBatchBlocking(answered, workers)
+        } catch (e: Throwable) {
+            emptyList()
+        }
+        lock.withLock {
+            polling = false
+            if (batch.isEmpty()) ended = true
+            if (ended || stopping) {
+                // Stopping: what was taken stays unanswered; the native shutdown gives it back.
+                ready.signalAll()
+                return null
+            }
+            open += batch.size
+            for (i in 1 until batch.size) waiting.addLast(batch[i])
+            ready.signal()
+            return batch[0]
+        }
+    }
+
+    private fun work() {
+        val answers = Answers()
+        try {
+            while (true) {
+                val delivered = next(answers) ?: return
+                val consumed = try {
+                    listener.onMessage(Message(delivered.message))
+                    true
+                } catch (e: Throwable) {
+                    false
+                }
+                answers.ids.add(if (consumed) delivered.id else -delivered.id)
+            }
+        } finally {
+            answers.settle()
+        }
+    }
+
+    /** Takes no more messages and waits (up to [timeoutMs]) until the listener calls in progress
+     * are answered (not for a call on this very thread: a listener that closes its consumer). */
+    fun stop(timeoutMs: Long = 10_000) {
+        val own = Thread.currentThread() in threads
+        lock.withLock {
+            stopping = true
+            ready.signalAll()
+            if (own) return
+            var left = TimeUnit.MILLISECONDS.toNanos(timeoutMs)
+            // Messages taken but never started stay open: count only those a thread holds.
+            while (open > waiting.size && left > 0) left = idle.awaitNanos(left)
+        }
+    }
+
+    private companion object {
+        const val SETTLE_EVERY = 8
+    }
 }
 
 /**

@@ -20,7 +20,12 @@ internal interface Settler {
  * (lookups, the DLQ, listener calls) have no one to answer and [ack] fails with
  * [FerryException.InvalidArgument].
  */
-class Message internal constructor(raw: FfiMessage, private val settler: Settler? = null) {
+class Message internal constructor(
+    raw: FfiMessage,
+    private val settler: Settler? = null,
+    /** The push consumer's id for this delivery (when a push consumer handed it out). */
+    internal val deliveryId: Long = 0,
+) {
     /** Unique id, stable through delay, retry, DLQ and transaction commit. */
     val msgId: String = raw.msgId
 

@@ -3,7 +3,6 @@ package dev.ferrymq
 import com.sun.jna.Callback
 import com.sun.jna.CallbackThreadInitializer
 import com.sun.jna.Native
-import dev.ferrymq.ffi.uniffiCallbackInterfaceFfiListener
 import dev.ferrymq.ffi.uniffiCallbackInterfaceFfiLocalTransaction
 import dev.ferrymq.ffi.uniffiCallbackInterfaceFfiTransactionChecker
 import dev.ferrymq.ffi.uniffiRustFutureContinuationCallbackImpl
@@ -12,7 +11,7 @@ import dev.ferrymq.ffi.uniffiRustFutureContinuationCallbackImpl
  * Keeps the native library's threads attached to the JVM between callbacks.
  *
  * Every suspend call completes through a JNA callback from one of the library's Tokio
- * threads, and listeners and transaction callbacks run on its blocking threads. By default JNA
+ * threads, and transaction callbacks run on its blocking threads. By default JNA
  * attaches such a thread to the JVM for one callback and detaches it after, which creates a
  * `java.lang.Thread` per call and dominated the cost of a send. Attached once, the threads stay
  * attached (as daemons) until they exit.
@@ -20,7 +19,6 @@ import dev.ferrymq.ffi.uniffiRustFutureContinuationCallbackImpl
 internal object NativeThreads {
     private val callbacks: List<Callback> = listOf(
         uniffiRustFutureContinuationCallbackImpl,
-        uniffiCallbackInterfaceFfiListener.`onMessage`,
         uniffiCallbackInterfaceFfiLocalTransaction.`execute`,
         uniffiCallbackInterfaceFfiTransactionChecker.`check`,
     )

@@ -35,8 +35,8 @@ class Producer internal constructor(private val ffi: FfiProducer) {
         shardingKey: String? = null,
         idempotencyKey: String? = null,
     ): SendResult {
-        val message = OutgoingMessage(body, tag, keys, properties, delayLevel, delayMs, deliverAt, shardingKey, idempotencyKey)
-        return native { ffi.send(topic, message.toFfi()) }.toSdk()
+        val message = OutgoingMessage(body, tag, keys, properties, delayLevel, delayMs, deliverAt, shardingKey, idempotencyKey).toFfi()
+        return native { ffi.send(topic, message) }.toSdk()
     }
 
     /** [send] for Java and other blocking callers. */
@@ -52,8 +52,9 @@ class Producer internal constructor(private val ffi: FfiProducer) {
         deliverAt: Long? = null,
         shardingKey: String? = null,
         idempotencyKey: String? = null,
-    ): SendResult = runBlocking {
-        send(topic, body, tag, keys, properties, delayLevel, delayMs, deliverAt, shardingKey, idempotencyKey)
+    ): SendResult {
+        val message = OutgoingMessage(body, tag, keys, properties, delayLevel, delayMs, deliverAt, shardingKey, idempotencyKey)
+        return native { ffi.sendBlocking(topic, message.toFfi()) }.toSdk()
     }
 
     /** Publishes a batch atomically: all of it is stored, or none. Results come in order. */
@@ -62,7 +63,7 @@ class Producer internal constructor(private val ffi: FfiProducer) {
 
     /** [sendBatch] for Java and other blocking callers. */
     fun sendBatchBlocking(topic: String, messages: List<OutgoingMessage>): List<SendResult> =
-        runBlocking { sendBatch(topic, messages) }
+        native { ffi.sendBatchBlocking(topic, messages.map { it.toFfi() }) }.map { it.toSdk() }
 
     /** Publishes one message in the background without waiting for the result; a failure is
      * only logged. Invalid arguments are still thrown at once. Does not suspend. */

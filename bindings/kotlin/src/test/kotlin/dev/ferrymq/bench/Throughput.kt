@@ -1,11 +1,14 @@
 // Throughput of the Kotlin SDK: 1 KiB messages, embedded and against a server.
 //
-//     [FERRYMQ_BENCH_URL=http://127.0.0.1:8080] mvn -f bindings/kotlin/pom.xml -q test-compile \
-//         exec:java -Dexec.classpathScope=test -Dexec.mainClass=dev.ferrymq.bench.ThroughputKt
+//     [FERRYMQ_BENCH_URL=http://127.0.0.1:8080] mvn -f bindings/kotlin/pom.xml -q -Pnative-release \
+//         test-compile exec:java -Dexec.classpathScope=test -Dexec.mainClass=dev.ferrymq.bench.ThroughputKt
+//
+// (-Pnative-release: the native library built with cargo's release profile; without it, debug.)
 //
 // (The URL comes from the environment: -Dexec.args would also replace the pom's cargo
 // arguments.) Without FERRYMQ_BENCH_URL, embedded only.
 //
+// A first round at a fifth of the sizes warms the JIT up and is not reported.
 // Prints one line per path; BENCHMARKS.md ("Kotlin/JVM SDK") records the figures. Each path
 // uses a fresh topic of 8 queues and a fresh group; sizes scale with FERRYMQ_KT_BENCH_SCALE.
 package dev.ferrymq.bench
@@ -26,9 +29,15 @@ import kotlinx.coroutines.runBlocking
 private val BODY = ByteArray(1024) { 'x'.code.toByte() }
 private val SCALE = System.getenv("FERRYMQ_KT_BENCH_SCALE")?.toDouble() ?: 1.0
 
-private fun n(count: Int) = maxOf(1, (count * SCALE).toInt())
+private var scale = SCALE
+
+private fun n(count: Int) = maxOf(100, (count * scale).toInt())
+
+/** False while warming up: the JIT compiles the hot paths in a first, unreported round. */
+private var reporting = true
 
 private fun report(where: String, path: String, count: Int, nanos: Long) {
+    if (!reporting) return
     val rate = count / (nanos / 1e9)
     println("%-8s | %-52s | %6d | %9.0f msg/s | %6.1f MiB/s".format(where, path, count, rate, rate * BODY.size / (1 shl 20)))
 }
@@ -55,6 +64,11 @@ private suspend fun run(where: String, client: Client, remote: Boolean) {
         val count = n(if (remote) 2_000 else 5_000)
         val topic = fresh(client)
         report(where, "Producer.send, one at a time", count, timed { repeat(count) { producer.send(topic, BODY) } })
+    }
+    run {
+        val count = n(if (remote) 2_000 else 5_000)
+        val topic = fresh(client)
+        report(where, "Producer.sendBlocking, one at a time", count, timed { repeat(count) { producer.sendBlocking(topic, BODY) } })
     }
     run {
         val count = n(20_000)
@@ -111,7 +125,16 @@ fun main(args: Array<String>) {
     runBlocking {
         val dir = Files.createTempDirectory("ferrymq-kt-bench").toFile()
         try {
-            Client.embedded(dir.path).use { run("embedded", it, remote = false) }
+            Client.embedded(dir.path).use {
+                // A JVM runs interpreted code until its JIT has compiled the hot paths: warm up
+                // with a fifth of the work, unreported, so that the figures are steady state.
+                reporting = false
+                scale = SCALE / 5
+                run("warm-up", it, remote = false)
+                reporting = true
+                scale = SCALE
+                run("embedded", it, remote = false)
+            }
         } finally {
             dir.deleteRecursively()
         }
