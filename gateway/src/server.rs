@@ -6,6 +6,7 @@ use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use ferrymq_core::broker::Broker;
 use tokio::net::TcpListener;
 
@@ -119,7 +120,16 @@ pub async fn serve_with(config: Config, options: ServeOptions) -> Result<(), Ser
     };
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> = match tls {
-        None => Box::pin(axum::serve(listener, service).with_graceful_shutdown(graceful).into_future()),
+        // TCP_NODELAY: answers and deliveries are small writes; with Nagle's algorithm one
+        // that follows another unacknowledged one waits for the peer's delayed ACK (40 ms).
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                }
+            });
+            Box::pin(axum::serve(listener, service).with_graceful_shutdown(graceful).into_future())
+        }
         Some(tls) => {
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
@@ -128,7 +138,9 @@ pub async fn serve_with(config: Config, options: ServeOptions) -> Result<(), Ser
                 stopper.graceful_shutdown(Some(DRAIN));
             });
             let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-            Box::pin(axum_server::from_tcp_rustls(listener.into_std()?, rustls)?.handle(handle).serve(service))
+            let server = axum_server::from_tcp_rustls(listener.into_std()?, rustls)?
+                .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()));
+            Box::pin(server.handle(handle).serve(service))
         }
     };
     tokio::pin!(server);
