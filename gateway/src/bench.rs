@@ -246,7 +246,8 @@ type WsSink = SplitSink<WsStream, WsMessage>;
 type WsSource = SplitStream<WsStream>;
 
 async fn connect(conn: &Conn) -> Result<(WsSink, WsSource), ClientError> {
-    let (socket, _) = tokio_tungstenite::connect_async(ws_url(conn))
+    // TCP_NODELAY, as the SDKs' connections.
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(ws_url(conn), None, true)
         .await
         .map_err(|e| ClientError::Usage(format!("cannot open the WebSocket: {e}")))?;
     Ok(socket.split())

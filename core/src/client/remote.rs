@@ -607,7 +607,9 @@ impl Socket {
         producers: Arc<Producers>,
     ) -> Result<Arc<Self>> {
         let connector = tls.map(tokio_tungstenite::Connector::Rustls);
-        let (stream, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
+        // `true`: TCP_NODELAY. Publishes and acks are small frames; with Nagle's algorithm one
+        // that follows another unacknowledged one would wait for the server's delayed ACK.
+        let (stream, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)
             .await
             .map_err(|e| Error::Connection(format!("WebSocket to {}: {e}", url.split('?').next().unwrap_or(url))))?;
         let (mut sink, mut source) = stream.split();
