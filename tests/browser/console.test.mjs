@@ -14,7 +14,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const BASE = process.env.FERRYMQ_URL;
 const BIN = process.env.FERRYMQ_BIN;
@@ -92,22 +92,9 @@ async function nackUntilDead(base, group, topic, msgId, token) {
 
 before(async () => {
   assert.ok(BASE, "FERRYMQ_URL must be set (run scripts/e2e.sh)");
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ferrymq-console-chromium-"));
-  // A fresh profile directory: playwright passes it to Chromium as --user-data-dir.
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: "/usr/bin/chromium",
-    headless: true,
+  ({ browser, userDataDir } = await launchChromium("ferrymq-console-chromium-", {
     viewport: { width: 1280, height: 800 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  }));
 });
 
 after(async () => {

@@ -8,9 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const BASE = process.env.FERRYMQ_URL;
 const PAGE = fs.readFileSync(new URL("./page.html", import.meta.url));
@@ -50,21 +48,7 @@ test("a browser subscriber receives, acks, and leaves no lag", async () => {
   assert.equal((await api("POST", "/v1/topics", { name: topic, queues: 2 })).status, 201);
 
   const pageServer = await servePage();
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ferrymq-chromium-"));
-  // A fresh profile directory: playwright passes it to Chromium as --user-data-dir.
-  const browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  const { browser, userDataDir } = await launchChromium("ferrymq-chromium-");
   try {
     const page = await browser.newPage();
     const query = new URLSearchParams({ api: BASE, group, topic });

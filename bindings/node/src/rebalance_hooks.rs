@@ -9,15 +9,14 @@
 //! before the next change. Closing the consumer or the client waits until every change was
 //! reported, so the final `onRevoke` has run when `close()` resolves.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ferrymq_core::client::{QueueRef, Rebalance, RebalanceListener};
+use ferrymq_core::client::{QueueRef, RebalanceListener, RebalanceReports};
 use napi::bindgen_prelude::{spawn, Promise};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
 use napi_derive::napi;
-use tokio::sync::{mpsc, Notify};
 
 use crate::client::{Callback, Release};
 use crate::consumer::QueueData;
@@ -46,20 +45,18 @@ pub type HookFn = ThreadsafeFunction<RebalanceData, Promise<()>, RebalanceData, 
 /// The hooks of one push consumer and the count of changes not yet reported to them.
 pub struct RebalanceHooks {
     function: Arc<Callback<HookFn>>,
-    pending: Mutex<usize>,
-    idle: Notify,
+    reports: Arc<RebalanceReports>,
 }
 
 impl RebalanceHooks {
     /// Starts the reporting task; returns the hooks (to wait on at close, and to release) and
     /// the listener to put in the consumer's options.
     pub fn start(function: HookFn) -> (Arc<RebalanceHooks>, RebalanceListener) {
-        let hooks =
-            Arc::new(RebalanceHooks { function: Callback::new(function), pending: Mutex::new(0), idle: Notify::new() });
-        let (tx, mut rx) = mpsc::unbounded_channel::<Rebalance>();
+        let (reports, mut changes, listener) = RebalanceReports::channel();
+        let hooks = Arc::new(RebalanceHooks { function: Callback::new(function), reports });
         let reporter = hooks.clone();
         spawn(async move {
-            while let Some(change) = rx.recv().await {
+            while let Some(change) = changes.recv().await {
                 if let Some(function) = reporter.function.get() {
                     let data = RebalanceData { revoked: queues(&change.revoked), assigned: queues(&change.assigned) };
                     // The wrapper never rejects; an error here is a released or closing
@@ -73,40 +70,15 @@ impl RebalanceHooks {
                         Err(e) => tracing::debug!(error = %e.reason, "a rebalance hook could not be called"),
                     }
                 }
-                reporter.finished();
-            }
-        });
-        let counter = hooks.clone();
-        let listener = RebalanceListener::new(move |change: &Rebalance| {
-            *counter.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-            if tx.send(change.clone()).is_err() {
-                counter.finished();
+                reporter.reports.reported_one();
             }
         });
         (hooks, listener)
     }
 
-    fn finished(&self) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        *pending = pending.saturating_sub(1);
-        if *pending == 0 {
-            self.idle.notify_waiters();
-        }
-    }
-
     /// Waits until every change so far has been reported (at most [`REPORT_TIMEOUT`]).
     pub async fn reported(&self) {
-        let all = async {
-            loop {
-                let idle = self.idle.notified();
-                tokio::pin!(idle);
-                idle.as_mut().enable();
-                if *self.pending.lock().unwrap_or_else(|e| e.into_inner()) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
+        let all = self.reports.all_reported();
         if tokio::time::timeout(REPORT_TIMEOUT, all).await.is_err() {
             tracing::warn!("a rebalance hook did not finish within {REPORT_TIMEOUT:?}; closing without it");
         }

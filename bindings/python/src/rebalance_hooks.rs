@@ -7,19 +7,17 @@
 //! blocking pool, with the GIL. `close()` waits until every change was reported, so the final
 //! `on_revoke` has run when it returns.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use ferrymq_core::client::{QueueRef, Rebalance, RebalanceListener};
+use ferrymq_core::client::{QueueRef, Rebalance, RebalanceListener, RebalanceReports};
 use pyo3::prelude::*;
-use tokio::sync::{mpsc, Notify};
 
 use crate::producer::log_failure;
 use crate::runtime;
 
 /// The callbacks of one push consumer and the changes not yet reported to them.
 pub struct RebalanceHooks {
-    pending: Mutex<usize>,
-    idle: Notify,
+    reports: Arc<RebalanceReports>,
 }
 
 impl RebalanceHooks {
@@ -29,46 +27,22 @@ impl RebalanceHooks {
         on_assign: Option<Py<PyAny>>,
         on_revoke: Option<Py<PyAny>>,
     ) -> (Arc<RebalanceHooks>, RebalanceListener) {
-        let hooks = Arc::new(RebalanceHooks { pending: Mutex::new(0), idle: Notify::new() });
-        let (tx, mut rx) = mpsc::unbounded_channel::<Rebalance>();
+        let (reports, mut changes, listener) = RebalanceReports::channel();
         let callbacks = Arc::new((on_assign, on_revoke));
-        let reporter = hooks.clone();
+        let reporter = reports.clone();
         runtime::handle().spawn(async move {
-            while let Some(change) = rx.recv().await {
+            while let Some(change) = changes.recv().await {
                 let callbacks = callbacks.clone();
                 let _ = tokio::task::spawn_blocking(move || report(&callbacks.0, &callbacks.1, &change)).await;
-                reporter.finished();
+                reporter.reported_one();
             }
         });
-        let counter = hooks.clone();
-        let listener = RebalanceListener::new(move |change: &Rebalance| {
-            *counter.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-            if tx.send(change.clone()).is_err() {
-                counter.finished();
-            }
-        });
-        (hooks, listener)
-    }
-
-    fn finished(&self) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        *pending -= 1;
-        if *pending == 0 {
-            self.idle.notify_waiters();
-        }
+        (Arc::new(RebalanceHooks { reports }), listener)
     }
 
     /// Waits until every change so far has been reported.
     pub async fn reported(&self) {
-        loop {
-            let idle = self.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            if *self.pending.lock().unwrap_or_else(|e| e.into_inner()) == 0 {
-                return;
-            }
-            idle.await;
-        }
+        self.reports.all_reported().await;
     }
 }
 

@@ -198,6 +198,59 @@ impl RebalanceListener {
     }
 }
 
+/// A [`RebalanceListener`] that hands each change, in order, to a task of the caller's, and
+/// counts the changes not yet reported: for hooks that must run elsewhere than the consumer's
+/// task (a language binding's callbacks, on the thread that holds its interpreter), so that
+/// closing can wait until the final revoke has been reported.
+#[derive(Debug, Default)]
+pub struct RebalanceReports {
+    pending: std::sync::Mutex<usize>,
+    idle: tokio::sync::Notify,
+}
+
+impl RebalanceReports {
+    /// The counter, the changes to report (in order; call [`RebalanceReports::reported_one`]
+    /// after each), and the listener to put in the consumer's options.
+    pub fn channel() -> (Arc<RebalanceReports>, tokio::sync::mpsc::UnboundedReceiver<Rebalance>, RebalanceListener) {
+        let reports = Arc::new(RebalanceReports::default());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Rebalance>();
+        let counter = reports.clone();
+        let listener = RebalanceListener::new(move |change: &Rebalance| {
+            *counter.lock() += 1;
+            if tx.send(change.clone()).is_err() {
+                counter.reported_one();
+            }
+        });
+        (reports, rx, listener)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One change taken from the channel has been reported (or dropped).
+    pub fn reported_one(&self) {
+        let mut pending = self.lock();
+        *pending = pending.saturating_sub(1);
+        if *pending == 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until every change handed out so far has been reported.
+    pub async fn all_reported(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if *self.lock() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
 /// How a push consumer consumes. Every field has a default; set what differs.
 #[derive(Clone, Debug)]
 pub struct PushConsumerOptions {
@@ -842,5 +895,29 @@ async fn membership_changed(watch: &mut Option<watch::Receiver<u64>>) {
             }
         }
         None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rebalance_reports_hand_changes_over_in_order_and_count_them() {
+        let (reports, mut changes, listener) = RebalanceReports::channel();
+        let change = |q: u32| Rebalance { revoked: Vec::new(), assigned: vec![QueueRef::new("t", q)] };
+        listener.notify(&change(0));
+        listener.notify(&Rebalance::default()); // nothing changed: not reported
+        listener.notify(&change(1));
+        assert!(futures::FutureExt::now_or_never(reports.all_reported()).is_none(), "two changes are pending");
+        for q in 0..2 {
+            assert_eq!(changes.recv().await.unwrap().assigned, vec![QueueRef::new("t", q)]);
+            reports.reported_one();
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(5), reports.all_reported()).await.unwrap();
+        // A change nobody will take (the reporting task is gone) does not hold up a close.
+        drop(changes);
+        listener.notify(&change(2));
+        tokio::time::timeout(std::time::Duration::from_secs(5), reports.all_reported()).await.unwrap();
     }
 }
