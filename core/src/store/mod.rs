@@ -1,9 +1,11 @@
 //! The storage engine: commit log, consume queues, index, checkpoint, recovery, retention.
 //!
 //! It owns bytes on disk and nothing else: it knows topics and queues only as names and
-//! numbers, and knows nothing of groups, filters or delivery. Its API is synchronous and does
-//! blocking I/O on the caller's thread (appends, reads) and on its own threads (dispatcher,
-//! flusher, retention); async code calls it through `spawn_blocking`.
+//! numbers, and knows nothing of groups, filters or delivery. Its blocking API does I/O on the
+//! caller's thread (appends, reads) and on its own threads (dispatcher, flusher, retention);
+//! async code calls it through `spawn_blocking`, or appends through the writer thread's queue
+//! ([`Store::append_batch_queued`]) and awaits [`Store::durable`] and [`Store::dispatched`],
+//! futures woken by the threads that move those positions (no thread waits per append).
 //!
 //! On disk, under the store directory:
 //!
