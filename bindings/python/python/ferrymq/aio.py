@@ -2,15 +2,16 @@
 
 >>> import asyncio, tempfile
 >>> from ferrymq.aio import Client
->>> async def main() -> None:
-...     async with Client.embedded(tempfile.mkdtemp()) as client:
+>>> async def main(data: str) -> None:
+...     async with Client.embedded(data) as client:
 ...         await client.producer().send("orders", b"hello")
 ...         async with client.push_consumer("billing", "orders") as consumer:
 ...             async for message in consumer:
 ...                 print(message.body)
 ...                 await message.ack()
 ...                 break
->>> asyncio.run(main())
+>>> with tempfile.TemporaryDirectory() as data:
+...     asyncio.run(main(data))
 b'hello'
 
 Everything that waits is a coroutine: each call runs on the module's Rust runtime and
