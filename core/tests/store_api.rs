@@ -287,7 +287,10 @@ fn pending_appends_land_in_order_and_resolve_once_durable() {
     let store = open(dir.path(), FlushMode::Sync);
     let mut ends = Vec::new();
     for i in 0..200u64 {
-        let (results, end) = store.append_batch_pending(vec![msg("p", 0, 2 * i), msg("p", 0, 2 * i + 1)]).unwrap();
+        let (results, end) = futures::executor::block_on(
+            store.append_batch_queued(vec![msg("p", 0, 2 * i), msg("p", 0, 2 * i + 1)]).unwrap(),
+        )
+        .unwrap();
         assert_eq!(results.iter().map(|r| r.queue_offset).collect::<Vec<_>>(), [2 * i, 2 * i + 1]);
         ends.push(end);
     }
@@ -305,7 +308,7 @@ fn pending_appends_land_in_order_and_resolve_once_durable() {
     for (i, u) in units.iter().enumerate() {
         assert_is_msg(&store.read(u.commit_offset).unwrap(), "p", 0, i as u64);
     }
-    assert_eq!(store.append_batch_pending(Vec::new()).unwrap(), (Vec::new(), 0));
+    assert_eq!(futures::executor::block_on(store.append_batch_queued(Vec::new()).unwrap()).unwrap(), (Vec::new(), 0));
     store.shutdown().unwrap();
     // Past the end of a closed store nothing will become durable or dispatched.
     futures::executor::block_on(async {

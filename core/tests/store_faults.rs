@@ -354,15 +354,15 @@ fn power_loss_keeps_every_sync_acknowledged_append() {
 fn a_failed_group_commit_fails_the_durable_futures_of_pending_appends() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(tiny_config(dir.path(), FlushMode::Sync)).unwrap();
-    let (_, first) = store.append_batch_pending(vec![msg("t", 0, 0)]).unwrap();
+    let (_, first) = futures::executor::block_on(store.append_batch_queued(vec![msg("t", 0, 0)]).unwrap()).unwrap();
     futures::executor::block_on(store.durable(first)).unwrap();
     assert!(futures::executor::block_on(store.dispatched(first)));
     // The sync thread runs the next msync.
     inject(&dir.path().join("commitlog"), Point::Msync, libc::EIO, Some("ferrymq-sync"), 1);
-    let (_, second) = store.append_batch_pending(vec![msg("t", 0, 1)]).unwrap();
+    let (_, second) = futures::executor::block_on(store.append_batch_queued(vec![msg("t", 0, 1)]).unwrap()).unwrap();
     assert!(matches!(futures::executor::block_on(store.durable(second)), Err(Error::Poisoned)));
     assert!(matches!(futures::executor::block_on(store.durable(first)), Ok(())));
-    assert!(store.append_batch_pending(vec![msg("t", 0, 2)]).is_err());
+    assert!(store.append_batch_queued(vec![msg("t", 0, 2)]).is_err());
     assert_eq!(store.queue_bounds("t", 0), (0, 1), "the record that is not durable is never dispatched");
     drop(store);
     fault::clear(dir.path());

@@ -12,7 +12,7 @@
 //! they are coming (at most a quarter of the last msync's duration, never for a lone
 //! appender), so batches do not shrink to "whoever happened to be waiting".
 //!
-//! Appends that do not wait on a thread ([`super::Store::append_batch_pending`]) ask for a
+//! Appends that do not wait on a thread ([`super::Store::append_batch_queued`]) ask for a
 //! flush instead: the sync thread ([`Flusher::run_syncer`]) joins the same group commit for the
 //! highest end asked for, and every flush, whoever leads it, wakes the futures it covered.
 //! While it flushes, further appends gather for the next one.

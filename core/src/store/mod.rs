@@ -420,8 +420,8 @@ impl Store {
     pub fn append_batch(&self, msgs: Vec<NewMessage>) -> Result<Vec<AppendResult>> {
         let inner = &self.inner;
         let sync = inner.config.flush == FlushMode::Sync;
-        let Some((results, end)) = inner.write_batch(msgs, sync)? else { return Ok(Vec::new()) };
-        if sync {
+        let (results, end) = inner.write_tails(inner.encode(msgs)?, sync)?;
+        if sync && !results.is_empty() {
             // The leader of the msync wakes the dispatcher once for everything it made durable;
             // nothing is dispatched (visible to consumers) before that.
             inner.flusher.wait_durable(&inner.log, end, &|| inner.dispatcher.notify())?;
@@ -429,21 +429,11 @@ impl Store {
         Ok(results)
     }
 
-    /// Appends an atomic batch like [`Store::append_batch`] but returns once it is written,
-    /// before it is durable: await [`Store::durable`] with the returned end for that (in sync
-    /// mode the store's sync thread flushes it with whatever else was appended meanwhile), and
-    /// [`Store::dispatched`] for visibility. Appends from one thread land in the order of the
-    /// calls, so a caller can keep several batches in flight and still store them in order.
-    /// The write itself (a copy into the mapped log) happens on the calling thread: call it
-    /// off an async runtime's workers. An empty batch returns `(vec![], 0)`.
-    pub fn append_batch_pending(&self, msgs: Vec<NewMessage>) -> Result<(Vec<AppendResult>, u64)> {
-        Ok(self.inner.write_batch(msgs, false)?.unwrap_or_default())
-    }
-
     /// Validates and encodes an atomic batch on the calling thread (CPU only; a bad message
     /// fails here, with the errors of [`Store::append_batch`]) and hands it to the store's
-    /// writer thread; the future resolves to what [`Store::append_batch_pending`] returns once
-    /// the batch is written. Batches queued from one thread are written in the order of the
+    /// writer thread; the future resolves to the batch's results and its end offset once it is
+    /// written (await [`Store::durable`] with that end for durability, [`Store::dispatched`] for
+    /// visibility; an empty batch gives `(vec![], 0)`). Batches queued from one thread are written in the order of the
     /// calls, so an async caller can queue the next batch before the last one is written and
     /// still keep them in order; the writer takes whatever is queued one batch after another
     /// without a thread switch per batch. Nothing blocks the caller.
@@ -753,17 +743,6 @@ impl Drop for Store {
 }
 
 impl Inner {
-    /// Writes a batch into the log; `Some((results, end))`, `None` for an empty batch. With
-    /// `enter`, the appender is counted in for the group commit's gathering (a blocking append
-    /// that waits next).
-    fn write_batch(&self, msgs: Vec<NewMessage>, enter: bool) -> Result<Option<(Vec<AppendResult>, u64)>> {
-        self.check_writable()?;
-        if msgs.is_empty() {
-            return Ok(None);
-        }
-        self.write_tails(self.encode(msgs)?, enter).map(Some)
-    }
-
     /// Validates and encodes messages into records (all but their placement): CPU only.
     fn encode(&self, msgs: Vec<NewMessage>) -> Result<Vec<EncodedTail>> {
         let max_record = self.log.max_record_len();
@@ -781,30 +760,31 @@ impl Inner {
         Ok(tails)
     }
 
-    /// Appends encoded records as one atomic batch (see [`Store::append_batch`]).
+    /// Appends encoded records as one atomic batch (see [`Store::append_batch`]). With `enter`,
+    /// the appender is counted in for the group commit's gathering (a blocking append that
+    /// waits next).
     fn write_tails(&self, mut tails: Vec<EncodedTail>, enter: bool) -> Result<(Vec<AppendResult>, u64)> {
-        let inner = self;
-        inner.check_writable()?;
+        self.check_writable()?;
         if tails.is_empty() {
             return Ok((Vec::new(), 0));
         }
         if enter {
-            inner.flusher.enter();
+            self.flusher.enter();
         }
-        let (results, end) = match inner.log.append(&mut tails, now_ms()) {
+        let (results, end) = match self.log.append(&mut tails, now_ms()) {
             Ok(r) => r,
             Err((e, poison)) => {
                 if enter {
-                    inner.flusher.leave();
+                    self.flusher.leave();
                 }
                 if poison {
-                    inner.flusher.poison("commit log append", &std::io::Error::other(e.to_string()));
+                    self.flusher.poison("commit log append", &std::io::Error::other(e.to_string()));
                 }
-                return Err(inner.storage_error(e));
+                return Err(self.storage_error(e));
             }
         };
-        if inner.config.flush == FlushMode::Async {
-            inner.dispatcher.notify();
+        if self.config.flush == FlushMode::Async {
+            self.dispatcher.notify();
         }
         Ok((results, end))
     }
