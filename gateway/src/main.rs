@@ -7,6 +7,12 @@ use ferrymq_gateway::cli::{run_client, Cli, Command, ServeArgs};
 use ferrymq_gateway::config::Config;
 use ferrymq_gateway::server::{listen_addr, serve_with, ServeOptions};
 
+// The server allocates and frees many small buffers per message on every thread (frames, JSON,
+// receipts); mimalloc's per-thread free lists cost less CPU there than the system allocator's
+// arenas (A/B in BENCHMARKS.md, "Against the peers").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status of a server stopped by its configuration.
 const BAD_CONFIG: u8 = 2;
 

@@ -23,6 +23,17 @@ pub enum MessageStateOut {
     Half,
 }
 
+impl MessageStateOut {
+    /// The contract's spelling (`stored`, `scheduled`, `half`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStateOut::Stored => "stored",
+            MessageStateOut::Scheduled => "scheduled",
+            MessageStateOut::Half => "half",
+        }
+    }
+}
+
 /// The fields of [`MessageOut`] that the contract fixes; every one is always present.
 pub const MESSAGE_FIELDS: [&str; 15] = [
     "msg_id",

@@ -19,31 +19,46 @@ pub(crate) struct Receipt {
     pub(crate) nonce: u64,
 }
 
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    out.reserve(2 * bytes.len());
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
 }
 
 fn unhex(s: &str) -> Option<String> {
-    if !s.len().is_multiple_of(2) {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let pairs = s.as_bytes().chunks_exact(2);
+    if !pairs.remainder().is_empty() {
         return None;
     }
-    let bytes: Option<Vec<u8>> =
-        (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok())).collect();
+    let bytes: Option<Vec<u8>> = pairs.map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)).collect();
     String::from_utf8(bytes?).ok()
 }
 
 impl Receipt {
     pub(crate) fn encode(&self) -> String {
-        let body = format!(
-            "r1.{}.{}.{}.{}.{:016x}",
-            hex(&self.owner),
-            hex(&self.topic),
-            self.queue_id,
-            self.offset,
-            self.nonce
-        );
-        let crc = crc32fast::hash(body.as_bytes());
-        format!("{body}.{crc:08x}")
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(48 + 2 * (self.owner.len() + self.topic.len()));
+        out.push_str("r1.");
+        push_hex(&mut out, self.owner.as_bytes());
+        out.push('.');
+        push_hex(&mut out, self.topic.as_bytes());
+        // Writing into a String cannot fail.
+        let _ = write!(out, ".{}.{}.{:016x}", self.queue_id, self.offset, self.nonce);
+        let crc = crc32fast::hash(out.as_bytes());
+        let _ = write!(out, ".{crc:08x}");
+        out
     }
 
     pub(crate) fn parse(s: &str) -> Result<Receipt> {
@@ -52,9 +67,10 @@ impl Receipt {
         if crc.len() != 8 || u32::from_str_radix(crc, 16).ok() != Some(crc32fast::hash(body.as_bytes())) {
             return Err(bad());
         }
-        let parts: Vec<&str> = body.split('.').collect();
-        let [version, owner, topic, queue, offset, nonce] = parts[..] else { return Err(bad()) };
-        if version != "r1" {
+        let mut parts = body.split('.');
+        let mut next = || parts.next().ok_or_else(bad);
+        let (version, owner, topic, queue, offset, nonce) = (next()?, next()?, next()?, next()?, next()?, next()?);
+        if version != "r1" || parts.next().is_some() {
             return Err(bad());
         }
         Ok(Receipt {
@@ -80,13 +96,18 @@ mod tests {
     fn round_trip_and_rejects_tampering() {
         let r = Receipt { owner: "g\0c".into(), topic: "%RETRY%g".into(), queue_id: 3, offset: 42, nonce: 7 };
         let s = r.encode();
+        // The form is fixed: receipts handed out before an upgrade stay valid after it.
+        assert_eq!(s, "r1.670063.2552455452592567.3.42.0000000000000007.51d46471");
         assert_eq!(Receipt::parse(&s).expect("parses"), r);
         assert_eq!(r.group(), "g");
         let mut tampered = s.clone().into_bytes();
         tampered[5] = if tampered[5] == b'a' { b'b' } else { b'a' };
         let tampered = String::from_utf8(tampered).expect("ascii");
         assert!(matches!(Receipt::parse(&tampered), Err(Error::InvalidArgument { .. })));
-        for bad in ["", "x", "r1.....", "not-a-receipt", &s[..s.len() - 1]] {
+        // Well-formed but for one part too many.
+        let long = format!("{}.9", &s[..s.len() - 9]);
+        let extra = format!("{long}.{:08x}", crc32fast::hash(long.as_bytes()));
+        for bad in ["", "x", "r1.....", "not-a-receipt", &s[..s.len() - 1], &extra] {
             assert!(matches!(Receipt::parse(bad), Err(Error::InvalidArgument { .. })), "{bad:?}");
         }
     }

@@ -88,10 +88,8 @@ where
         'frames: while let Some(first) = outbox.recv().await {
             let (mut next, mut written) = (Some(first), 0);
             while let Some(frame) = next.take() {
-                if let Ok(text) = serde_json::to_string(&frame) {
-                    if tx.feed(text).await.is_err() {
-                        break 'frames;
-                    }
+                if tx.feed(frame.to_json()).await.is_err() {
+                    break 'frames;
                 }
                 written += 1;
                 if written < WRITE_BURST {
