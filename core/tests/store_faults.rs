@@ -1,8 +1,8 @@
 //! Faults injected through the store's real I/O paths (`--features failpoints`): each ends in
 //! the documented outcome, never in an acknowledged message that is then lost.
 //!
-//! - EIO from an msync or fsync on any thread that flushes (group-commit leader, prepare-ahead,
-//!   periodic flusher; commit log, consume queue, index, checkpoint) poisons the store: no later
+//! - EIO from an msync or fsync on any thread that flushes (group-commit leader, periodic
+//!   flusher; commit log, consume queue, index, checkpoint) poisons the store: no later
 //!   append is acknowledged, what was acknowledged stays readable and survives a reopen.
 //! - ENOSPC when allocating a new segment fails that append with `InsufficientStorage`; an EIO
 //!   from mmap fails it with an I/O error. Neither poisons, and the next append works (the
@@ -72,16 +72,6 @@ fn eio_on_group_commit_msync_poisons() {
     let store = Store::open(tiny_config(dir.path(), FlushMode::Sync)).unwrap();
     let mut acked = vec![store.append(msg("t", 0, 0)).unwrap()];
     inject(&dir.path().join("commitlog"), Point::Msync, libc::EIO, Some(&this_thread()), 1);
-    append_until_poisoned(&store, &mut acked);
-    check_after_poison(dir.path(), store, &acked, FlushMode::Sync);
-}
-
-#[test]
-fn eio_on_prepare_ahead_msync_poisons() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(tiny_config(dir.path(), FlushMode::Sync)).unwrap();
-    let mut acked = Vec::new();
-    inject(&dir.path().join("commitlog"), Point::Msync, libc::EIO, Some("ferrymq-prepare"), 1);
     append_until_poisoned(&store, &mut acked);
     check_after_poison(dir.path(), store, &acked, FlushMode::Sync);
 }

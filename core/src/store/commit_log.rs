@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::message::{AppendResult, StoredMessage};
@@ -45,12 +45,6 @@ pub(crate) struct CommitLog {
     write_pos: AtomicU64,
     min_offset: AtomicU64,
     appender: Mutex<Appender>,
-    /// Held shared by every msync of the log outside group commit (the prepare-ahead thread);
-    /// a group-commit leader takes it exclusively after its own msync, see
-    /// [`CommitLog::msync_failed_settled`].
-    msync_gate: RwLock<()>,
-    /// Some msync of the log failed.
-    msync_failed: AtomicBool,
 }
 
 impl std::fmt::Debug for CommitLog {
@@ -97,8 +91,6 @@ impl CommitLog {
             write_pos: AtomicU64::new(pos),
             min_offset: AtomicU64::new(min),
             appender: Mutex::new(Appender { active, pos, last_record, last_store_ts, queue_offsets: HashMap::new() }),
-            msync_gate: RwLock::new(()),
-            msync_failed: AtomicBool::new(false),
         })
     }
 
@@ -311,35 +303,19 @@ impl CommitLog {
         Ok(())
     }
 
-    /// One step of preparing the active segment ahead of the appender: faults in (and with
-    /// `allocate`, msyncs) the next `chunk` bytes if less than `ahead` bytes past the write
-    /// position are prepared. Returns whether it did anything (call again until it does not).
-    ///
-    /// Faulting in on this thread keeps page-cache allocation and zeroing off the append path.
-    /// Msyncing the fresh pages makes the file system allocate and write their blocks now, so
-    /// a sync-mode msync later overwrites allocated blocks, with no block allocation on the
-    /// critical path (that roughly halves its latency).
-    pub(crate) fn prepare_step(&self, ahead: u64, chunk: u64, allocate: bool) -> std::io::Result<bool> {
+    /// One step of preparing the active segment ahead of the appender (async mode, which
+    /// writes through the mapping): faults in the next `chunk` bytes if less than `ahead`
+    /// bytes past the write position are prepared, which keeps page-cache allocation and
+    /// zeroing off the append path. Returns whether it did anything (call again until it does
+    /// not). It never msyncs: every msync of the log is a group commit (see `Flusher::lead`),
+    /// so the msync that learns of a write-back error is always one that decides what is
+    /// acknowledged.
+    pub(crate) fn prepare_step(&self, ahead: u64, chunk: u64) -> bool {
         let Some(seg) = self.segments.read().unwrap_or_else(|p| p.into_inner()).last().cloned() else {
-            return Ok(false);
+            return false;
         };
         let local = self.write_pos().saturating_sub(seg.base());
-        let _gate = self.msync_gate.read().unwrap_or_else(|p| p.into_inner());
-        let r = seg.prepare(local, local.saturating_add(ahead), chunk, allocate);
-        if r.is_err() {
-            self.msync_failed.store(true, Ordering::SeqCst);
-        }
-        r
-    }
-
-    /// Whether any msync of the log has failed, once every msync running outside group
-    /// commit has finished. Linux reports a write-back error of a file only once, to
-    /// whichever msync asks first: a group-commit leader whose own msync succeeded must still
-    /// learn of an error that a concurrent prepare-ahead msync consumed before acknowledging
-    /// anyone (fsyncgate).
-    pub(crate) fn msync_failed_settled(&self) -> bool {
-        drop(self.msync_gate.write().unwrap_or_else(|p| p.into_inner()));
-        self.msync_failed.load(Ordering::SeqCst)
+        seg.prepare(local, local.saturating_add(ahead), chunk)
     }
 
     /// The segment holding `offset`, if retained.
@@ -372,10 +348,7 @@ impl CommitLog {
         for s in segs {
             let a = from.max(s.base()) - s.base();
             let b = to.min(s.end()) - s.base();
-            if let Err(e) = s.file().flush_range(a as usize, (b - a) as usize) {
-                self.msync_failed.store(true, Ordering::SeqCst);
-                return Err(e);
-            }
+            s.file().flush_range(a as usize, (b - a) as usize)?;
         }
         Ok(())
     }

@@ -278,12 +278,9 @@ impl Flusher {
         drop(st);
         let to = log.write_pos();
         let started = Instant::now();
-        let mut r = log.flush(from, to);
+        let r = log.flush(from, to);
         let took = started.elapsed();
         self.record(took);
-        if r.is_ok() && log.msync_failed_settled() {
-            r = Err(std::io::Error::other("an earlier msync of the commit log failed on another thread"));
-        }
         if let Err(e) = &r {
             self.poisoned.store(true, Ordering::Release);
             tracing::error!(error = %e, "msync of the commit log failed; the store is poisoned and refuses writes");

@@ -75,8 +75,8 @@ use crate::{Error, Result};
 /// Callback run on the dispatcher thread with (topic, queue id, new max offset).
 pub type DispatchListener = Arc<dyn Fn(&str, u32, u64) + Send + Sync>;
 
-/// The prepare thread keeps the active segment faulted in (and in sync mode allocated) ahead
-/// of the write position by eight intervals' worth of recent appends, at most `PREPARE_AHEAD`,
+/// In async mode the prepare thread keeps the active segment faulted in ahead of the write
+/// position by eight intervals' worth of recent appends, at most `PREPARE_AHEAD`,
 /// in steps of at most `PREPARE_CHUNK`, checking every `PREPARE_INTERVAL` (see
 /// `CommitLog::prepare_step`). An idle store prepares nothing.
 const PREPARE_AHEAD: u64 = 64 << 20;
@@ -352,39 +352,30 @@ impl Store {
                 }
             }),
         )?;
-        let i = inner.clone();
-        spawn(
-            "ferrymq-prepare",
-            Box::new(move || {
-                let allocate = i.config.flush == FlushMode::Sync;
-                let mut last = i.log.write_pos();
-                let mut rate = 0u64; // bytes appended per interval, decaying peak
-                while !i.stop.wait(PREPARE_INTERVAL) {
-                    let pos = i.log.write_pos();
-                    rate = (pos.saturating_sub(last)).max(rate - rate / 8);
-                    last = pos;
-                    let ahead = rate.saturating_mul(8).min(PREPARE_AHEAD);
-                    if ahead == 0 {
-                        continue;
-                    }
-                    let chunk = ahead.clamp(64 << 10, PREPARE_CHUNK);
-                    loop {
-                        match i.log.prepare_step(ahead, chunk, allocate) {
-                            Ok(true) if !i.closed.load(Ordering::Acquire) => continue,
-                            Ok(_) => break,
-                            Err(e) => {
-                                // The msync went through the same file the group commit
-                                // flushes, and Linux reports a write-back error only once per
-                                // file: a later msync could succeed over pages that never
-                                // reached the disk. Nobody may be told "durable" any more.
-                                i.flusher.poison("commit log (prepare ahead)", &e);
-                                break;
-                            }
+        // Sync mode writes with pwrite, which allocates page-cache pages itself, and flushes
+        // only what group commit asks for: preparing ahead there cost more than it saved
+        // (zero-filling pages, then writing every byte to the disk twice; BENCHMARKS.md).
+        if inner.config.flush == FlushMode::Async {
+            let i = inner.clone();
+            spawn(
+                "ferrymq-prepare",
+                Box::new(move || {
+                    let mut last = i.log.write_pos();
+                    let mut rate = 0u64; // bytes appended per interval, decaying peak
+                    while !i.stop.wait(PREPARE_INTERVAL) {
+                        let pos = i.log.write_pos();
+                        rate = (pos.saturating_sub(last)).max(rate - rate / 8);
+                        last = pos;
+                        let ahead = rate.saturating_mul(8).min(PREPARE_AHEAD);
+                        if ahead == 0 {
+                            continue;
                         }
+                        let chunk = ahead.clamp(64 << 10, PREPARE_CHUNK);
+                        while i.log.prepare_step(ahead, chunk) && !i.closed.load(Ordering::Acquire) {}
                     }
-                }
-            }),
-        )?;
+                }),
+            )?;
+        }
         let i = inner.clone();
         spawn(
             "ferrymq-retention",

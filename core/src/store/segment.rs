@@ -118,21 +118,17 @@ impl Segment {
 
     /// Prepares the next `chunk` bytes after `max(prepared, from)` if that is below `until`
     /// (segment-relative): faults the pages in writable (the kernel fills holes with zeros and
-    /// marks the pages dirty) and, with `allocate`, msyncs them so their blocks are allocated
-    /// and written now. Content is unchanged. Returns whether it did anything.
-    pub(crate) fn prepare(&self, from: u64, until: u64, chunk: u64, allocate: bool) -> std::io::Result<bool> {
+    /// marks the pages dirty). Content is unchanged. Returns whether it did anything.
+    pub(crate) fn prepare(&self, from: u64, until: u64, chunk: u64) -> bool {
         let start = self.prepared.load(Ordering::Acquire).max(from);
         let until = until.min(self.len());
         if start >= until {
-            return Ok(false);
+            return false;
         }
         let end = (start + chunk).min(self.len());
         self.file.prefault(start as usize, (end - start) as usize);
-        if allocate {
-            self.file.flush_range(start as usize, (end - start) as usize)?;
-        }
         self.prepared.fetch_max(end, Ordering::AcqRel);
-        Ok(true)
+        true
     }
 
     /// The trailer's timestamp, if this is a sealed segment with an intact trailer.
