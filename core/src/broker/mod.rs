@@ -2,8 +2,11 @@
 //! and offsets, leases, delay, retry and dead letters, transactions, long polling.
 //!
 //! The [`Broker`] is the one entry point; the gateway and the embedded client call it. It is
-//! async: the store's blocking calls (appends that wait for an fsync, reads) run on
-//! `spawn_blocking` threads, never on a runtime worker. It knows nothing of HTTP.
+//! async: the store's blocking calls (metadata saves that fsync, reads that may go to the
+//! disk) run on `spawn_blocking` threads, never on a runtime worker; appends are queued to the
+//! store's writer thread and awaited as futures. The one read on a worker is a long-polling
+//! receive's after new arrivals woke it: those records were just written and are in memory.
+//! It knows nothing of HTTP.
 
 mod config;
 mod consumer_back;

@@ -34,6 +34,7 @@ impl Broker {
         let filter = compile_filter(&req.filter)?;
         let notifier = [self.waiters.notifier(&req.topic)];
         let deadline = tokio::time::Instant::now() + req.wait;
+        let mut woken = false;
         loop {
             let notified = enable_all(&notifier);
             let (min, max) = self.store.queue_bounds(&req.topic, req.queue_id);
@@ -46,8 +47,12 @@ impl Broker {
                     max,
                 });
             }
-            // Queue and record reads happen on a blocking thread, not a runtime worker.
-            let (messages, pos) = {
+            let (messages, pos) = if woken {
+                // Nothing was there before the wake-up: what is there now was just written and
+                // is read from memory, here (see `Broker::receive`).
+                self.pull_scan(&req, &filter, is_retry, min, max)?
+            } else {
+                // The first look may read a backlog from disk: on a blocking thread.
                 let (req, filter) = (req.clone(), filter.clone());
                 self.off_runtime(move |b| b.pull_scan(&req, &filter, is_retry, min, max)).await?
             };
@@ -59,6 +64,7 @@ impl Broker {
                 return Ok(PullResult { messages, next_offset: pos, min_offset: min, max_offset: max });
             }
             wait_any(notified, deadline).await;
+            woken = true;
         }
     }
 
