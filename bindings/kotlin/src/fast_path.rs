@@ -11,11 +11,14 @@
 //! ([`FfiProducer::fast_id`], [`FfiPushConsumer::fast_id`]). Records cross as byte arrays in
 //! uniffi's own serialization, so the Kotlin side reads and writes them with the generated
 //! converters and both paths agree on every field. A failure is thrown as the same
-//! `FfiException.Failure` uniffi throws. An asynchronous call returns at once; its task runs
-//! on the [`runtime`] and completes by calling `FastPath.complete(token, bytes, error)` from
-//! the runtime's thread (attached to the JVM once, as a daemon); `FastPath.cancel(token)`
-//! aborts it. Panics never cross: each entry point and each task catches them and reports an
-//! `internal` error.
+//! `FfiException.Failure` uniffi throws. An asynchronous call starts on the calling thread
+//! and runs there as far as it can without waiting (a push consumer's messages already
+//! queued are taken at once; a send is handed to the store); the first time it has to wait,
+//! it moves to the [`runtime`], where whatever wakes it spawns it (see [`Handoff`]). It
+//! completes by calling `FastPath.complete(token, bytes, error)`: from the calling thread
+//! when it never waited, else from the runtime's thread (attached to the JVM once, as a
+//! daemon). `FastPath.cancel(token)` aborts it. Panics never cross: each entry point and each
+//! call catches them and reports an `internal` error.
 //!
 //! `#[no_mangle]` is what makes the JVM find the entry points, and the `unsafe_code` lint
 //! counts it, hence the `allow` below; there is no `unsafe` block in this module.
@@ -24,14 +27,16 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::ptr;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Wake, Waker};
 
+use futures::future::{AbortHandle, Aborted};
 use futures::FutureExt;
 use jni::objects::{GlobalRef, JByteArray, JClass, JLongArray, JObject, JString, JThrowable, JValue};
 use jni::sys::{jbyteArray, jint, jlong};
 use jni::{JNIEnv, JavaVM};
-use tokio::task::AbortHandle;
 use uniffi::{Lift, Lower};
 
 use crate::client::opt_millis;
@@ -264,7 +269,7 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_send<'l>(
         let producer = producer(producer_id)?.core().clone();
         let topic = string(env, &topic)?;
         let message = decode::<FfiOutgoing>(&env.convert_byte_array(&message)?)?.into_core()?;
-        spawn(token, async move {
+        start(token, async move {
             let result: FfiSendResult = producer.send(&topic, message).await?.into();
             Ok(Completion::new(encode(result)))
         });
@@ -289,7 +294,7 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_sendBatch<'l>(
             .into_iter()
             .map(FfiOutgoing::into_core)
             .collect::<Result<Vec<_>, _>>()?;
-        spawn(token, async move {
+        start(token, async move {
             let results: Vec<FfiSendResult> =
                 producer.send_batch(&topic, messages).await?.into_iter().map(Into::into).collect();
             Ok(Completion::new(encode(results)))
@@ -331,7 +336,7 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_recvBatch<'l>(
         let consumer = push_consumer(consumer_id)?;
         let max = batch_size(max_messages)?;
         let timeout = opt_millis("/timeout_ms", opt_long(env, &timeout_ms)?)?;
-        spawn(token, async move {
+        start(token, async move {
             let received = take(consumer.core(), max, timeout).await;
             let delivered: Vec<FfiDelivered> = consumer.hand_out(received);
             let ids: Vec<i64> = delivered.iter().map(|d| d.id).collect();
@@ -406,7 +411,7 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_panicForTests<'l>(
         if token == 0 {
             panic!("{message}");
         }
-        spawn(token, async move { panic!("{message}") });
+        start(token, async move { panic!("{message}") });
         Ok(())
     });
 }
@@ -430,17 +435,22 @@ fn tasks() -> MutexGuard<'static, HashMap<jlong, AbortHandle>> {
     TASKS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs `call` on the runtime and completes `token` with its outcome (a panic as an
+/// Starts `call` (see the module doc) and completes `token` with its outcome (a panic as an
 /// `internal` error). An aborted call completes nothing: its caller is gone.
-fn spawn<F>(token: jlong, call: F)
+fn start<F>(token: jlong, call: F)
 where
     F: Future<Output = Result<Completion, FfiError>> + Send + 'static,
 {
-    // Held while spawning, so that the task's own removal comes after the insertion.
-    let mut running = tasks();
-    let task = runtime::handle().spawn(async move {
-        let outcome = AssertUnwindSafe(call).catch_unwind().await.unwrap_or_else(|p| Err(FfiError::panicked(p)));
+    let (call, abort) = futures::future::abortable(call);
+    tasks().insert(token, abort);
+    Handoff::run(Box::pin(async move {
+        let outcome = AssertUnwindSafe(call).catch_unwind().await;
         tasks().remove(&token);
+        let outcome = match outcome {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(Aborted)) => return,
+            Err(panic) => Err(FfiError::panicked(panic)),
+        };
         match outcome {
             Ok(Completion { bytes, refused }) => {
                 if !complete(token, Ok(bytes)) {
@@ -453,8 +463,69 @@ where
                 complete(token, Err(e));
             }
         }
-    });
-    running.insert(token, task.abort_handle());
+    }));
+}
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A task polled first on the calling thread and spawned on the runtime by whatever wakes it
+/// (the store's thread when a send is stored, the consumer's task when a message comes):
+/// the caller's thread does the first part itself instead of waking a runtime thread for it,
+/// which takes one thread hand-off off every call's path, and none is left for a call that
+/// never waits.
+#[derive(Default)]
+struct Handoff {
+    state: Mutex<HandoffState>,
+}
+
+#[derive(Default)]
+struct HandoffState {
+    /// Woken already: spawn the task as soon as it is parked.
+    woken: bool,
+    /// The task, waiting for its first wake-up.
+    parked: Option<Task>,
+}
+
+impl Handoff {
+    fn state(&self) -> MutexGuard<'_, HandoffState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Polls `task` on this thread, with the runtime entered (its timers, I/O and spawns);
+    /// if it has to wait, parks it until its waker moves it to the runtime.
+    fn run(mut task: Task) {
+        let _runtime = runtime::handle().enter();
+        let handoff = Arc::new(Handoff::default());
+        let waker = Waker::from(handoff.clone());
+        if task.as_mut().poll(&mut Context::from_waker(&waker)).is_ready() {
+            return;
+        }
+        let mut state = handoff.state();
+        if state.woken {
+            drop(state);
+            runtime::handle().spawn(task);
+        } else {
+            state.parked = Some(task);
+        }
+    }
+}
+
+impl Wake for Handoff {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let parked = {
+            let mut state = self.state();
+            state.woken = true;
+            state.parked.take()
+        };
+        // Once spawned, the runtime's own waker drives the task; this one is spent.
+        if let Some(task) = parked {
+            runtime::handle().spawn(task);
+        }
+    }
 }
 
 /// Calls `FastPath.complete(token, bytes, error)` from this (runtime) thread, attached to the
