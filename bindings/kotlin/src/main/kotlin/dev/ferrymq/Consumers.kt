@@ -136,7 +136,16 @@ class PushConsumer internal constructor(
  * the next message before the others wake; with a slow one they all get work. Each thread
  * answers the messages it ran in one call before it waits, and every [SETTLE_EVERY]
  * messages; the thread that polls answers in the poll's own call.
+ *
+ * The library hands out up to [LISTENER_PREFETCH] times as many messages as there are threads
+ * (the native consumer's `consume_workers`), so that a poll finds a full batch ready rather
+ * than the one or two messages the library refilled since the last answers; at most [workers]
+ * listener calls still run at once. Messages taken and not yet run go back to the group, like
+ * any unanswered message, when the consumer closes.
  */
+/** How many messages a push consumer with a listener may hold per listener thread. */
+internal const val LISTENER_PREFETCH = 4
+
 internal class ListenerThreads(
     private val ffi: FfiPushConsumer,
     /** [ffi]'s id on the [FastPath]. */
@@ -228,7 +237,7 @@ internal class ListenerThreads(
         // wait long for messages.
         answers.sent(answered.size)
         val batch = try {
-            FastPath.decode(FfiConverterSequenceTypeFfiDelivered, FastPath.recvBatchBlocking(id, answered, workers))
+            FastPath.decode(FfiConverterSequenceTypeFfiDelivered, FastPath.recvBatchBlocking(id, answered, workers * LISTENER_PREFETCH))
         } catch (e: Throwable) {
             emptyList()
         }
