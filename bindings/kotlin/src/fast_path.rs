@@ -16,12 +16,13 @@
 //! queued are taken at once; a send is handed to the store); the first time it has to wait,
 //! it moves to the [`runtime`], where whatever wakes it spawns it (see [`Handoff`]). It
 //! completes by calling `FastPath.complete(token, bytes, error)`: from the calling thread
-//! when it never waited, else from the runtime's thread (attached to the JVM once, as a
-//! daemon). `FastPath.cancel(token)` aborts it. Panics never cross: each entry point and each
+//! when it never waited, else from the runtime's thread (attached to the JVM as a daemon by
+//! [`attach`], and again whenever something detached it). `FastPath.cancel(token)` aborts
+//! it. Panics never cross: each entry point and each
 //! call catches them and reports an `internal` error.
 //!
 //! `#[no_mangle]` is what makes the JVM find the entry points, and the `unsafe_code` lint
-//! counts it, hence the `allow` below; there is no `unsafe` block in this module.
+//! counts it, hence the `allow` below; the one `unsafe` block is [`attach`]'s.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
@@ -528,11 +529,37 @@ impl Wake for Handoff {
     }
 }
 
-/// Calls `FastPath.complete(token, bytes, error)` from this (runtime) thread, attached to the
-/// JVM as a daemon the first time; whether a caller was still waiting for `token`.
+/// This thread's `JNIEnv`, attaching the thread to the JVM as a daemon if it is not attached.
+///
+/// Not `JavaVM::attach_current_thread_as_daemon`: the jni crate remembers the threads it
+/// attached and, when it attaches one again, detaches it as it drops the old record, leaving
+/// the new `JNIEnv` dangling. A runtime thread does get detached behind its back: JNA, after
+/// a callback on a thread it once attached for a callback without a thread initializer,
+/// detaches the thread even when someone else attached it since. So the JVM is asked each
+/// time (`GetEnv`), and a thread found detached is attached again, with nothing remembered.
+fn attach(vm: &JavaVM) -> jni::errors::Result<JNIEnv<'_>> {
+    if let Ok(env) = vm.get_env() {
+        return Ok(env);
+    }
+    let raw = vm.get_java_vm_pointer();
+    let mut env = ptr::null_mut();
+    // SAFETY: `raw` is the JVM's own invocation interface (from `GetJavaVM`, valid for the
+    // life of the process); `AttachCurrentThreadAsDaemon` with null arguments attaches the
+    // calling thread and writes its `JNIEnv` to `env`, which is valid on this thread while it
+    // stays attached; it is used only inside this call of `complete`, on this thread.
+    unsafe {
+        let attach =
+            (**raw).AttachCurrentThreadAsDaemon.ok_or(jni::errors::Error::NullPtr("AttachCurrentThreadAsDaemon"))?;
+        jni::errors::jni_error_code_to_result(attach(raw, &mut env, ptr::null_mut()))?;
+        JNIEnv::from_raw(env.cast())
+    }
+}
+
+/// Calls `FastPath.complete(token, bytes, error)` from this thread (the caller's, or one of
+/// the runtime's, [`attach`]ed); whether a caller was still waiting for `token`.
 fn complete(token: jlong, outcome: Result<Vec<u8>, FfiError>) -> bool {
     let Some(java) = JAVA.get() else { return false };
-    let mut env = match java.vm.attach_current_thread_as_daemon() {
+    let mut env = match attach(&java.vm) {
         Ok(env) => env,
         Err(e) => {
             tracing::error!(error = %e, "cannot attach a runtime thread to the JVM; an asynchronous call is lost");

@@ -1,5 +1,8 @@
 package dev.ferrymq
 
+import com.sun.jna.CallbackThreadInitializer
+import com.sun.jna.Native
+import dev.ferrymq.ffi.uniffiRustFutureContinuationCallbackImpl
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.TimeUnit
@@ -129,6 +132,30 @@ class FastPathTest {
             m!!.ack()
             assertNull(consumer.receive(timeoutMs = 1))
             consumer.shutdown()
+        }
+    }
+
+    @Test
+    fun `a runtime thread that JNA detached behind the fast path's back is attached again`() = coTest {
+        // After a callback, JNA detaches a thread it once attached for a callback without a
+        // keep-attached initializer, even if the fast path attached it again since. For a
+        // while, uniffi's completion callback is such a one, and its asynchronous calls take
+        // turns with the fast path's on the runtime's threads.
+        NativeThreads.ensure()
+        Native.setCallbackThreadInitializer(uniffiRustFutureContinuationCallbackImpl, CallbackThreadInitializer(true, true, "ferrymq-detaching"))
+        try {
+            withClient(Backend.EMBEDDED) { client ->
+                val topic = unique("detached")
+                val admin = client.admin()
+                admin.createTopic(topic, queues = 1)
+                val producer = client.producer()
+                for (i in 0 until 200) {
+                    assertEquals(topic, admin.topic(topic).topic.name)
+                    assertEquals(i.toLong(), producer.send(topic, "m$i".bytes()).queueOffset)
+                }
+            }
+        } finally {
+            NativeThreads.install()
         }
     }
 
