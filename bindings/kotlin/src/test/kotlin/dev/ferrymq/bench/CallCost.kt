@@ -14,6 +14,7 @@ import dev.ferrymq.Client
 import dev.ferrymq.FastPath
 import dev.ferrymq.OutgoingMessage
 import dev.ferrymq.ffi.FfiClient
+import dev.ferrymq.ffi.FfiConverterSequenceTypeFfiOutgoing
 import dev.ferrymq.ffi.FfiConverterTypeFfiOutgoing
 import dev.ferrymq.ffi.FfiOutgoing
 import dev.ferrymq.ffi.FfiPushOptions
@@ -81,6 +82,17 @@ fun main() {
             measure("JNI sendBlocking, 1 KiB, embedded", sends) {
                 FastPath.sendBlocking(producerId, topic, FastPath.encode(FfiConverterTypeFfiOutgoing, outgoing)).size.toLong()
             }
+            val batch = List(100) { outgoing }
+            val encodedBatch = FastPath.encode(FfiConverterSequenceTypeFfiOutgoing, batch)
+            val batches = sends / 20
+            measure("uniffi sendBatchBlocking, 100 x 1 KiB, per batch", batches) { producer.sendBatchBlocking(topic, batch).size.toLong() }
+            measure("JNI sendBatchBlocking, 100 x 1 KiB, per batch", batches) {
+                FastPath.sendBatchBlocking(producerId, topic, FastPath.encode(FfiConverterSequenceTypeFfiOutgoing, batch)).size.toLong()
+            }
+            measure("uniffi sendBatch (suspend), 100 x 1 KiB, per batch", batches) { producer.sendBatch(topic, batch).size.toLong() }
+            measure("JNI sendBatch (suspend), 100 x 1 KiB, per batch", batches) {
+                FastPath.call { token -> FastPath.sendBatch(producerId, topic, encodedBatch, token) }.size.toLong()
+            }
             val sdkProducer = Client.embedded(Files.createTempDirectory(dir.toPath(), "sdk").toString(), mapOf("segment_bytes" to "8MiB"))
             sdkProducer.use { client ->
                 val p = client.producer()
@@ -88,6 +100,9 @@ fun main() {
                 measure("SDK Producer.send (JNI, suspend), 1 KiB, embedded", sends) { p.send(topic, body).queueOffset ?: 0 }
                 measure("SDK Producer.sendBatchBlocking, 100 x 1 KiB, per batch", sends / 20) {
                     p.sendBatchBlocking(topic, List(100) { OutgoingMessage(body) }).size.toLong()
+                }
+                measure("SDK Producer.sendBatch (suspend), 100 x 1 KiB, per batch", sends / 20) {
+                    p.sendBatch(topic, List(100) { OutgoingMessage(body) }).size.toLong()
                 }
             }
             consumer.shutdown()
