@@ -9,7 +9,7 @@
 //! (and one call answers them: [`FfiPushConsumer::settle`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
 use ferrymq_core::client::{PushConsumer, ReceivedMessage, SimpleConsumer};
@@ -18,7 +18,12 @@ use futures::FutureExt;
 use crate::client::opt_millis;
 use crate::error::FfiError;
 use crate::message::{millis, FfiMessage};
+use crate::registry::Registry;
 use crate::runtime;
+
+/// The push consumers the JNI fast path ([`crate::fast_path`]) can reach, by
+/// [`FfiPushConsumer::fast_id`].
+pub(crate) static PUSH_CONSUMERS: LazyLock<Registry<FfiPushConsumer>> = LazyLock::new(Registry::new);
 
 /// A queue a member consumes.
 #[derive(Clone, Debug, uniffi::Record)]
@@ -35,6 +40,15 @@ pub struct FfiPushConsumer {
     consumer: Arc<PushConsumer>,
     /// Messages handed to Kotlin and not answered yet, by delivery id; abandoned on close.
     held: Mutex<Held>,
+    fast_id: OnceLock<u64>,
+}
+
+impl Drop for FfiPushConsumer {
+    fn drop(&mut self) {
+        if let Some(&id) = self.fast_id.get() {
+            PUSH_CONSUMERS.remove(id);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -45,7 +59,7 @@ struct Held {
 
 impl FfiPushConsumer {
     pub(crate) fn new(consumer: PushConsumer) -> Self {
-        FfiPushConsumer { consumer: Arc::new(consumer), held: Mutex::new(Held::default()) }
+        FfiPushConsumer { consumer: Arc::new(consumer), held: Mutex::new(Held::default()), fast_id: OnceLock::new() }
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Held> {
@@ -55,7 +69,7 @@ impl FfiPushConsumer {
     /// The received messages for Kotlin, each under a delivery id that answers it, remembered
     /// until answered (so that shutdown can abandon the rest). Each body is copied once, into
     /// the record.
-    fn hand_out(&self, received: Vec<ReceivedMessage>) -> Vec<FfiDelivered> {
+    pub(crate) fn hand_out(&self, received: Vec<ReceivedMessage>) -> Vec<FfiDelivered> {
         let mut held = self.held();
         received
             .into_iter()
@@ -69,6 +83,21 @@ impl FfiPushConsumer {
             .collect()
     }
 
+    /// The client's consumer.
+    pub(crate) fn core(&self) -> &Arc<PushConsumer> {
+        &self.consumer
+    }
+
+    /// Takes the deliveries `ids` back unanswered (handed out to a caller that stopped
+    /// waiting): dropped, they are abandoned like those still held at shutdown.
+    pub(crate) fn give_back(&self, ids: &[i64]) {
+        let given_back: Vec<ReceivedMessage> = {
+            let mut held = self.held();
+            ids.iter().filter_map(|id| held.open.remove(id)).collect()
+        };
+        drop(given_back);
+    }
+
     /// The message handed out under `id`, taken out of the held ones.
     fn take_held(&self, id: i64) -> Result<ReceivedMessage, FfiError> {
         self.held().open.remove(&id).ok_or_else(|| {
@@ -79,7 +108,7 @@ impl FfiPushConsumer {
 }
 
 /// `max_messages` as a batch size, or an invalid argument.
-fn batch_size(max_messages: i32) -> Result<usize, FfiError> {
+pub(crate) fn batch_size(max_messages: i32) -> Result<usize, FfiError> {
     usize::try_from(max_messages)
         .ok()
         .filter(|&m| m >= 1)
@@ -87,7 +116,7 @@ fn batch_size(max_messages: i32) -> Result<usize, FfiError> {
 }
 
 /// Waits (up to `timeout`) for one message, then takes the others already waiting, up to `max`.
-async fn take(consumer: &PushConsumer, max: usize, timeout: Option<Duration>) -> Vec<ReceivedMessage> {
+pub(crate) async fn take(consumer: &PushConsumer, max: usize, timeout: Option<Duration>) -> Vec<ReceivedMessage> {
     let first = match timeout {
         None => consumer.recv().await,
         Some(t) => tokio::time::timeout(t, consumer.recv()).await.ok().flatten(),
@@ -116,6 +145,12 @@ pub struct FfiDelivered {
 
 #[uniffi::export]
 impl FfiPushConsumer {
+    /// This consumer's id for the JNI fast path (through which the SDK takes, settles, acks
+    /// and nacks its messages), registered on first use and forgotten when it is dropped.
+    pub fn fast_id(self: Arc<Self>) -> u64 {
+        *self.fast_id.get_or_init(|| PUSH_CONSUMERS.insert(&self))
+    }
+
     /// The consumer group.
     pub fn group(&self) -> String {
         self.consumer.group().to_string()

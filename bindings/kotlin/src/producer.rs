@@ -1,28 +1,56 @@
 //! [`FfiProducer`] and [`FfiTransactionProducer`], with the callback interfaces the Kotlin
 //! side implements for a local transaction and for check-backs.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use ferrymq_core::client::{Message, Producer, TransactionProducer, TransactionResolution};
 
 use crate::error::FfiError;
 use crate::message::{FfiMessage, FfiOutgoing, FfiSendResult};
+use crate::registry::Registry;
 use crate::runtime;
 
+/// The producers the JNI fast path ([`crate::fast_path`]) can reach, by [`FfiProducer::fast_id`].
+pub(crate) static PRODUCERS: LazyLock<Registry<FfiProducer>> = LazyLock::new(Registry::new);
+
 /// Publishes messages.
+///
+/// The SDK's sends go through the JNI fast path ([`crate::fast_path`]), which calls the
+/// methods below on the object it finds by [`fast_id`](Self::fast_id); they stay exported
+/// through uniffi too, so that the call-cost bench can time both ways on the same work.
 #[derive(uniffi::Object)]
 pub struct FfiProducer {
     producer: Producer,
+    fast_id: OnceLock<u64>,
 }
 
 impl FfiProducer {
     pub(crate) fn new(producer: Producer) -> Self {
-        FfiProducer { producer }
+        FfiProducer { producer, fast_id: OnceLock::new() }
+    }
+
+    /// The client's producer.
+    pub(crate) fn core(&self) -> &Producer {
+        &self.producer
+    }
+}
+
+impl Drop for FfiProducer {
+    fn drop(&mut self) {
+        if let Some(&id) = self.fast_id.get() {
+            PRODUCERS.remove(id);
+        }
     }
 }
 
 #[uniffi::export]
 impl FfiProducer {
+    /// This producer's id for the JNI fast path, registered on first use and forgotten when
+    /// the producer is dropped.
+    pub fn fast_id(self: Arc<Self>) -> u64 {
+        *self.fast_id.get_or_init(|| PRODUCERS.insert(&self))
+    }
+
     /// Publishes one message; returns once it is stored (or scheduled, when delayed).
     pub async fn send(&self, topic: String, message: FfiOutgoing) -> Result<FfiSendResult, FfiError> {
         let producer = self.producer.clone();

@@ -111,7 +111,9 @@ class Client private constructor(private val ffi: FfiClient) : Closeable {
                 is StartPosition.Timestamp -> "timestamp"
             },
             startTimestamp = (start as? StartPosition.Timestamp)?.epochMs,
-            consumeWorkers = consumeWorkers,
+            // With a listener, the library hands out up to LISTENER_PREFETCH times as many messages
+            // as there are listener threads (see ListenerThreads); without one, `workers`.
+            consumeWorkers = if (listener == null) consumeWorkers else (consumeWorkers ?: DEFAULT_WORKERS) * LISTENER_PREFETCH,
             rebalanceIntervalMs = rebalanceIntervalMs,
             pullWaitMs = null,
         )

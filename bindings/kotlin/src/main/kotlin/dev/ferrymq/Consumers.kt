@@ -1,5 +1,6 @@
 package dev.ferrymq
 
+import dev.ferrymq.ffi.FfiConverterSequenceTypeFfiDelivered
 import dev.ferrymq.ffi.FfiDelivered
 import dev.ferrymq.ffi.FfiPushConsumer
 import dev.ferrymq.ffi.FfiSimpleConsumer
@@ -21,6 +22,9 @@ import kotlinx.coroutines.withContext
  *
  * Consume with a [MessageListener] given at creation (then [start]), or as a [Flow] with
  * [messages], or one at a time with [receive]. [close] leaves the group cleanly.
+ *
+ * Messages are taken, settled, acked and nacked through the library's JNI [FastPath]; the
+ * rest goes through uniffi.
  */
 class PushConsumer internal constructor(
     private val ffi: FfiPushConsumer,
@@ -29,7 +33,10 @@ class PushConsumer internal constructor(
     private val workers: Int,
 ) : Closeable {
     private val started = AtomicBoolean(false)
-    private val listenerThreads: ListenerThreads? = listener?.let { ListenerThreads(ffi, it, workers) }
+
+    /** The native consumer's id on the fast path (the registry holds it as long as [ffi] lives). */
+    private val id: Long = native { FastPath.ensure(); ffi.fastId().toLong() }
+    private val listenerThreads: ListenerThreads? = listener?.let { ListenerThreads(ffi, id, it, workers) }
     private val hasListener: Boolean get() = listenerThreads != null
 
     /** The consumer group. */
@@ -72,7 +79,7 @@ class PushConsumer internal constructor(
             while (true) {
                 // Every message ready at once, in one call (at most `workers` are handed out
                 // and not answered anyway).
-                val batch = native { ffi.recvBatch(workers, null) }
+                val batch = recvBatch(workers, null)
                 if (batch.isEmpty()) break
                 for (delivered in batch) emit(delivered(delivered))
             }
@@ -85,7 +92,14 @@ class PushConsumer internal constructor(
      * the consumer is closed. For a consumer without a listener, after [start]. */
     suspend fun receive(timeoutMs: Long? = null): Message? {
         require(!hasListener) { "this consumer has a listener: its messages go to the listener" }
-        return native { ffi.recvBatch(1, timeoutMs) }.firstOrNull()?.let { delivered(it) }
+        return recvBatch(1, timeoutMs).firstOrNull()?.let { delivered(it) }
+    }
+
+    /** Waits up to [timeoutMs] (forever when null) for a message, then takes every one ready,
+     * [max] at most; empty on timeout or once the consumer is closed. */
+    private suspend fun recvBatch(max: Int, timeoutMs: Long?): List<FfiDelivered> = native {
+        val bytes = FastPath.call { token -> FastPath.recvBatch(id, max, timeoutMs, token) }
+        FastPath.decode(FfiConverterSequenceTypeFfiDelivered, bytes)
     }
 
     /** [receive] for Java and other blocking callers. */
@@ -93,8 +107,8 @@ class PushConsumer internal constructor(
     fun receiveBlocking(timeoutMs: Long? = null): Message? = runBlocking { receive(timeoutMs) }
 
     private val settler = object : Settler {
-        override suspend fun ack(message: Message) = native { ffi.ack(message.deliveryId) }
-        override suspend fun nack(message: Message, delayMs: Long?) = native { ffi.nack(message.deliveryId, delayMs) }
+        override suspend fun ack(message: Message) = native { FastPath.ack(id, message.deliveryId) }
+        override suspend fun nack(message: Message, delayMs: Long?) = native { FastPath.nack(id, message.deliveryId, delayMs) }
     }
 
     private fun delivered(delivered: FfiDelivered): Message = Message(delivered.message, settler, delivered.id)
@@ -122,9 +136,20 @@ class PushConsumer internal constructor(
  * the next message before the others wake; with a slow one they all get work. Each thread
  * answers the messages it ran in one call before it waits, and every [SETTLE_EVERY]
  * messages; the thread that polls answers in the poll's own call.
+ *
+ * The library hands out up to [LISTENER_PREFETCH] times as many messages as there are threads
+ * (the native consumer's `consume_workers`), so that a poll finds a full batch ready rather
+ * than the one or two messages the library refilled since the last answers; at most [workers]
+ * listener calls still run at once. Messages taken and not yet run go back to the group, like
+ * any unanswered message, when the consumer closes.
  */
+/** How many messages a push consumer with a listener may hold per listener thread. */
+internal const val LISTENER_PREFETCH = 4
+
 internal class ListenerThreads(
     private val ffi: FfiPushConsumer,
+    /** [ffi]'s id on the [FastPath]. */
+    private val id: Long,
     private val listener: MessageListener,
     private val workers: Int,
 ) {
@@ -151,7 +176,7 @@ internal class ListenerThreads(
         val size get() = ids.size
 
         /** Takes the answers out, for a call that sends them. */
-        fun drain(): List<Long> = ArrayList(ids).also { ids.clear() }
+        fun drain(): LongArray = ids.toLongArray().also { ids.clear() }
 
         /** Counts [n] answers sent. */
         fun sent(n: Int) {
@@ -166,7 +191,7 @@ internal class ListenerThreads(
             if (ids.isEmpty()) return
             val answers = drain()
             try {
-                ffi.settle(answers)
+                FastPath.settle(id, answers)
             } catch (e: Exception) {
                 // Cannot fail for ids; the consumer closing meanwhile gave them back already.
             }
@@ -212,7 +237,7 @@ internal class ListenerThreads(
         // wait long for messages.
         answers.sent(answered.size)
         val batch = try {
-            ffi.recvBatchBlocking(answered, workers)
+            FastPath.decode(FfiConverterSequenceTypeFfiDelivered, FastPath.recvBatchBlocking(id, answered, workers * LISTENER_PREFETCH))
         } catch (e: Throwable) {
             emptyList()
         }

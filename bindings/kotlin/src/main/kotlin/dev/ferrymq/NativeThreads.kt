@@ -23,8 +23,14 @@ internal object NativeThreads {
         uniffiCallbackInterfaceFfiTransactionChecker.`check`,
     )
 
+    private val initializer = CallbackThreadInitializer(true, false, "ferrymq-native")
+
     init {
-        val initializer = CallbackThreadInitializer(true, false, "ferrymq-native")
+        install()
+    }
+
+    /** Sets the initializer on each callback (again, after a test replaced it). */
+    fun install() {
         for (callback in callbacks) Native.setCallbackThreadInitializer(callback, initializer)
     }
 

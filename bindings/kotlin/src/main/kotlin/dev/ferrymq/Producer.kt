@@ -1,5 +1,9 @@
 package dev.ferrymq
 
+import dev.ferrymq.ffi.FfiConverterSequenceTypeFfiOutgoing
+import dev.ferrymq.ffi.FfiConverterSequenceTypeFfiSendResult
+import dev.ferrymq.ffi.FfiConverterTypeFfiOutgoing
+import dev.ferrymq.ffi.FfiConverterTypeFfiSendResult
 import dev.ferrymq.ffi.FfiProducer
 import dev.ferrymq.ffi.FfiTransactionProducer
 import kotlinx.coroutines.runBlocking
@@ -7,8 +11,23 @@ import kotlinx.coroutines.runBlocking
 /**
  * Publishes messages. A send that fails transiently (broker unavailable, timeout, broken
  * connection) is retried on another queue before the error is thrown.
+ *
+ * Sends go through the library's JNI [FastPath] (one native call each, the message in
+ * uniffi's serialization); [sendOneway] through uniffi.
  */
 class Producer internal constructor(private val ffi: FfiProducer) {
+    /** The native producer's id on the fast path (the registry holds it as long as [ffi] lives). */
+    private val id: Long = native { FastPath.ensure(); ffi.fastId().toLong() }
+
+    private fun one(message: OutgoingMessage) = FastPath.encode(FfiConverterTypeFfiOutgoing, message.toFfi())
+
+    private fun batch(messages: List<OutgoingMessage>) =
+        FastPath.encode(FfiConverterSequenceTypeFfiOutgoing, messages.map { it.toFfi() })
+
+    private fun result(bytes: ByteArray) = FastPath.decode(FfiConverterTypeFfiSendResult, bytes).toSdk()
+
+    private fun results(bytes: ByteArray) = FastPath.decode(FfiConverterSequenceTypeFfiSendResult, bytes).map { it.toSdk() }
+
     /**
      * Publishes one message and returns once it is stored and visible to consumers (or
      * scheduled, when delayed).
@@ -35,8 +54,8 @@ class Producer internal constructor(private val ffi: FfiProducer) {
         shardingKey: String? = null,
         idempotencyKey: String? = null,
     ): SendResult {
-        val message = OutgoingMessage(body, tag, keys, properties, delayLevel, delayMs, deliverAt, shardingKey, idempotencyKey).toFfi()
-        return native { ffi.send(topic, message) }.toSdk()
+        val message = one(OutgoingMessage(body, tag, keys, properties, delayLevel, delayMs, deliverAt, shardingKey, idempotencyKey))
+        return result(native { FastPath.call { token -> FastPath.send(id, topic, message, token) } })
     }
 
     /** [send] for Java and other blocking callers. */
@@ -53,17 +72,19 @@ class Producer internal constructor(private val ffi: FfiProducer) {
         shardingKey: String? = null,
         idempotencyKey: String? = null,
     ): SendResult {
-        val message = OutgoingMessage(body, tag, keys, properties, delayLevel, delayMs, deliverAt, shardingKey, idempotencyKey)
-        return native { ffi.sendBlocking(topic, message.toFfi()) }.toSdk()
+        val message = one(OutgoingMessage(body, tag, keys, properties, delayLevel, delayMs, deliverAt, shardingKey, idempotencyKey))
+        return result(native { FastPath.sendBlocking(id, topic, message) })
     }
 
     /** Publishes a batch atomically: all of it is stored, or none. Results come in order. */
-    suspend fun sendBatch(topic: String, messages: List<OutgoingMessage>): List<SendResult> =
-        native { ffi.sendBatch(topic, messages.map { it.toFfi() }) }.map { it.toSdk() }
+    suspend fun sendBatch(topic: String, messages: List<OutgoingMessage>): List<SendResult> {
+        val encoded = batch(messages)
+        return results(native { FastPath.call { token -> FastPath.sendBatch(id, topic, encoded, token) } })
+    }
 
     /** [sendBatch] for Java and other blocking callers. */
     fun sendBatchBlocking(topic: String, messages: List<OutgoingMessage>): List<SendResult> =
-        native { ffi.sendBatchBlocking(topic, messages.map { it.toFfi() }) }.map { it.toSdk() }
+        results(native { FastPath.sendBatchBlocking(id, topic, batch(messages)) })
 
     /** Publishes one message in the background without waiting for the result; a failure is
      * only logged. Invalid arguments are still thrown at once. Does not suspend. */

@@ -60,10 +60,17 @@ class Server(settings: Map<String, String> = emptyMap()) : AutoCloseable {
         url = "http://127.0.0.1:$port"
         val command = mutableListOf(bin, "serve", "--data-dir", dataDir.path, "--listen", "127.0.0.1:$port")
         (SMALL + settings).forEach { (k, v) -> command += listOf("--set", "$k=$v") }
-        process = ProcessBuilder(command).redirectErrorStream(true)
-            .redirectOutput(File.createTempFile("ferrymq-serve", ".log")).start()
+        // The server's output, kept for a failing run's reader until the JVM exits.
+        val log = File.createTempFile("ferrymq-serve", ".log").also { it.deleteOnExit() }
+        process = try {
+            ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log).start()
+        } catch (e: java.io.IOException) {
+            dataDir.deleteRecursively()
+            throw e
+        }
         val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30)
         while (!healthy()) {
+            if (!process.isAlive || System.nanoTime() >= deadline) close()
             check(process.isAlive) { "ferrymq serve exited with ${process.exitValue()}" }
             check(System.nanoTime() < deadline) { "ferrymq serve did not become healthy" }
             Thread.sleep(50)

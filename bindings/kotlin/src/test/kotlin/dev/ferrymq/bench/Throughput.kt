@@ -8,7 +8,8 @@
 // (The URL comes from the environment: -Dexec.args would also replace the pom's cargo
 // arguments.) Without FERRYMQ_BENCH_URL, embedded only.
 //
-// A first round at a fifth of the sizes warms the JIT up and is not reported.
+// A first round at a fifth of the sizes warms the JIT up and is not reported. The embedded
+// broker has the store settings of the Rust client's bench (STORE).
 // Prints one line per path; BENCHMARKS.md ("Kotlin/JVM SDK") records the figures. Each path
 // uses a fresh topic of 8 queues and a fresh group; sizes scale with FERRYMQ_KT_BENCH_SCALE.
 package dev.ferrymq.bench
@@ -27,6 +28,11 @@ import kotlinx.coroutines.flow.collect
 import kotlinx.coroutines.runBlocking
 
 private val BODY = ByteArray(1024) { 'x'.code.toByte() }
+
+/** The store settings of the Rust client's bench (`core/tests/client_throughput.rs`) that an
+ * embedded config can set: 64 MiB segments (not 1 GiB, allocated up front) and a flush every
+ * 20 ms, so that both benches measure the client over the same store. */
+private val STORE = mapOf("segment_bytes" to "64MiB", "flush_interval" to "20ms")
 private val SCALE = System.getenv("FERRYMQ_KT_BENCH_SCALE")?.toDouble() ?: 1.0
 
 private var scale = SCALE
@@ -125,7 +131,7 @@ fun main(args: Array<String>) {
     runBlocking {
         val dir = Files.createTempDirectory("ferrymq-kt-bench").toFile()
         try {
-            Client.embedded(dir.path).use {
+            Client.embedded(dir.path, STORE).use {
                 // A JVM runs interpreted code until its JIT has compiled the hot paths: warm up
                 // with a fifth of the work, unreported, so that the figures are steady state.
                 reporting = false
