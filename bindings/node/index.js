@@ -267,7 +267,8 @@ class Message {
     const settle = this._settle;
     switch (settle.kind) {
       case 'push':
-        return sync(() => settle.consumer.ack(settle.id));
+        sync(() => settle.consumer._native.ack(settle.id));
+        return settle.consumer._settled();
       case 'simple':
         return settle.consumer.ack(this);
       default:
@@ -281,7 +282,8 @@ class Message {
     const settle = this._settle;
     switch (settle.kind) {
       case 'push':
-        return sync(() => settle.consumer.nack(settle.id, delayMs));
+        sync(() => settle.consumer._native.nack(settle.id, delayMs));
+        return settle.consumer._settled();
       case 'simple':
         return settle.consumer.nack(this, { delayMs });
       default:
@@ -407,17 +409,64 @@ class TransactionProducer {
 // ---------------------------------------------------------------------------------------
 // Consumers
 
-/** Most messages one crossing into the native module fetches for `recv()` (the consumer's
- * `consumeWorkers` bound what is ready first). */
-const READ_AHEAD = 64;
+/** Most messages one crossing into the native module fetches for `recv()`. */
+const READ_AHEAD = 256;
+
+/** `consumeWorkers` when not given (as index.d.ts says). */
+const DEFAULT_WORKERS = 16;
 
 class PushConsumer extends EventEmitter {
-  constructor(nativeConsumer, hasListener) {
+  constructor(nativeConsumer, hasListener, workers) {
     super();
     this._native = nativeConsumer;
     this._hasListener = hasListener;
     /** Messages fetched together with the last one `recv()` returned, not yet handed out. */
     this._readAhead = [];
+    /** `consumeWorkers`: the most iterated messages not yet acked or nacked (the native
+     * consumer hands over more, which wait in `_readAhead`), or the most listener calls
+     * running at once. */
+    this._workers = workers;
+    /** Iterated messages not yet acked or nacked. */
+    this._outstanding = 0;
+    /** Resolve the `recv()` calls waiting for an ack or nack (or the close) to free a slot. */
+    this._slotWaiters = [];
+    this._closing = false;
+    /** What `close()` does first on the JS side (a listener's queued messages). */
+    this._onClose = null;
+  }
+
+  /** An iterated message was acked or nacked. */
+  _settled() {
+    this._outstanding -= 1;
+    this._wakeRecv();
+  }
+
+  /** Waits until fewer than `consumeWorkers` iterated messages are outstanding (or the
+   * consumer closes): false when `timeoutMs` passed first. */
+  async _slot(timeoutMs) {
+    let timer;
+    let expired = false;
+    if (timeoutMs !== undefined && timeoutMs !== null) {
+      timer = setTimeout(() => {
+        expired = true;
+        this._wakeRecv();
+      }, timeoutMs);
+    }
+    try {
+      while (this._outstanding >= this._workers && !this._closing) {
+        if (expired) return false;
+        await new Promise((resolve) => {
+          this._slotWaiters.push(resolve);
+        });
+      }
+      return true;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  _wakeRecv() {
+    for (const wake of this._slotWaiters.splice(0)) wake();
   }
 
   get group() {
@@ -448,6 +497,8 @@ class PushConsumer extends EventEmitter {
       throw new Conflict('this consumer has a listener: its messages go to the listener, not to recv()');
     }
     for (;;) {
+      // A slot first: the first message of a fetch counts as seen (see consumer.rs).
+      if (this._outstanding >= this._workers && !(await this._slot(timeoutMs))) return null;
       if (this._readAhead.length === 0) {
         const delivered = unpack(await call(this._native.recvMany(READ_AHEAD, timeoutMs)));
         if (delivered.length === 0) return null;
@@ -455,7 +506,10 @@ class PushConsumer extends EventEmitter {
       }
       const data = this._readAhead.shift();
       // False when closing gave it back to the group before the application saw it.
-      if (this._native.take(data.id)) return new Message(data, { kind: 'push', consumer: this._native, id: data.id });
+      if (this._native.take(data.id)) {
+        this._outstanding += 1;
+        return new Message(data, { kind: 'push', consumer: this, id: data.id });
+      }
     }
   }
 
@@ -472,7 +526,13 @@ class PushConsumer extends EventEmitter {
   }
 
   async close() {
-    return call(this._native.close());
+    this._closing = true;
+    // The native close stops the queues first; messages a listener has not started yet
+    // then go back to the group untouched.
+    const closed = call(this._native.close());
+    if (this._onClose) this._onClose();
+    this._wakeRecv();
+    return closed;
   }
 
   async [asyncDispose]() {
@@ -748,44 +808,80 @@ class Client {
     };
     let consumer;
     let onMessages;
+    let onClose = null;
     if (listener) {
-      // The native side hands over every message ready at once; each verdict goes back by id
-      // (at once for a listener that returns without a promise). Never throws.
-      const settle = (id, ok) => {
+      // The native side hands over every message ready at once, numbered from
+      // `batch.firstId`. The verdicts go back by number (1 consumed, 0 failed, 2 not
+      // started because the consumer closed first, null for one reported later): those of
+      // listeners that returned without a promise in one native call after the batch, each
+      // later one as its promise settles. At most `consumeWorkers` promises are pending at
+      // once; the messages beyond wait in `queued`. Never throws.
+      const CONSUMED = 1;
+      const FAILED = 0;
+      const NOT_STARTED = 2;
+      const queued = [];
+      let running = 0;
+      const settle = (first, verdicts) => {
         try {
-          consumer._native.settle(id, ok);
+          consumer._native.settle(first, verdicts);
         } catch {
           // The consumer was collected or closed: the message was given back already.
         }
       };
-      const failed = (id, message, e) => {
+      const report = (message, e) => {
         try {
           if (consumer.listenerCount('listenerError') > 0) consumer.emit('listenerError', e, message);
         } catch {
           // A 'listenerError' handler threw: the message is nacked all the same.
         }
-        settle(id, false);
+      };
+      const finished = (id, verdict) => {
+        running -= 1;
+        settle(id, [verdict]);
+        while (queued.length > 0 && running < consumer._workers && !consumer._closing) {
+          const [data, queuedId] = queued.shift();
+          const now = run(data, queuedId);
+          if (now !== null) settle(queuedId, [now]);
+        }
+      };
+      // Runs the listener on one message: its verdict, or null when a promise reports it.
+      const run = (data, id) => {
+        const message = new Message(data, LISTENER);
+        let result;
+        try {
+          result = listener(message);
+        } catch (e) {
+          report(message, e);
+          return FAILED;
+        }
+        if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+          running += 1;
+          Promise.resolve(result).then(
+            () => finished(id, CONSUMED),
+            (e) => {
+              report(message, e);
+              finished(id, FAILED);
+            },
+          );
+          return null;
+        }
+        return CONSUMED;
       };
       onMessages = (batch) => {
-        for (const data of unpack(batch)) {
-          const id = data.id;
-          const message = new Message(data, LISTENER);
-          let result;
-          try {
-            result = listener(message);
-          } catch (e) {
-            failed(id, message, e);
-            continue;
-          }
-          if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
-            Promise.resolve(result).then(
-              () => settle(id, true),
-              (e) => failed(id, message, e),
-            );
-          } else {
-            settle(id, true);
-          }
+        const first = batch.firstId;
+        const messages = unpack(batch);
+        const verdicts = new Array(messages.length);
+        for (let i = 0; i < messages.length; i++) {
+          if (consumer._closing) verdicts[i] = NOT_STARTED;
+          else if (running >= consumer._workers) {
+            queued.push([messages[i], first + i]);
+            verdicts[i] = null;
+          } else verdicts[i] = run(messages[i], first + i);
         }
+        settle(first, verdicts);
+      };
+      onClose = () => {
+        for (const [, id] of queued.splice(0)) settle(id, [NOT_STARTED]);
       };
     }
     let onRebalance;
@@ -810,7 +906,9 @@ class Client {
     consumer = new PushConsumer(
       sync(() => this._native.pushConsumer(groupName, topicName, nativeOptions, onMessages, onRebalance)),
       listener !== undefined,
+      nativeOptions.consumeWorkers ?? DEFAULT_WORKERS,
     );
+    consumer._onClose = onClose;
     return consumer;
   }
 

@@ -197,6 +197,9 @@ pub fn filter_spec(filter: Option<String>, sql: Option<String>) -> napi::Result<
     }
 }
 
+/// Messages a push consumer may hand to JS beyond `consumeWorkers`, to wait there.
+const READ_AHEAD: usize = 256;
+
 /// Options of `client.pushConsumer()` (the listener apart), as `index.js` passes them.
 #[napi(object)]
 pub struct PushOptions {
@@ -247,12 +250,16 @@ fn push_options(o: PushOptions) -> napi::Result<PushConsumerOptions> {
             return Err(invalid("/start", format!("{other:?} is not first, last or an epoch-ms timestamp")))
         }
     };
-    if let Some(workers) = o.consume_workers {
-        if workers == 0 {
-            return Err(invalid("/consumeWorkers", "must be at least 1"));
-        }
-        options.consume_workers = workers as usize;
-    }
+    let workers = match o.consume_workers {
+        Some(0) => return Err(invalid("/consumeWorkers", "must be at least 1")),
+        Some(workers) => workers as usize,
+        None => options.consume_workers,
+    };
+    // `consumeWorkers` bounds the listener calls running (or the iterated messages not yet
+    // acked) at once, which `index.js` counts; the client may hand over `READ_AHEAD` more,
+    // which wait on the JS side: the wider window keeps the JS thread supplied while verdicts
+    // cross back (see BENCHMARKS.md, "Node SDK").
+    options.consume_workers = workers + READ_AHEAD;
     if let Some(ms) = o.rebalance_interval_ms {
         options.rebalance_interval = millis("/rebalanceIntervalMs", ms)?;
     }
