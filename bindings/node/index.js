@@ -267,8 +267,7 @@ class Message {
     const settle = this._settle;
     switch (settle.kind) {
       case 'push':
-        sync(() => settle.consumer._native.ack(settle.id));
-        return settle.consumer._settled();
+        return sync(() => settle.consumer.ack(settle.id));
       case 'simple':
         return settle.consumer.ack(this);
       default:
@@ -282,8 +281,7 @@ class Message {
     const settle = this._settle;
     switch (settle.kind) {
       case 'push':
-        sync(() => settle.consumer._native.nack(settle.id, delayMs));
-        return settle.consumer._settled();
+        return sync(() => settle.consumer.nack(settle.id, delayMs));
       case 'simple':
         return settle.consumer.nack(this, { delayMs });
       default:
@@ -409,8 +407,9 @@ class TransactionProducer {
 // ---------------------------------------------------------------------------------------
 // Consumers
 
-/** Most messages one crossing into the native module fetches for `recv()`. */
-const READ_AHEAD = 256;
+/** Most messages one crossing into the native module fetches for `recv()` (the consumer's
+ * `consumeWorkers` bound what is ready first). */
+const READ_AHEAD = 64;
 
 /** `consumeWorkers` when not given (as index.d.ts says). */
 const DEFAULT_WORKERS = 16;
@@ -422,51 +421,12 @@ class PushConsumer extends EventEmitter {
     this._hasListener = hasListener;
     /** Messages fetched together with the last one `recv()` returned, not yet handed out. */
     this._readAhead = [];
-    /** `consumeWorkers`: the most iterated messages not yet acked or nacked (the native
-     * consumer hands over more, which wait in `_readAhead`), or the most listener calls
-     * running at once. */
+    /** `consumeWorkers`: the most listener calls running at once (the native consumer
+     * hands over more, which wait on the JS side). */
     this._workers = workers;
-    /** Iterated messages not yet acked or nacked. */
-    this._outstanding = 0;
-    /** Resolve the `recv()` calls waiting for an ack or nack (or the close) to free a slot. */
-    this._slotWaiters = [];
     this._closing = false;
     /** What `close()` does first on the JS side (a listener's queued messages). */
     this._onClose = null;
-  }
-
-  /** An iterated message was acked or nacked. */
-  _settled() {
-    this._outstanding -= 1;
-    this._wakeRecv();
-  }
-
-  /** Waits until fewer than `consumeWorkers` iterated messages are outstanding (or the
-   * consumer closes): false when `timeoutMs` passed first. */
-  async _slot(timeoutMs) {
-    let timer;
-    let expired = false;
-    if (timeoutMs !== undefined && timeoutMs !== null) {
-      timer = setTimeout(() => {
-        expired = true;
-        this._wakeRecv();
-      }, timeoutMs);
-    }
-    try {
-      while (this._outstanding >= this._workers && !this._closing) {
-        if (expired) return false;
-        await new Promise((resolve) => {
-          this._slotWaiters.push(resolve);
-        });
-      }
-      return true;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  _wakeRecv() {
-    for (const wake of this._slotWaiters.splice(0)) wake();
   }
 
   get group() {
@@ -497,8 +457,6 @@ class PushConsumer extends EventEmitter {
       throw new Conflict('this consumer has a listener: its messages go to the listener, not to recv()');
     }
     for (;;) {
-      // A slot first: the first message of a fetch counts as seen (see consumer.rs).
-      if (this._outstanding >= this._workers && !(await this._slot(timeoutMs))) return null;
       if (this._readAhead.length === 0) {
         const delivered = unpack(await call(this._native.recvMany(READ_AHEAD, timeoutMs)));
         if (delivered.length === 0) return null;
@@ -506,10 +464,7 @@ class PushConsumer extends EventEmitter {
       }
       const data = this._readAhead.shift();
       // False when closing gave it back to the group before the application saw it.
-      if (this._native.take(data.id)) {
-        this._outstanding += 1;
-        return new Message(data, { kind: 'push', consumer: this, id: data.id });
-      }
+      if (this._native.take(data.id)) return new Message(data, { kind: 'push', consumer: this._native, id: data.id });
     }
   }
 
@@ -531,7 +486,6 @@ class PushConsumer extends EventEmitter {
     // then go back to the group untouched.
     const closed = call(this._native.close());
     if (this._onClose) this._onClose();
-    this._wakeRecv();
     return closed;
   }
 

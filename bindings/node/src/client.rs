@@ -197,8 +197,9 @@ pub fn filter_spec(filter: Option<String>, sql: Option<String>) -> napi::Result<
     }
 }
 
-/// Messages a push consumer may hand to JS beyond `consumeWorkers`, to wait there.
-const READ_AHEAD: usize = 256;
+/// Messages a push consumer with a listener may hand to JS beyond `consumeWorkers`, to wait
+/// there.
+const LISTENER_READ_AHEAD: usize = 256;
 
 /// Options of `client.pushConsumer()` (the listener apart), as `index.js` passes them.
 #[napi(object)]
@@ -250,16 +251,12 @@ fn push_options(o: PushOptions) -> napi::Result<PushConsumerOptions> {
             return Err(invalid("/start", format!("{other:?} is not first, last or an epoch-ms timestamp")))
         }
     };
-    let workers = match o.consume_workers {
-        Some(0) => return Err(invalid("/consumeWorkers", "must be at least 1")),
-        Some(workers) => workers as usize,
-        None => options.consume_workers,
-    };
-    // `consumeWorkers` bounds the listener calls running (or the iterated messages not yet
-    // acked) at once, which `index.js` counts; the client may hand over `READ_AHEAD` more,
-    // which wait on the JS side: the wider window keeps the JS thread supplied while verdicts
-    // cross back (see BENCHMARKS.md, "Node SDK").
-    options.consume_workers = workers + READ_AHEAD;
+    if let Some(workers) = o.consume_workers {
+        if workers == 0 {
+            return Err(invalid("/consumeWorkers", "must be at least 1"));
+        }
+        options.consume_workers = workers as usize;
+    }
     if let Some(ms) = o.rebalance_interval_ms {
         options.rebalance_interval = millis("/rebalanceIntervalMs", ms)?;
     }
@@ -330,6 +327,11 @@ impl NativeClient {
         let dispatch = on_message.map(|function| {
             let (dispatch, listener) = ListenerDispatch::start(function);
             options.listener = Some(listener);
+            // `consumeWorkers` bounds the listener promises pending at once, which `index.js`
+            // counts; the client may hand over `LISTENER_READ_AHEAD` more, which wait on the
+            // JS side: the wider window keeps the JS thread supplied while verdicts cross
+            // back (see BENCHMARKS.md, "Node SDK").
+            options.consume_workers += LISTENER_READ_AHEAD;
             self.cell.hold(Arc::downgrade(&dispatch) as Weak<dyn Release>);
             dispatch
         });
