@@ -240,6 +240,10 @@ const LOOKED_UP = { kind: 'none' };
 const LISTENER = { kind: 'listener' };
 
 class Message {
+  /** How it is settled (a private field: cheaper to set than a non-enumerable property, and
+   * as invisible to `Object.keys`, JSON and `assert.deepEqual`). */
+  #settle;
+
   constructor(data, settle = LOOKED_UP) {
     this.msgId = data.msgId;
     this.topic = data.topic;
@@ -255,7 +259,7 @@ class Message {
     this.reconsumeTimes = data.reconsumeTimes;
     this.receipt = data.receipt ?? null;
     this.state = data.state;
-    Object.defineProperty(this, '_settle', { value: settle, writable: true, enumerable: false });
+    this.#settle = settle;
   }
 
   /** The body as UTF-8 text (invalid sequences replaced). */
@@ -264,7 +268,7 @@ class Message {
   }
 
   async ack() {
-    const settle = this._settle;
+    const settle = this.#settle;
     switch (settle.kind) {
       case 'push':
         return sync(() => settle.consumer.ack(settle.id));
@@ -278,7 +282,7 @@ class Message {
   async nack(opts) {
     const o = options(opts, '/options', ['delayMs']);
     const delayMs = optInt(o.delayMs, '/delayMs');
-    const settle = this._settle;
+    const settle = this.#settle;
     switch (settle.kind) {
       case 'push':
         return sync(() => settle.consumer.nack(settle.id, delayMs));
@@ -290,7 +294,7 @@ class Message {
   }
 
   _unsettleable() {
-    if (this._settle.kind === 'listener') {
+    if (this.#settle.kind === 'listener') {
       return new Conflict("a listener's message is settled by the listener: return to ack, throw to nack");
     }
     return new InvalidArgument('the message was not received for a group', { field: '/receipt' });

@@ -138,21 +138,21 @@ impl MessageBatch {
 /// Part of a listener's batch, serialized while the client lends the messages: their
 /// fields as JSON array elements and their bodies, concatenated.
 pub struct MetaChunk {
-    meta: String,
+    meta: Vec<u8>,
     bodies: Vec<u8>,
     len: usize,
 }
 
 impl MetaChunk {
     pub fn new(messages: &[Message]) -> MetaChunk {
-        let mut meta = String::new();
+        let mut meta = Vec::with_capacity(messages.len() * 256);
         let mut bodies = Vec::with_capacity(messages.iter().map(|m| m.body.len()).sum());
         for (i, m) in messages.iter().enumerate() {
             if i > 0 {
-                meta.push(',');
+                meta.push(b',');
             }
-            // Strings, integers and maps of strings: serializing them cannot fail.
-            meta.push_str(&serde_json::to_string(&self::meta(0, m)).unwrap_or_else(|_| "{}".into()));
+            // Strings, integers and maps of strings into a Vec: writing them cannot fail.
+            let _ = serde_json::to_writer(&mut meta, &self::meta(0, m));
             bodies.extend_from_slice(&m.body);
         }
         MetaChunk { meta, bodies, len: messages.len() }
@@ -164,15 +164,17 @@ impl MetaChunk {
 
     /// One batch of `chunks`, its first message numbered `first_id`.
     pub fn batch(chunks: Vec<MetaChunk>, first_id: u64) -> MessageBatch {
-        let mut meta = String::with_capacity(chunks.iter().map(|c| c.meta.len() + 1).sum::<usize>() + 2);
-        meta.push('[');
+        let mut meta = Vec::with_capacity(chunks.iter().map(|c| c.meta.len() + 1).sum::<usize>() + 2);
+        meta.push(b'[');
         for (i, chunk) in chunks.iter().enumerate() {
             if i > 0 {
-                meta.push(',');
+                meta.push(b',');
             }
-            meta.push_str(&chunk.meta);
+            meta.extend_from_slice(&chunk.meta);
         }
-        meta.push(']');
+        meta.push(b']');
+        // JSON that serde_json wrote: UTF-8.
+        let meta = String::from_utf8(meta).unwrap_or_else(|_| "[]".into());
         let bodies = if chunks.len() == 1 {
             chunks.into_iter().next().map(|c| c.bodies).unwrap_or_default()
         } else {
