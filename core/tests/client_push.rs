@@ -458,7 +458,9 @@ async fn a_batch_listener_gets_several_messages_per_call_within_the_workers_and_
     let client = client(dir.path()).await;
     client.admin().create_topic("bulk", 2).await.unwrap();
     send_numbered(&client, "bulk", 0, 200).await;
-    let calls: Arc<Mutex<Vec<Vec<(String, u32)>>>> = Arc::default();
+    // Each call's messages: (body, reconsume_times).
+    type Calls = Arc<Mutex<Vec<Vec<(String, u32)>>>>;
+    let calls: Calls = Arc::default();
     let log = calls.clone();
     let listener = Listener::batch(move |messages: &[Message]| {
         let batch: Vec<(String, u32)> =
