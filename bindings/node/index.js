@@ -240,6 +240,10 @@ const LOOKED_UP = { kind: 'none' };
 const LISTENER = { kind: 'listener' };
 
 class Message {
+  /** How it is settled (a private field: cheaper to set than a non-enumerable property, and
+   * as invisible to `Object.keys`, JSON and `assert.deepEqual`). */
+  #settle;
+
   constructor(data, settle = LOOKED_UP) {
     this.msgId = data.msgId;
     this.topic = data.topic;
@@ -255,7 +259,7 @@ class Message {
     this.reconsumeTimes = data.reconsumeTimes;
     this.receipt = data.receipt ?? null;
     this.state = data.state;
-    Object.defineProperty(this, '_settle', { value: settle, writable: true, enumerable: false });
+    this.#settle = settle;
   }
 
   /** The body as UTF-8 text (invalid sequences replaced). */
@@ -264,7 +268,7 @@ class Message {
   }
 
   async ack() {
-    const settle = this._settle;
+    const settle = this.#settle;
     switch (settle.kind) {
       case 'push':
         return sync(() => settle.consumer.ack(settle.id));
@@ -278,7 +282,7 @@ class Message {
   async nack(opts) {
     const o = options(opts, '/options', ['delayMs']);
     const delayMs = optInt(o.delayMs, '/delayMs');
-    const settle = this._settle;
+    const settle = this.#settle;
     switch (settle.kind) {
       case 'push':
         return sync(() => settle.consumer.nack(settle.id, delayMs));
@@ -290,7 +294,7 @@ class Message {
   }
 
   _unsettleable() {
-    if (this._settle.kind === 'listener') {
+    if (this.#settle.kind === 'listener') {
       return new Conflict("a listener's message is settled by the listener: return to ack, throw to nack");
     }
     return new InvalidArgument('the message was not received for a group', { field: '/receipt' });
@@ -411,13 +415,22 @@ class TransactionProducer {
  * `consumeWorkers` bound what is ready first). */
 const READ_AHEAD = 64;
 
+/** `consumeWorkers` when not given (as index.d.ts says). */
+const DEFAULT_WORKERS = 16;
+
 class PushConsumer extends EventEmitter {
-  constructor(nativeConsumer, hasListener) {
+  constructor(nativeConsumer, hasListener, workers) {
     super();
     this._native = nativeConsumer;
     this._hasListener = hasListener;
     /** Messages fetched together with the last one `recv()` returned, not yet handed out. */
     this._readAhead = [];
+    /** `consumeWorkers`: the most listener calls running at once (the native consumer
+     * hands over more, which wait on the JS side). */
+    this._workers = workers;
+    this._closing = false;
+    /** What `close()` does first on the JS side (a listener's queued messages). */
+    this._onClose = null;
   }
 
   get group() {
@@ -472,7 +485,12 @@ class PushConsumer extends EventEmitter {
   }
 
   async close() {
-    return call(this._native.close());
+    this._closing = true;
+    // The native close stops the queues first; messages a listener has not started yet
+    // then go back to the group untouched.
+    const closed = call(this._native.close());
+    if (this._onClose) this._onClose();
+    return closed;
   }
 
   async [asyncDispose]() {
@@ -748,44 +766,80 @@ class Client {
     };
     let consumer;
     let onMessages;
+    let onClose = null;
     if (listener) {
-      // The native side hands over every message ready at once; each verdict goes back by id
-      // (at once for a listener that returns without a promise). Never throws.
-      const settle = (id, ok) => {
+      // The native side hands over every message ready at once, numbered from
+      // `batch.firstId`. The verdicts go back by number (1 consumed, 0 failed, 2 not
+      // started because the consumer closed first, null for one reported later): those of
+      // listeners that returned without a promise in one native call after the batch, each
+      // later one as its promise settles. At most `consumeWorkers` promises are pending at
+      // once; the messages beyond wait in `queued`. Never throws.
+      const CONSUMED = 1;
+      const FAILED = 0;
+      const NOT_STARTED = 2;
+      const queued = [];
+      let running = 0;
+      const settle = (first, verdicts) => {
         try {
-          consumer._native.settle(id, ok);
+          consumer._native.settle(first, verdicts);
         } catch {
           // The consumer was collected or closed: the message was given back already.
         }
       };
-      const failed = (id, message, e) => {
+      const report = (message, e) => {
         try {
           if (consumer.listenerCount('listenerError') > 0) consumer.emit('listenerError', e, message);
         } catch {
           // A 'listenerError' handler threw: the message is nacked all the same.
         }
-        settle(id, false);
+      };
+      const finished = (id, verdict) => {
+        running -= 1;
+        settle(id, [verdict]);
+        while (queued.length > 0 && running < consumer._workers && !consumer._closing) {
+          const [data, queuedId] = queued.shift();
+          const now = run(data, queuedId);
+          if (now !== null) settle(queuedId, [now]);
+        }
+      };
+      // Runs the listener on one message: its verdict, or null when a promise reports it.
+      const run = (data, id) => {
+        const message = new Message(data, LISTENER);
+        let result;
+        try {
+          result = listener(message);
+        } catch (e) {
+          report(message, e);
+          return FAILED;
+        }
+        if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+          running += 1;
+          Promise.resolve(result).then(
+            () => finished(id, CONSUMED),
+            (e) => {
+              report(message, e);
+              finished(id, FAILED);
+            },
+          );
+          return null;
+        }
+        return CONSUMED;
       };
       onMessages = (batch) => {
-        for (const data of unpack(batch)) {
-          const id = data.id;
-          const message = new Message(data, LISTENER);
-          let result;
-          try {
-            result = listener(message);
-          } catch (e) {
-            failed(id, message, e);
-            continue;
-          }
-          if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
-            Promise.resolve(result).then(
-              () => settle(id, true),
-              (e) => failed(id, message, e),
-            );
-          } else {
-            settle(id, true);
-          }
+        const first = batch.firstId;
+        const messages = unpack(batch);
+        const verdicts = new Array(messages.length);
+        for (let i = 0; i < messages.length; i++) {
+          if (consumer._closing) verdicts[i] = NOT_STARTED;
+          else if (running >= consumer._workers) {
+            queued.push([messages[i], first + i]);
+            verdicts[i] = null;
+          } else verdicts[i] = run(messages[i], first + i);
         }
+        settle(first, verdicts);
+      };
+      onClose = () => {
+        for (const [, id] of queued.splice(0)) settle(id, [NOT_STARTED]);
       };
     }
     let onRebalance;
@@ -810,7 +864,9 @@ class Client {
     consumer = new PushConsumer(
       sync(() => this._native.pushConsumer(groupName, topicName, nativeOptions, onMessages, onRebalance)),
       listener !== undefined,
+      nativeOptions.consumeWorkers ?? DEFAULT_WORKERS,
     );
+    consumer._onClose = onClose;
     return consumer;
   }
 

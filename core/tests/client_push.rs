@@ -451,3 +451,106 @@ async fn the_rebalance_listener_is_told_of_every_queue_gained_and_lost() {
     b.close().await.unwrap();
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_listener_gets_several_messages_per_call_within_the_workers_and_retries_failures_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("bulk", 2).await.unwrap();
+    send_numbered(&client, "bulk", 0, 200).await;
+    // Each call's messages: (body, reconsume_times).
+    type Calls = Arc<Mutex<Vec<Vec<(String, u32)>>>>;
+    let calls: Calls = Arc::default();
+    let log = calls.clone();
+    let listener = Listener::batch(move |messages: &[Message]| {
+        let batch: Vec<(String, u32)> =
+            messages.iter().map(|m| (String::from_utf8_lossy(&m.body).into_owned(), m.reconsume_times)).collect();
+        log.lock().unwrap().push(batch.clone());
+        async move {
+            batch
+                .iter()
+                .map(
+                    |(body, reconsumed)| {
+                        if body == "m7" && *reconsumed == 0 {
+                            Err(ListenerError::new("once"))
+                        } else {
+                            Ok(())
+                        }
+                    },
+                )
+                .collect()
+        }
+    });
+    let consumer = client.push_consumer("bulkers", "bulk", fast().consume_workers(8).listener(listener)).unwrap();
+    consumer.start().await.unwrap();
+    let done = || {
+        let calls = calls.lock().unwrap();
+        calls.iter().flatten().filter(|(b, r)| b != "m7" || *r == 1).count() >= 200
+    };
+    assert!(eventually(Duration::from_secs(10), done).await, "not all consumed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    consumer.close().await.unwrap();
+
+    let calls = calls.lock().unwrap().clone();
+    assert!(calls.iter().all(|c| !c.is_empty() && c.len() <= 8), "each call within the workers: {calls:?}");
+    assert!(calls.iter().any(|c| c.len() > 1), "some call had several messages");
+    let all: Vec<&(String, u32)> = calls.iter().flatten().collect();
+    let firsts: BTreeSet<String> = all.iter().filter(|(_, r)| *r == 0).map(|(b, _)| b.clone()).collect();
+    assert_eq!(firsts, expected(0, 200));
+    assert_eq!(all.len(), 201, "each message once, the failed one once more");
+    let retried: Vec<&&(String, u32)> = all.iter().filter(|(_, r)| *r > 0).collect();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].0, "m7", "the failed message came back alone, counted");
+    assert!(calls.iter().any(|c| c == &vec![("m7".to_string(), 1)]), "retried in a call of its own");
+    let group = client.admin().group("bulkers").await.unwrap();
+    assert!(group.offsets.iter().filter(|o| o.topic == "bulk").all(|o| o.lag == 0), "{:?}", group.offsets);
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_a_batch_listener_did_not_start_stay_for_the_next_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("kept", 1).await.unwrap();
+    send_numbered(&client, "kept", 0, 10).await;
+    let closing = Arc::new(tokio::sync::Notify::new());
+    let first_call: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (log, wait) = (first_call.clone(), closing.clone());
+    // Consumes the first message of each call; the rest it "never started" once closing.
+    let listener = Listener::batch(move |messages: &[Message]| {
+        let bodies: Vec<String> = messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect();
+        log.lock().unwrap().extend(bodies.iter().take(1).cloned());
+        let wait = wait.clone();
+        async move {
+            wait.notified().await;
+            let n = bodies.len();
+            std::iter::once(Ok(())).chain((1..n).map(|_| Err(ListenerError::not_started()))).collect()
+        }
+    });
+    let consumer = client.push_consumer("keepers", "kept", fast().listener(listener)).unwrap();
+    consumer.start().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || !first_call.lock().unwrap().is_empty()).await);
+    let closed = tokio::spawn(async move { consumer.close().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    closing.notify_waiters();
+    closed.await.unwrap().unwrap();
+
+    let consumed = first_call.lock().unwrap().clone();
+    assert_eq!(consumed, ["m0"], "one call, of every message, its first consumed");
+    let seen: Seen = Arc::default();
+    let next = client.push_consumer("keepers", "kept", fast().listener(recorder("next", &seen))).unwrap();
+    next.start().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || seen.lock().unwrap().len() >= 9).await, "the rest came back");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut rest: Vec<(String, u32)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| (String::from_utf8_lossy(&m.body).into_owned(), m.reconsume_times))
+        .collect();
+    rest.sort();
+    let expected_rest: Vec<(String, u32)> = (1..10).map(|i| (format!("m{i}"), 0)).collect();
+    assert_eq!(rest, expected_rest, "each once, none counted as failed, m0 not again");
+    next.close().await.unwrap();
+    client.close().await.unwrap();
+}

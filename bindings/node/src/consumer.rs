@@ -186,11 +186,12 @@ impl NativePushConsumer {
         Ok(())
     }
 
-    /// The listener's verdict on call `id` (see [`ListenerDispatch`]).
+    /// The listener's verdicts on the messages numbered from `first` on; `null` for one
+    /// reported later (see [`ListenerDispatch::settle`]).
     #[napi]
-    pub fn settle(&self, id: u32, ok: bool) {
-        if let Some(dispatch) = &self.dispatch {
-            dispatch.settle(id, ok);
+    pub fn settle(&self, first: i64, verdicts: Vec<Option<u32>>) {
+        if let (Some(dispatch), Ok(first)) = (&self.dispatch, u64::try_from(first)) {
+            dispatch.settle(first, &verdicts);
         }
     }
 

@@ -66,6 +66,9 @@ impl From<Message> for MessageData {
 pub struct MessageBatch {
     pub meta: String,
     pub bodies: Buffer,
+    /// For a listener's batch: the id of its first message (the others follow in order), by
+    /// which the verdicts are reported.
+    pub first_id: Option<i64>,
 }
 
 /// One message's fields in a [`MessageBatch`]: those of [`MessageData`] but the body.
@@ -97,34 +100,91 @@ fn state_name(state: MessageState) -> &'static str {
     }
 }
 
+fn meta<'a>(id: u32, m: &'a Message) -> Meta<'a> {
+    Meta {
+        id,
+        msg_id: &m.msg_id,
+        topic: &m.topic,
+        queue_id: m.queue_id,
+        queue_offset: m.queue_offset.map(num),
+        commit_offset: m.commit_offset.map(num),
+        tag: m.tag.as_deref(),
+        keys: &m.keys,
+        properties: &m.properties,
+        born_ts: num(m.born_ts),
+        store_ts: num(m.store_ts),
+        reconsume_times: m.reconsume_times,
+        receipt: m.receipt.as_deref(),
+        state: state_name(m.state),
+        body_length: m.body.len(),
+    }
+}
+
 impl MessageBatch {
     /// The batch of `messages`, each with its id.
     pub fn new<'a>(messages: impl IntoIterator<Item = (u32, &'a Message)>) -> MessageBatch {
         let mut metas = Vec::new();
         let mut bodies = Vec::new();
         for (id, m) in messages {
-            metas.push(Meta {
-                id,
-                msg_id: &m.msg_id,
-                topic: &m.topic,
-                queue_id: m.queue_id,
-                queue_offset: m.queue_offset.map(num),
-                commit_offset: m.commit_offset.map(num),
-                tag: m.tag.as_deref(),
-                keys: &m.keys,
-                properties: &m.properties,
-                born_ts: num(m.born_ts),
-                store_ts: num(m.store_ts),
-                reconsume_times: m.reconsume_times,
-                receipt: m.receipt.as_deref(),
-                state: state_name(m.state),
-                body_length: m.body.len(),
-            });
+            metas.push(meta(id, m));
             bodies.extend_from_slice(&m.body);
         }
         // Strings, integers and maps of strings: serializing them cannot fail.
         let meta = serde_json::to_string(&metas).unwrap_or_else(|_| "[]".into());
-        MessageBatch { meta, bodies: bodies.into() }
+        MessageBatch { meta, bodies: bodies.into(), first_id: None }
+    }
+}
+
+/// Part of a listener's batch, serialized while the client lends the messages: their
+/// fields as JSON array elements and their bodies, concatenated.
+pub struct MetaChunk {
+    meta: Vec<u8>,
+    bodies: Vec<u8>,
+    len: usize,
+}
+
+impl MetaChunk {
+    pub fn new(messages: &[Message]) -> MetaChunk {
+        let mut meta = Vec::with_capacity(messages.len() * 256);
+        let mut bodies = Vec::with_capacity(messages.iter().map(|m| m.body.len()).sum());
+        for (i, m) in messages.iter().enumerate() {
+            if i > 0 {
+                meta.push(b',');
+            }
+            // Strings, integers and maps of strings into a Vec: writing them cannot fail.
+            let _ = serde_json::to_writer(&mut meta, &self::meta(0, m));
+            bodies.extend_from_slice(&m.body);
+        }
+        MetaChunk { meta, bodies, len: messages.len() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// One batch of `chunks`, its first message numbered `first_id`.
+    pub fn batch(chunks: Vec<MetaChunk>, first_id: u64) -> MessageBatch {
+        let mut meta = Vec::with_capacity(chunks.iter().map(|c| c.meta.len() + 1).sum::<usize>() + 2);
+        meta.push(b'[');
+        for (i, chunk) in chunks.iter().enumerate() {
+            if i > 0 {
+                meta.push(b',');
+            }
+            meta.extend_from_slice(&chunk.meta);
+        }
+        meta.push(b']');
+        // JSON that serde_json wrote: UTF-8.
+        let meta = String::from_utf8(meta).unwrap_or_else(|_| "[]".into());
+        let bodies = if chunks.len() == 1 {
+            chunks.into_iter().next().map(|c| c.bodies).unwrap_or_default()
+        } else {
+            let mut bodies = Vec::with_capacity(chunks.iter().map(|c| c.bodies.len()).sum());
+            for chunk in &chunks {
+                bodies.extend_from_slice(&chunk.bodies);
+            }
+            bodies
+        };
+        MessageBatch { meta, bodies: bodies.into(), first_id: Some(i64::try_from(first_id).unwrap_or(i64::MAX)) }
     }
 }
 

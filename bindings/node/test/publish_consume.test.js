@@ -171,6 +171,89 @@ forEachTransport((getClient) => {
     assert.ok(offsets.every((o) => o.lag === 0));
   });
 
+  test('an async listener runs at most consumeWorkers calls at once, and every message once', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('workers');
+    await client.admin().createTopic(topic, { queues: 4 });
+    const bodies = Array.from({ length: 30 }, (_, i) => `m${i}`);
+    await client.producer().sendBatch(topic, bodies);
+    let running = 0;
+    let most = 0;
+    const seen = [];
+    const consumer = client.pushConsumer(uniq('g'), topic, {
+      consumeWorkers: 3,
+      listener: async (message) => {
+        running += 1;
+        most = Math.max(most, running);
+        await sleep(5);
+        seen.push(message.text);
+        running -= 1;
+      },
+    });
+    await consumer.start();
+    await waitFor(() => seen.length >= bodies.length, 15000, 'every message');
+    await consumer.close();
+    assert.deepEqual([...seen].sort(), [...bodies].sort());
+    assert.ok(most <= 3, `${most} listener calls ran at once`);
+  });
+
+  test('messages a listener has not started when its consumer closes go back untouched', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('unstarted');
+    const group = uniq('g');
+    await client.admin().createTopic(topic, { queues: 1 });
+    const bodies = Array.from({ length: 20 }, (_, i) => `m${i}`);
+    await client.producer().sendBatch(topic, bodies);
+    let release;
+    const gate = new Promise((resolve) => (release = resolve));
+    const started = [];
+    const first = client.pushConsumer(group, topic, {
+      consumeWorkers: 1,
+      listener: async (message) => {
+        started.push(message.text);
+        await gate;
+      },
+    });
+    await first.start();
+    await waitFor(() => started.length === 1, 15000, 'the first call');
+    const closed = first.close();
+    release();
+    await closed;
+    assert.equal(started.length, 1, 'no call started after close()');
+
+    // The others come to the next member, none of them counted as a failed delivery.
+    const second = await client.pushConsumer(group, topic).start();
+    t.after(() => second.close());
+    const expected = bodies.filter((b) => b !== started[0]);
+    const rest = new Map();
+    while (!expected.every((b) => rest.has(b))) {
+      const message = await second.recv({ timeoutMs: 15000 });
+      assert.ok(message, `received ${rest.size} of ${expected.length}`);
+      await message.ack();
+      rest.set(message.text, message);
+    }
+    for (const body of expected) assert.equal(rest.get(body).reconsumeTimes, 0, `${body} was not counted as failed`);
+  });
+
+  test('an iterator hands out at most consumeWorkers messages not yet acked', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('window');
+    await client.producer().sendBatch(topic, ['a', 'b', 'c', 'd']);
+    const consumer = await client.pushConsumer(uniq('g'), topic, { consumeWorkers: 2 }).start();
+    t.after(() => consumer.close());
+    const one = await consumer.recv({ timeoutMs: 15000 });
+    const two = await consumer.recv({ timeoutMs: 15000 });
+    assert.ok(one && two);
+    assert.equal(await consumer.recv({ timeoutMs: 300 }), null, 'a third before an ack');
+    await one.ack();
+    const three = await consumer.recv({ timeoutMs: 15000 });
+    assert.ok(three, 'a third once one was acked');
+    await two.nack({ delayMs: 100 });
+    const four = await consumer.recv({ timeoutMs: 15000 });
+    assert.ok(four, 'another once one was nacked');
+    assert.equal(new Set([one, two, three, four].map((m) => m.text)).size, 4);
+  });
+
   test('a listener message is settled by the listener, not by ack()', async (t) => {
     const client = await getClient(t);
     const topic = uniq('settle');

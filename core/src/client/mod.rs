@@ -48,8 +48,8 @@ pub use embedded::EmbeddedTransport;
 pub use message::MessageBuilder;
 pub use producer::{Producer, DEFAULT_SEND_RETRIES};
 pub use push_consumer::{
-    Listener, ListenerError, PushConsumer, PushConsumerOptions, Rebalance, RebalanceListener, RebalanceReports,
-    ReceivedMessage, DEFAULT_REBALANCE_INTERVAL,
+    BatchVerdicts, Listener, ListenerError, PushConsumer, PushConsumerOptions, Rebalance, RebalanceListener,
+    RebalanceReports, ReceivedMessage, DEFAULT_REBALANCE_INTERVAL,
 };
 pub use rebalance::{Member, QueueRef, Strategy};
 #[cfg(feature = "remote")]

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use crate::broker::{ConsumeMode, FilterSpec, Message, PullRequest, StartPosition};
 use crate::Error;
 
-use super::push_consumer::{Delivery, Listener, Outcome, DELIVERY_ABANDONED, DELIVERY_QUEUED};
+use super::push_consumer::{Delivery, Listener, ListenerError, Outcome, DELIVERY_ABANDONED, DELIVERY_QUEUED};
 use super::rebalance::QueueRef;
 use super::transport::{BrokerTimings, Transport};
 
@@ -142,11 +142,20 @@ impl ConsumerCore {
         self.max_reconsume_times.load(Ordering::Relaxed)
     }
 
+    /// Whether the listener takes messages in batches (see [`Listener::batch`]).
+    fn batched(&self) -> bool {
+        matches!(&self.sink, Sink::Listener(listener) if listener.is_batch())
+    }
+
     /// Hands one message to the listener or the stream and waits for the verdict.
     async fn deliver(&self, pq: &ProcessQueue, message: Message) -> Outcome {
         match &self.sink {
             Sink::Listener(listener) => match AssertUnwindSafe(listener.call(message)).catch_unwind().await {
                 Ok(Ok(())) => Outcome::Ack,
+                Ok(Err(e)) if e.is_not_started() => {
+                    pq.stopped().await;
+                    Outcome::Abandon
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(group = %self.group, error = %e, "listener failed a message");
                     Outcome::Nack(e.retry_delay())
@@ -194,6 +203,15 @@ impl ConsumerCore {
                 false
             }
         }
+    }
+}
+
+/// Counts a message task as finished when dropped (see `ProcessQueue::handlers`).
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -489,6 +507,13 @@ impl ProcessQueue {
                 tracker.advance(result.next_offset);
             }
             drop(permits);
+            if orderly.is_none() && core.batched() {
+                if !items.is_empty() {
+                    self.handlers.fetch_add(1, Ordering::AcqRel);
+                    tokio::spawn(self.clone().consume_batch(core.clone(), items));
+                }
+                continue;
+            }
             for (message, position, slot) in items {
                 match orderly {
                     Some(tx) => {
@@ -498,7 +523,7 @@ impl ProcessQueue {
                     }
                     None => {
                         self.handlers.fetch_add(1, Ordering::AcqRel);
-                        tokio::spawn(self.clone().consume_one(core.clone(), message, position, slot));
+                        tokio::spawn(self.clone().consume_one(core.clone(), message, position, slot, None));
                     }
                 }
             }
@@ -506,30 +531,32 @@ impl ProcessQueue {
     }
 
     /// Concurrent mode: consumes one message, sending it back through retry on failure.
+    /// `first` is the verdict of a delivery already made (by [`Self::consume_batch`]).
     async fn consume_one(
         self: Arc<Self>,
         core: Arc<ConsumerCore>,
         mut message: Message,
         position: u64,
         _slot: OwnedSemaphorePermit,
+        mut first: Option<Outcome>,
     ) {
-        struct Finished<'a>(&'a AtomicUsize);
-        impl Drop for Finished<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
         let _finished = Finished(&self.handlers);
         loop {
-            let worker = tokio::select! {
-                w = core.workers.acquire() => w,
-                _ = self.stopped() => return, // not started: stays pending for the next owner
+            let outcome = match first.take() {
+                Some(outcome) => outcome,
+                None => {
+                    let worker = tokio::select! {
+                        w = core.workers.acquire() => w,
+                        _ = self.stopped() => return, // not started: stays pending for the next owner
+                    };
+                    if worker.is_err() || self.is_stopped() {
+                        return;
+                    }
+                    let outcome = core.deliver(&self, message.clone()).await;
+                    drop(worker);
+                    outcome
+                }
             };
-            if worker.is_err() || self.is_stopped() {
-                return;
-            }
-            let outcome = core.deliver(&self, message.clone()).await;
-            drop(worker);
             match outcome {
                 Outcome::Ack => return self.done(position),
                 Outcome::Abandon => return,
@@ -546,6 +573,66 @@ impl ProcessQueue {
                         return;
                     }
                     message.reconsume_times += 1;
+                }
+            }
+        }
+    }
+
+    /// Concurrent mode with a batch listener: consumes one pulled batch in as few calls as
+    /// free workers allow (each call takes every worker free at that moment, at least one,
+    /// one per message). Each acked message is done at once; each failed one goes on alone
+    /// through [`Self::consume_one`] (retry, or redelivery in place). Messages not yet handed
+    /// out when the queue stops stay pending for the next owner, as in `consume_one`.
+    async fn consume_batch(self: Arc<Self>, core: Arc<ConsumerCore>, items: Vec<(Message, u64, OwnedSemaphorePermit)>) {
+        let _finished = Finished(&self.handlers);
+        let Sink::Listener(listener) = &core.sink else { return };
+        let mut messages = Vec::with_capacity(items.len());
+        let mut rest = std::collections::VecDeque::with_capacity(items.len());
+        for (message, position, slot) in items {
+            messages.push(message);
+            rest.push_back((position, slot));
+        }
+        let mut messages = messages.into_iter();
+        while !rest.is_empty() {
+            let worker = tokio::select! {
+                w = core.workers.acquire() => w,
+                _ = self.stopped() => return,
+            };
+            let Ok(mut workers) = worker else { return };
+            if self.is_stopped() {
+                return;
+            }
+            while workers.num_permits() < rest.len() {
+                match core.workers.try_acquire() {
+                    Ok(more) => workers.merge(more),
+                    Err(_) => break,
+                }
+            }
+            let chunk: Vec<Message> = messages.by_ref().take(workers.num_permits()).collect();
+            let verdicts = match AssertUnwindSafe(listener.call_batch(&chunk)).catch_unwind().await {
+                Ok(verdicts) => verdicts,
+                Err(_) => {
+                    tracing::error!(group = %core.group, "listener panicked; its messages count as failed");
+                    chunk.iter().map(|_| Err(ListenerError::new("the listener panicked"))).collect()
+                }
+            };
+            drop(workers);
+            for (message, verdict) in chunk.into_iter().zip(verdicts) {
+                let Some((position, slot)) = rest.pop_front() else { return };
+                match verdict {
+                    Ok(()) => self.done(position),
+                    Err(e) if e.is_not_started() => {
+                        // Left pending below the commit for the next owner; only once the
+                        // queue stops, so that this queue cannot run past it.
+                        self.stopped().await;
+                        drop(slot);
+                    }
+                    Err(e) => {
+                        tracing::debug!(group = %core.group, error = %e, "listener failed a message");
+                        let failed = Outcome::Nack(e.retry_delay());
+                        self.handlers.fetch_add(1, Ordering::AcqRel);
+                        tokio::spawn(self.clone().consume_one(core.clone(), message, position, slot, Some(failed)));
+                    }
                 }
             }
         }

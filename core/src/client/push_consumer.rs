@@ -81,12 +81,26 @@ pub(crate) struct Delivery {
 pub struct ListenerError {
     message: String,
     retry_after: Option<Duration>,
+    not_started: bool,
 }
 
 impl ListenerError {
     /// A failure with this description.
     pub fn new(message: impl Into<String>) -> Self {
-        ListenerError { message: message.into(), retry_after: None }
+        ListenerError { message: message.into(), retry_after: None, not_started: false }
+    }
+
+    /// Not a failure: the consumer is closing and the message was never given to the
+    /// application (a binding that queues messages before its listener runs them). The
+    /// message stays for the queue's next owner, without counting a reconsume, as one not yet
+    /// handed out would; if its queue is still running, this waits until the queue stops.
+    pub fn not_started() -> Self {
+        ListenerError { not_started: true, ..ListenerError::new("the consumer closed before the listener started") }
+    }
+
+    /// Whether this is [`ListenerError::not_started`].
+    pub fn is_not_started(&self) -> bool {
+        self.not_started
     }
 
     /// Asks for redelivery after `delay` instead of the default retry delay.
@@ -115,10 +129,21 @@ impl<E: std::error::Error> From<E> for ListenerError {
 
 type ListenerFn = dyn Fn(Message) -> BoxFuture<'static, std::result::Result<(), ListenerError>> + Send + Sync;
 
+/// The verdicts of one call of a batch listener, one per message and in their order.
+pub type BatchVerdicts = Vec<std::result::Result<(), ListenerError>>;
+
+type BatchListenerFn = dyn Fn(&[Message]) -> BoxFuture<'static, BatchVerdicts> + Send + Sync;
+
+#[derive(Clone)]
+enum ListenerKind {
+    One(Arc<ListenerFn>),
+    Batch(Arc<BatchListenerFn>),
+}
+
 /// What a push consumer calls for each message: `Ok(())` consumes it, an error (or a panic)
 /// fails it.
 #[derive(Clone)]
-pub struct Listener(Arc<ListenerFn>);
+pub struct Listener(ListenerKind);
 
 impl fmt::Debug for Listener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -133,7 +158,7 @@ impl Listener {
         F: Fn(Message) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), ListenerError>> + Send + 'static,
     {
-        Listener(Arc::new(move |m| f(m).boxed()))
+        Listener(ListenerKind::One(Arc::new(move |m| f(m).boxed())))
     }
 
     /// A blocking listener, run on Tokio's blocking threads (for code that does blocking I/O,
@@ -143,7 +168,7 @@ impl Listener {
         F: Fn(Message) -> std::result::Result<(), ListenerError> + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        Listener(Arc::new(move |m| {
+        Listener(ListenerKind::One(Arc::new(move |m| {
             let f = f.clone();
             async move {
                 tokio::task::spawn_blocking(move || f(m))
@@ -151,12 +176,67 @@ impl Listener {
                     .unwrap_or_else(|e| Err(ListenerError::new(format!("listener failed: {e}"))))
             }
             .boxed()
-        }))
+        })))
+    }
+
+    /// A listener called with several messages at once, for listeners whose cost is per call
+    /// rather than per message (a language binding that crosses to another thread or
+    /// runtime for each call). It must answer one verdict per message, in their order; a
+    /// missing verdict (or a panic) fails the message. `f` borrows the messages: what it needs
+    /// later it copies before returning its future.
+    ///
+    /// A concurrent consumer hands it up to `consume_workers` messages of one pulled batch per
+    /// call (each message still takes one worker until its call has answered, so
+    /// `consume_workers` still bounds the messages being consumed at once); a message that
+    /// failed is retried alone. An orderly consumer calls it with one message at a time.
+    pub fn batch<F, Fut>(f: F) -> Self
+    where
+        F: Fn(&[Message]) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = BatchVerdicts> + Send + 'static,
+    {
+        Listener(ListenerKind::Batch(Arc::new(move |m| f(m).boxed())))
+    }
+
+    /// Whether this listener takes messages in batches.
+    pub(crate) fn is_batch(&self) -> bool {
+        matches!(self.0, ListenerKind::Batch(_))
     }
 
     pub(crate) fn call(&self, message: Message) -> BoxFuture<'static, std::result::Result<(), ListenerError>> {
-        (self.0)(message)
+        match &self.0 {
+            ListenerKind::One(f) => f(message),
+            ListenerKind::Batch(f) => {
+                let verdicts = f(std::slice::from_ref(&message));
+                async move { verdicts.await.into_iter().next().unwrap_or_else(|| Err(missing_verdict())) }.boxed()
+            }
+        }
     }
+
+    /// Calls a batch listener with `messages`: one verdict per message, in order (a missing
+    /// one fails its message). A one-message listener is called for each in turn.
+    pub(crate) fn call_batch(&self, messages: &[Message]) -> BoxFuture<'static, BatchVerdicts> {
+        let n = messages.len();
+        match &self.0 {
+            ListenerKind::Batch(f) => {
+                let verdicts = f(messages);
+                async move {
+                    let mut verdicts = verdicts.await;
+                    verdicts.truncate(n);
+                    verdicts.resize_with(n, || Err(missing_verdict()));
+                    verdicts
+                }
+                .boxed()
+            }
+            ListenerKind::One(f) => {
+                let calls: Vec<_> = messages.iter().map(|m| f(m.clone())).collect();
+                futures::future::join_all(calls).boxed()
+            }
+        }
+    }
+}
+
+fn missing_verdict() -> ListenerError {
+    ListenerError::new("the batch listener gave no verdict for this message")
 }
 
 /// A change of this member's queues: what a rebalance (or `close`) took away and what it gave.
