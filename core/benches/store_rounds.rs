@@ -70,44 +70,30 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
     let rounds: usize = std::env::var("FERRYMQ_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let secs: f64 = std::env::var("FERRYMQ_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(1.5);
-    let names = ["fsync/msg", "sync x1", "sync x16", "async x1", "async x16"];
-    let mut rows: Vec<[f64; 5]> = Vec::new();
-    println!(
-        "{:>5} {:>12} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}",
-        "round", names[0], names[1], names[2], names[3], names[4], "x16/fsync", "x16/x1"
-    );
+    let names = ["fsync/msg", "sync x1", "sync x16", "sync x64", "async x1", "async x16"];
+    let mut rows: Vec<[f64; 6]> = Vec::new();
+    let header: String = names.iter().map(|n| format!(" {n:>10}")).collect();
+    println!("{:>5}{header} {:>10} {:>10} {:>10}", "round", "x16/fsync", "x64/fsync", "x16/x1");
+    let print = |label: &str, row: &[f64; 6], ratios: [f64; 3]| {
+        let cells: String = row.iter().map(|v| format!(" {v:>10.0}")).collect();
+        println!("{label:>5}{cells} {:>10.1} {:>10.1} {:>10.1}", ratios[0], ratios[1], ratios[2]);
+    };
+    let ratios = |r: &[f64; 6]| [r[2] / r[0], r[3] / r[0], r[2] / r[1]];
     for r in 0..rounds {
         let row = [
             baseline_rate(secs),
             store_rate(FlushMode::Sync, 1, secs),
             store_rate(FlushMode::Sync, 16, secs),
+            store_rate(FlushMode::Sync, 64, secs),
             store_rate(FlushMode::Async, 1, secs),
             store_rate(FlushMode::Async, 16, secs),
         ];
-        println!(
-            "{:>5} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>10.1} {:>10.1}",
-            r,
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[2] / row[0],
-            row[2] / row[1]
-        );
+        print(&r.to_string(), &row, ratios(&row));
         rows.push(row);
     }
     let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
-    println!(
-        "{:>5} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>10.1} {:>10.1}",
-        "med",
-        col(0),
-        col(1),
-        col(2),
-        col(3),
-        col(4),
-        median(rows.iter().map(|r| r[2] / r[0]).collect()),
-        median(rows.iter().map(|r| r[2] / r[1]).collect())
-    );
+    let med = [col(0), col(1), col(2), col(3), col(4), col(5)];
+    let ratio = |i: usize| median(rows.iter().map(|r| ratios(r)[i]).collect());
+    print("med", &med, [ratio(0), ratio(1), ratio(2)]);
     println!("(messages of {BODY} B per second; MB/s = msgs/s x {BODY} / 1e6)");
 }

@@ -78,6 +78,14 @@ class MoreConsumptionTest {
                 """.trimIndent(),
             )
         }
+        try {
+            authorizedServer(auth)
+        } finally {
+            auth.delete()
+        }
+    }
+
+    private suspend fun authorizedServer(auth: File) {
         Server(mapOf("auth_file" to auth.path)).use { server ->
             val missing = assertThrows<FerryException.Unauthorized> {
                 Client.connectBlocking(server.url).use { it.producer().sendBlocking("public-news", "x".bytes()) }
