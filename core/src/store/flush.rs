@@ -125,7 +125,7 @@ impl Flusher {
     /// meanwhile. `Err(Poisoned)` once a flush failed, `Err(Closed)` once the store closed
     /// without making `target` durable.
     pub(crate) fn poll_durable(&self, target: u64, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let mut st = self.lock();
+        let st = self.lock();
         if st.flushed >= target {
             return Poll::Ready(Ok(()));
         }
@@ -138,12 +138,26 @@ impl Flusher {
         // Registered under the state lock: a leader publishes `flushed` under it and wakes
         // after, so this waker is either covered by that wake or saw the new `flushed`.
         self.durable.register(target, cx.waker());
+        self.request_locked(st, target);
+        Poll::Pending
+    }
+
+    /// Asks the sync thread to make the log durable below `target` (the writer thread does as
+    /// soon as it has written a batch, so the flush does not wait for the appender's task to
+    /// be polled).
+    pub(crate) fn request(&self, target: u64) {
+        let st = self.lock();
+        if st.flushed < target {
+            self.request_locked(st, target);
+        }
+    }
+
+    fn request_locked(&self, mut st: MutexGuard<'_, FlushState>, target: u64) {
         if st.requested < target {
             st.requested = target;
             drop(st);
             self.sync_cv.notify_one();
         }
-        Poll::Pending
     }
 
     /// The sync thread: flushes whenever a future waits for more than is durable, as one more

@@ -331,8 +331,12 @@ impl Store {
         spawn(
             "ferrymq-write",
             Box::new(move || {
+                let sync = i.config.flush == FlushMode::Sync;
                 while let Ok(req) = requests.recv() {
                     let written = i.write_tails(req.tails, false);
+                    if let (true, Ok((_, end))) = (sync, &written) {
+                        i.flusher.request(*end);
+                    }
                     let _ = req.done.send(written);
                 }
             }),
