@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -30,7 +31,7 @@ def test_open_clients_are_closed_at_exit(tmp_path: Path) -> None:
     first = python(
         """
         import sys, threading, ferrymq
-        client = ferrymq.Client.embedded(sys.argv[1])
+        client = ferrymq.Client.embedded(sys.argv[1], {"segment_bytes": "8MiB"})
         producer = client.producer()
         for i in range(20):
             producer.send("events", f"e{i}")
@@ -51,7 +52,7 @@ def test_open_clients_are_closed_at_exit(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "consumed 20" in first.stdout
     # The group's offsets were committed: a new member starts after the 20.
-    with ferrymq.Client.embedded(data) as client:
+    with ferrymq.Client.embedded(data, {"segment_bytes": "8MiB"}) as client:
         group = client.admin().group("readers")
         assert sum(o.lag for o in group.offsets if o.topic == "events") == 0
 
@@ -64,7 +65,7 @@ def test_ctrl_c_interrupts_a_blocking_wait(tmp_path: Path) -> None:
             textwrap.dedent(
                 """
                 import sys, ferrymq
-                client = ferrymq.Client.embedded(sys.argv[1])
+                client = ferrymq.Client.embedded(sys.argv[1], {"segment_bytes": "8MiB"})
                 client.admin().create_topic("quiet")
                 with client.push_consumer("g", "quiet") as consumer:
                     print("waiting", flush=True)
@@ -94,11 +95,11 @@ def test_a_forked_child_gets_its_own_runtime(tmp_path: Path, embedded: ferrymq.C
     child = python(
         """
         import os, sys, ferrymq
-        parent = ferrymq.Client.embedded(sys.argv[1] + "/parent")
+        parent = ferrymq.Client.embedded(sys.argv[1] + "/parent", {"segment_bytes": "8MiB"})
         parent.producer().send("t", b"x")
         pid = os.fork()
         if pid == 0:
-            with ferrymq.Client.embedded(sys.argv[1] + "/child") as client:
+            with ferrymq.Client.embedded(sys.argv[1] + "/child", {"segment_bytes": "8MiB"}) as client:
                 client.producer().send("t", b"from the child")
                 [m] = client.simple_consumer("g", "t").receive(wait_ms=2000)
                 os._exit(0 if m.body == b"from the child" else 3)
@@ -159,7 +160,7 @@ def test_asyncio_programs_exit_cleanly(tmp_path: Path) -> None:
         from ferrymq import aio
 
         async def main():
-            async with await aio.Client.embedded(sys.argv[1]) as client:
+            async with await aio.Client.embedded(sys.argv[1], {"segment_bytes": "8MiB"}) as client:
                 await client.producer().send("orders", b"hello")
                 async with client.push_consumer("billing", "orders") as consumer:
                     async for message in consumer:
@@ -172,12 +173,13 @@ def test_asyncio_programs_exit_cleanly(tmp_path: Path) -> None:
     for run in range(10):
         done = python(code, str(tmp_path / f"data{run}"))
         assert done.returncode == 0, f"run {run}: exit {done.returncode}\n{done.stderr}"
+        shutil.rmtree(tmp_path / f"data{run}")
 
 
 def test_exit_with_busy_listeners(tmp_path: Path) -> None:
     code = """
         import sys, time, threading, ferrymq
-        client = ferrymq.Client.embedded(sys.argv[1])
+        client = ferrymq.Client.embedded(sys.argv[1], {"segment_bytes": "8MiB"})
         producer = client.producer()
         producer.send_batch("busy", [b"x"] * 200)
         started = threading.Event()
@@ -192,3 +194,4 @@ def test_exit_with_busy_listeners(tmp_path: Path) -> None:
     for run in range(3):
         done = python(code, str(tmp_path / f"data{run}"))
         assert done.returncode == 0, f"run {run}: exit {done.returncode}\n{done.stderr}"
+        shutil.rmtree(tmp_path / f"data{run}")
