@@ -46,12 +46,9 @@ pub(crate) fn dispatch_record(
             "queue offset already dispatched; skipping"
         );
     }
-    if !view.msg_id.is_empty() {
-        index.put(msg_id_hash(view.msg_id), commit_offset, view.store_ts)?;
-    }
-    for key in view.keys() {
-        index.put(key_hash(view.topic, key), commit_offset, view.store_ts)?;
-    }
+    let msg_id = (!view.msg_id.is_empty()).then(|| msg_id_hash(view.msg_id));
+    let keys = view.keys().map(|key| key_hash(view.topic, key));
+    index.put_record(commit_offset, view.store_ts, msg_id.into_iter().chain(keys))?;
     Ok(cq)
 }
 

@@ -17,7 +17,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::hash::fnv1a64;
 use super::meta::sync_dir;
@@ -254,6 +254,9 @@ pub(crate) struct Index {
     slots: u32,
     capacity: u32,
     files: RwLock<Vec<Arc<IndexFile>>>,
+    /// The newest entry made since loading: (commit offset, position among its record's
+    /// entries). See [`Index::put_record`].
+    made: Mutex<Option<(u64, usize)>>,
 }
 
 impl Index {
@@ -332,6 +335,7 @@ impl Index {
                 slots: slots.max(1),
                 capacity: capacity.max(1),
                 files: RwLock::new(files.into_iter().map(Arc::new).collect()),
+                made: Mutex::new(None),
             },
             wiped,
         ))
@@ -341,8 +345,8 @@ impl Index {
         self.files.read().unwrap_or_else(|p| p.into_inner()).last().cloned()
     }
 
-    /// Indexes `hash` for the record at `commit_offset`. Dispatcher only.
-    pub(crate) fn put(&self, hash: u64, commit_offset: u64, store_ts: u64) -> Result<()> {
+    /// Adds one entry for the record at `commit_offset`.
+    fn put(&self, hash: u64, commit_offset: u64, store_ts: u64) -> Result<()> {
         if let Some(f) = self.active() {
             if f.put(hash, commit_offset, store_ts)? {
                 return Ok(());
@@ -353,6 +357,27 @@ impl Index {
         self.files.write().unwrap_or_else(|p| p.into_inner()).push(f.clone());
         if !f.put(hash, commit_offset, store_ts)? {
             return Err(Error::invalid("/index_entries_per_file", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Indexes the record at `commit_offset` under each of `hashes`, in order. Records come
+    /// in log order; entries this index already made (the dispatcher indexes a chunk again
+    /// when a full disk stopped it part-way, possibly inside a record) are skipped, so a retry
+    /// adds nothing twice.
+    pub(crate) fn put_record(
+        &self,
+        commit_offset: u64,
+        store_ts: u64,
+        hashes: impl IntoIterator<Item = u64>,
+    ) -> Result<()> {
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        for (nth, hash) in hashes.into_iter().enumerate() {
+            if made.is_some_and(|done| (commit_offset, nth) <= done) {
+                continue;
+            }
+            self.put(hash, commit_offset, store_ts)?;
+            *made = Some((commit_offset, nth));
         }
         Ok(())
     }
@@ -470,7 +495,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (idx, _) = load(dir.path(), 4, 3, None);
         for off in 0..10u64 {
-            idx.put(msg_id_hash(&format!("m{}", off % 4)), off * 10, off).unwrap();
+            idx.put_record(off * 10, off, [msg_id_hash(&format!("m{}", off % 4))]).unwrap();
         }
         assert_eq!(idx.file_count(), 4);
         assert_eq!(idx.candidates(msg_id_hash("m1")), vec![10, 50, 90]);
@@ -492,7 +517,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (idx, _) = load(dir.path(), 2, 4, None);
         for off in 0..6u64 {
-            idx.put(key_hash("t", "k"), off, 0).unwrap();
+            idx.put_record(off, 0, [key_hash("t", "k")]).unwrap();
         }
         drop(idx);
         let mark = IndexMark { begin: 0, count: 2 };
@@ -500,12 +525,43 @@ mod tests {
         assert!(!wiped);
         assert_eq!(idx.file_count(), 1);
         assert_eq!(idx.candidates(key_hash("t", "k")), vec![0, 1]);
-        idx.put(key_hash("t", "k"), 2, 0).unwrap();
+        idx.put_record(2, 0, [key_hash("t", "k")]).unwrap();
         assert_eq!(idx.candidates(key_hash("t", "k")), vec![0, 1, 2]);
         drop(idx);
         let (idx, wiped) = load(dir.path(), 2, 4, Some(IndexMark { begin: 77, count: 1 }));
         assert!(wiped);
         assert_eq!(idx.file_count(), 0);
+    }
+
+    /// The dispatcher publishes progress per chunk of records; when a full disk stops a chunk
+    /// part-way it indexes the chunk again from its start. That must not add entries twice,
+    /// nor create a second file under the name of one it already made (which held a full
+    /// file's count and failed the dispatcher: "must be at least 1").
+    #[test]
+    fn indexing_records_again_adds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (idx, _) = load(dir.path(), 4, 3, None);
+        let record = |off: u64| [msg_id_hash(&format!("m{off}")), key_hash("t", &format!("k{}", off % 2))];
+        for off in 0..10u64 {
+            idx.put_record(off * 10, off, record(off)).unwrap();
+        }
+        let files = idx.file_count();
+        let mark = idx.mark();
+        // Again from the start, and again from the middle of record 4 (its first entry made).
+        for off in 0..10u64 {
+            idx.put_record(off * 10, off, record(off)).unwrap();
+        }
+        idx.put_record(40, 4, record(4)[..1].iter().copied()).unwrap();
+        for off in 4..10u64 {
+            idx.put_record(off * 10, off, record(off)).unwrap();
+        }
+        assert_eq!(idx.file_count(), files);
+        assert_eq!(idx.mark(), mark);
+        assert_eq!(idx.candidates(key_hash("t", "k1")), vec![10, 30, 50, 70, 90]);
+        assert_eq!(idx.candidates(msg_id_hash("m4")), vec![40]);
+        // New records go on as before.
+        idx.put_record(100, 10, record(10)).unwrap();
+        assert_eq!(idx.candidates(key_hash("t", "k0")), vec![0, 20, 40, 60, 80, 100]);
     }
 
     #[test]
@@ -514,7 +570,7 @@ mod tests {
         let (idx, _) = load(dir.path(), 4, 10, None);
         // Ten files of ten entries; entry k stored at time 1000 + k, all with the same key.
         for k in 0..100u64 {
-            idx.put(key_hash("t", "k"), k * 10, 1000 + k).unwrap();
+            idx.put_record(k * 10, 1000 + k, [key_hash("t", "k")]).unwrap();
         }
         assert_eq!(idx.file_count(), 10);
         let mut got = Vec::new();
@@ -541,7 +597,7 @@ mod tests {
             let (idx, _) = load(dir.path(), slots, cap, None);
             let mut model: BTreeMap<u8, Vec<u64>> = BTreeMap::new();
             for (off, k) in keys.iter().enumerate() {
-                idx.put(key_hash("t", &k.to_string()), off as u64, 0).unwrap();
+                idx.put_record(off as u64, 0, [key_hash("t", &k.to_string())]).unwrap();
                 model.entry(*k).or_default().push(off as u64);
             }
             for k in 0..20u8 {
