@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::message::{AppendResult, StoredMessage};
@@ -45,6 +45,8 @@ pub(crate) struct CommitLog {
     write_pos: AtomicU64,
     min_offset: AtomicU64,
     appender: Mutex<Appender>,
+    /// Set while the dispatcher uses the space reserve (see [`CommitLog::refuse_growth`]).
+    growth_refused: AtomicBool,
 }
 
 impl std::fmt::Debug for CommitLog {
@@ -91,7 +93,34 @@ impl CommitLog {
             write_pos: AtomicU64::new(pos),
             min_offset: AtomicU64::new(min),
             appender: Mutex::new(Appender { active, pos, last_record, last_store_ts, queue_offsets: HashMap::new() }),
+            growth_refused: AtomicBool::new(false),
         })
+    }
+
+    /// From now on refuses appends and new segments (the dispatcher needs the space reserve,
+    /// which `free` deletes, for the queue and index entries of what is already
+    /// acknowledged); returns what `free` returned. Taken under the append lock, so no append
+    /// that passed the check before can create a segment in the freed space after.
+    pub(crate) fn refuse_growth(&self, free: &dyn Fn() -> bool) -> bool {
+        let _a = self.lock();
+        self.growth_refused.store(true, Ordering::SeqCst);
+        free()
+    }
+
+    /// Takes appends again if `take` (allocating the space reserve again) succeeds; whether
+    /// it did.
+    pub(crate) fn allow_growth_if(&self, take: &dyn Fn() -> bool) -> bool {
+        let _a = self.lock();
+        if !take() {
+            return false;
+        }
+        self.growth_refused.store(false, Ordering::SeqCst);
+        true
+    }
+
+    /// Whether appends are refused for lack of space (see [`CommitLog::refuse_growth`]).
+    pub(crate) fn growth_refused(&self) -> bool {
+        self.growth_refused.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, Appender> {
@@ -252,6 +281,10 @@ impl CommitLog {
         }
         if bases.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.growth_refused() {
+            let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
+            return Err((Error::io(&self.dir, e), false));
         }
         let mut made = Vec::with_capacity(bases.len());
         let discard = |made: Vec<Segment>| {
@@ -546,5 +579,38 @@ mod tests {
         let (rs, _) = log.append(&mut [tail(1, 10)], 2).map_err(|(e, _)| e).unwrap();
         assert_eq!(rs[0].commit_offset, 4096, "rolled to the next segment");
         assert_eq!(log.read(0).unwrap().body.len(), body);
+    }
+
+    /// While the dispatcher holds the space reserve no segment is created (it would take the
+    /// space freed for the queue and index files); appends into the active segment still
+    /// work at this level (the store refuses them before they get here).
+    #[test]
+    fn no_segment_is_created_while_growth_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommitLog::new(dir.path().to_path_buf(), 4096, false, Vec::new(), 0, u64::MAX, 0).unwrap();
+        let (first, _) = log.append(&mut [tail(0, 1000)], 1).map_err(|(e, _)| e).unwrap();
+        assert!(!log.growth_refused());
+        let freed = std::cell::Cell::new(false);
+        assert!(log.refuse_growth(&|| {
+            freed.set(true);
+            true
+        }));
+        assert!(freed.get() && log.growth_refused());
+
+        let (fits, _) = log.append(&mut [tail(1, 1000)], 2).map_err(|(e, _)| e).unwrap();
+        let end = log.write_pos();
+        let err = log.append(&mut [tail(2, 3000)], 3).map(|_| ()).unwrap_err();
+        assert!(matches!(&err.0, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC)), "{err:?}");
+        assert!(!err.1, "refusal does not poison");
+        assert_eq!(log.write_pos(), end);
+        assert_eq!(log.segments().len(), 1);
+
+        assert!(!log.allow_growth_if(&|| false), "no reserve, no growth");
+        assert!(log.growth_refused());
+        assert!(log.allow_growth_if(&|| true));
+        let (rolled, _) = log.append(&mut [tail(2, 3000)], 4).map_err(|(e, _)| e).unwrap();
+        assert_eq!(rolled[0].commit_offset, 4096);
+        assert_eq!(log.read(first[0].commit_offset).unwrap().body.len(), 1000);
+        assert_eq!(log.read(fits[0].commit_offset).unwrap().body.len(), 1000);
     }
 }

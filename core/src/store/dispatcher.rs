@@ -142,8 +142,6 @@ pub(crate) struct Dispatcher {
     /// Held while dispatching a chunk; `delete_topic` takes it to not race file creation.
     work: Mutex<()>,
     listener: RwLock<Option<DispatchListener>>,
-    /// The last dispatch attempt failed for lack of space.
-    out_of_space: AtomicBool,
     /// Futures waiting for a dispatched end.
     wakers: Wakers,
 }
@@ -169,7 +167,6 @@ impl Dispatcher {
             stop: AtomicBool::new(false),
             work: Mutex::new(()),
             listener: RwLock::new(None),
-            out_of_space: AtomicBool::new(false),
             wakers: Wakers::default(),
         }
     }
@@ -267,11 +264,11 @@ impl Dispatcher {
     /// mode the durable position, so no reader sees a record that a power loss could still
     /// take back) until stopped.
     ///
-    /// A full disk (creating a consume queue or index file failed with ENOSPC) raises
-    /// [`Dispatcher::out_of_space`] (appends are refused meanwhile) and calls `space.release`
-    /// (the store frees its space reserve): if that freed something it retries at once, else
-    /// every 100 ms until space is freed. The flag drops once `space.refill` could allocate the
-    /// reserve again. Any other error, or no progress below the end, is fatal: it calls
+    /// A full disk (creating a consume queue or index file failed with ENOSPC) makes the log
+    /// refuse appends and new segments ([`CommitLog::refuse_growth`]) and calls
+    /// `space.release` (the store frees its space reserve, which no segment can take now): if
+    /// that freed something it retries at once, else every 100 ms until space is freed.
+    /// Appends are taken again once `space.refill` could allocate the reserve again. Any other error, or no progress below the end, is fatal: it calls
     /// `fatal` (the store poisons itself, so nothing more is acknowledged that consumers would
     /// never see) and stops dispatching instead of spinning.
     pub(crate) fn run(
@@ -287,8 +284,7 @@ impl Dispatcher {
             let end = limit().min(log.write_pos());
             let pos = self.dispatched();
             // Caught up after a full disk: take the reserve back before accepting appends.
-            if pos >= end && self.out_of_space.load(Ordering::SeqCst) && (space.refill)() {
-                self.out_of_space.store(false, Ordering::SeqCst);
+            if pos >= end && log.growth_refused() && log.allow_growth_if(space.refill) {
                 tracing::info!("space reserve allocated again; accepting appends");
             }
             if pos < end {
@@ -312,8 +308,8 @@ impl Dispatcher {
                         continue;
                     }
                     Err(e) if super::is_no_space(&e) => {
-                        let first = !self.out_of_space.swap(true, Ordering::SeqCst);
-                        if (space.release)() {
+                        let first = !log.growth_refused();
+                        if log.refuse_growth(space.release) {
                             tracing::warn!(error = %e, pos, "the disk is full: freed the space reserve to dispatch; refusing appends");
                             continue;
                         }
@@ -349,18 +345,13 @@ impl Dispatcher {
                 return;
             }
             // While out of space, come back soon to try taking the reserve back.
-            let nap = if self.out_of_space.load(Ordering::SeqCst) { 50 } else { 200 };
+            let nap = if log.growth_refused() { 50 } else { 200 };
             self.sleep(Duration::from_millis(nap), || limit() > pos || self.stop.load(Ordering::SeqCst));
         }
         // Failed: wait for the stop without touching anything.
         while !self.stop.load(Ordering::SeqCst) {
             self.sleep(Duration::from_millis(500), || self.stop.load(Ordering::SeqCst));
         }
-    }
-
-    /// Whether dispatch is stalled by a full disk.
-    pub(crate) fn out_of_space(&self) -> bool {
-        self.out_of_space.load(Ordering::SeqCst)
     }
 
     fn sleep(&self, timeout: Duration, ready: impl Fn() -> bool) {

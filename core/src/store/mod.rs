@@ -206,6 +206,22 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Takes the store directory's lock. A process that forks (any thread starting a child
+/// process) holds a copy of every open file description until the child calls exec, so a
+/// lock this process released a moment ago can still be held for a while: retry for up to
+/// half a second before calling the directory taken.
+fn lock_dir(lock: &File) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    loop {
+        match mmap::lock_exclusive(lock) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Bytes of the space reserve: one consume queue file and one index file, each rounded up to
 /// 64 KiB.
 fn reserve_len(c: &StoreConfig) -> u64 {
@@ -259,7 +275,7 @@ impl Store {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
-        if let Err(e) = mmap::lock_exclusive(&lock) {
+        if let Err(e) = lock_dir(&lock) {
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 return Err(Error::Conflict(format!(
                     "the store directory {} is already open (its lock file is held)",
@@ -789,7 +805,7 @@ impl Inner {
             return Err(Error::Closed);
         }
         self.flusher.check()?;
-        if self.dispatcher.out_of_space() {
+        if self.log.growth_refused() {
             return Err(Error::InsufficientStorage {
                 used_ratio: retention::measure(&self.config.dir).unwrap_or(1.0),
                 max_ratio: self.config.disk_max_used_ratio,
