@@ -339,7 +339,7 @@ fn power_loss_keeps_every_sync_acknowledged_append() {
 }
 
 /// A pending append whose group commit fails is never reported durable: its future fails with
-/// `Poisoned`, and so does every later one.
+/// `Poisoned`, and so does every later one; its dispatch future resolves `false`.
 #[test]
 fn a_failed_group_commit_fails_the_durable_futures_of_pending_appends() {
     let dir = tempfile::tempdir().unwrap();
@@ -350,6 +350,12 @@ fn a_failed_group_commit_fails_the_durable_futures_of_pending_appends() {
     // The sync thread runs the next msync.
     inject(&dir.path().join("commitlog"), Point::Msync, libc::EIO, Some("ferrymq-sync"), 1);
     let (_, second) = futures::executor::block_on(store.append_batch_queued(vec![msg("t", 0, 1)]).unwrap()).unwrap();
+    // Whoever waits for its dispatch (in sync mode the broker waits for that alone) hears
+    // `false` once the store is poisoned, at once, not at some timeout.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiting = store.dispatched(second);
+    std::thread::spawn(move || tx.send(futures::executor::block_on(waiting)));
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)), Ok(false));
     assert!(matches!(futures::executor::block_on(store.durable(second)), Err(Error::Poisoned)));
     assert!(matches!(futures::executor::block_on(store.durable(first)), Ok(())));
     assert!(store.append_batch_queued(vec![msg("t", 0, 2)]).is_err());

@@ -412,9 +412,19 @@ impl Broker {
         let store = self.store.clone();
         Ok(async move {
             let (results, end) = appending.await?;
-            store.durable(end).await?;
-            if !matches!(tokio::time::timeout(DISPATCH_WAIT, store.dispatched(end)).await, Ok(true)) {
-                tracing::warn!(offset = end, "dispatch is slow; answering before it");
+            if store.dispatch_implies_durable() {
+                // Sync mode: dispatched means durable too, so one wake-up serves both. Short
+                // of it (a full disk stalls dispatch, a poisoned store never gets there),
+                // durability decides, and its error is the answer.
+                if !matches!(tokio::time::timeout(DISPATCH_WAIT, store.dispatched(end)).await, Ok(true)) {
+                    store.durable(end).await?;
+                    tracing::warn!(offset = end, "dispatch is slow; answering before it");
+                }
+            } else {
+                store.durable(end).await?;
+                if !matches!(tokio::time::timeout(DISPATCH_WAIT, store.dispatched(end)).await, Ok(true)) {
+                    tracing::warn!(offset = end, "dispatch is slow; answering before it");
+                }
             }
             Ok(results
                 .into_iter()

@@ -199,6 +199,12 @@ impl Dispatcher {
         }
     }
 
+    /// Wakes every future waiting for a dispatched end, to look again (the store was
+    /// poisoned).
+    pub(crate) fn wake_waiters(&self) {
+        self.wakers.wake_all();
+    }
+
     /// Asks the thread to finish what is written and exit.
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);

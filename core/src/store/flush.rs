@@ -79,7 +79,6 @@ pub(crate) struct FlushTimings {
 }
 
 /// Group commit and poison state of the log.
-#[derive(Debug)]
 pub(crate) struct Flusher {
     state: Mutex<FlushState>,
     poisoned: AtomicBool,
@@ -90,6 +89,14 @@ pub(crate) struct Flusher {
     durable: Wakers,
     /// Wakes the sync thread when a future asks for a flush.
     sync_cv: Condvar,
+    /// Runs once the store is poisoned (the store wakes what waits for dispatch there).
+    on_poison: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Flusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flusher").field("poisoned", &self.is_poisoned()).finish_non_exhaustive()
+    }
 }
 
 impl Flusher {
@@ -102,6 +109,7 @@ impl Flusher {
             timings: Mutex::new(FlushTimings::default()),
             durable: Wakers::default(),
             sync_cv: Condvar::new(),
+            on_poison: std::sync::OnceLock::new(),
         }
     }
 
@@ -126,6 +134,18 @@ impl Flusher {
             w.thread.unpark();
         }
         self.durable.wake_all();
+        self.poisoned_hook();
+    }
+
+    /// Sets what runs once the store is poisoned (once; later calls are ignored).
+    pub(crate) fn set_on_poison(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_poison.set(f);
+    }
+
+    fn poisoned_hook(&self) {
+        if let Some(f) = self.on_poison.get() {
+            f();
+        }
     }
 
     /// Ready once the log is durable below `target`; asks the sync thread for a flush
@@ -336,6 +356,7 @@ impl Flusher {
         drop(st);
         if poisoned {
             self.durable.wake_all();
+            self.poisoned_hook();
         } else {
             self.durable.wake_reached(flushed);
         }

@@ -198,7 +198,12 @@ impl Future for Dispatched {
     type Output = bool;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
-        self.inner.dispatcher.poll_dispatched(self.end, cx)
+        match self.inner.dispatcher.poll_dispatched(self.end, cx) {
+            // Poisoned: nothing more becomes durable, so (in sync mode) nothing more is
+            // dispatched; the poison wakes every dispatch waiter to see this.
+            Poll::Pending if self.inner.flusher.is_poisoned() => Poll::Ready(false),
+            other => other,
+        }
     }
 }
 
@@ -315,6 +320,13 @@ impl Store {
             writer: Mutex::new(None),
             config,
         });
+        // A poisoned store dispatches nothing more: wake whoever waits for dispatch to see it.
+        let weak = Arc::downgrade(&inner);
+        inner.flusher.set_on_poison(Box::new(move || {
+            if let Some(i) = weak.upgrade() {
+                i.dispatcher.wake_waiters();
+            }
+        }));
         if !inner.reserve.ensure() {
             tracing::warn!(dir = %dir.display(), "no room for the space reserve; a full disk may delay dispatch");
         }
@@ -481,10 +493,19 @@ impl Store {
     }
 
     /// Resolves to `true` once every record below `end` is in the consume queues and the
-    /// index, or to `false` once the dispatcher stopped before (shutdown). Bound it with a
-    /// timeout: a full disk stalls dispatch.
+    /// index, or to `false` once the dispatcher stopped before (shutdown) or the store is
+    /// poisoned short of it. Bound it with a timeout: a full disk stalls dispatch. In `Sync`
+    /// flush mode dispatch follows durability, so `true` also means durable (see
+    /// [`Store::dispatch_implies_durable`]).
     pub fn dispatched(&self, end: u64) -> Dispatched {
         Dispatched { inner: self.inner.clone(), end }
+    }
+
+    /// Whether a record that is dispatched is also durable: in `Sync` flush mode nothing is
+    /// dispatched (visible to consumers) before it is durable, so waiting for
+    /// [`Store::dispatched`] is enough (one wake-up instead of two).
+    pub fn dispatch_implies_durable(&self) -> bool {
+        self.inner.config.flush == FlushMode::Sync
     }
 
     /// Blocks until the dispatcher has built consume queue and index entries for every record
