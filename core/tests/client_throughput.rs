@@ -6,9 +6,10 @@
 //! The broker is the production default (async flush) with 64 MiB segments, as the SDK
 //! benches use. Sizes, so that a release run compares like with like with an SDK bench
 //! (BENCHMARKS.md, "Node SDK"): `FERRYMQ_CLIENT_BENCH_MESSAGES` (the backlog both drains
-//! consume, default 20 000), `FERRYMQ_CLIENT_BENCH_SINGLES` (default a quarter of it) and
-//! `FERRYMQ_CLIENT_BENCH_BATCH` (messages per `send_batch`, default 100). Debug builds are
-//! several times slower than `--release`.
+//! consume, default 20 000), `FERRYMQ_CLIENT_BENCH_SINGLES` (default a quarter of it),
+//! `FERRYMQ_CLIENT_BENCH_BATCH` (messages per `send_batch`, default 100) and
+//! `FERRYMQ_CLIENT_BENCH_PULL_BATCH` (the consumers' `pull_batch`, default the client's).
+//! Debug builds are several times slower than `--release`.
 
 mod client_util;
 mod support;
@@ -70,6 +71,12 @@ async fn embedded_client_throughput_1kib() {
     let n = env("FERRYMQ_CLIENT_BENCH_MESSAGES").unwrap_or(20_000);
     let singles = env("FERRYMQ_CLIENT_BENCH_SINGLES").unwrap_or(n / 4);
     let batch_size = env("FERRYMQ_CLIENT_BENCH_BATCH").unwrap_or(100).max(1);
+    let mut consumer_options = PushConsumerOptions::default();
+    if let Some(pull_batch) = env("FERRYMQ_CLIENT_BENCH_PULL_BATCH") {
+        consumer_options.pull_batch = pull_batch;
+        consumer_options.max_buffered_per_queue = consumer_options.max_buffered_per_queue.max(pull_batch);
+    }
+    let pull_batch = consumer_options.pull_batch;
     let dir = tempfile::tempdir().unwrap();
     let mut config = BrokerConfig::new(dir.path());
     config.store.segment_bytes = 64 << 20;
@@ -107,9 +114,8 @@ async fn embedded_client_throughput_1kib() {
         async { Ok(()) }
     });
     let span = Span::start();
-    let consumer = client
-        .push_consumer("bench-listener", "bench", PushConsumerOptions::default().listener(listener))
-        .unwrap();
+    let consumer =
+        client.push_consumer("bench-listener", "bench", consumer_options.clone().listener(listener)).unwrap();
     consumer.start().await.unwrap();
     let all = tokio::time::timeout(Duration::from_secs(600), drained.notified()).await;
     assert!(all.is_ok(), "the listener got {} of {n}", count.load(Ordering::Relaxed));
@@ -117,7 +123,7 @@ async fn embedded_client_throughput_1kib() {
     consumer.close().await.unwrap();
 
     let span = Span::start();
-    let consumer = client.push_consumer("bench-stream", "bench", PushConsumerOptions::default()).unwrap();
+    let consumer = client.push_consumer("bench-stream", "bench", consumer_options).unwrap();
     consumer.start().await.unwrap();
     let mut got = 0;
     while got < n {
@@ -130,7 +136,7 @@ async fn embedded_client_throughput_1kib() {
     consumer.close().await.unwrap();
     client.close().await.unwrap();
 
-    println!("embedded client, 1 KiB bodies, async flush:");
+    println!("embedded client, 1 KiB bodies, async flush, pull batch {pull_batch}:");
     println!("  send (one at a time):   {single_rate}");
     println!("  send_batch ({batch_size}/batch): {batch_rate}");
     println!("  push listener (backlog): {listener_rate}");
