@@ -399,6 +399,11 @@ class Producer extends EventEmitter {
 
   async send(topic, body, opts) {
     str(topic, '/topic');
+    if (opts === undefined || opts === null) {
+      const buffer = toBuffer(body, '/body');
+      const [result] = await this._start((id) => this._native.sendBody(topic, buffer, id));
+      return result;
+    }
     const message = outgoing(body, opts, '');
     const [result] = await this._start((id) => this._native.send(topic, message, id));
     return result;

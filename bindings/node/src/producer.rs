@@ -216,6 +216,17 @@ impl NativeProducer {
         Ok(())
     }
 
+    /// `send` of a message that is a body alone: the common send, without reading nine
+    /// absent attributes of a message object.
+    #[napi]
+    pub fn send_body(&self, topic: String, body: Buffer, id: u32) -> napi::Result<()> {
+        let message = OutgoingMessage::from(body.to_vec());
+        drop(body);
+        let producer = self.producer.clone();
+        self.completions.start(id, Box::pin(async move { producer.send(&topic, message).await.map(|r| vec![r]) }));
+        Ok(())
+    }
+
     /// Starts publishing a batch atomically; its results go to `on_sent` under `id`.
     #[napi]
     pub fn send_batch(&self, topic: String, messages: Vec<OutgoingSpec>, id: u32) -> napi::Result<()> {
