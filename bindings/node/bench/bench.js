@@ -9,8 +9,8 @@
 // thread: the JS thread and the client's runtime). BENCHMARKS.md ("Node SDK") records the
 // figures. Each path uses a fresh topic of 8 queues and a fresh group. Sizes are those of the
 // Rust client's `client_throughput` run as BENCHMARKS.md says, so that each ratio compares
-// like with like and each path lasts about a second or more: 20 000 single sends, a backlog
-// of 200 000 sent `FERRYMQ_NODE_BENCH_BATCH` (default 64) per `sendBatch`, drained by a
+// like with like and each path lasts about a second or more: 40 000 single sends, a backlog
+// of 500 000 sent `FERRYMQ_NODE_BENCH_BATCH` (default 64) per `sendBatch`, drained by a
 // listener and by `for await`; all scaled by FERRYMQ_NODE_BENCH_SCALE (default 1).
 // FERRYMQ_NODE_MODULE names another build of the package to load (for before/after runs).
 'use strict';
@@ -134,9 +134,9 @@ async function benchSimple(where, client, topic, count) {
 }
 
 async function runAll(where, client) {
-  await benchSend(where, client, n(where === 'embedded' ? 20000 : 5000));
+  await benchSend(where, client, n(where === 'embedded' ? 40000 : 5000));
   await benchInFlight(where, client, n(64000), 64);
-  const backlog = await benchBatch(where, client, n(where === 'embedded' ? 200000 : 50000), BATCH);
+  const backlog = await benchBatch(where, client, n(where === 'embedded' ? 500000 : 50000), BATCH);
   await benchListener(where, client, backlog.topic, backlog.count);
   await benchIterator(where, client, backlog.topic, backlog.count);
   await benchSimple(where, client, backlog.topic, n(20000));

@@ -5,8 +5,8 @@
 //   node bench/compare.js --rust target/release/deps/client_throughput-<hash> \
 //     [--rounds 3] [--node before=/tmp/ferrymq-before] [--node after=.]
 //
-// Each round runs the Rust bench (sizes as bench.js: 20 000 single sends, a backlog of
-// 200 000 sent 64 per batch and drained twice), then each Node build (`--node label=dir`,
+// Each round runs the Rust bench (sizes as bench.js: 40 000 single sends, a backlog of
+// 500 000 sent 64 per batch and drained twice: each path a second or more for both), then each Node build (`--node label=dir`,
 // a directory holding index.js and ferrymq.node; default: this package), in an order that
 // alternates from round to round. It prints, per round, the load average before it and each
 // path's rate, CPU time per message and ratio Node/Rust, then the median ratio of each path.
@@ -16,8 +16,8 @@ const { spawnSync } = require('node:child_process');
 const os = require('node:os');
 const path = require('node:path');
 
-const SINGLES = 20000;
-const BACKLOG = 200000;
+const SINGLES = 40000;
+const BACKLOG = 500000;
 const BATCH = 64;
 
 function parseArgs(argv) {
