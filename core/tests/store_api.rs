@@ -341,3 +341,66 @@ fn queued_appends_land_in_call_order_and_bad_input_fails_at_once() {
     store.shutdown().unwrap();
     assert!(matches!(store.append_batch_queued(vec![msg("q", 1, 300)]), Err(Error::Closed)));
 }
+
+/// In sync mode the sync thread dispatches small flushed ranges itself and leaves larger ones
+/// to the dispatcher thread; with both at work (one-message and 200-message batches from
+/// concurrent async producers), every record is in its queue and the index exactly once, and
+/// the listener hears of each queue's last growth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_dispatch_from_two_threads_indexes_each_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = common::tiny_config(dir.path(), FlushMode::Sync);
+    c.segment_bytes = 8 << 20;
+    c.cq_units_per_file = 4096;
+    c.index_entries_per_file = 1 << 16;
+    let store = Store::open(c).unwrap();
+    let grown = Arc::new(Mutex::new(std::collections::HashMap::new()));
+    let g = grown.clone();
+    store.set_dispatch_listener(Arc::new(move |_: &str, q: u32, max: u64| {
+        let mut g = g.lock().unwrap();
+        let seen = g.entry(q).or_insert(0u64);
+        *seen = (*seen).max(max);
+    }));
+    let mut tasks = Vec::new();
+    for q in 0..6u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            for round in 0..30u64 {
+                let n = if round % 5 == 4 { 200 } else { 1 };
+                let batch: Vec<_> = (i..i + n).map(|k| msg("d", q, k)).collect();
+                i += n;
+                let (_, end) = store.append_batch_queued(batch).unwrap().await.unwrap();
+                store.durable(end).await.unwrap();
+                assert!(store.dispatched(end).await);
+            }
+            i
+        }));
+    }
+    let mut counts = Vec::new();
+    for t in tasks {
+        counts.push(t.await.unwrap());
+    }
+    for (q, &n) in counts.iter().enumerate() {
+        let q = q as u32;
+        assert_eq!(store.queue_bounds("d", q), (0, n));
+        let units = store.read_queue("d", q, 0, usize::MAX).unwrap();
+        assert_eq!(units.len() as u64, n);
+        for (k, unit) in units.iter().enumerate() {
+            assert_is_msg(&store.read(unit.commit_offset).unwrap(), "d", q, k as u64);
+        }
+        for k in [0, n / 2, n - 1] {
+            assert_eq!(store.lookup_msg_id(&msg_id("d", q, k)).unwrap().len(), 1, "queue {q} message {k}");
+        }
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let g = grown.lock().unwrap().clone();
+        if (0..6u32).all(|q| g.get(&q) == Some(&counts[q as usize])) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "listener saw {g:?}, queues have {counts:?}");
+        drop(g);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
