@@ -100,4 +100,28 @@ class ConsumptionTest {
             assertEquals(0L, client.admin().group(group).offsets.filter { it.topic == topic }.sumOf { it.lag })
         }
     }
+
+    @ParameterizedTest
+    @EnumSource(Backend::class)
+    fun `messages taken in a batch and not yet emitted go back when the collection ends`(backend: Backend) = coTest {
+        withClient(backend) { client ->
+            val topic = unique("buffered")
+            client.admin().createTopic(topic, queues = 1)
+            val sent = client.producer().sendBatch(topic, List(40) { OutgoingMessage("b$it") }).map { it.msgId }
+            val group = unique("buffering")
+            // A pulled batch crosses in one call: the flow emits one message and ends with the
+            // others taken into its buffer (and more queued in the library) but never emitted.
+            val first = client.pushConsumer(group, topic).messages().onEach { it.ack() }.take(1).toList()
+            assertEquals(1, first.size)
+            assertTrue(client.admin().group(group).members.isEmpty())
+
+            // They went back uncommitted, without counting a reconsume: the next member gets
+            // exactly the rest, once each.
+            val again = client.pushConsumer(group, topic).messages().onEach { it.ack() }.take(39).toList()
+            assertEquals(sent.toSet() - first.single().msgId, again.map { it.msgId }.toSet())
+            assertEquals(39, again.size)
+            assertTrue(again.all { it.reconsumeTimes == 0 }, "reconsume counts: ${again.map { it.reconsumeTimes }}")
+            assertEquals(0L, client.admin().group(group).offsets.filter { it.topic == topic }.sumOf { it.lag })
+        }
+    }
 }
