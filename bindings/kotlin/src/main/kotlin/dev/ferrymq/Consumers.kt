@@ -65,7 +65,9 @@ class PushConsumer internal constructor(
     /**
      * The messages, for a consumer without a listener. Answer each with [Message.ack] or
      * [Message.nack] (an orderly consumer hands out a queue's next message only after the
-     * previous one is answered).
+     * previous one is answered). Acks are sent to the library many per call: with the flow's
+     * next take of messages, or when the collection ends (before the consumer closes, so they
+     * count); a second answer to one message is a [FerryException.Conflict].
      *
      * The flow owns the consumer's life: collecting it starts the consumer (if [start] was not
      * called), and when the collection ends, completed or cancelled, the consumer closes.
@@ -80,16 +82,95 @@ class PushConsumer internal constructor(
     fun messages(): Flow<Message> = flow {
         require(!hasListener) { "this consumer has a listener: its messages go to the listener" }
         if (started.compareAndSet(false, true)) native { ffi.start() }
+        flowAnswers.open()
         try {
             while (true) {
-                // Every message queued at once, in one call (at most `workers * PREFETCH` are
-                // taken and not answered anyway).
-                val batch = recvBatch(workers * PREFETCH, null)
+                // The acks since the last batch in one call, then every message queued in one
+                // call (at most `workers * PREFETCH` are taken and not answered anyway).
+                val batch = flowAnswers.whileTaking { recvBatch(workers * PREFETCH, null) }
                 if (batch.isEmpty()) break
-                for (delivered in batch) emit(delivered(delivered))
+                for (delivered in batch) emit(Message(delivered.message, flowSettler, delivered.id))
             }
         } finally {
-            withContext(NonCancellable) { shutdown() }
+            withContext(NonCancellable) {
+                // The acks not sent yet count: they go before the consumer closes.
+                try {
+                    flowAnswers.close()
+                } finally {
+                    shutdown()
+                }
+            }
+        }
+    }
+
+    /**
+     * The answers (delivery ids, as for `settle`) of the flow's acks, sent many per call: with
+     * the flow's next take, or when it ends. While the flow waits for messages, or once it has
+     * ended, an ack goes to the library at once (a deferred one could hold back the very
+     * messages the flow waits for).
+     */
+    private inner class FlowAnswers {
+        private var ids = LongArray(64)
+        private var size = 0
+        private var open = false
+        private var taking = false
+
+        fun open() = synchronized(this) { open = true }
+
+        /** Whether [deliveryId]'s ack was kept for later (else the caller sends it). */
+        fun defer(deliveryId: Long): Boolean = synchronized(this) {
+            if (!open || taking) return false
+            if (size == ids.size) ids = ids.copyOf(size * 2)
+            ids[size++] = deliveryId
+            true
+        }
+
+        /** Takes the answers kept so far out (holding the lock). */
+        private fun drain(): LongArray = ids.copyOf(size).also { size = 0 }
+
+        /** Sends the answers kept, then runs [take] with acks going straight to the library. */
+        suspend fun <T> whileTaking(take: suspend () -> T): T {
+            val answers = synchronized(this) {
+                taking = true
+                drain()
+            }
+            try {
+                if (answers.isNotEmpty()) native { FastPath.settle(id, answers) }
+                return take()
+            } finally {
+                synchronized(this) { taking = false }
+            }
+        }
+
+        /** Sends the answers kept; later acks go straight to the library. */
+        fun close() {
+            val answers = synchronized(this) {
+                open = false
+                drain()
+            }
+            if (answers.isNotEmpty()) native { FastPath.settle(id, answers) }
+        }
+    }
+
+    private val flowAnswers = FlowAnswers()
+
+    /** Answers the flow's messages: an ack is kept for the flow's next call when it can be. */
+    private val flowSettler = object : Settler {
+        override suspend fun ack(message: Message) {
+            answered(message)
+            if (!flowAnswers.defer(message.deliveryId)) native { FastPath.ack(id, message.deliveryId) }
+        }
+
+        override suspend fun nack(message: Message, delayMs: Long?) {
+            answered(message)
+            native { FastPath.nack(id, message.deliveryId, delayMs) }
+        }
+    }
+
+    /** Marks [message] answered; [FerryException.Conflict] when it was already. */
+    private fun answered(message: Message) {
+        if (!message.answer()) {
+            throw FerryException.Conflict("conflict", "delivery ${message.deliveryId} was already acked or nacked")
         }
     }
 
