@@ -120,8 +120,9 @@ export declare class Message {
   readonly receipt: string | null;
   readonly state: MessageState;
   /** Marks it consumed: a message from a push consumer's iterator or a simple consumer's
-   * `receive()`. Never blocks the event loop. A listener's message is settled by the
-   * listener instead (`Conflict`). */
+   * `receive()`. Never blocks the event loop; an iterator's acks of one tick reach the
+   * client together. A listener's message is settled by the listener instead, and a message
+   * already acked or nacked cannot be again (`Conflict`). */
   ack(): Promise<void>;
   /** Marks it failed: redelivered after `delayMs`, or after the retry delay (in place for
    * orderly and broadcasting consumers); to the dead-letter queue after the group's
@@ -309,7 +310,10 @@ export interface RecvOptions {
  *
  * Without a listener it is an async iterable: `for await (const m of consumer) { await
  * m.ack() }`; each message must be acked or nacked, and iteration ends when the consumer
- * (or its client) is closed. Breaking out of the loop does not close it. With a listener,
+ * (or its client) is closed. Breaking out of the loop does not close it. It fetches up to
+ * 256 messages beyond `consumeWorkers` ahead of time; those not handed out when it closes,
+ * and those handed out but not settled within the close, go back to the group untouched (not
+ * counted as a reconsume). With a listener,
  * a listener's throw emits `'listenerError'` and nacks the message. The `onAssign` /
  * `onRevoke` options follow its share of the group's queues. */
 export declare class PushConsumer extends EventEmitter implements AsyncIterable<Message> {

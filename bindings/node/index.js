@@ -235,6 +235,12 @@ function sendResult(r) {
 // ---------------------------------------------------------------------------------------
 // Messages
 
+/** Verdicts on a push consumer's messages, as the native side reads them: consumed, failed,
+ * or not started (the consumer closed before the message was handed to the application). */
+const CONSUMED = 1;
+const FAILED = 0;
+const NOT_STARTED = 2;
+
 /** How a message is settled: by nobody (looked up), its listener, a push delivery or a receipt. */
 const LOOKED_UP = { kind: 'none' };
 const LISTENER = { kind: 'listener' };
@@ -271,7 +277,7 @@ class Message {
     const settle = this.#settle;
     switch (settle.kind) {
       case 'push':
-        return sync(() => settle.consumer.ack(settle.id));
+        return settle.consumer._settle(settle, CONSUMED);
       case 'simple':
         return settle.consumer.ack(this);
       default:
@@ -285,7 +291,7 @@ class Message {
     const settle = this.#settle;
     switch (settle.kind) {
       case 'push':
-        return sync(() => settle.consumer.nack(settle.id, delayMs));
+        return settle.consumer._settle(settle, FAILED, delayMs);
       case 'simple':
         return settle.consumer.nack(this, { delayMs });
       default:
@@ -301,14 +307,33 @@ class Message {
   }
 }
 
-/** The messages of a native batch: fields from its JSON, each body a view of its part of the
- * batch's one buffer. */
+/** The messages of a native batch: fields from its JSON (one array per message, the fields
+ * in the order of `Meta` in src/message.rs), each body a view of its part of the batch's one
+ * buffer. */
 function unpack(batch) {
-  const messages = JSON.parse(batch.meta);
+  const rows = JSON.parse(batch.meta);
+  const bodies = batch.bodies;
+  const messages = new Array(rows.length);
   let offset = 0;
-  for (const m of messages) {
-    const end = offset + m.bodyLength;
-    m.body = batch.bodies.subarray(offset, end);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    const end = offset + r[13];
+    messages[i] = {
+      msgId: r[0],
+      topic: r[1],
+      queueId: r[2],
+      queueOffset: r[3],
+      commitOffset: r[4],
+      tag: r[5],
+      keys: r[6],
+      properties: r[7],
+      bornTs: r[8],
+      storeTs: r[9],
+      reconsumeTimes: r[10],
+      receipt: r[11],
+      state: r[12],
+      body: bodies.subarray(offset, end),
+    };
     offset = end;
   }
   return messages;
@@ -317,25 +342,79 @@ function unpack(batch) {
 // ---------------------------------------------------------------------------------------
 // Producers
 
+/** Sends in flight across every producer, and the timer that keeps the event loop alive
+ * while there are any: the native side reports results through a weak thread-safe function
+ * (an idle producer must not keep the process alive), so without it a process whose only
+ * work is an awaited send could exit before the send's result arrived. */
+let inFlight = 0;
+let keepAlive = null;
+
+function sendStarted() {
+  if (inFlight++ === 0) {
+    keepAlive ??= setInterval(() => {}, 2 ** 30);
+    keepAlive.ref();
+  }
+}
+
+function sendsFinished(count) {
+  inFlight -= count;
+  if (inFlight === 0) keepAlive.unref();
+}
+
 class Producer extends EventEmitter {
-  constructor(nativeProducer) {
+  constructor(nativeClient, groupName) {
     super();
-    this._native = nativeProducer;
+    /** Resolve and reject of each send in flight, by id. */
+    const waiting = new Map();
+    this._waiting = waiting;
+    this._nextId = 0;
+    // Called on the JS thread with every send finished since its last call (one call for
+    // many while the thread is busy): the results of a send, or its error.
+    const onSent = (json) => {
+      const finished = JSON.parse(json);
+      for (const sent of finished) {
+        const settle = waiting.get(sent.id);
+        waiting.delete(sent.id);
+        if (sent.err === undefined) settle.resolve(sent.ok);
+        else settle.reject(fromNative(new Error(sent.err)));
+      }
+      sendsFinished(finished.length);
+    };
+    this._native = nativeClient.producer(groupName, onSent);
   }
 
   get group() {
     return this._native.group ?? null;
   }
 
+  /** Starts a send with `start(id)` (a native call that throws for bad input); resolves to
+   * its results. */
+  _start(start) {
+    const id = this._nextId;
+    this._nextId = (id + 1) >>> 0;
+    sync(() => start(id));
+    sendStarted();
+    return new Promise((resolve, reject) => this._waiting.set(id, { resolve, reject }));
+  }
+
   async send(topic, body, opts) {
     str(topic, '/topic');
+    if (opts === undefined || opts === null) {
+      const buffer = toBuffer(body, '/body');
+      const [result] = await this._start((id) => this._native.sendBody(topic, buffer, id));
+      return result;
+    }
     const message = outgoing(body, opts, '');
-    return sendResult(await call(this._native.send(topic, message)));
+    const [result] = await this._start((id) => this._native.send(topic, message, id));
+    return result;
   }
 
   async sendBatch(topic, messages) {
     str(topic, '/topic');
     if (!Array.isArray(messages)) throw bad('/messages', 'an array of bodies or message objects', messages);
+    if (messages.every((entry) => Buffer.isBuffer(entry))) {
+      return this._start((id) => this._native.sendBodies(topic, messages, id));
+    }
     const specs = messages.map((entry, i) => {
       const prefix = `/messages/${i}`;
       if (entry !== null && typeof entry === 'object' && !(entry instanceof Uint8Array) && !(entry instanceof ArrayBuffer)) {
@@ -345,14 +424,13 @@ class Producer extends EventEmitter {
       }
       return outgoing(entry, undefined, prefix);
     });
-    return (await call(this._native.sendBatch(topic, specs))).map(sendResult);
+    return this._start((id) => this._native.sendBatch(topic, specs, id));
   }
 
   sendOneway(topic, body, opts) {
     str(topic, '/topic');
     const message = outgoing(body, opts, '');
-    this._native.send(topic, message).catch((e) => {
-      const error = fromNative(e);
+    this._start((id) => this._native.send(topic, message, id)).catch((error) => {
       error.topic = topic;
       if (this.listenerCount('error') > 0) this.emit('error', error);
       else process.emitWarning(`ferrymq: a one-way send to ${topic} failed: ${error.message}`, 'FerryMQWarning');
@@ -411,26 +489,30 @@ class TransactionProducer {
 // ---------------------------------------------------------------------------------------
 // Consumers
 
-/** Most messages one crossing into the native module fetches for `recv()` (the consumer's
- * `consumeWorkers` bound what is ready first). */
-const READ_AHEAD = 64;
-
 /** `consumeWorkers` when not given (as index.d.ts says). */
 const DEFAULT_WORKERS = 16;
 
 class PushConsumer extends EventEmitter {
-  constructor(nativeConsumer, hasListener, workers) {
+  constructor(hasListener, workers) {
     super();
-    this._native = nativeConsumer;
+    this._native = null;
     this._hasListener = hasListener;
-    /** Messages fetched together with the last one `recv()` returned, not yet handed out. */
-    this._readAhead = [];
-    /** `consumeWorkers`: the most listener calls running at once (the native consumer
-     * hands over more, which wait on the JS side). */
+    /** `consumeWorkers`: the most listener calls running at once, or the most iterated
+     * messages not yet acked or nacked (the native consumer hands over more, which wait on
+     * the JS side). */
     this._workers = workers;
     this._closing = false;
-    /** What `close()` does first on the JS side (a listener's queued messages). */
+    /** What `close()` does first on the JS side (give back the messages not started). */
     this._onClose = null;
+    /** Without a listener: messages handed over by the native side, not yet to the
+     * application, as [data, id]; those handed out and not yet settled; the ids acked since
+     * the last report (reported together, once per tick); the `recv()` calls waiting for a
+     * message or a free slot. */
+    this._buffer = [];
+    this._outstanding = 0;
+    this._acks = [];
+    this._waiters = [];
+    this._flush = () => this._reportAcks();
   }
 
   get group() {
@@ -460,15 +542,17 @@ class PushConsumer extends EventEmitter {
     if (this._hasListener) {
       throw new Conflict('this consumer has a listener: its messages go to the listener, not to recv()');
     }
+    if (timeoutMs !== undefined && timeoutMs < 0) throw bad('/timeoutMs', 'a non-negative integer', timeoutMs);
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     for (;;) {
-      if (this._readAhead.length === 0) {
-        const delivered = unpack(await call(this._native.recvMany(READ_AHEAD, timeoutMs)));
-        if (delivered.length === 0) return null;
-        this._readAhead.push(...delivered);
+      if (this._closing) return null;
+      if (this._buffer.length > 0 && this._outstanding < this._workers) {
+        const [data, id] = this._buffer.shift();
+        this._outstanding += 1;
+        return new Message(data, { kind: 'push', consumer: this, id, settled: false });
       }
-      const data = this._readAhead.shift();
-      // False when closing gave it back to the group before the application saw it.
-      if (this._native.take(data.id)) return new Message(data, { kind: 'push', consumer: this._native, id: data.id });
+      const left = deadline - Date.now();
+      if (left <= 0 || !(await this._wait(left))) return null;
     }
   }
 
@@ -484,12 +568,97 @@ class PushConsumer extends EventEmitter {
     };
   }
 
-  async close() {
+  /** Resolves true when a message arrives, a slot frees up or the consumer closes; false
+   * after `ms`. */
+  _wait(ms) {
+    return new Promise((resolve) => {
+      const waiter = { resolve, timer: null };
+      if (ms !== Infinity) {
+        waiter.timer = setTimeout(() => {
+          const at = this._waiters.indexOf(waiter);
+          if (at >= 0) this._waiters.splice(at, 1);
+          resolve(false);
+        }, ms);
+      }
+      this._waiters.push(waiter);
+    });
+  }
+
+  _wake() {
+    if (this._waiters.length === 0) return;
+    for (const waiter of this._waiters.splice(0)) {
+      if (waiter.timer !== null) clearTimeout(waiter.timer);
+      waiter.resolve(true);
+    }
+  }
+
+  /** A batch from the native side (no listener): buffered for `recv()`. */
+  _deliver(batch) {
+    const first = batch.firstId;
+    const messages = unpack(batch);
+    if (this._closing) {
+      this._reportRun(first, messages.length, NOT_STARTED);
+      return;
+    }
+    for (let i = 0; i < messages.length; i++) this._buffer.push([messages[i], first + i]);
+    this._wake();
+  }
+
+  /** An iterated message's ack or nack. Acks are reported together once per tick (the
+   * loop `for await ... await m.ack()` acks a whole batch in one native call). */
+  _settle(settle, verdict, delayMs) {
+    if (settle.settled) throw new Conflict('the message was already acknowledged or nacked');
+    if (delayMs !== undefined && delayMs < 0) throw new InvalidArgument('delayMs must not be negative', { field: '/delayMs' });
+    settle.settled = true;
+    this._outstanding -= 1;
+    if (verdict === CONSUMED) {
+      if (this._acks.push(settle.id) === 1) process.nextTick(this._flush);
+    } else {
+      this._reportAcks();
+      sync(() => this._native.nack(settle.id, delayMs));
+    }
+    this._wake();
+  }
+
+  /** Reports the acks of this tick, one native call per run of consecutive ids. */
+  _reportAcks() {
+    const acks = this._acks;
+    if (acks.length === 0) return;
+    this._acks = [];
+    acks.sort((a, b) => a - b);
+    let start = 0;
+    for (let i = 1; i <= acks.length; i++) {
+      if (i === acks.length || acks[i] !== acks[i - 1] + 1) {
+        this._reportRun(acks[start], i - start, CONSUMED);
+        start = i;
+      }
+    }
+  }
+
+  _reportRun(first, count, verdict) {
+    try {
+      this._native.settleRun(first, count, verdict);
+    } catch {
+      // The consumer was collected or closed: the message was given back already.
+    }
+  }
+
+  /** Stops handing out messages: those not handed out go back to the group untouched. */
+  _stop() {
     this._closing = true;
-    // The native close stops the queues first; messages a listener has not started yet
-    // then go back to the group untouched.
-    const closed = call(this._native.close());
+    this._reportAcks();
+    for (const [, id] of this._buffer.splice(0)) this._reportRun(id, 1, NOT_STARTED);
     if (this._onClose) this._onClose();
+    this._wake();
+  }
+
+  async close() {
+    this._client?._consumers.delete(this);
+    // The native close stops the queues first; messages not started yet then go back to
+    // the group untouched (reporting them before the queues stop would not matter either:
+    // the client leaves them pending until their queue stops).
+    const closed = call(this._native.close());
+    this._stop();
     return closed;
   }
 
@@ -693,6 +862,8 @@ function configValue(value, field) {
 class Client {
   constructor(nativeClient) {
     this._native = nativeClient;
+    /** Push consumers not closed yet: closing the client stops them on the JS side first. */
+    this._consumers = new Set();
   }
 
   static async connect(url, opts) {
@@ -726,7 +897,7 @@ class Client {
   }
 
   producer(groupName) {
-    return new Producer(this._native.producer(optStr(groupName, '/group')));
+    return new Producer(this._native, optStr(groupName, '/group'));
   }
 
   async transactionProducer(groupName, checker) {
@@ -764,9 +935,8 @@ class Client {
       rebalanceIntervalMs: optInt(o.rebalanceIntervalMs, '/rebalanceIntervalMs'),
       queueRooms,
     };
-    let consumer;
-    let onMessages;
-    let onClose = null;
+    const consumer = new PushConsumer(listener !== undefined, nativeOptions.consumeWorkers ?? DEFAULT_WORKERS);
+    let onMessages = (batch) => consumer._deliver(batch);
     if (listener) {
       // The native side hands over every message ready at once, numbered from
       // `batch.firstId`. The verdicts go back by number (1 consumed, 0 failed, 2 not
@@ -774,9 +944,6 @@ class Client {
       // listeners that returned without a promise in one native call after the batch, each
       // later one as its promise settles. At most `consumeWorkers` promises are pending at
       // once; the messages beyond wait in `queued`. Never throws.
-      const CONSUMED = 1;
-      const FAILED = 0;
-      const NOT_STARTED = 2;
       const queued = [];
       let running = 0;
       const settle = (first, verdicts) => {
@@ -829,16 +996,20 @@ class Client {
         const first = batch.firstId;
         const messages = unpack(batch);
         const verdicts = new Array(messages.length);
+        let consumed = 0;
         for (let i = 0; i < messages.length; i++) {
           if (consumer._closing) verdicts[i] = NOT_STARTED;
           else if (running >= consumer._workers) {
             queued.push([messages[i], first + i]);
             verdicts[i] = null;
           } else verdicts[i] = run(messages[i], first + i);
+          if (verdicts[i] === CONSUMED) consumed += 1;
         }
-        settle(first, verdicts);
+        // Usually every listener returned: one verdict for all.
+        if (consumed === messages.length) consumer._reportRun(first, consumed, CONSUMED);
+        else settle(first, verdicts);
       };
-      onClose = () => {
+      consumer._onClose = () => {
         for (const [, id] of queued.splice(0)) settle(id, [NOT_STARTED]);
       };
     }
@@ -861,12 +1032,11 @@ class Client {
         }
       };
     }
-    consumer = new PushConsumer(
-      sync(() => this._native.pushConsumer(groupName, topicName, nativeOptions, onMessages, onRebalance)),
-      listener !== undefined,
-      nativeOptions.consumeWorkers ?? DEFAULT_WORKERS,
+    consumer._native = sync(() =>
+      this._native.pushConsumer(groupName, topicName, nativeOptions, onMessages, listener === undefined, onRebalance),
     );
-    consumer._onClose = onClose;
+    consumer._client = this;
+    this._consumers.add(consumer);
     return consumer;
   }
 
@@ -884,6 +1054,8 @@ class Client {
   }
 
   async close() {
+    for (const consumer of this._consumers) consumer._stop();
+    this._consumers.clear();
     return call(this._native.close());
   }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ferrymq_core::client::{
@@ -12,6 +12,7 @@ use ferrymq_core::client::{
 
 use crate::admin::FfiAdmin;
 use crate::consumer::{FfiPushConsumer, FfiSimpleConsumer};
+use crate::deliveries::Deliveries;
 use crate::error::FfiError;
 use crate::message::{millis, unsigned};
 use crate::producer::{FfiProducer, FfiTransactionChecker, FfiTransactionProducer};
@@ -21,6 +22,15 @@ use crate::runtime;
 #[derive(uniffi::Object)]
 pub struct FfiClient {
     client: Client,
+    /// The push consumers made here, closed first by [`FfiClient::shutdown`] (their queued
+    /// messages answered, so that the client's close has no listener call to wait for).
+    push_consumers: Mutex<Vec<Weak<FfiPushConsumer>>>,
+}
+
+impl FfiClient {
+    fn new(client: Client) -> Self {
+        FfiClient { client, push_consumers: Mutex::default() }
+    }
 }
 
 /// Opens a broker in this process on the directory `path` (created if missing, recovered if
@@ -28,7 +38,7 @@ pub struct FfiClient {
 #[uniffi::export]
 pub async fn ffi_embedded(path: String, config: HashMap<String, String>) -> Result<Arc<FfiClient>, FfiError> {
     let broker = broker_config(PathBuf::from(path), config)?;
-    runtime::run(async move { Ok(Arc::new(FfiClient { client: Client::embedded_with(broker).await? })) }).await
+    runtime::run(async move { Ok(Arc::new(FfiClient::new(Client::embedded_with(broker).await?))) }).await
 }
 
 /// Connects to a `ferrymq serve` gateway at `url`, with a bearer `token` when it has an
@@ -37,7 +47,7 @@ pub async fn ffi_embedded(path: String, config: HashMap<String, String>) -> Resu
 pub async fn ffi_connect(url: String, token: Option<String>) -> Result<Arc<FfiClient>, FfiError> {
     runtime::run(async move {
         let options = RemoteOptions { token, ..RemoteOptions::default() };
-        Ok(Arc::new(FfiClient { client: Client::connect_with(&url, options).await? }))
+        Ok(Arc::new(FfiClient::new(Client::connect_with(&url, options).await?)))
     })
     .await
 }
@@ -153,16 +163,23 @@ impl FfiClient {
     }
 
     /// A push consumer of `topic` in `group`, whose messages are taken with `recv_batch` (a
-    /// listener is run by the Kotlin side's threads). Nothing happens until `start`.
+    /// listener is run by the Kotlin side's threads): the client's listener is a batch
+    /// listener that queues them (see [`Deliveries`]). Nothing happens until `start`.
     pub fn push_consumer(
         &self,
         group: String,
         topic: String,
         options: FfiPushOptions,
     ) -> Result<Arc<FfiPushConsumer>, FfiError> {
-        let options = push_options(options)?;
+        let mut options = push_options(options)?;
+        let deliveries = Arc::new(Deliveries::default());
+        options.listener = Some(deliveries.listener());
         let consumer = runtime::enter(|| self.client.push_consumer(&group, &topic, options))?;
-        Ok(Arc::new(FfiPushConsumer::new(consumer)))
+        let consumer = Arc::new(FfiPushConsumer::new(consumer, deliveries));
+        let mut made = self.push_consumers.lock().unwrap_or_else(|e| e.into_inner());
+        made.retain(|c| c.strong_count() > 0);
+        made.push(Arc::downgrade(&consumer));
+        Ok(consumer)
     }
 
     /// A lease-based consumer of `topic` in `group`, with a tag or SQL filter.
@@ -187,7 +204,20 @@ impl FfiClient {
     /// broker shuts down cleanly). Idempotent.
     pub async fn shutdown(&self) -> Result<(), FfiError> {
         let client = self.client.clone();
-        runtime::run(async move { Ok(client.close().await?) }).await
+        let consumers: Vec<Arc<FfiPushConsumer>> =
+            std::mem::take(&mut *self.push_consumers.lock().unwrap_or_else(|e| e.into_inner()))
+                .iter()
+                .filter_map(Weak::upgrade)
+                .collect();
+        runtime::run(async move {
+            for consumer in consumers {
+                if let Err(e) = consumer.shutdown().await {
+                    tracing::warn!(error = %e, "closing a push consumer failed");
+                }
+            }
+            Ok(client.close().await?)
+        })
+        .await
     }
 }
 

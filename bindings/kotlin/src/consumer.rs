@@ -5,17 +5,17 @@
 //! A listener is run by Kotlin threads that take messages with
 //! [`FfiPushConsumer::recv_batch_blocking`], not by a callback from Rust: a call into the
 //! library costs far less than a call out of it (JNA attaches the thread and converts the
-//! arguments by reflection), and one call hands over every message ready at that moment
-//! (and one call answers them: [`FfiPushConsumer::settle`]).
+//! arguments by reflection), and one call hands over every message queued at that moment
+//! (and one call answers them: [`FfiPushConsumer::settle`]). The client hands the messages
+//! over a pulled batch at a time ([`Deliveries`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
-use ferrymq_core::client::{PushConsumer, ReceivedMessage, SimpleConsumer};
-use futures::FutureExt;
+use ferrymq_core::client::{PushConsumer, SimpleConsumer};
 
 use crate::client::opt_millis;
+use crate::deliveries::{Deliveries, Verdict};
 use crate::error::FfiError;
 use crate::message::{millis, FfiMessage};
 use crate::registry::Registry;
@@ -38,8 +38,8 @@ pub struct FfiQueue {
 #[derive(uniffi::Object)]
 pub struct FfiPushConsumer {
     consumer: Arc<PushConsumer>,
-    /// Messages handed to Kotlin and not answered yet, by delivery id; abandoned on close.
-    held: Mutex<Held>,
+    /// The messages the consumer's batch listener queued for Kotlin, and their verdicts.
+    deliveries: Arc<Deliveries>,
     fast_id: OnceLock<u64>,
 }
 
@@ -51,60 +51,42 @@ impl Drop for FfiPushConsumer {
     }
 }
 
-#[derive(Default)]
-struct Held {
-    next_id: i64,
-    open: HashMap<i64, ReceivedMessage>,
-}
-
 impl FfiPushConsumer {
-    pub(crate) fn new(consumer: PushConsumer) -> Self {
-        FfiPushConsumer { consumer: Arc::new(consumer), held: Mutex::new(Held::default()), fast_id: OnceLock::new() }
+    /// [`recv_batch_blocking`](Self::recv_batch_blocking) with the messages as serialized
+    /// records, for the fast path.
+    pub(crate) fn settle_and_take(
+        &self,
+        answers: Vec<i64>,
+        max_messages: i32,
+    ) -> Result<Vec<(i64, Vec<u8>)>, FfiError> {
+        let max = batch_size(max_messages)?;
+        self.settle(answers);
+        Ok(self.deliveries.take_blocking(max))
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    /// `consumer` must have been made with `deliveries`' [`Deliveries::listener`].
+    pub(crate) fn new(consumer: PushConsumer, deliveries: Arc<Deliveries>) -> Self {
+        FfiPushConsumer { consumer: Arc::new(consumer), deliveries, fast_id: OnceLock::new() }
     }
 
-    /// The received messages for Kotlin, each under a delivery id that answers it, remembered
-    /// until answered (so that shutdown can abandon the rest). Each body is copied once, into
-    /// the record.
-    pub(crate) fn hand_out(&self, received: Vec<ReceivedMessage>) -> Vec<FfiDelivered> {
-        let mut held = self.held();
-        received
-            .into_iter()
-            .map(|received| {
-                held.next_id += 1;
-                let id = held.next_id;
-                let message = received.message().clone().into();
-                held.open.insert(id, received);
-                FfiDelivered { id, message }
-            })
-            .collect()
+    /// The messages between the client and Kotlin.
+    pub(crate) fn deliveries(&self) -> &Arc<Deliveries> {
+        &self.deliveries
     }
 
-    /// The client's consumer.
-    pub(crate) fn core(&self) -> &Arc<PushConsumer> {
-        &self.consumer
-    }
-
-    /// Takes the deliveries `ids` back unanswered (handed out to a caller that stopped
-    /// waiting): dropped, they are abandoned like those still held at shutdown.
-    pub(crate) fn give_back(&self, ids: &[i64]) {
-        let given_back: Vec<ReceivedMessage> = {
-            let mut held = self.held();
-            ids.iter().filter_map(|id| held.open.remove(id)).collect()
-        };
-        drop(given_back);
-    }
-
-    /// The message handed out under `id`, taken out of the held ones.
-    fn take_held(&self, id: i64) -> Result<ReceivedMessage, FfiError> {
-        self.held().open.remove(&id).ok_or_else(|| {
+    /// Unknown delivery ids are a conflict.
+    fn answer(&self, id: i64, verdict: Verdict) -> Result<(), FfiError> {
+        self.deliveries.answer(id, verdict).map_err(|_| {
             ferrymq_core::Error::Conflict(format!("delivery {id} was already acked or nacked, or its consumer closed"))
                 .into()
         })
     }
+}
+
+/// Taken messages as records, for uniffi's path (the fast path hands the bytes over as they
+/// are, [`crate::wire::encode_taken`]).
+fn delivered(taken: Vec<(i64, Vec<u8>)>) -> Result<Vec<FfiDelivered>, FfiError> {
+    taken.iter().map(|(_, record)| crate::wire::decode_delivered(record)).collect()
 }
 
 /// `max_messages` as a batch size, or an invalid argument.
@@ -113,24 +95,6 @@ pub(crate) fn batch_size(max_messages: i32) -> Result<usize, FfiError> {
         .ok()
         .filter(|&m| m >= 1)
         .ok_or_else(|| FfiError::invalid("/max_messages", "must be at least 1"))
-}
-
-/// Waits (up to `timeout`) for one message, then takes the others already waiting, up to `max`.
-pub(crate) async fn take(consumer: &PushConsumer, max: usize, timeout: Option<Duration>) -> Vec<ReceivedMessage> {
-    let first = match timeout {
-        None => consumer.recv().await,
-        Some(t) => tokio::time::timeout(t, consumer.recv()).await.ok().flatten(),
-    };
-    let Some(first) = first else { return Vec::new() };
-    let mut taken = vec![first];
-    // `recv` is cancel-safe: a poll that finds nothing queued gives nothing up.
-    while taken.len() < max {
-        match consumer.recv().now_or_never() {
-            Some(Some(received)) => taken.push(received),
-            _ => break,
-        }
-    }
-    taken
 }
 
 /// A message handed out by a push consumer, with the id that answers it
@@ -182,15 +146,15 @@ impl FfiPushConsumer {
     }
 
     /// Waits up to `timeout_ms` (forever when none) for a message, then takes it and every
-    /// other one ready at that moment, `max_messages` at most (the consumer hands out no more
-    /// than its `consume_workers` unanswered anyway). Empty on timeout or once the consumer
-    /// is closed.
+    /// other one queued at that moment, `max_messages` at most (the consumer hands out no
+    /// more than its `consume_workers` unanswered anyway). Empty on timeout or once the
+    /// consumer is closed.
     pub async fn recv_batch(&self, max_messages: i32, timeout_ms: Option<i64>) -> Result<Vec<FfiDelivered>, FfiError> {
         let max = batch_size(max_messages)?;
         let timeout = opt_millis("/timeout_ms", timeout_ms)?;
-        let consumer = self.consumer.clone();
-        let received = runtime::run(async move { Ok(take(&consumer, max, timeout).await) }).await?;
-        Ok(self.hand_out(received))
+        let deliveries = self.deliveries.clone();
+        let taken = runtime::run(async move { Ok(deliveries.take(max, timeout).await) }).await?;
+        delivered(taken)
     }
 
     /// [`settle`](Self::settle) `answers`, then [`recv_batch`](Self::recv_batch) without a
@@ -198,71 +162,52 @@ impl FfiPushConsumer {
     /// of the runtime's): one call answers a thread's last messages and takes the next ones.
     /// Empty once the consumer is closed.
     pub fn recv_batch_blocking(&self, answers: Vec<i64>, max_messages: i32) -> Result<Vec<FfiDelivered>, FfiError> {
-        let max = batch_size(max_messages)?;
-        self.settle(answers);
-        let consumer = self.consumer.clone();
-        let received = runtime::block_on(async move { Ok(take(&consumer, max, None).await) })?;
-        Ok(self.hand_out(received))
+        delivered(self.settle_and_take(answers, max_messages)?)
     }
 
     /// Answers many deliveries in one call: a positive id is consumed, a negated one failed
     /// (redelivered after the retry delay). Ids already answered (or abandoned by close) are
     /// skipped; their number is returned.
     pub fn settle(&self, answers: Vec<i64>) -> i32 {
-        let mut held = self.held();
-        let mut skipped = 0;
-        for answer in answers {
-            let Some(id) = answer.checked_abs() else {
-                skipped += 1;
-                continue;
-            };
-            match held.open.remove(&id) {
-                Some(received) if answer > 0 => received.ack(),
-                Some(received) => received.nack(),
-                None => skipped += 1,
-            }
-        }
-        skipped
+        self.deliveries.settle(&answers)
     }
 
     /// Marks the delivery `id` consumed. `conflict` when it was answered already or its
     /// consumer closed.
     pub fn ack(&self, id: i64) -> Result<(), FfiError> {
-        self.take_held(id)?.ack();
-        Ok(())
+        self.answer(id, Verdict::Consumed)
     }
 
     /// Marks the delivery `id` failed: redelivered after `delay_ms`, or the retry delay when
     /// none.
     pub fn nack(&self, id: i64, delay_ms: Option<i64>) -> Result<(), FfiError> {
         let delay = opt_millis("/delay_ms", delay_ms)?;
-        let received = self.take_held(id)?;
-        match delay {
-            Some(d) => received.nack_after(d),
-            None => received.nack(),
-        }
-        Ok(())
+        self.answer(id, Verdict::Failed(delay))
     }
 
     /// Leaves the group cleanly, committing what was acked; messages handed out and not
-    /// answered are abandoned: not committed, so the group delivers them again (to the
-    /// member that takes their queue). Ends `recv`. Idempotent.
+    /// answered, and those queued and not handed out, are abandoned: not committed, so the
+    /// group delivers them again (to the member that takes their queue), without counting a
+    /// reconsume. Ends `recv`. Idempotent.
     pub async fn shutdown(&self) -> Result<(), FfiError> {
         let consumer = self.consumer.clone();
-        let held: Vec<ReceivedMessage> = self.held().open.drain().map(|(_, received)| received).collect();
-        runtime::run(async move {
-            let mut closing = Box::pin(consumer.close());
-            // The first poll runs close's synchronous start: the stop flag and every queue's
-            // stop. A delivery dropped after that counts as abandoned, one dropped before as
-            // failed (redelivered through retry), so the order matters.
-            if let std::task::Poll::Ready(result) = futures::poll!(&mut closing) {
-                return Ok(result?);
-            }
-            // Dropped without an answer: abandoned, delivered again by whoever takes the queue.
-            drop(held);
-            Ok(closing.await?)
-        })
-        .await
+        let deliveries = self.deliveries.clone();
+        runtime::run(async move { Ok(close(&consumer, &deliveries).await?) }).await
+    }
+}
+
+/// Closes `consumer` and its `deliveries`: see [`FfiPushConsumer::shutdown`].
+pub(crate) async fn close(consumer: &PushConsumer, deliveries: &Deliveries) -> ferrymq_core::Result<()> {
+    let mut closing = Box::pin(consumer.close());
+    // The first poll runs close's synchronous start: the stop flag and every queue's stop.
+    // `NotStarted` verdicts wait for their queue to stop, so the order matters.
+    let polled = futures::poll!(&mut closing);
+    // Answered `NotStarted`: abandoned, delivered again by whoever takes the queue; close
+    // then has no listener call left to wait for.
+    deliveries.close();
+    match polled {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => closing.await,
     }
 }
 

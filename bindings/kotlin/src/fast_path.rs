@@ -10,7 +10,8 @@
 //! How: objects are named by their [`Registry`](crate::registry::Registry) id
 //! ([`FfiProducer::fast_id`], [`FfiPushConsumer::fast_id`]). Records cross as byte arrays in
 //! uniffi's own serialization, so the Kotlin side reads and writes them with the generated
-//! converters and both paths agree on every field. A failure is thrown as the same
+//! converters and both paths agree on every field (those with a body through [`wire`], which
+//! copies the body whole where uniffi goes byte by byte). A failure is thrown as the same
 //! `FfiException.Failure` uniffi throws. An asynchronous call starts on the calling thread
 //! and runs there as far as it can without waiting (a push consumer's messages already
 //! queued are taken at once; a send is handed to the store); the first time it has to wait,
@@ -38,14 +39,15 @@ use futures::FutureExt;
 use jni::objects::{GlobalRef, JByteArray, JClass, JLongArray, JObject, JString, JThrowable, JValue};
 use jni::sys::{jbyteArray, jint, jlong};
 use jni::{JNIEnv, JavaVM};
-use uniffi::{Lift, Lower};
+use uniffi::Lower;
 
 use crate::client::opt_millis;
-use crate::consumer::{batch_size, take, FfiDelivered, FfiPushConsumer, PUSH_CONSUMERS};
+use crate::consumer::{batch_size, FfiPushConsumer, PUSH_CONSUMERS};
 use crate::error::FfiError;
 use crate::message::{FfiOutgoing, FfiSendResult};
 use crate::producer::{FfiProducer, PRODUCERS};
 use crate::runtime;
+use crate::wire;
 use crate::UniFfiTag;
 
 /// What the library keeps of the JVM, from `FastPath.init`.
@@ -155,16 +157,6 @@ fn encode<T: Lower<UniFfiTag>>(value: T) -> Vec<u8> {
     bytes
 }
 
-/// A `T` from uniffi's serialization, all of `bytes`.
-fn decode<T: Lift<UniFfiTag>>(bytes: &[u8]) -> Result<T, FfiError> {
-    let mut rest = bytes;
-    let value = T::try_read(&mut rest).map_err(|e| FfiError::internal(format!("malformed arguments: {e}")))?;
-    if !rest.is_empty() {
-        return Err(FfiError::internal(format!("{} bytes left over after the arguments", rest.len())));
-    }
-    Ok(value)
-}
-
 fn closed(what: &str, id: jlong) -> FfiError {
     FfiError::internal(format!("{what} {id} is closed or was never registered"))
 }
@@ -233,7 +225,7 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_sendBlocking<'l>(
     bytes_call(&mut env, |env| {
         let producer = producer(producer_id)?;
         let topic = string(env, &topic)?;
-        let message: FfiOutgoing = decode(&env.convert_byte_array(&message)?)?;
+        let message = wire::decode_outgoing(&env.convert_byte_array(&message)?)?;
         Ok(encode(producer.send_blocking(topic, message)?))
     })
 }
@@ -250,7 +242,7 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_sendBatchBlocking<'l>(
     bytes_call(&mut env, |env| {
         let producer = producer(producer_id)?;
         let topic = string(env, &topic)?;
-        let messages: Vec<FfiOutgoing> = decode(&env.convert_byte_array(&messages)?)?;
+        let messages = wire::decode_outgoings(&env.convert_byte_array(&messages)?)?;
         Ok(encode(producer.send_batch_blocking(topic, messages)?))
     })
 }
@@ -269,7 +261,7 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_send<'l>(
     guard(&mut env, |env| {
         let producer = producer(producer_id)?.core().clone();
         let topic = string(env, &topic)?;
-        let message = decode::<FfiOutgoing>(&env.convert_byte_array(&message)?)?.into_core()?;
+        let message = wire::decode_outgoing(&env.convert_byte_array(&message)?)?.into_core()?;
         start(token, async move {
             let result: FfiSendResult = producer.send(&topic, message).await?.into();
             Ok(Completion::new(encode(result)))
@@ -291,7 +283,7 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_sendBatch<'l>(
     guard(&mut env, |env| {
         let producer = producer(producer_id)?.core().clone();
         let topic = string(env, &topic)?;
-        let messages = decode::<Vec<FfiOutgoing>>(&env.convert_byte_array(&messages)?)?
+        let messages = wire::decode_outgoings(&env.convert_byte_array(&messages)?)?
             .into_iter()
             .map(FfiOutgoing::into_core)
             .collect::<Result<Vec<_>, _>>()?;
@@ -317,7 +309,7 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_recvBatchBlocking<'l>(
     bytes_call(&mut env, |env| {
         let consumer = push_consumer(consumer_id)?;
         let answers = longs(env, &answers)?;
-        Ok(encode(consumer.recv_batch_blocking(answers, max_messages)?))
+        Ok(wire::encode_taken(&consumer.settle_and_take(answers, max_messages)?))
     })
 }
 
@@ -338,10 +330,15 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_recvBatch<'l>(
         let max = batch_size(max_messages)?;
         let timeout = opt_millis("/timeout_ms", opt_long(env, &timeout_ms)?)?;
         start(token, async move {
-            let received = take(consumer.core(), max, timeout).await;
-            let delivered: Vec<FfiDelivered> = consumer.hand_out(received);
-            let ids: Vec<i64> = delivered.iter().map(|d| d.id).collect();
-            Ok(Completion { bytes: encode(delivered), refused: Some(Box::new(move || consumer.give_back(&ids))) })
+            let taken = consumer.deliveries().take(max, timeout).await;
+            let bytes = wire::encode_taken(&taken);
+            let refused = move |bytes: Vec<u8>| {
+                // Rare (a cancelled receive that found messages): split them again to requeue.
+                if let Ok(taken) = wire::decode_taken(&bytes) {
+                    consumer.deliveries().give_back(taken);
+                }
+            };
+            Ok(Completion { bytes, refused: Some(Box::new(refused)) })
         });
         Ok(())
     });
@@ -420,7 +417,8 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_panicForTests<'l>(
 /// What an asynchronous call hands to Kotlin, and what to do if no one takes it any more.
 struct Completion {
     bytes: Vec<u8>,
-    refused: Option<Box<dyn FnOnce() + Send>>,
+    /// Given the bytes back when no one took them.
+    refused: Option<Box<dyn FnOnce(Vec<u8>) + Send>>,
 }
 
 impl Completion {
@@ -454,9 +452,9 @@ where
         };
         match outcome {
             Ok(Completion { bytes, refused }) => {
-                if !complete(token, Ok(bytes)) {
+                if !complete(token, Ok(&bytes)) {
                     if let Some(refused) = refused {
-                        refused();
+                        refused(bytes);
                     }
                 }
             }
@@ -557,7 +555,7 @@ fn attach(vm: &JavaVM) -> jni::errors::Result<JNIEnv<'_>> {
 
 /// Calls `FastPath.complete(token, bytes, error)` from this thread (the caller's, or one of
 /// the runtime's, [`attach`]ed); whether a caller was still waiting for `token`.
-fn complete(token: jlong, outcome: Result<Vec<u8>, FfiError>) -> bool {
+fn complete(token: jlong, outcome: Result<&[u8], FfiError>) -> bool {
     let Some(java) = JAVA.get() else { return false };
     let mut env = match attach(&java.vm) {
         Ok(env) => env,

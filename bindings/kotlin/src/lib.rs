@@ -19,12 +19,14 @@ mod admin;
 mod client;
 mod config;
 mod consumer;
+mod deliveries;
 mod error;
 mod fast_path;
 mod message;
 mod producer;
 mod registry;
 pub mod runtime;
+mod wire;
 
 pub use admin::*;
 pub use client::*;

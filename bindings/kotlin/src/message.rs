@@ -89,7 +89,7 @@ pub(crate) fn millis(field: &str, ms: i64) -> Result<Duration, FfiError> {
     unsigned(field, ms).map(Duration::from_millis)
 }
 
-fn signed(value: u64) -> i64 {
+pub(crate) fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
@@ -123,7 +123,7 @@ impl FfiOutgoing {
     }
 }
 
-fn state_name(state: MessageState) -> &'static str {
+pub(crate) fn state_name(state: MessageState) -> &'static str {
     match state {
         MessageState::Stored => "stored",
         MessageState::Scheduled => "scheduled",

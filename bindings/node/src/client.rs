@@ -16,16 +16,16 @@ use ferrymq_core::client::{
     BrokerTimings, Client as CoreClient, ConsumeMode, FilterSpec, PushConsumerOptions, RemoteOptions, StartPosition,
     Strategy,
 };
-use napi::bindgen_prelude::spawn;
+use napi::bindgen_prelude::{spawn, Function};
 use napi_derive::napi;
 
 use crate::admin::NativeAdmin;
 use crate::config::broker_config;
 use crate::consumer::{NativePushConsumer, NativeSimpleConsumer, PushHandle};
 use crate::errors::{invalid, js};
-use crate::listener_dispatch::{ListenerDispatch, ListenerFn};
+use crate::listener_dispatch::{ListenerDispatch, ListenerFn, Unanswered};
 use crate::message::{millis, non_negative};
-use crate::producer::{CheckerFn, JsChecker, NativeProducer, NativeTransactionProducer};
+use crate::producer::{CheckerFn, Completions, JsChecker, NativeProducer, NativeTransactionProducer};
 use crate::rebalance_hooks::{HookFn, RebalanceHooks};
 
 /// Something holding a JavaScript callback, released when its client closes.
@@ -197,9 +197,13 @@ pub fn filter_spec(filter: Option<String>, sql: Option<String>) -> napi::Result<
     }
 }
 
-/// Messages a push consumer with a listener may hand to JS beyond `consumeWorkers`, to wait
-/// there.
-const LISTENER_READ_AHEAD: usize = 256;
+/// Messages a push consumer may hand to JS beyond `consumeWorkers`, to wait there (for the
+/// listener, or in the iterator's buffer).
+const JS_READ_AHEAD: usize = 256;
+
+/// Messages per pull of a push consumer's queue: each pulled batch costs a task, a call of the
+/// batch listener and the wake-ups of the threads between them, whatever its size.
+const JS_PULL_BATCH: usize = 128;
 
 /// Options of `client.pushConsumer()` (the listener apart), as `index.js` passes them.
 #[napi(object)]
@@ -296,10 +300,11 @@ impl NativeClient {
         self.cell.client.transport().name().to_string()
     }
 
-    /// A producer, optionally in a producer group.
+    /// A producer, optionally in a producer group; the results of its sends go to `on_sent`
+    /// (see [`Completions`]).
     #[napi]
-    pub fn producer(&self, group: Option<String>) -> NativeProducer {
-        NativeProducer::new(self.cell.clone(), group)
+    pub fn producer(&self, group: Option<String>, on_sent: Function<'_, String, ()>) -> napi::Result<NativeProducer> {
+        Ok(NativeProducer::new(self.cell.clone(), group, Completions::new(on_sent)?))
     }
 
     /// A transactional producer of `group`; `checker` answers check-backs.
@@ -312,29 +317,33 @@ impl NativeClient {
         NativeTransactionProducer::start(self.cell.clone(), group, JsChecker::new(checker)).await
     }
 
-    /// A push consumer; with a listener, each message goes to it, else to `recv()`. With
-    /// `on_rebalance`, each change of its queues goes to it (see [`RebalanceHooks`]).
+    /// A push consumer. Its messages go to `on_message` in batches: to the listener, or
+    /// (`iterated`) to the buffer that `recv()` reads. With `on_rebalance`, each change of its
+    /// queues goes to it (see [`RebalanceHooks`]).
     #[napi]
     pub fn push_consumer(
         &self,
         group: String,
         topic: String,
         options: PushOptions,
-        on_message: Option<ListenerFn>,
+        on_message: ListenerFn,
+        iterated: bool,
         on_rebalance: Option<HookFn>,
     ) -> napi::Result<NativePushConsumer> {
         let mut options = push_options(options)?;
-        let dispatch = on_message.map(|function| {
-            let (dispatch, listener) = ListenerDispatch::start(function);
-            options.listener = Some(listener);
-            // `consumeWorkers` bounds the listener promises pending at once, which `index.js`
-            // counts; the client may hand over `LISTENER_READ_AHEAD` more, which wait on the
-            // JS side: the wider window keeps the JS thread supplied while verdicts cross
-            // back (see BENCHMARKS.md, "Node SDK").
-            options.consume_workers += LISTENER_READ_AHEAD;
-            self.cell.hold(Arc::downgrade(&dispatch) as Weak<dyn Release>);
-            dispatch
-        });
+        // An iterated message the application still holds when the consumer closes goes
+        // back untouched, as through the client's own stream.
+        let unanswered = if iterated { Unanswered::GoesBack } else { Unanswered::Fails };
+        let (dispatch, listener) = ListenerDispatch::start(on_message, unanswered);
+        options.listener = Some(listener);
+        // `consumeWorkers` bounds the listener promises pending at once, or the iterated
+        // messages not yet acked, which `index.js` counts; the client may hand over
+        // `JS_READ_AHEAD` more, which wait on the JS side: the wider window keeps the JS
+        // thread supplied while verdicts cross back (see BENCHMARKS.md, "Node SDK").
+        options.consume_workers += JS_READ_AHEAD;
+        options.pull_batch = JS_PULL_BATCH;
+        options.max_buffered_per_queue = options.max_buffered_per_queue.max(JS_PULL_BATCH);
+        self.cell.hold(Arc::downgrade(&dispatch) as Weak<dyn Release>);
         let hooks = on_rebalance.map(|function| {
             let (hooks, listener) = RebalanceHooks::start(function);
             options.on_rebalance = Some(listener);

@@ -6,9 +6,11 @@
 //! iterators, events). It holds no broker logic.
 //!
 //! Every call that waits is an `async fn` run on napi-rs's Tokio runtime, so the JS thread
-//! never blocks. JavaScript callbacks (listeners, the local transaction, the check-back
-//! checker) run on the JS thread through thread-safe functions; the package wraps each so that
-//! it resolves to a verdict string and never throws across the FFI.
+//! never blocks; sends and consumed messages take cheaper paths, because their per-call cost
+//! is the throughput (`producer.rs`, `listener_dispatch.rs`). JavaScript callbacks
+//! (listeners, the local transaction, the check-back checker) run on the JS thread through
+//! thread-safe functions; the package wraps each so that it resolves to a verdict string and
+//! never throws across the FFI.
 //!
 //! Native classes are named `Native*`: they are the package's internals, not its API.
 

@@ -9,9 +9,14 @@
 //! through [`ListenerDispatch::settle`]: those of listeners that returned without a promise
 //! in one synchronous native call per batch, each later one (a promise) as it settles. The
 //! client's call completes when every verdict of its batch is in.
+//!
+//! A push consumer without a listener (iterated with `for await`) takes the same path:
+//! `index.js` keeps the messages of each batch in a buffer that `recv()` hands out from, and
+//! reports an `ack()` as a verdict (those of one tick together), a `nack()` at once.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ferrymq_core::client::{BatchVerdicts, Listener, ListenerError, Message};
 use napi::bindgen_prelude::spawn;
@@ -35,17 +40,47 @@ pub const CONSUMED: u32 = 1;
 /// message (see [`ListenerError::not_started`]). Any other number means it failed.
 pub const NOT_STARTED: u32 = 2;
 
+/// What JS answered for one message.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verdict {
+    Consumed,
+    NotStarted,
+    /// Failed: redelivered after this delay, or after the retry delay.
+    Failed(Option<Duration>),
+}
+
+impl Verdict {
+    fn from_js(verdict: u32) -> Verdict {
+        match verdict {
+            CONSUMED => Verdict::Consumed,
+            NOT_STARTED => Verdict::NotStarted,
+            _ => Verdict::Failed(None),
+        }
+    }
+}
+
 /// One call of the client's batch listener whose verdicts are not all in.
 struct Pending {
-    verdicts: Vec<Option<u32>>,
+    verdicts: Vec<Option<Verdict>>,
     missing: usize,
-    done: oneshot::Sender<Vec<Option<u32>>>,
+    done: oneshot::Sender<Vec<Option<Verdict>>>,
 }
 
 /// A call of the client's batch listener on its way to the JS thread.
 struct Queued {
     chunk: MetaChunk,
-    done: oneshot::Sender<Vec<Option<u32>>>,
+    done: oneshot::Sender<Vec<Option<Verdict>>>,
+}
+
+/// What becomes of a message whose verdict never comes (the consumer or the client closed,
+/// or Node shut down, before JS answered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unanswered {
+    /// It failed (a listener may have started on it): redelivered through retry.
+    Fails,
+    /// It goes back to the group untouched, as an iterated message the application held
+    /// past the close did through the client's stream.
+    GoesBack,
 }
 
 /// The JS listener of one push consumer and the verdicts it still owes, by the id of each
@@ -59,7 +94,7 @@ pub struct ListenerDispatch {
 impl ListenerDispatch {
     /// Starts the task that hands queued calls to `function`; returns the dispatch (for
     /// `settle` and to release) and the listener to put in the consumer's options.
-    pub fn start(function: ListenerFn) -> (Arc<ListenerDispatch>, Listener) {
+    pub fn start(function: ListenerFn, unanswered: Unanswered) -> (Arc<ListenerDispatch>, Listener) {
         let dispatch = Arc::new(ListenerDispatch { function: Callback::new(function), waiting: Mutex::default() });
         let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
         let feeder = dispatch.clone();
@@ -90,9 +125,13 @@ impl ListenerDispatch {
                 verdicts
                     .into_iter()
                     .map(|verdict| match verdict {
-                        Some(CONSUMED) => Ok(()),
-                        Some(NOT_STARTED) => Err(ListenerError::not_started()),
-                        Some(_) => Err(ListenerError::new("the listener threw")),
+                        Some(Verdict::Consumed) => Ok(()),
+                        Some(Verdict::NotStarted) => Err(ListenerError::not_started()),
+                        Some(Verdict::Failed(None)) => Err(ListenerError::new("the message failed")),
+                        Some(Verdict::Failed(Some(delay))) => {
+                            Err(ListenerError::new("the message failed").retry_after(delay))
+                        }
+                        None if unanswered == Unanswered::GoesBack => Err(ListenerError::not_started()),
                         None => Err(ListenerError::new("the consumer is closed")),
                     })
                     .collect::<BatchVerdicts>()
@@ -141,6 +180,22 @@ impl ListenerDispatch {
     /// ids (the call complete, or the consumer closed) are ignored, and so is a second verdict
     /// for one message.
     pub fn settle(&self, first: u64, verdicts: &[Option<u32>]) {
+        let verdicts: Vec<Option<Verdict>> = verdicts.iter().map(|v| v.map(Verdict::from_js)).collect();
+        self.record(first, &verdicts);
+    }
+
+    /// Reports the same verdict on the `count` messages numbered from `first` on (as
+    /// [`ListenerDispatch::settle`] reads it).
+    pub fn settle_run(&self, first: u64, count: usize, verdict: u32) {
+        self.record(first, &vec![Some(Verdict::from_js(verdict)); count]);
+    }
+
+    /// Reports message `id` failed, to be redelivered after `delay` (or the retry delay).
+    pub fn fail(&self, id: u64, delay: Option<Duration>) {
+        self.record(id, &[Some(Verdict::Failed(delay))]);
+    }
+
+    fn record(&self, first: u64, verdicts: &[Option<Verdict>]) {
         let end = first + verdicts.len() as u64;
         let mut complete = Vec::new();
         {

@@ -1,5 +1,6 @@
 // Closing a client ends its consumers, releases its callbacks and lets the process exit:
-// a child process that closes its client without calling process.exit() terminates.
+// a child process that closes its client without calling process.exit() terminates. A send
+// in flight keeps the process alive until it completes.
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -10,11 +11,12 @@ const { after, before, describe, test } = require('node:test');
 const { startServer, tempDir } = require('./helpers');
 
 const CHILD = path.join(__dirname, 'fixtures', 'exit_after_close.js');
+const SENDER = path.join(__dirname, 'fixtures', 'send_then_close.js');
 
 /** Runs the child; rejects if it has not exited by itself within 60 s. */
-function run(target) {
+function run(target, child = CHILD) {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [CHILD, target], { timeout: 60000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [child, target], { timeout: 60000 }, (error, stdout, stderr) => {
       if (error) reject(new Error(`${error.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
       else resolve(stdout);
     });
@@ -36,5 +38,23 @@ describe('the process exits after close', () => {
   test('remote', async () => {
     const stdout = await run(server.url);
     assert.match(stdout, /closed after 2 heard, 2 iterated/);
+  });
+});
+
+describe('a send in flight keeps the process alive until it completes', () => {
+  let server;
+  before(async () => {
+    server = await startServer();
+  });
+  after(() => server.stop());
+
+  test('embedded', async (t) => {
+    const stdout = await run(path.join(tempDir(t), 'data'), SENDER);
+    assert.match(stdout, /^sent string 0$/m);
+  });
+
+  test('remote', async () => {
+    const stdout = await run(server.url, SENDER);
+    assert.match(stdout, /^sent string 0$/m);
   });
 });

@@ -67,6 +67,29 @@ forEachTransport((getClient) => {
     assert.deepEqual(received.map((m) => m.text).sort(), ['a', 'b', 'c']);
   });
 
+  test('concurrent sends each resolve to their own result, and a failing one rejects alone', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('many');
+    const readonly = await client.admin().createTopic(uniq('ro'), { queues: 1, perm: 'r' });
+    const producer = client.producer();
+    // Started in one tick: their results come back together, in whatever order they finish.
+    const bodies = Array.from({ length: 200 }, (_, i) => `m${i}`);
+    const sends = bodies.map((body) => producer.send(topic, body, { keys: body }));
+    const refused = producer.send(readonly.name, 'refused');
+    const batch = producer.sendBatch(topic, ['b0', 'b1']);
+    await assert.rejects(refused, (e) => e instanceof ferrymq.Forbidden && e.code === 'forbidden');
+    const results = await Promise.all(sends);
+    assert.equal(new Set(results.map((r) => r.msgId)).size, bodies.length);
+    for (const i of [0, 57, 199]) {
+      const stored = await client.admin().message(results[i].msgId);
+      assert.equal(stored.text, bodies[i], `send ${i} resolved to its own message`);
+      assert.equal(stored.queueOffset, results[i].queueOffset);
+    }
+    const [b0, b1] = await batch;
+    assert.equal((await client.admin().message(b0.msgId)).text, 'b0');
+    assert.equal((await client.admin().message(b1.msgId)).text, 'b1');
+  });
+
   test('a one-way send arrives; its failure reaches the error event', async (t) => {
     const client = await getClient(t);
     const topic = uniq('oneway');
@@ -110,6 +133,34 @@ forEachTransport((getClient) => {
     const after = [];
     for await (const message of consumer) after.push(message);
     assert.deepEqual(after, []);
+  });
+
+  test('every message iterated and acked is committed, and a second ack or a nack after it is refused', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('acks');
+    const group = uniq('g');
+    await client.admin().createTopic(topic, { queues: 2 });
+    // More than one batch's worth, acked as the loop goes (acks of one tick go together).
+    const count = 700;
+    const producer = client.producer();
+    for (let i = 0; i < count; i += 100) {
+      await producer.sendBatch(topic, Array.from({ length: 100 }, (_, j) => `m${i + j}`));
+    }
+    const consumer = await client.pushConsumer(group, topic).start();
+    const seen = new Set();
+    let last;
+    for await (const message of consumer) {
+      await message.ack();
+      seen.add(message.text);
+      last = message;
+      if (seen.size === count) break;
+    }
+    await assert.rejects(last.ack(), (e) => e instanceof ferrymq.Conflict);
+    await assert.rejects(last.nack(), (e) => e instanceof ferrymq.Conflict);
+    await consumer.close();
+    const offsets = (await client.admin().group(group)).offsets.filter((o) => o.topic === topic);
+    assert.equal(offsets.length, 2);
+    for (const o of offsets) assert.equal(o.lag, 0, `queue ${o.queueId} fully committed`);
   });
 
   test('messages read ahead but never seen go back to the group untouched when the iterator closes', async (t) => {

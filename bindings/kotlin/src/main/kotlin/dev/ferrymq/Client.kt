@@ -111,9 +111,10 @@ class Client private constructor(private val ffi: FfiClient) : Closeable {
                 is StartPosition.Timestamp -> "timestamp"
             },
             startTimestamp = (start as? StartPosition.Timestamp)?.epochMs,
-            // With a listener, the library hands out up to LISTENER_PREFETCH times as many messages
-            // as there are listener threads (see ListenerThreads); without one, `workers`.
-            consumeWorkers = if (listener == null) consumeWorkers else (consumeWorkers ?: DEFAULT_WORKERS) * LISTENER_PREFETCH,
+            // The library hands out up to PREFETCH times as many messages as there are workers
+            // (listener threads, see ListenerThreads; or messages a flow hands out unanswered),
+            // so that the next batch is queued while the last one runs.
+            consumeWorkers = (consumeWorkers ?: DEFAULT_WORKERS) * PREFETCH,
             rebalanceIntervalMs = rebalanceIntervalMs,
             pullWaitMs = null,
         )

@@ -29,7 +29,7 @@ import kotlinx.coroutines.withContext
 class PushConsumer internal constructor(
     private val ffi: FfiPushConsumer,
     listener: MessageListener?,
-    /** Most messages handed out and not answered: listener calls at once, with a listener. */
+    /** Listener calls at once, with a listener; the library hands out [PREFETCH] times as many. */
     private val workers: Int,
 ) : Closeable {
     private val started = AtomicBoolean(false)
@@ -65,26 +65,112 @@ class PushConsumer internal constructor(
     /**
      * The messages, for a consumer without a listener. Answer each with [Message.ack] or
      * [Message.nack] (an orderly consumer hands out a queue's next message only after the
-     * previous one is answered).
+     * previous one is answered). Acks are sent to the library many per call: with the flow's
+     * next take of messages, or when the collection ends (before the consumer closes, so they
+     * count); a second answer to one message is a [FerryException.Conflict].
      *
      * The flow owns the consumer's life: collecting it starts the consumer (if [start] was not
      * called), and when the collection ends, completed or cancelled, the consumer closes.
-     * Messages handed out and not answered by then go back to the group, uncommitted, and are
-     * delivered again to the member that takes their queue. Collect it once.
+     * Messages handed out and not answered by then, and those taken into the flow's buffer and
+     * not emitted yet, go back to the group, uncommitted, and are delivered again to the member
+     * that takes their queue. Collect it once.
+     *
+     * The flow takes every message queued in the library in one call, and the library keeps
+     * up to [PREFETCH] times `consumeWorkers` messages taken and not answered, so that the
+     * next batch is ready while the flow emits the last one.
      */
     fun messages(): Flow<Message> = flow {
         require(!hasListener) { "this consumer has a listener: its messages go to the listener" }
         if (started.compareAndSet(false, true)) native { ffi.start() }
+        flowAnswers.open()
         try {
             while (true) {
-                // Every message ready at once, in one call (at most `workers` are handed out
-                // and not answered anyway).
-                val batch = recvBatch(workers, null)
+                // The acks since the last batch in one call, then every message queued in one
+                // call (at most `workers * PREFETCH` are taken and not answered anyway).
+                val batch = flowAnswers.whileTaking { recvBatch(workers * PREFETCH, null) }
                 if (batch.isEmpty()) break
-                for (delivered in batch) emit(delivered(delivered))
+                for (delivered in batch) emit(Message(delivered.message, flowSettler, delivered.id))
             }
         } finally {
-            withContext(NonCancellable) { shutdown() }
+            withContext(NonCancellable) {
+                // The acks not sent yet count: they go before the consumer closes.
+                try {
+                    flowAnswers.close()
+                } finally {
+                    shutdown()
+                }
+            }
+        }
+    }
+
+    /**
+     * The answers (delivery ids, as for `settle`) of the flow's acks, sent many per call: with
+     * the flow's next take, or when it ends. While the flow waits for messages, or once it has
+     * ended, an ack goes to the library at once (a deferred one could hold back the very
+     * messages the flow waits for).
+     */
+    private inner class FlowAnswers {
+        private var ids = LongArray(64)
+        private var size = 0
+        private var open = false
+        private var taking = false
+
+        fun open() = synchronized(this) { open = true }
+
+        /** Whether [deliveryId]'s ack was kept for later (else the caller sends it). */
+        fun defer(deliveryId: Long): Boolean = synchronized(this) {
+            if (!open || taking) return false
+            if (size == ids.size) ids = ids.copyOf(size * 2)
+            ids[size++] = deliveryId
+            true
+        }
+
+        /** Takes the answers kept so far out (holding the lock). */
+        private fun drain(): LongArray = ids.copyOf(size).also { size = 0 }
+
+        /** Sends the answers kept, then runs [take] with acks going straight to the library. */
+        suspend fun <T> whileTaking(take: suspend () -> T): T {
+            val answers = synchronized(this) {
+                taking = true
+                drain()
+            }
+            try {
+                if (answers.isNotEmpty()) native { FastPath.settle(id, answers) }
+                return take()
+            } finally {
+                synchronized(this) { taking = false }
+            }
+        }
+
+        /** Sends the answers kept; later acks go straight to the library. */
+        fun close() {
+            val answers = synchronized(this) {
+                open = false
+                drain()
+            }
+            if (answers.isNotEmpty()) native { FastPath.settle(id, answers) }
+        }
+    }
+
+    private val flowAnswers = FlowAnswers()
+
+    /** Answers the flow's messages: an ack is kept for the flow's next call when it can be. */
+    private val flowSettler = object : Settler {
+        override suspend fun ack(message: Message) {
+            answered(message)
+            if (!flowAnswers.defer(message.deliveryId)) native { FastPath.ack(id, message.deliveryId) }
+        }
+
+        override suspend fun nack(message: Message, delayMs: Long?) {
+            answered(message)
+            native { FastPath.nack(id, message.deliveryId, delayMs) }
+        }
+    }
+
+    /** Marks [message] answered; [FerryException.Conflict] when it was already. */
+    private fun answered(message: Message) {
+        if (!message.answer()) {
+            throw FerryException.Conflict("conflict", "delivery ${message.deliveryId} was already acked or nacked")
         }
     }
 
@@ -128,24 +214,30 @@ class PushConsumer internal constructor(
 }
 
 /**
+ * How many messages a push consumer may have taken and not answered per worker (listener
+ * thread, or message a flow hands out): the native consumer's `consume_workers` is this many
+ * times `consumeWorkers`, so that a poll finds the next pulled batch queued rather than the
+ * one or two messages the library refilled since the last answers.
+ */
+internal const val PREFETCH = 4
+
+/**
  * The threads that run a push consumer's listener: as many as the consumer's workers, so that
  * as many listener calls can run at once. One thread at a time waits in the native library
- * for messages and takes every one ready (one call in, instead of a callback out per
- * message); it keeps the first and leaves the rest here for the others, waking one, which
- * wakes the next while messages remain. With a quick listener the first thread is back for
- * the next message before the others wake; with a slow one they all get work. Each thread
- * answers the messages it ran in one call before it waits, and every [SETTLE_EVERY]
- * messages; the thread that polls answers in the poll's own call.
+ * for messages and takes every one queued (one call in, instead of a callback out per
+ * message); it keeps the first and leaves the rest here for the others. Whether it wakes
+ * another thread for them depends on how long listener calls take (a moving average): when
+ * the messages left would keep one thread busy for more than [HELP_AFTER_NANOS], or before
+ * any call was timed, it wakes one, which wakes the next while that still holds. A quick
+ * listener so runs a whole batch on one thread, without a thread wake-up per message (each
+ * costs microseconds of CPU on both sides, more than such a call); a slow one gets every
+ * thread. Each thread answers the messages it ran in one call before it waits, and every
+ * [SETTLE_EVERY] messages; the thread that polls answers in the poll's own call.
  *
- * The library hands out up to [LISTENER_PREFETCH] times as many messages as there are threads
- * (the native consumer's `consume_workers`), so that a poll finds a full batch ready rather
- * than the one or two messages the library refilled since the last answers; at most [workers]
- * listener calls still run at once. Messages taken and not yet run go back to the group, like
- * any unanswered message, when the consumer closes.
+ * The library hands out up to [PREFETCH] times as many messages as there are threads; at
+ * most [workers] listener calls still run at once. Messages taken and not yet run go back to
+ * the group, like any unanswered message, when the consumer closes.
  */
-/** How many messages a push consumer with a listener may hold per listener thread. */
-internal const val LISTENER_PREFETCH = 4
-
 internal class ListenerThreads(
     private val ffi: FfiPushConsumer,
     /** [ffi]'s id on the [FastPath]. */
@@ -199,11 +291,28 @@ internal class ListenerThreads(
         }
     }
 
+    /** The moving average of a listener call's duration, in ns; negative before the first. */
+    @Volatile
+    private var callNanos = -1L
+
+    /** Counts one listener call of [nanos] in [callNanos] (racy updates lose a sample at worst). */
+    private fun timed(nanos: Long) {
+        val mean = callNanos
+        callNanos = if (mean < 0) nanos else mean + (nanos - mean) / 8
+    }
+
+    /** Whether the messages waiting are worth waking another thread for (holding the lock). */
+    private fun needsHelp(): Boolean {
+        if (waiting.isEmpty()) return false
+        val mean = callNanos
+        return mean < 0 || waiting.size * mean > HELP_AFTER_NANOS
+    }
+
     /** Takes a waiting message, if any (holding the lock). */
     private fun takeWaiting(): FfiDelivered? {
         if (stopping || ended) return null
         val first = waiting.removeFirstOrNull() ?: return null
-        if (waiting.isNotEmpty()) ready.signal()
+        if (needsHelp()) ready.signal()
         return first
     }
 
@@ -237,7 +346,7 @@ internal class ListenerThreads(
         // wait long for messages.
         answers.sent(answered.size)
         val batch = try {
-            FastPath.decode(FfiConverterSequenceTypeFfiDelivered, FastPath.recvBatchBlocking(id, answered, workers * LISTENER_PREFETCH))
+            FastPath.decode(FfiConverterSequenceTypeFfiDelivered, FastPath.recvBatchBlocking(id, answered, workers * PREFETCH))
         } catch (e: Throwable) {
             emptyList()
         }
@@ -251,7 +360,7 @@ internal class ListenerThreads(
             }
             open += batch.size
             for (i in 1 until batch.size) waiting.addLast(batch[i])
-            ready.signal()
+            if (needsHelp()) ready.signal()
             return batch[0]
         }
     }
@@ -261,12 +370,14 @@ internal class ListenerThreads(
         try {
             while (true) {
                 val delivered = next(answers) ?: return
+                val started = System.nanoTime()
                 val consumed = try {
                     listener.onMessage(Message(delivered.message))
                     true
                 } catch (e: Throwable) {
                     false
                 }
+                timed(System.nanoTime() - started)
                 answers.ids.add(if (consumed) delivered.id else -delivered.id)
             }
         } finally {
@@ -290,6 +401,9 @@ internal class ListenerThreads(
 
     private companion object {
         const val SETTLE_EVERY = 8
+
+        /** Work left for one thread, in ns of listener calls, above which another one helps. */
+        const val HELP_AFTER_NANOS = 50_000L
     }
 }
 

@@ -79,6 +79,12 @@ class Message internal constructor(
         reconsumeTimes, receipt, state.name.lowercase(),
     )
 
+    /** Set by the first answer, for settlers that defer answers and so check them here. */
+    private val answered = java.util.concurrent.atomic.AtomicBoolean()
+
+    /** Marks the message answered; false when it was already. */
+    internal fun answer(): Boolean = answered.compareAndSet(false, true)
+
     private fun settler(): Settler = settler ?: throw FerryException.of(
         "invalid-argument", "message $msgId was not handed out by a consumer: there is nothing to ack", "/receipt",
     )

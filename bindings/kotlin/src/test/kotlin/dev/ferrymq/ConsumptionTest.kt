@@ -11,6 +11,7 @@ import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.params.ParameterizedTest
@@ -98,6 +99,56 @@ class ConsumptionTest {
             val again = next.messages().onEach { it.ack() }.take(4).toList()
             assertEquals(sent.drop(2).toSet(), again.map { it.msgId }.toSet())
             assertEquals(0L, client.admin().group(group).offsets.filter { it.topic == topic }.sumOf { it.lag })
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend::class)
+    fun `messages taken in a batch and not yet emitted go back when the collection ends`(backend: Backend) = coTest {
+        withClient(backend) { client ->
+            val topic = unique("buffered")
+            client.admin().createTopic(topic, queues = 1)
+            val sent = client.producer().sendBatch(topic, List(40) { OutgoingMessage("b$it") }).map { it.msgId }
+            val group = unique("buffering")
+            // A pulled batch crosses in one call: the flow emits one message and ends with the
+            // others taken into its buffer (and more queued in the library) but never emitted.
+            val first = client.pushConsumer(group, topic).messages().onEach { it.ack() }.take(1).toList()
+            assertEquals(1, first.size)
+            assertTrue(client.admin().group(group).members.isEmpty())
+
+            // They went back uncommitted, without counting a reconsume: the next member gets
+            // exactly the rest, once each.
+            val again = client.pushConsumer(group, topic).messages().onEach { it.ack() }.take(39).toList()
+            assertEquals(sent.toSet() - first.single().msgId, again.map { it.msgId }.toSet())
+            assertEquals(39, again.size)
+            assertTrue(again.all { it.reconsumeTimes == 0 }, "reconsume counts: ${again.map { it.reconsumeTimes }}")
+            assertEquals(0L, client.admin().group(group).offsets.filter { it.topic == topic }.sumOf { it.lag })
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend::class)
+    fun `a flow's acks all count when the collection ends, and a second answer is a conflict`(backend: Backend) = coTest {
+        withClient(backend) { client ->
+            val topic = unique("acked")
+            client.admin().createTopic(topic, queues = 2)
+            val sent = client.producer().sendBatch(topic, List(30) { OutgoingMessage("a$it") }).map { it.msgId }
+            val group = unique("acker")
+            val got = client.pushConsumer(group, topic).messages().onEach { m ->
+                m.ack()
+                val again = runCatching { m.ack() }.exceptionOrNull()
+                assertTrue(again is FerryException.Conflict, "second ack: $again")
+                val nacked = runCatching { m.nack() }.exceptionOrNull()
+                assertTrue(nacked is FerryException.Conflict, "nack after ack: $nacked")
+            }.take(30).toList()
+            assertEquals(sent.toSet(), got.map { it.msgId }.toSet())
+
+            // Acks sent many per call, the last of them as the flow ended: every one committed.
+            assertEquals(0L, client.admin().group(group).offsets.filter { it.topic == topic }.sumOf { it.lag })
+            val next = client.pushConsumer(group, topic)
+            next.start()
+            assertNull(next.receive(timeoutMs = 500))
+            next.shutdown()
         }
     }
 }

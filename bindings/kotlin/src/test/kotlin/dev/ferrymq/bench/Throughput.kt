@@ -9,13 +9,21 @@
 // arguments.) Without FERRYMQ_BENCH_URL, embedded only.
 //
 // A first round at a fifth of the sizes warms the JIT up and is not reported. The embedded
-// broker has the store settings of the Rust client's bench (STORE).
-// Prints one line per path; BENCHMARKS.md ("Kotlin/JVM SDK") records the figures. Each path
-// uses a fresh topic of 8 queues and a fresh group; sizes scale with FERRYMQ_KT_BENCH_SCALE.
+// broker has the store settings of the Rust client's bench (STORE), and the counts are those
+// of `core/tests/client_throughput.rs` run with FERRYMQ_CLIENT_BENCH_SINGLES=20000
+// FERRYMQ_CLIENT_BENCH_MESSAGES=200000: 20 000 single sends, 200 000 in batches of 100, a
+// backlog of 200 000 for push consumption, so that each row lasts about a second on a release
+// build (a drain of 20 000 lasted 40 to 100 ms, too short to compare).
+// Prints one line per path, with the process's CPU time per message (every JVM thread: the
+// caller, the library's runtime, the JIT and the GC); BENCHMARKS.md ("Kotlin/JVM SDK")
+// records the figures. Each path uses a fresh topic of 8 queues and a fresh group; sizes
+// scale with FERRYMQ_KT_BENCH_SCALE; FERRYMQ_KT_BENCH_ONLY=listener,flow runs only those rows
+// (send, sendBlocking, sendBatch, inflight, listener, flow, simple).
 package dev.ferrymq.bench
 
 import dev.ferrymq.Client
 import dev.ferrymq.OutgoingMessage
+import java.lang.management.ManagementFactory
 import java.nio.file.Files
 import java.util.UUID
 import java.util.concurrent.CountDownLatch
@@ -37,24 +45,45 @@ private val SCALE = System.getenv("FERRYMQ_KT_BENCH_SCALE")?.toDouble() ?: 1.0
 
 private var scale = SCALE
 
+/** The rows to run (`FERRYMQ_KT_BENCH_ONLY=listener,flow`, for profiling one path); all when unset. */
+private val ONLY = System.getenv("FERRYMQ_KT_BENCH_ONLY")?.split(',')?.map { it.trim() }?.toSet()
+
+private inline fun row(name: String, block: () -> Unit) {
+    if (ONLY == null || name in ONLY) block()
+}
+
 private fun n(count: Int) = maxOf(100, (count * scale).toInt())
 
 /** False while warming up: the JIT compiles the hot paths in a first, unreported round. */
 private var reporting = true
 
+/** This process's CPU time so far, every thread, in ns. */
+private fun cpuNanos(): Long =
+    (ManagementFactory.getOperatingSystemMXBean() as com.sun.management.OperatingSystemMXBean).processCpuTime
+
+/** CPU time the last row timed took, in ns. */
+private var cpuUsed = 0L
+
 private fun report(where: String, path: String, count: Int, nanos: Long) {
     if (!reporting) return
     val rate = count / (nanos / 1e9)
-    println("%-8s | %-52s | %6d | %9.0f msg/s | %6.1f MiB/s".format(where, path, count, rate, rate * BODY.size / (1 shl 20)))
+    val cpuPerMessage = cpuUsed / 1e3 / count
+    println(
+        "%-8s | %-52s | %6d | %9.0f msg/s | %6.1f MiB/s | %5.1f µs CPU/msg"
+            .format(where, path, count, rate, rate * BODY.size / (1 shl 20), cpuPerMessage),
+    )
 }
 
 private suspend fun fresh(client: Client): String =
     "bench-${UUID.randomUUID().toString().take(8)}".also { client.admin().createTopic(it, queues = 8) }
 
 private suspend inline fun timed(block: () -> Unit): Long {
+    val cpuStarted = cpuNanos()
     val started = System.nanoTime()
     block()
-    return System.nanoTime() - started
+    val nanos = System.nanoTime() - started
+    cpuUsed = cpuNanos() - cpuStarted
+    return nanos
 }
 
 private suspend fun backlog(client: Client, count: Int): String {
@@ -66,24 +95,24 @@ private suspend fun backlog(client: Client, count: Int): String {
 
 private suspend fun run(where: String, client: Client, remote: Boolean) {
     val producer = client.producer()
-    run {
-        val count = n(if (remote) 2_000 else 5_000)
+    row("send") {
+        val count = n(if (remote) 2_000 else 20_000)
         val topic = fresh(client)
         report(where, "Producer.send, one at a time", count, timed { repeat(count) { producer.send(topic, BODY) } })
     }
-    run {
-        val count = n(if (remote) 2_000 else 5_000)
+    row("sendBlocking") {
+        val count = n(if (remote) 2_000 else 20_000)
         val topic = fresh(client)
         report(where, "Producer.sendBlocking, one at a time", count, timed { repeat(count) { producer.sendBlocking(topic, BODY) } })
     }
-    run {
-        val count = n(20_000)
+    row("sendBatch") {
+        val count = n(if (remote) 20_000 else 200_000)
         val topic = fresh(client)
         val batch = List(100) { OutgoingMessage(BODY) }
         report(where, "Producer.sendBatch, 100 per batch", count, timed { repeat(count / 100) { producer.sendBatch(topic, batch) } })
     }
-    run {
-        val count = n(6_400)
+    row("inflight") {
+        val count = n(if (remote) 6_400 else 38_400)
         val topic = fresh(client)
         val nanos = timed {
             coroutineScope {
@@ -92,8 +121,8 @@ private suspend fun run(where: String, client: Client, remote: Boolean) {
         }
         report(where, "Producer.send, 64 coroutines in flight", count / 64 * 64, nanos)
     }
-    run {
-        val count = n(20_000)
+    row("listener") {
+        val count = n(if (remote) 20_000 else 200_000)
         val topic = backlog(client, count)
         val done = CountDownLatch(count)
         val consumer = client.pushConsumer("g-${UUID.randomUUID()}", topic, listener = { done.countDown() })
@@ -104,14 +133,14 @@ private suspend fun run(where: String, client: Client, remote: Boolean) {
         consumer.shutdown()
         report(where, "PushConsumer with a listener (16 workers)", count, nanos)
     }
-    run {
-        val count = n(20_000)
+    row("flow") {
+        val count = n(if (remote) 20_000 else 200_000)
         val topic = backlog(client, count)
         val consumer = client.pushConsumer("g-${UUID.randomUUID()}", topic)
         report(where, "PushConsumer.messages() flow, ack() each", count, timed { consumer.messages().onEach { it.ack() }.take(count).collect() })
     }
-    run {
-        val count = n(5_000)
+    row("simple") {
+        val count = n(if (remote) 5_000 else 20_000)
         val topic = backlog(client, count)
         val consumer = client.simpleConsumer("g-${UUID.randomUUID()}", topic)
         var got = 0
