@@ -52,7 +52,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use config::{FlushMode, StoreConfig};
 pub use hash::tag_hash;
@@ -65,7 +65,7 @@ use commit_log::CommitLog;
 use consume_queue::ConsumeQueues;
 use dispatcher::Dispatcher;
 use flush::Flusher;
-use index::{key_hash, msg_id_hash, Index};
+use index::{key_hash, msg_id_hash, Index, IndexMark};
 use meta::sync_dir;
 use record::EncodedTail;
 use retention::Retention;
@@ -107,6 +107,25 @@ impl StopSignal {
     }
 }
 
+/// A flush of the consume queues and the index: every record below `dispatched` was in them,
+/// with the index at `mark`.
+#[derive(Clone, Copy, Debug)]
+struct DispatchFlushed {
+    dispatched: u64,
+    mark: IndexMark,
+    at: Instant,
+}
+
+/// How much a checkpoint flushes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flush {
+    /// Consume queues and index too, now.
+    Full,
+    /// Consume queues and index only once `dispatch_flush_interval` has passed since their last
+    /// flush; the log (async mode) and the checkpoint always.
+    Periodic,
+}
+
 /// State shared by the store handle and its threads.
 struct Inner {
     config: StoreConfig,
@@ -123,6 +142,9 @@ struct Inner {
     stop: StopSignal,
     /// Serialises checkpoint writers; holds the last checkpoint written.
     last_checkpoint: Mutex<Option<Checkpoint>>,
+    /// What the last flush of consume queues and index covered, and when it ran: a checkpoint
+    /// claims no more dispatch than that.
+    dispatch_flushed: Mutex<Option<DispatchFlushed>>,
     /// The flock'ed lock file; dropped (unlocked) by a clean shutdown so the directory can be
     /// reopened while this handle still serves reads.
     dir_lock: Mutex<Option<File>>,
@@ -216,10 +238,10 @@ fn now_ms() -> u64 {
 /// lock this process released a moment ago can still be held for a while: retry for up to
 /// half a second before calling the directory taken.
 fn lock_dir(lock: &File) -> std::io::Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    let deadline = Instant::now() + Duration::from_millis(500);
     loop {
         match mmap::lock_exclusive(lock) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             r => return r,
@@ -262,7 +284,7 @@ fn validate_config(c: &StoreConfig) -> Result<()> {
     if !(c.disk_max_used_ratio > 0.0 && c.disk_max_used_ratio <= 1.0) {
         return Err(Error::invalid("/disk_max_used_ratio", "must be in (0, 1]"));
     }
-    if c.flush_interval.is_zero() || c.retention_check_interval.is_zero() {
+    if c.flush_interval.is_zero() || c.retention_check_interval.is_zero() || c.dispatch_flush_interval.is_zero() {
         return Err(Error::invalid("/flush_interval", "intervals must be positive"));
     }
     Ok(())
@@ -315,6 +337,7 @@ impl Store {
             disk_full: AtomicBool::new(false),
             stop: StopSignal::default(),
             last_checkpoint: Mutex::new(None),
+            dispatch_flushed: Mutex::new(None),
             dir_lock: Mutex::new(Some(lock)),
             reserve: reserve::Reserve::new(&dir, reserve_len(&config)),
             writer: Mutex::new(None),
@@ -333,7 +356,7 @@ impl Store {
         if !rec.clean {
             // Make the recovered state the new starting point, so a crash right away does not
             // redo the work.
-            inner.checkpoint()?;
+            inner.checkpoint(Flush::Full)?;
         }
         inner.update_disk(retention::measure(&dir));
         tracing::info!(dir = %dir.display(), end, clean = rec.clean, "store opened");
@@ -389,7 +412,7 @@ impl Store {
             "ferrymq-flush",
             Box::new(move || {
                 while !i.stop.wait(i.config.flush_interval) {
-                    if let Err(e) = i.checkpoint() {
+                    if let Err(e) = i.checkpoint(Flush::Periodic) {
                         tracing::warn!(error = %e, "periodic flush failed");
                     }
                 }
@@ -663,7 +686,7 @@ impl Store {
             let _paused = inner.dispatcher.pause();
             inner.queues.remove_topic(topic)?;
         }
-        inner.checkpoint()
+        inner.checkpoint(Flush::Full)
     }
 
     /// Registers a callback run on the dispatcher thread after each dispatched batch, with
@@ -675,7 +698,7 @@ impl Store {
 
     /// Forces a flush of the log, consume queues, index and checkpoint now.
     pub fn flush(&self) -> Result<()> {
-        self.inner.checkpoint()
+        self.inner.checkpoint(Flush::Full)
     }
 
     /// Runs one retention sweep now with the given current time (epoch ms); returns the number
@@ -907,11 +930,21 @@ impl Inner {
         Ok(())
     }
 
-    /// Flushes queues, index and log, then writes the checkpoint (if it changed).
-    fn checkpoint(&self) -> Result<()> {
+    /// Flushes queues and index (as `how` says), then the log, then writes the checkpoint (if
+    /// it changed).
+    fn checkpoint(&self, how: Flush) -> Result<()> {
         self.flusher.check()?;
-        let (dispatched, mark) = self.dispatcher.mark();
-        self.flush_queues_and_index()?;
+        let DispatchFlushed { dispatched, mark, .. } = {
+            let mut last = self.dispatch_flushed.lock().unwrap_or_else(|p| p.into_inner());
+            match *last {
+                Some(d) if how == Flush::Periodic && d.at.elapsed() < self.config.dispatch_flush_interval => d,
+                _ => {
+                    let (dispatched, mark) = self.dispatcher.mark();
+                    self.flush_queues_and_index()?;
+                    *last.insert(DispatchFlushed { dispatched, mark, at: Instant::now() })
+                }
+            }
+        };
         let flushed = self.flusher.flush_all(&self.log)?;
         let (_, _, last_ts) = self.log.tail_snapshot();
         self.write_checkpoint(Checkpoint {
@@ -949,7 +982,7 @@ impl Inner {
         let safe = if self.flusher.is_poisoned() {
             0
         } else {
-            self.checkpoint()?;
+            self.checkpoint(Flush::Full)?;
             self.last_checkpoint
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -15,6 +15,7 @@ pub fn tiny_config(dir: &Path, flush: FlushMode) -> StoreConfig {
     c.segment_bytes = 64 * 1024;
     c.flush = flush;
     c.flush_interval = Duration::from_millis(20);
+    c.dispatch_flush_interval = Duration::from_millis(20);
     c.cq_units_per_file = 64;
     c.index_slots = 64;
     c.index_entries_per_file = 256;
