@@ -15,8 +15,9 @@
 //! Appends that do not wait on a thread ([`super::Store::append_batch_queued`]) ask for a
 //! flush instead: the sync thread ([`Flusher::run_syncer`]) joins the same group commit for the
 //! highest end asked for, and every flush, whoever leads it, wakes the futures it covered.
-//! While it flushes, further appends gather for the next one; before it flushes it waits
-//! briefly for as many requests as recent flushes had (the same bound as a leader's).
+//! While it flushes, further appends gather for the next one. (Waiting before its msync for as
+//! many requests as recent flushes had bought nothing in two A/Bs, 2026-12-07: peer-bench
+//! produce and e2e, and 64 async producers in `store_rounds`; it is gone.)
 //!
 //! A failed msync poisons the store: nobody knows what reached the disk, so every later write
 //! fails with [`Error::Poisoned`] instead of retrying and pretending.
@@ -60,12 +61,6 @@ struct FlushState {
     peak_x256: u64,
     /// The highest end a future waits to see durable; the sync thread flushes up to it.
     requested: u64,
-    /// Requests for a new, higher end since the sync thread's last flush began (about one
-    /// per appended batch).
-    asks: u64,
-    /// Recent peak of `asks` per flush, times 256, decaying: how many batches the sync
-    /// thread can expect to gather while concurrency stays as it is.
-    asks_peak_x256: u64,
     /// The sync thread stops.
     syncer_stopped: bool,
 }
@@ -182,7 +177,6 @@ impl Flusher {
     fn request_locked(&self, mut st: MutexGuard<'_, FlushState>, target: u64) {
         if st.requested < target {
             st.requested = target;
-            st.asks += 1;
             drop(st);
             self.sync_cv.notify_one();
         }
@@ -196,10 +190,6 @@ impl Flusher {
             while !st.syncer_stopped && (st.requested <= st.flushed || self.is_poisoned()) {
                 st = self.sync_cv.wait(st).unwrap_or_else(|p| p.into_inner());
             }
-            if st.syncer_stopped {
-                return;
-            }
-            st = self.gather_asks(st);
             if st.syncer_stopped {
                 return;
             }
@@ -375,26 +365,6 @@ impl Flusher {
         } else {
             Ok(())
         }
-    }
-
-    /// The sync thread's gathering: waits (bounded by a quarter of the last msync, at most
-    /// 2 ms) until as many batches have asked for a flush as recently did per flush, then
-    /// starts counting the next flush's. With many producers each awaiting its last batch
-    /// before it appends the next, flushing at the first request would cover that one batch
-    /// and leave the others for the next msync; a lone producer never waits.
-    fn gather_asks<'a>(&'a self, mut st: MutexGuard<'a, FlushState>) -> MutexGuard<'a, FlushState> {
-        let budget = Duration::from_nanos((st.last_nanos / 4).min(2_000_000));
-        let deadline = Instant::now() + budget;
-        while st.asks * 256 < st.asks_peak_x256 && !st.syncer_stopped && !self.is_poisoned() {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            st = self.sync_cv.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        st.asks_peak_x256 = (st.asks_peak_x256 - st.asks_peak_x256 / 16).max(st.asks * 256);
-        st.asks = 0;
-        st
     }
 
     /// Waits (parked, bounded by a quarter of the last msync, at most 2 ms) until as many
