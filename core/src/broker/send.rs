@@ -412,19 +412,18 @@ impl Broker {
         let store = self.store.clone();
         Ok(async move {
             let (results, end) = appending.await?;
-            if store.dispatch_implies_durable() {
-                // Sync mode: dispatched means durable too, so one wake-up serves both. Short
-                // of it (a full disk stalls dispatch, a poisoned store never gets there),
-                // durability decides, and its error is the answer.
-                if !matches!(tokio::time::timeout(DISPATCH_WAIT, store.dispatched(end)).await, Ok(true)) {
-                    store.durable(end).await?;
-                    tracing::warn!(offset = end, "dispatch is slow; answering before it");
-                }
-            } else {
+            // In sync mode dispatched means durable too, so one wake-up serves both; short of
+            // it (a full disk stalls dispatch, a poisoned store never gets there) durability
+            // decides, and its error is the answer.
+            let durable_first = !store.dispatch_implies_durable();
+            if durable_first {
                 store.durable(end).await?;
-                if !matches!(tokio::time::timeout(DISPATCH_WAIT, store.dispatched(end)).await, Ok(true)) {
-                    tracing::warn!(offset = end, "dispatch is slow; answering before it");
+            }
+            if !matches!(tokio::time::timeout(DISPATCH_WAIT, store.dispatched(end)).await, Ok(true)) {
+                if !durable_first {
+                    store.durable(end).await?;
                 }
+                tracing::warn!(offset = end, "dispatch is slow; answering before it");
             }
             Ok(results
                 .into_iter()
