@@ -268,3 +268,19 @@ async fn start_last_applies_where_a_remote_group_has_no_offset() {
     consumer.close().await.unwrap();
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_remote_member_has_left_the_group_when_close_returns() {
+    // The contract: a connection that closes leaves `members` at once. A close that returned
+    // as soon as its own close frame was written raced the gateway's clean-up.
+    let Some((_gateway, client)) = start_gateway().await else { return };
+    client.admin().create_topic("remote-leavers", 1).await.unwrap();
+    for round in 0..40 {
+        let consumer = client.push_consumer("remote-leavers", "remote-leavers", fast()).unwrap();
+        consumer.start().await.unwrap();
+        consumer.close().await.unwrap();
+        let group = client.admin().group("remote-leavers").await.unwrap();
+        assert!(group.members.is_empty(), "round {round}: still a member after close: {:?}", group.members);
+    }
+    client.close().await.unwrap();
+}

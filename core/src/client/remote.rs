@@ -595,6 +595,9 @@ struct Socket {
     pending: Arc<Pending>,
     next_id: AtomicU64,
     alive: watch::Receiver<bool>,
+    /// Whether the connection itself has ended (the gateway closed it or it failed): after a
+    /// close frame, the gateway ends it only once it has released what the connection held.
+    ended: watch::Receiver<bool>,
     /// Why the connection ended: the first failure its reader or writer saw.
     reason: Arc<Mutex<Option<String>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -617,6 +620,7 @@ impl Socket {
         let pending: Arc<Pending> = Arc::default();
         let (alive_tx, alive) = watch::channel(true);
         let alive_tx = Arc::new(alive_tx);
+        let (ended_tx, ended) = watch::channel(false);
         let reason: Arc<Mutex<Option<String>>> = Arc::default();
 
         let writer_alive = alive_tx.clone();
@@ -658,12 +662,17 @@ impl Socket {
             for (_, tx) in waiting {
                 let _ = tx.send(Err(Error::Connection("the gateway closed the connection".into())));
             }
+            // After the close frames only the end of the connection is left to read: the
+            // gateway ends it once it has given back what the connection held.
+            while let Some(Ok(_)) = source.next().await {}
+            ended_tx.send_replace(true);
         });
         Ok(Arc::new(Socket {
             out,
             pending,
             next_id: AtomicU64::new(1),
             alive,
+            ended,
             reason,
             tasks: Mutex::new(vec![writer, reader]),
         }))
@@ -971,12 +980,13 @@ impl Transport for RemoteTransport {
 
     fn release_client<'a>(&'a self, group: &'a str, client_id: &'a str) -> BoxFuture<'a, Result<()>> {
         async move {
-            // The gateway drops a connection's members the moment it closes.
+            // The gateway releases a connection's members before it ends the connection: once
+            // it has ended, the member has left (not merely once our close frame went out).
             let member = self.link.members.lock().await.remove(&(group.to_string(), client_id.to_string()));
             if let Some(socket) = member.and_then(|m| m.socket) {
                 socket.close();
-                let mut alive = socket.alive.clone();
-                let _ = tokio::time::timeout(self.options.request_timeout, alive.wait_for(|a| !*a)).await;
+                let mut ended = socket.ended.clone();
+                let _ = tokio::time::timeout(self.options.request_timeout, ended.wait_for(|e| *e)).await;
             }
             Ok(())
         }
