@@ -273,7 +273,7 @@ async fn start_last_applies_where_a_remote_group_has_no_offset() {
 async fn a_closed_remote_member_has_left_the_group_when_close_returns() {
     // The contract: a connection that closes leaves `members` at once. A close that returned
     // as soon as its own close frame was written raced the gateway's clean-up.
-    let Some((_gateway, client)) = start_gateway().await else { return };
+    let Some((gateway, client)) = start_gateway().await else { return };
     client.admin().create_topic("remote-leavers", 1).await.unwrap();
     for round in 0..40 {
         let consumer = client.push_consumer("remote-leavers", "remote-leavers", fast()).unwrap();
@@ -281,6 +281,16 @@ async fn a_closed_remote_member_has_left_the_group_when_close_returns() {
         consumer.close().await.unwrap();
         let group = client.admin().group("remote-leavers").await.unwrap();
         assert!(group.members.is_empty(), "round {round}: still a member after close: {:?}", group.members);
+    }
+    // Closing the client closes its push consumers the same way.
+    let watcher = connect(&gateway.url(), options()).await;
+    for round in 0..10 {
+        let client = connect(&gateway.url(), options()).await;
+        let consumer = client.push_consumer("remote-leavers", "remote-leavers", fast()).unwrap();
+        consumer.start().await.unwrap();
+        client.close().await.unwrap();
+        let group = watcher.admin().group("remote-leavers").await.unwrap();
+        assert!(group.members.is_empty(), "client round {round}: still a member after close: {:?}", group.members);
     }
     client.close().await.unwrap();
 }

@@ -722,6 +722,13 @@ impl Socket {
     fn close(&self) {
         let _ = self.out.send(WsMessage::Close(None));
     }
+
+    /// Waits (at most `timeout`) until the connection has ended: after [`Socket::close`], the
+    /// gateway ends it once it has released what the connection held.
+    async fn ended(&self, timeout: Duration) {
+        let mut ended = self.ended.clone();
+        let _ = tokio::time::timeout(timeout, ended.wait_for(|e| *e)).await;
+    }
 }
 
 impl Drop for Socket {
@@ -985,8 +992,7 @@ impl Transport for RemoteTransport {
             let member = self.link.members.lock().await.remove(&(group.to_string(), client_id.to_string()));
             if let Some(socket) = member.and_then(|m| m.socket) {
                 socket.close();
-                let mut ended = socket.ended.clone();
-                let _ = tokio::time::timeout(self.options.request_timeout, ended.wait_for(|e| *e)).await;
+                socket.ended(self.options.request_timeout).await;
             }
             Ok(())
         }
