@@ -23,8 +23,7 @@
 //! call catches them and reports an `internal` error.
 //!
 //! `#[no_mangle]` is what makes the JVM find the entry points, and the `unsafe_code` lint
-//! counts it, hence the `allow` below; the two `unsafe` blocks are [`attach`]'s and
-//! [`complete`]'s call through a cached method id.
+//! counts it, hence the `allow` below; the one `unsafe` block is [`attach`]'s.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
@@ -37,8 +36,7 @@ use std::task::{Context, Wake, Waker};
 
 use futures::future::{AbortHandle, Aborted};
 use futures::FutureExt;
-use jni::objects::{GlobalRef, JByteArray, JClass, JLongArray, JObject, JStaticMethodID, JString, JThrowable, JValue};
-use jni::signature::{Primitive, ReturnType};
+use jni::objects::{GlobalRef, JByteArray, JClass, JLongArray, JObject, JString, JThrowable, JValue};
 use jni::sys::{jbyteArray, jint, jlong};
 use jni::{JNIEnv, JavaVM};
 use uniffi::Lower;
@@ -57,17 +55,11 @@ struct Java {
     vm: JavaVM,
     /// `dev.ferrymq.FastPath`, whose static `complete` ends asynchronous calls.
     fast_path: GlobalRef,
-    /// `FastPath.complete(long, byte[], Throwable): boolean`, looked up once: by name it was a
-    /// symbol-table lookup (`GetStaticMethodID`) in every completion.
-    complete: JStaticMethodID,
     /// `dev.ferrymq.ffi.FfiException$Failure`, the exception of every failed call.
     failure: GlobalRef,
 }
 
 static JAVA: OnceLock<Java> = OnceLock::new();
-
-/// The JNI signature of `FastPath.complete`.
-const COMPLETE_SIGNATURE: &str = "(J[BLjava/lang/Throwable;)Z";
 
 /// An address unique to this copy of the library: the Kotlin side compares the one it gets
 /// through JNI ([`Java_dev_ferrymq_FastPath_init`]) with the one through uniffi
@@ -203,11 +195,9 @@ pub extern "system" fn Java_dev_ferrymq_FastPath_init<'l>(mut env: JNIEnv<'l>, c
     guard(&mut env, |env| {
         if JAVA.get().is_none() {
             let failure = env.find_class("dev/ferrymq/ffi/FfiException$Failure")?;
-            let complete = env.get_static_method_id(&class, "complete", COMPLETE_SIGNATURE)?;
             let java = Java {
                 vm: env.get_java_vm()?,
                 fast_path: env.new_global_ref(&class)?,
-                complete,
                 failure: env.new_global_ref(failure)?,
             };
             let _ = JAVA.set(java);
@@ -579,19 +569,12 @@ fn complete(token: jlong, outcome: Result<&[u8], FfiError>) -> bool {
             Ok(bytes) => (JObject::from(env.byte_array_from_slice(bytes)?), JObject::null()),
             Err(e) => (JObject::null(), exception(env, java, e)?),
         };
-        let args = [JValue::Long(token).as_jni(), JValue::Object(&bytes).as_jni(), JValue::Object(&error).as_jni()];
-        // SAFETY: `java.complete` was looked up on the class `java.fast_path` holds (kept alive
-        // by that global reference, so the id stays valid) with `COMPLETE_SIGNATURE`, which
-        // the arguments (a long, a byte[] or null, a Throwable or null) and the boolean return
-        // type match.
-        unsafe {
-            env.call_static_method_unchecked(
-                &java.fast_path,
-                java.complete,
-                ReturnType::Primitive(Primitive::Boolean),
-                &args,
-            )
-        }?
+        env.call_static_method(
+            &java.fast_path,
+            "complete",
+            "(J[BLjava/lang/Throwable;)Z",
+            &[JValue::Long(token), JValue::Object(&bytes), JValue::Object(&error)],
+        )?
         .z()
     });
     match taken {
