@@ -1,7 +1,5 @@
 package dev.ferrymq
 
-import dev.ferrymq.ffi.FfiConverterSequenceTypeFfiDelivered
-import dev.ferrymq.ffi.FfiDelivered
 import dev.ferrymq.ffi.FfiPushConsumer
 import dev.ferrymq.ffi.FfiSimpleConsumer
 import java.io.Closeable
@@ -87,9 +85,9 @@ class PushConsumer internal constructor(
             while (true) {
                 // The acks since the last batch in one call, then every message queued in one
                 // call (at most `workers * PREFETCH` are taken and not answered anyway).
-                val batch = flowAnswers.whileTaking { recvBatch(workers * PREFETCH, null) }
+                val batch = flowAnswers.whileTaking { recvBatch(workers * PREFETCH, null, flowSettler) }
                 if (batch.isEmpty()) break
-                for (delivered in batch) emit(Message(delivered.message, flowSettler, delivered.id))
+                for (message in batch) emit(message)
             }
         } finally {
             withContext(NonCancellable) {
@@ -178,14 +176,14 @@ class PushConsumer internal constructor(
      * the consumer is closed. For a consumer without a listener, after [start]. */
     suspend fun receive(timeoutMs: Long? = null): Message? {
         require(!hasListener) { "this consumer has a listener: its messages go to the listener" }
-        return recvBatch(1, timeoutMs).firstOrNull()?.let { delivered(it) }
+        return recvBatch(1, timeoutMs, settler).firstOrNull()
     }
 
     /** Waits up to [timeoutMs] (forever when null) for a message, then takes every one ready,
-     * [max] at most; empty on timeout or once the consumer is closed. */
-    private suspend fun recvBatch(max: Int, timeoutMs: Long?): List<FfiDelivered> = native {
+     * [max] at most, answered by [settler]; empty on timeout or once the consumer is closed. */
+    private suspend fun recvBatch(max: Int, timeoutMs: Long?, settler: Settler): List<Message> = native {
         val bytes = FastPath.call { token -> FastPath.recvBatch(id, max, timeoutMs, token) }
-        FastPath.decode(FfiConverterSequenceTypeFfiDelivered, bytes)
+        Wire.delivered(bytes, settler)
     }
 
     /** [receive] for Java and other blocking callers. */
@@ -196,8 +194,6 @@ class PushConsumer internal constructor(
         override suspend fun ack(message: Message) = native { FastPath.ack(id, message.deliveryId) }
         override suspend fun nack(message: Message, delayMs: Long?) = native { FastPath.nack(id, message.deliveryId, delayMs) }
     }
-
-    private fun delivered(delivered: FfiDelivered): Message = Message(delivered.message, settler, delivered.id)
 
     /** Stops the listener's threads taking messages and waits for the calls in progress. */
     internal fun stopListener() = listenerThreads?.stop()
@@ -248,7 +244,7 @@ internal class ListenerThreads(
     private val lock = ReentrantLock()
     private val ready = lock.newCondition()
     private val idle = lock.newCondition()
-    private val waiting = ArrayDeque<FfiDelivered>()
+    private val waiting = ArrayDeque<Message>()
     private var polling = false
     private var stopping = false
     private var ended = false
@@ -264,11 +260,17 @@ internal class ListenerThreads(
     /** One thread's answers (a delivery id when consumed, negated when failed), sent in one
      * call. */
     private inner class Answers {
-        val ids = ArrayList<Long>()
-        val size get() = ids.size
+        private var ids = LongArray(SETTLE_EVERY)
+        var size = 0
+            private set
+
+        fun add(answer: Long) {
+            if (size == ids.size) ids = ids.copyOf(size * 2)
+            ids[size++] = answer
+        }
 
         /** Takes the answers out, for a call that sends them. */
-        fun drain(): LongArray = ids.toLongArray().also { ids.clear() }
+        fun drain(): LongArray = ids.copyOf(size).also { size = 0 }
 
         /** Counts [n] answers sent. */
         fun sent(n: Int) {
@@ -280,7 +282,7 @@ internal class ListenerThreads(
         }
 
         fun settle() {
-            if (ids.isEmpty()) return
+            if (size == 0) return
             val answers = drain()
             try {
                 FastPath.settle(id, answers)
@@ -309,7 +311,7 @@ internal class ListenerThreads(
     }
 
     /** Takes a waiting message, if any (holding the lock). */
-    private fun takeWaiting(): FfiDelivered? {
+    private fun takeWaiting(): Message? {
         if (stopping || ended) return null
         val first = waiting.removeFirstOrNull() ?: return null
         if (needsHelp()) ready.signal()
@@ -317,7 +319,7 @@ internal class ListenerThreads(
     }
 
     /** The next message to hand to the listener; null when this thread should end. */
-    private fun next(answers: Answers): FfiDelivered? {
+    private fun next(answers: Answers): Message? {
         if (answers.size < SETTLE_EVERY) lock.withLock { takeWaiting() }?.let { return it }
         while (true) {
             // Take a waiting message, or become the thread that polls (and answers in the poll's
@@ -346,7 +348,8 @@ internal class ListenerThreads(
         // wait long for messages.
         answers.sent(answered.size)
         val batch = try {
-            FastPath.decode(FfiConverterSequenceTypeFfiDelivered, FastPath.recvBatchBlocking(id, answered, workers * PREFETCH))
+            // No settler: a listener's messages are answered by how the call returns.
+            Wire.delivered(FastPath.recvBatchBlocking(id, answered, workers * PREFETCH), null)
         } catch (e: Throwable) {
             emptyList()
         }
@@ -369,16 +372,16 @@ internal class ListenerThreads(
         val answers = Answers()
         try {
             while (true) {
-                val delivered = next(answers) ?: return
+                val message = next(answers) ?: return
                 val started = System.nanoTime()
                 val consumed = try {
-                    listener.onMessage(Message(delivered.message))
+                    listener.onMessage(message)
                     true
                 } catch (e: Throwable) {
                     false
                 }
                 timed(System.nanoTime() - started)
-                answers.ids.add(if (consumed) delivered.id else -delivered.id)
+                answers.add(if (consumed) message.deliveryId else -message.deliveryId)
             }
         } finally {
             answers.settle()

@@ -4,6 +4,7 @@ import dev.ferrymq.ffi.FfiMessage
 import java.nio.ByteBuffer
 import java.nio.charset.CharacterCodingException
 import java.nio.charset.CodingErrorAction
+import java.util.concurrent.atomic.AtomicIntegerFieldUpdater
 import kotlinx.coroutines.runBlocking
 
 /** Answers a message on behalf of whoever handed it out. */
@@ -21,57 +22,87 @@ internal interface Settler {
  * [FerryException.InvalidArgument].
  */
 class Message internal constructor(
-    raw: FfiMessage,
+    msgId: String,
+    topic: String,
+    queueId: Int?,
+    queueOffset: Long?,
+    commitOffset: Long?,
+    body: ByteArray,
+    tag: String?,
+    keys: List<String>,
+    properties: Map<String, String>,
+    bornTs: Long,
+    storeTs: Long,
+    reconsumeTimes: Int,
+    receipt: String?,
+    state: MessageState,
     private val settler: Settler? = null,
     /** The push consumer's id for this delivery (when a push consumer handed it out). */
     internal val deliveryId: Long = 0,
 ) {
+    /** A message from its uniffi record. */
+    internal constructor(raw: FfiMessage, settler: Settler? = null, deliveryId: Long = 0) : this(
+        raw.msgId, raw.topic, raw.queueId, raw.queueOffset, raw.commitOffset, raw.body, raw.tag, raw.keys,
+        raw.properties, raw.bornTs, raw.storeTs, raw.reconsumeTimes, raw.receipt, MessageState.of(raw.state),
+        settler, deliveryId,
+    )
+
     /** Unique id, stable through delay, retry, DLQ and transaction commit. */
-    val msgId: String = raw.msgId
+    val msgId: String = msgId
 
     /** The topic it was published to (also for retried and dead letters). */
-    val topic: String = raw.topic
+    val topic: String = topic
 
     /** Its queue; null for scheduled and half messages. */
-    val queueId: Int? = raw.queueId
+    val queueId: Int? = queueId
 
     /** Its offset in the queue; null for scheduled and half messages. */
-    val queueOffset: Long? = raw.queueOffset
+    val queueOffset: Long? = queueOffset
 
     /** Its position in the commit log. */
-    val commitOffset: Long? = raw.commitOffset
+    val commitOffset: Long? = commitOffset
 
     /** The body, byte for byte. */
-    val body: ByteArray = raw.body
+    val body: ByteArray = body
+
+    /** The decoded [text], once asked for: [NOT_DECODED] before (a racy cache: decoding twice
+     * gives the same string), so that a message costs no lazy holder until then. */
+    @Volatile
+    private var decoded: Any? = NOT_DECODED
 
     /** The body as UTF-8 text, or null when it is not valid UTF-8. */
-    val text: String? by lazy { utf8(body) }
+    val text: String?
+        get() {
+            val known = decoded
+            if (known !== NOT_DECODED) return known as String?
+            return utf8(body).also { decoded = it }
+        }
 
     /** The tag, if any. */
-    val tag: String? = raw.tag
+    val tag: String? = tag
 
     /** The keys (indexed for lookup). */
-    val keys: List<String> = raw.keys
+    val keys: List<String> = keys
 
     /** The properties (matched by SQL filters). */
-    val properties: Map<String, String> = raw.properties
+    val properties: Map<String, String> = properties
 
     /** When the producer made it, epoch ms. */
-    val bornTs: Long = raw.bornTs
+    val bornTs: Long = bornTs
 
     /** When the broker stored it, epoch ms. */
-    val storeTs: Long = raw.storeTs
+    val storeTs: Long = storeTs
 
     /** Deliveries before this one that failed. */
-    val reconsumeTimes: Int = raw.reconsumeTimes
+    val reconsumeTimes: Int = reconsumeTimes
 
     /** Stored, scheduled or half. */
-    val state: MessageState = MessageState.of(raw.state)
+    val state: MessageState = state
 
     /** The lease receipt of a message received by a [SimpleConsumer] (renewed by
      * [SimpleConsumer.changeInvisibleDuration]); null otherwise. */
     @Volatile
-    var receipt: String? = raw.receipt
+    var receipt: String? = receipt
         internal set
 
     internal fun toFfi() = FfiMessage(
@@ -79,11 +110,13 @@ class Message internal constructor(
         reconsumeTimes, receipt, state.name.lowercase(),
     )
 
-    /** Set by the first answer, for settlers that defer answers and so check them here. */
-    private val answered = java.util.concurrent.atomic.AtomicBoolean()
+    /** 1 once answered: set by the first answer, for settlers that defer answers and so check
+     * them here (through [ANSWERED], so that a message carries no atomic object of its own). */
+    @Volatile
+    private var answered = 0
 
     /** Marks the message answered; false when it was already. */
-    internal fun answer(): Boolean = answered.compareAndSet(false, true)
+    internal fun answer(): Boolean = ANSWERED.compareAndSet(this, 0, 1)
 
     private fun settler(): Settler = settler ?: throw FerryException.of(
         "invalid-argument", "message $msgId was not handed out by a consumer: there is nothing to ack", "/receipt",
@@ -108,6 +141,12 @@ class Message internal constructor(
             "keys=$keys, reconsumeTimes=$reconsumeTimes, state=$state, body=${text ?: "${body.size} bytes"})"
 
     private companion object {
+        /** [decoded] before [text] was asked for. */
+        val NOT_DECODED = Any()
+
+        val ANSWERED: AtomicIntegerFieldUpdater<Message> =
+            AtomicIntegerFieldUpdater.newUpdater(Message::class.java, "answered")
+
         fun utf8(bytes: ByteArray): String? = try {
             Charsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT)

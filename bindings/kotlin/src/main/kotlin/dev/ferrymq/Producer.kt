@@ -1,9 +1,5 @@
 package dev.ferrymq
 
-import dev.ferrymq.ffi.FfiConverterSequenceTypeFfiOutgoing
-import dev.ferrymq.ffi.FfiConverterSequenceTypeFfiSendResult
-import dev.ferrymq.ffi.FfiConverterTypeFfiOutgoing
-import dev.ferrymq.ffi.FfiConverterTypeFfiSendResult
 import dev.ferrymq.ffi.FfiProducer
 import dev.ferrymq.ffi.FfiTransactionProducer
 import kotlinx.coroutines.runBlocking
@@ -13,20 +9,19 @@ import kotlinx.coroutines.runBlocking
  * connection) is retried on another queue before the error is thrown.
  *
  * Sends go through the library's JNI [FastPath] (one native call each, the message in
- * uniffi's serialization); [sendOneway] through uniffi.
+ * uniffi's serialization, written and read by [Wire]); [sendOneway] through uniffi.
  */
 class Producer internal constructor(private val ffi: FfiProducer) {
     /** The native producer's id on the fast path (the registry holds it as long as [ffi] lives). */
     private val id: Long = native { FastPath.ensure(); ffi.fastId().toLong() }
 
-    private fun one(message: OutgoingMessage) = FastPath.encode(FfiConverterTypeFfiOutgoing, message.toFfi())
+    private fun one(message: OutgoingMessage) = Wire.outgoing(message)
 
-    private fun batch(messages: List<OutgoingMessage>) =
-        FastPath.encode(FfiConverterSequenceTypeFfiOutgoing, messages.map { it.toFfi() })
+    private fun batch(messages: List<OutgoingMessage>) = Wire.outgoings(messages)
 
-    private fun result(bytes: ByteArray) = FastPath.decode(FfiConverterTypeFfiSendResult, bytes).toSdk()
+    private fun result(bytes: ByteArray) = Wire.sendResult(bytes)
 
-    private fun results(bytes: ByteArray) = FastPath.decode(FfiConverterSequenceTypeFfiSendResult, bytes).map { it.toSdk() }
+    private fun results(bytes: ByteArray) = Wire.sendResults(bytes)
 
     /**
      * Publishes one message and returns once it is stored and visible to consumers (or
