@@ -162,6 +162,25 @@ async fn publish_batch_and_errors_echo_req_id() {
     ws.close().await;
 }
 
+/// "The connection leaves `members` at once": once the server has ended a closed connection
+/// (what a client sees as closed), the group no longer lists it, with no waiting. Closing right
+/// after `subscribed` meets the subscription's first receive while it runs: the receive renewed
+/// the membership after the connection had left (a member for the lease's length).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_ended_is_no_member_any_more() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.publish("t", json!({"body": "x"})).await;
+    for round in 0..20 {
+        let mut ws = WsClient::connect(addr, "").await;
+        ws.send(json!({"op": "subscribe", "id": "s", "group": "quick", "topic": "t"})).await;
+        ws.next_op("subscribed").await;
+        ws.close_and_wait().await;
+        let members = t.get("/v1/groups/quick").await.body["members"].clone();
+        assert_eq!(members, json!([]), "round {round}");
+    }
+}
+
 #[tokio::test]
 async fn closing_returns_held_messages_and_leaves_the_group_at_once() {
     let t = TestApp::start().await;

@@ -327,6 +327,8 @@ impl Connection {
             .remove(&f.id)
             .ok_or_else(|| ApiError::Core(ferrymq_core::Error::not_found("subscription", &f.id)))?;
         sub.task.abort();
+        // Ended before its member leaves (see `close`).
+        let _ = sub.task.await;
         // Leaving the last subscription of a group leaves the group: its held messages go back.
         if !self.subs.values().any(|s| s.group == sub.group && s.client_id == sub.client_id) {
             self.broker.release_client(&sub.group, &sub.client_id);
@@ -542,18 +544,27 @@ impl Connection {
     }
 
     /// The connection closed: stop its work, give back what it held, leave its groups.
-    pub fn close(mut self) {
+    pub async fn close(mut self) {
         let mut forget = Vec::new();
+        let mut tasks = Vec::new();
         for (_, sub) in self.subs.drain() {
             sub.task.abort();
+            tasks.push(sub.task);
             if sub.ephemeral_broadcast {
                 forget.push((sub.group, sub.client_id));
             }
         }
         for task in self.pulls.drain(..) {
             task.abort();
+            tasks.push(task);
         }
         self.publisher_task.abort();
+        // A task aborted while another worker polls it finishes that poll first, and a receive
+        // in it renews its membership and may take messages: the members leave (and what they
+        // hold goes back) only once every task has ended.
+        for task in tasks {
+            let _ = task.await;
+        }
         for (group, client_id) in &self.members {
             self.broker.release_client(group, client_id);
         }

@@ -117,7 +117,7 @@ where
         }
     }
     tracing::debug!(conn = connection.id(), "websocket connection closed");
-    connection.close();
+    connection.close().await;
     state.metrics().ws_connection(-1);
     // Every sender is gone now, so the writer drains what is queued and ends.
     let _ = writer.await;

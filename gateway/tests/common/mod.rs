@@ -240,6 +240,14 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+
+    /// Closes the connection and waits (at most 5 s) until the server has ended it, as a
+    /// browser does before it reports the socket closed.
+    pub async fn close_and_wait(mut self) {
+        let _ = self.stream.close(None).await;
+        let drained = async { while let Some(Ok(_)) = self.stream.next().await {} };
+        tokio::time::timeout(Duration::from_secs(5), drained).await.expect("the server never ended the connection");
+    }
 }
 
 /// Waits until `check` holds, polling every 20 ms for up to 5 s.
