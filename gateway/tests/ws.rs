@@ -507,6 +507,42 @@ async fn pipelined_publishes_with_one_idempotency_key_store_one_message() {
 }
 
 #[tokio::test]
+async fn one_bad_publish_among_folded_ones_fails_alone() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    let mut ws = WsClient::connect(addr, "").await;
+    // A slow first publish, so that the singles queue up behind it and are folded together.
+    let big: Vec<Value> = (0..50).map(|_| json!({"body": "x".repeat(4000)})).collect();
+    ws.send(json!({"op": "publish", "req_id": "slow", "topic": "other", "messages": big})).await;
+    for i in 0..10 {
+        // The broker, not the frame's parse, refuses this tag.
+        let tag = if i == 4 { "a||b" } else { "ok" };
+        ws.send(json!({"op": "publish", "req_id": format!("r{i}"), "topic": "mixed", "body": format!("m{i}"),
+            "tag": tag}))
+            .await;
+    }
+    assert_eq!(ws.next_op("published").await["req_id"], "slow");
+    for i in 0..10 {
+        let answer = ws.next().await;
+        assert_eq!(answer["req_id"], format!("r{i}"), "answers come in the order of the publishes");
+        if i == 4 {
+            assert_eq!(answer["op"], "error", "{answer}");
+            assert_eq!(answer["errors"][0]["field"], "/tag", "{answer}");
+        } else {
+            assert_eq!(answer["op"], "published", "{answer}");
+        }
+    }
+    let stored: u64 = t.get("/v1/topics/mixed").await.body["queue_offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["max"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, 9);
+    ws.close().await;
+}
+
+#[tokio::test]
 async fn an_orderly_nack_with_one_credit_redelivers_from_the_failed_message() {
     // The default lease_ttl, so that the subscriber's long polls are as long as in production:
     // the redelivery must not wait for one to end.

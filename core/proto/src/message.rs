@@ -108,7 +108,7 @@ pub struct MessageList {
 
 /// A message to publish. Give `body` (text) or `body_base64`, and at most one of
 /// `delay_level`, `delay_ms` and `deliver_at`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishMessage {
     /// Body as UTF-8 text.
@@ -153,7 +153,7 @@ pub struct PublishMessage {
 }
 
 /// A batch of messages, stored atomically.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishBatch {
     /// The messages, in order.

@@ -71,6 +71,32 @@ impl Broker {
         self.send_pipelined(topic, vec![msg], None, "").await
     }
 
+    /// Publishes single sends that arrived together (none with an idempotency key) as one
+    /// atomic batch, in two steps like [`Broker::send_batch_pipelined`]. A batch refused
+    /// before anything is stored gives its messages back with the error, so the caller can
+    /// send each on its own and give every sender its own answer; an error from the store
+    /// itself gives none back, and is every sender's answer.
+    pub fn send_together_pipelined(
+        &self,
+        topic: &str,
+        msgs: Vec<OutgoingMessage>,
+    ) -> std::result::Result<SendCompletion, (Error, Vec<OutgoingMessage>)> {
+        let checked = self.check_batch(&msgs).and_then(|()| {
+            if msgs.iter().any(|m| m.idempotency_key.is_some()) {
+                return Err(Error::invalid("", "sends with an idempotency key are not sent together"));
+            }
+            msgs.iter().try_for_each(|m| self.validate_message(m, ""))?;
+            self.topic_for_write(topic)
+        });
+        match checked {
+            Ok(topic) => match self.append_messages(&topic, msgs) {
+                Ok(done) => Ok(Box::pin(done)),
+                Err(err) => Err((err, Vec::new())),
+            },
+            Err(err) => Err((err, msgs)),
+        }
+    }
+
     async fn send_pipelined(
         &self,
         topic: &str,

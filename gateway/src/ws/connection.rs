@@ -19,7 +19,6 @@ use tokio::task::JoinHandle;
 
 use crate::access::Caller;
 use crate::auth::Action;
-use crate::extract::from_value;
 use crate::problem::{ApiError, ApiResult};
 use crate::routes::consume::{filter_spec, invisible, MAX_WAIT_MS};
 use crate::routes::publish::batch_messages;
@@ -27,8 +26,8 @@ use crate::state::AppState;
 use crate::wire::{IntoOutgoing, PublishBatch, PublishContext, PublishMessage, SendResultOut};
 use crate::ws::protocol::{
     AckFrame, CommitFrame, CreditFrame, EndTransactionFrame, FrameIds, HeartbeatFrame, LockFrame, NackFrame, Op,
-    PublishFrame, PublishedBody, PullFrame, QueryOffsetFrame, RegisterProducerFrame, SendBackFrame, ServerFrame,
-    StartIn, StartName, SubscribeFrame, UnsubscribeFrame,
+    PublishBody, PublishFrame, PublishedBody, PullFrame, QueryOffsetFrame, RegisterProducerFrame, SendBackFrame,
+    ServerFrame, StartIn, StartName, SubscribeFrame, UnsubscribeFrame,
 };
 use crate::ws::window::{SubscriptionTask, Window};
 
@@ -348,22 +347,18 @@ impl Connection {
             max_delay: self.broker.config().max_delay,
             traceparent: None,
         };
-        let mut body = f.body;
-        let work = if body.contains_key("messages") {
-            let batch_key = match body.remove("idempotency_key") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(key)) => Some(key),
-                Some(_) => return Err(ApiError::invalid("/idempotency_key", "must be a string")),
-            };
-            let batch: PublishBatch = from_value(serde_json::Value::Object(body), "")?;
-            for message in &batch.messages {
-                self.register_publisher_group(message);
+        let work = match f.body {
+            PublishBody::Batch { messages, idempotency_key } => {
+                let batch = PublishBatch { messages };
+                for message in &batch.messages {
+                    self.register_publisher_group(message);
+                }
+                PublishWork::Batch(batch_messages(batch, &ctx)?, idempotency_key)
             }
-            PublishWork::Batch(batch_messages(batch, &ctx)?, batch_key)
-        } else {
-            let message: PublishMessage = from_value(serde_json::Value::Object(body), "")?;
-            self.register_publisher_group(&message);
-            PublishWork::Single(message.into_outgoing("", &ctx)?)
+            PublishBody::Single(message) => {
+                self.register_publisher_group(&message);
+                PublishWork::Single(message.into_outgoing("", &ctx)?)
+            }
         };
         let job = PublishJob { req_id: f.req_id, topic: f.topic, work };
         self.publisher.send(job).await.map_err(|_| ApiError::Unavailable("the connection is closing".to_string()))
@@ -635,12 +630,19 @@ async fn run_publisher(broker: Arc<Broker>, mut jobs: mpsc::Receiver<PublishJob>
         let answers = match job.work {
             PublishWork::Single(first) => {
                 let topic = job.topic;
+                let first_foldable = first.idempotency_key.is_none();
                 let mut bytes = first.body.len();
                 let mut run = vec![(job.req_id, first)];
-                while run.len() < max_batch {
+                // A send with an idempotency key is deduplicated on its own.
+                let foldable = first_foldable;
+                while foldable && run.len() < max_batch {
                     let Ok(next) = jobs.try_recv() else { break };
                     match next.work {
-                        PublishWork::Single(msg) if next.topic == topic && bytes + msg.body.len() <= max_bytes => {
+                        PublishWork::Single(msg)
+                            if next.topic == topic
+                                && bytes + msg.body.len() <= max_bytes
+                                && msg.idempotency_key.is_none() =>
+                        {
                             bytes += msg.body.len();
                             run.push((next.req_id, msg));
                         }
@@ -686,31 +688,38 @@ async fn next_job(pending: &mut Option<PublishJob>, jobs: &mut mpsc::Receiver<Pu
 }
 
 /// Appends a run of single publishes to one topic, as one batch when there are several, and
-/// returns their answers to come. If the batch is refused, its messages are sent one by one,
-/// so that each error reaches the publish that caused it.
+/// returns their answers to come. If the batch is refused before anything is stored, its
+/// messages are sent one by one, so that each error reaches the publish that caused it.
 async fn publish_run(
     broker: &Broker,
     topic: &str,
-    run: Vec<(String, ferrymq_core::broker::OutgoingMessage)>,
+    mut run: Vec<(String, ferrymq_core::broker::OutgoingMessage)>,
 ) -> Answers {
     let single = |req_id: String, result: ferrymq_core::Result<ferrymq_core::broker::SendResult>| {
         published_frame(req_id, result.map(|r| PublishedBody::Single(SendResultOut::from(r))))
     };
+    // Every publish of the batch gets the error: it was appended but is not durable (a failed
+    // flush), or the store refused the whole batch.
+    let all_fail = |req_ids: Vec<String>, err: ferrymq_core::Error| -> Vec<ServerFrame> {
+        let err = ApiError::Core(err);
+        let ids = |req_id| FrameIds { id: None, req_id: Some(req_id) };
+        req_ids.into_iter().map(|req_id| crate::ws::protocol::error_frame(&err, ids(req_id))).collect()
+    };
     if run.len() > 1 {
-        let msgs: Vec<_> = run.iter().map(|(_, m)| m.clone()).collect();
-        if let Ok(done) = broker.send_batch_pipelined(topic, msgs, None).await {
-            let req_ids: Vec<String> = run.into_iter().map(|(req_id, _)| req_id).collect();
-            return Box::pin(async move {
-                match done.await {
-                    Ok(results) => req_ids.into_iter().zip(results).map(|(req_id, r)| single(req_id, Ok(r))).collect(),
-                    // Appended but not durable (a failed flush): every publish of it gets the error.
-                    Err(err) => {
-                        let err = ApiError::Core(err);
-                        let ids = |req_id| FrameIds { id: None, req_id: Some(req_id) };
-                        req_ids.into_iter().map(|req_id| crate::ws::protocol::error_frame(&err, ids(req_id))).collect()
+        let (req_ids, msgs): (Vec<String>, Vec<_>) = run.into_iter().unzip();
+        match broker.send_together_pipelined(topic, msgs) {
+            Ok(done) => {
+                return Box::pin(async move {
+                    match done.await {
+                        Ok(results) => {
+                            req_ids.into_iter().zip(results).map(|(req_id, r)| single(req_id, Ok(r))).collect()
+                        }
+                        Err(err) => all_fail(req_ids, err),
                     }
-                }
-            });
+                });
+            }
+            Err((err, back)) if back.is_empty() => return Box::pin(std::future::ready(all_fail(req_ids, err))),
+            Err((_, back)) => run = req_ids.into_iter().zip(back).collect(),
         }
     }
     let mut answers: Vec<(String, ferrymq_core::Result<ferrymq_core::broker::SendCompletion>)> =

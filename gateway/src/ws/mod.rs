@@ -61,23 +61,27 @@ pub async fn upgrade(
 async fn serve_socket(state: AppState, caller: Caller, socket: WebSocket) {
     let (tx, rx) = socket.split();
     let tx = tx.with(|text: String| futures::future::ready(Ok::<_, axum::Error>(Message::Text(text.into()))));
+    // A text frame is read where the socket left it: copying it into a `String` first cost
+    // a copy of every published body.
     let rx = rx
         .take_while(|m| futures::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_)))))
         .filter_map(|m| {
             futures::future::ready(match m {
-                Ok(Message::Text(text)) => Some(text.to_string()),
-                Ok(Message::Binary(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                Ok(Message::Text(text)) => Some(text),
+                Ok(Message::Binary(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned().into()),
                 _ => None,
             })
         });
     run(state, caller, Box::pin(tx), Box::pin(rx)).await;
 }
 
-/// Runs one connection until the client goes away or the server shuts down.
-pub async fn run<Tx, Rx>(state: AppState, caller: Caller, mut tx: Tx, mut rx: Rx)
+/// Runs one connection until the client goes away or the server shuts down. `rx` gives the
+/// client's text frames (`String`s, or a socket's `Utf8Bytes`).
+pub async fn run<Tx, Rx, Text>(state: AppState, caller: Caller, mut tx: Tx, mut rx: Rx)
 where
     Tx: Sink<String> + Unpin + Send + 'static,
-    Rx: Stream<Item = String> + Unpin + Send,
+    Rx: Stream<Item = Text> + Unpin + Send,
+    Text: std::ops::Deref<Target = str> + Send,
 {
     let Ok(broker) = state.broker() else { return };
     let (out, mut outbox) = mpsc::channel::<ServerFrame>(OUTBOX);

@@ -5,7 +5,7 @@
 
 pub use ferrymq_proto::ws::{
     AckFrame, CheckFrame, ClientFrame as Op, CommitFrame, CreditFrame, EndTransactionFrame, ErrorFrame, FrameIds,
-    HeartbeatFrame, LockFrame, NackFrame, PublishFrame, PublishedBody, PullFrame, QueryOffsetFrame,
+    HeartbeatFrame, LockFrame, NackFrame, PublishBody, PublishFrame, PublishedBody, PullFrame, QueryOffsetFrame,
     RegisterProducerFrame, SendBackFrame, ServerFrame, StartIn, StartName, SubscribeFrame, SubscriptionIn,
     UnsubscribeFrame, OPS,
 };
