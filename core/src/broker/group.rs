@@ -22,6 +22,8 @@ struct GroupDoc {
 struct Member {
     info: MemberInfo,
     last_seen: Instant,
+    /// The lowest commit offset its last receive that found messages read.
+    read_from: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -110,23 +112,36 @@ impl GroupCoordinator {
     }
 
     /// Marks `client_id` alive now, adding it if new.
-    pub(crate) fn touch(&self, group: &str, client_id: &str, transport: MemberTransport) {
+    /// Renews a member's lease (adding it if new); where its last receive read from.
+    pub(crate) fn touch(&self, group: &str, client_id: &str, transport: MemberTransport) -> Option<u64> {
         let mut inner = self.lock();
         let members = inner.members.entry(group.to_string()).or_default();
         let now = Instant::now();
         match members.get_mut(client_id) {
-            Some(m) => m.last_seen = now,
+            Some(m) => {
+                m.last_seen = now;
+                m.read_from
+            }
             None => {
                 members.insert(
                     client_id.to_string(),
                     Member {
                         info: MemberInfo { client_id: client_id.to_string(), transport, since: super::now_ms() },
                         last_seen: now,
+                        read_from: None,
                     },
                 );
                 drop(inner);
                 self.bump();
+                None
             }
+        }
+    }
+
+    /// Notes where a member's receive read from (the lowest commit offset it read).
+    pub(crate) fn note_read(&self, group: &str, client_id: &str, commit_offset: u64) {
+        if let Some(m) = self.lock().members.get_mut(group).and_then(|m| m.get_mut(client_id)) {
+            m.read_from = Some(commit_offset);
         }
     }
 

@@ -465,7 +465,7 @@ impl Broker {
             let group = req.group.clone();
             self.off_runtime(move |b| b.groups.subscribe(&group, sub)).await?;
         }
-        self.groups.touch(&req.group, &req.client_id, req.transport);
+        let read_from = self.groups.touch(&req.group, &req.client_id, req.transport);
         let owner = owner_of(&req.group, &req.client_id, req.mode);
         let retry = retry_topic(&req.group);
         let notifiers = [self.waiters.notifier(&topic.name), self.waiters.notifier(&retry)];
@@ -476,20 +476,25 @@ impl Broker {
         let mut woken = false;
         loop {
             let notified = enable_all(&notifiers);
-            let (messages, next_ready) = if woken {
-                // Woken by new arrivals after finding nothing: what there is to read was just
-                // dispatched and sits in the page cache, so the reads are memory copies and
-                // run here, without two thread hand-offs per wake-up.
+            // Woken by new arrivals after finding nothing, what there is to read was just
+            // dispatched; a member whose last receive read from the log's recent tail reads on
+            // from there. Either way the reads are memory copies (page cache) and run here,
+            // without two thread hand-offs per receive.
+            let recent = woken || read_from.is_some_and(|offset| self.store.is_recent(offset));
+            let (messages, next_ready) = if recent {
                 self.collect(&req, &owner, &topic, &retry, &filter)?
             } else {
-                // The first look may find a backlog on disk: read it on a blocking thread,
-                // not a runtime worker.
+                // Otherwise the reads may go to disk: on a blocking thread, not a runtime
+                // worker.
                 let (req, owner, topic, retry, filter) =
                     (req.clone(), owner.clone(), topic.clone(), retry.clone(), filter.clone());
                 self.off_runtime(move |b| b.collect(&req, &owner, &topic, &retry, &filter)).await?
             };
             // Past the last await: from here the messages reach the caller.
             let messages = messages.hand_out();
+            if let Some(lowest) = messages.iter().filter_map(|m| m.commit_offset).min() {
+                self.groups.note_read(&req.group, &req.client_id, lowest);
+            }
             if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(messages);
             }
