@@ -173,7 +173,8 @@ impl QueueState {
 /// [`MAX_ENDED_RECEIPTS`] of them, oldest forgotten first.
 #[derive(Debug, Default)]
 struct EndedReceipts {
-    outcomes: HashMap<u64, (ReceiptFailure, Instant)>,
+    /// Nonces are random, so a hash as cheap as a multiply spreads them evenly.
+    outcomes: rustc_hash::FxHashMap<u64, (ReceiptFailure, Instant)>,
     order: VecDeque<(Instant, u64)>,
 }
 
@@ -193,8 +194,10 @@ impl EndedReceipts {
     fn pop_oldest(&mut self) {
         if let Some((at, nonce)) = self.order.pop_front() {
             // Only the entry this record made (a nonce is not reused, but be exact).
-            if self.outcomes.get(&nonce).is_some_and(|(_, t)| *t == at) {
-                self.outcomes.remove(&nonce);
+            if let std::collections::hash_map::Entry::Occupied(entry) = self.outcomes.entry(nonce) {
+                if entry.get().1 == at {
+                    entry.remove();
+                }
             }
         }
     }

@@ -4,7 +4,6 @@
 //! A message is in flight from its `message` frame until its ack or nack, or until its lease
 //! runs out (the broker then hands it out again, so it no longer occupies the window).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -32,15 +31,19 @@ pub struct Window {
 #[derive(Debug)]
 struct WindowState {
     credits: u64,
-    /// Receipt → when its lease ends.
-    in_flight: HashMap<String, Instant>,
+    /// Receipt → when its lease ends. (Receipts are the broker's, with a random nonce in
+    /// each: a cheap hash spreads them.)
+    in_flight: rustc_hash::FxHashMap<String, Instant>,
+    /// No lease in flight ends before this; it may be earlier than any (the delivery whose
+    /// lease it was was answered since), never later. Leases are looked over only from then.
+    earliest_end: Option<Instant>,
 }
 
 impl Window {
     /// A window of `credits` messages.
     pub fn new(credits: u64) -> Self {
         Window {
-            inner: Mutex::new(WindowState { credits, in_flight: HashMap::new() }),
+            inner: Mutex::new(WindowState { credits, in_flight: Default::default(), earliest_end: None }),
             changed: Notify::new(),
             orderly: false,
         }
@@ -70,7 +73,9 @@ impl Window {
 
     /// A message went out under `receipt`, leased until `until`.
     pub fn record(&self, receipt: String, until: Instant) {
-        self.lock().in_flight.insert(receipt, until);
+        let mut state = self.lock();
+        state.in_flight.insert(receipt, until);
+        state.earliest_end = Some(state.earliest_end.map_or(until, |t| t.min(until)));
     }
 
     /// Whether `receipt` is in flight here.
@@ -109,11 +114,18 @@ impl Window {
     /// Free slots after dropping expired leases, and the next lease end.
     fn available(&self, now: Instant) -> (usize, Option<Instant>) {
         let mut state = self.lock();
-        state.in_flight.retain(|_, until| *until > now);
+        // Looking over every lease is needed only once one may have ended: not on every
+        // delivery of a busy stream with thousands in flight.
+        if state.earliest_end.is_some_and(|t| t <= now) {
+            state.in_flight.retain(|_, until| *until > now);
+            state.earliest_end = state.in_flight.values().min().copied();
+        }
+        if state.in_flight.is_empty() {
+            state.earliest_end = None;
+        }
         let used = state.in_flight.len() as u64;
         let free = state.credits.saturating_sub(used);
-        let next = state.in_flight.values().min().copied();
-        (usize::try_from(free).unwrap_or(usize::MAX), next)
+        (usize::try_from(free).unwrap_or(usize::MAX), state.earliest_end)
     }
 }
 
@@ -241,5 +253,26 @@ mod tests {
         assert_eq!(window.available(now).0, 0);
         assert_eq!(window.available(now + Duration::from_millis(20)).0, 1);
         assert!(!window.holds("a"));
+    }
+
+    #[test]
+    fn the_next_lease_end_follows_answers_and_expiries() {
+        let window = Window::new(3);
+        let now = Instant::now();
+        let at = |ms| now + Duration::from_millis(ms);
+        window.record("a".into(), at(10));
+        window.record("b".into(), at(20));
+        window.record("c".into(), at(30));
+        assert_eq!(window.available(now), (0, Some(at(10))));
+        // "a" answered: its end may still be named, never a later one than the next.
+        assert!(window.release("a"));
+        let (free, next) = window.available(now);
+        assert_eq!(free, 1);
+        assert!(next.is_some_and(|t| t <= at(20)));
+        // At 15 ms nothing expired ("a" was answered), and the next end is b's.
+        assert_eq!(window.available(at(15)), (1, Some(at(20))));
+        assert_eq!(window.available(at(25)), (2, Some(at(30))));
+        assert!(!window.holds("b") && window.holds("c"));
+        assert_eq!(window.available(at(35)), (3, None));
     }
 }
