@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use ferrymq_core::broker::{TransactionCheck, TransactionResolution};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use crate::auth::{Action, Grants};
 use crate::state::AppState;
@@ -16,7 +16,7 @@ use crate::wire::{CheckAnswer, CheckRequest, MessageOut};
 use crate::ws::protocol::{CheckFrame, ServerFrame};
 
 /// One connection's outbox, keyed by its sequence number, with its token's grants.
-type Producer = (u64, Grants, mpsc::Sender<ServerFrame>);
+type Producer = (u64, Grants, crate::ws::Outbox);
 
 /// WebSocket connections that answer checks, by producer group.
 #[derive(Debug, Default)]
@@ -27,7 +27,7 @@ pub struct ProducerRegistry {
 impl ProducerRegistry {
     /// Connection `conn` answers checks of `group` (again: it moves to the front).
     /// Only checks of topics that `grants` may publish to reach it.
-    pub fn register(&self, group: &str, conn: u64, grants: Grants, out: mpsc::Sender<ServerFrame>) {
+    pub fn register(&self, group: &str, conn: u64, grants: Grants, out: crate::ws::Outbox) {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         let list = groups.entry(group.to_string()).or_default();
         list.retain(|(c, _, _)| *c != conn);
@@ -45,7 +45,7 @@ impl ProducerRegistry {
 
     /// The most recently registered open connection of `group` whose token may publish to
     /// `topic` (the check shows it a message of that topic, and it could end the transaction).
-    pub fn pick(&self, group: &str, topic: &str) -> Option<mpsc::Sender<ServerFrame>> {
+    pub fn pick(&self, group: &str, topic: &str) -> Option<crate::ws::Outbox> {
         let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         groups
             .get(group)?

@@ -75,6 +75,34 @@ async fn serve_socket(state: AppState, caller: Caller, socket: WebSocket) {
     run(state, caller, Box::pin(tx), Box::pin(rx)).await;
 }
 
+/// A connection's outgoing frames. Whoever sends a frame encodes it, so the connection's
+/// writer only writes (and a subscription encodes its deliveries beside the writer, not in
+/// front of it); the queue holds JSON text.
+#[derive(Clone, Debug)]
+pub struct Outbox(mpsc::Sender<String>);
+
+/// The connection of an [`Outbox`] is gone.
+#[derive(Debug)]
+pub struct ConnectionGone;
+
+impl Outbox {
+    /// An outbox and the queue its frames go to.
+    pub fn new(capacity: usize) -> (Outbox, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Outbox(tx), rx)
+    }
+
+    /// Queues `frame`, waiting while the queue is full.
+    pub async fn send(&self, frame: ServerFrame) -> Result<(), ConnectionGone> {
+        self.0.send(frame.to_json()).await.map_err(|_| ConnectionGone)
+    }
+
+    /// Whether the connection is gone.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
 /// Runs one connection until the client goes away or the server shuts down. `rx` gives the
 /// client's text frames (`String`s, or a socket's `Utf8Bytes`).
 pub async fn run<Tx, Rx, Text>(state: AppState, caller: Caller, mut tx: Tx, mut rx: Rx)
@@ -84,7 +112,7 @@ where
     Text: std::ops::Deref<Target = str> + Send,
 {
     let Ok(broker) = state.broker() else { return };
-    let (out, mut outbox) = mpsc::channel::<ServerFrame>(OUTBOX);
+    let (out, mut outbox) = Outbox::new(OUTBOX);
     // Frames that are already queued go out together: one write (and one system call) for a
     // burst of answers or deliveries, not one per frame; at most `WRITE_BURST` at a time, so
     // that a subscription that keeps the outbox full does not keep this task from yielding.
@@ -92,7 +120,7 @@ where
         'frames: while let Some(first) = outbox.recv().await {
             let (mut next, mut written) = (Some(first), 0);
             while let Some(frame) = next.take() {
-                if tx.feed(frame.to_json()).await.is_err() {
+                if tx.feed(frame).await.is_err() {
                     break 'frames;
                 }
                 written += 1;

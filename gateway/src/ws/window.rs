@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ferrymq_core::broker::{Broker, ConsumeMode, MemberTransport, ReadyGuard, ReceiveRequest, Subscription};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::problem::ApiError;
@@ -140,7 +140,7 @@ pub struct SubscriptionTask {
     /// Its window.
     pub window: Arc<Window>,
     /// The connection's outgoing frames.
-    pub out: mpsc::Sender<ServerFrame>,
+    pub out: crate::ws::Outbox,
     /// Registration as a waiting member (clustering), taken before `subscribed` goes out so
     /// that a burst right after it is already shared; held while the window has free credits.
     pub ready: Option<ReadyGuard>,
