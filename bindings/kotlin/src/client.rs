@@ -12,7 +12,7 @@ use ferrymq_core::client::{
 
 use crate::admin::FfiAdmin;
 use crate::consumer::{FfiPushConsumer, FfiSimpleConsumer};
-use crate::deliveries::Deliveries;
+use crate::deliveries::{Deliveries, CLIENT_BUFFER_PER_QUEUE, CLIENT_WORKERS};
 use crate::error::FfiError;
 use crate::message::{millis, unsigned};
 use crate::producer::{FfiProducer, FfiTransactionChecker, FfiTransactionProducer};
@@ -129,8 +129,10 @@ fn push_options(options: FfiPushOptions) -> Result<PushConsumerOptions, FfiError
         ..PushConsumerOptions::default()
     };
     if let Some(workers) = options.consume_workers {
-        o.consume_workers =
-            usize::try_from(workers).map_err(|_| FfiError::invalid("/consume_workers", "must be at least 1"))?;
+        o.consume_workers = usize::try_from(workers)
+            .ok()
+            .filter(|&w| w >= 1)
+            .ok_or_else(|| FfiError::invalid("/consume_workers", "must be at least 1"))?;
     }
     if let Some(ms) = options.rebalance_interval_ms {
         o.rebalance_interval = millis("/rebalance_interval_ms", ms)?;
@@ -172,7 +174,11 @@ impl FfiClient {
         options: FfiPushOptions,
     ) -> Result<Arc<FfiPushConsumer>, FfiError> {
         let mut options = push_options(options)?;
-        let deliveries = Arc::new(Deliveries::default());
+        // The bound on messages handed out is the deliveries', not the client's workers
+        // (see `crate::deliveries`).
+        let deliveries = Arc::new(Deliveries::new(options.consume_workers));
+        options.consume_workers = CLIENT_WORKERS;
+        options.max_buffered_per_queue = CLIENT_BUFFER_PER_QUEUE.max(options.pull_batch);
         options.listener = Some(deliveries.listener());
         let consumer = runtime::enter(|| self.client.push_consumer(&group, &topic, options))?;
         let consumer = Arc::new(FfiPushConsumer::new(consumer, deliveries));

@@ -10,6 +10,17 @@
 //! the client's stream of single messages, costs a task, a channel send and a wake-up per
 //! message on each side, which is what bounded consumption from the JVM.
 //!
+//! The bound on messages handed out and not answered (the SDK's `consumeWorkers` times its
+//! prefetch) is kept here, by [`Deliveries::take`], not by the client's `consume_workers`,
+//! which the SDK sets high ([`CLIENT_WORKERS`]). The client shares its workers among the
+//! pulled batches waiting for them one permit per batch first (a fair semaphore), so with a
+//! bound there every call but one carried a single message once a backlog was pulled
+//! (999,816 calls for a drain of 1,000,000): a delivery id's call, oneshot and wake-up per
+//! message, and Kotlin took 3 to 4 messages per call. Unbounded there, each pulled batch is
+//! one call; what waits here is bounded by the client's buffer per queue
+//! ([`CLIENT_BUFFER_PER_QUEUE`]), and it waits as a pulled message waits in the client: not
+//! started, so given back on close like those.
+//!
 //! Nothing taken is lost: messages queued or handed out and not answered when the consumer
 //! shuts down are answered [`ListenerError::not_started`] ([`Deliveries::close`]): they stay
 //! for the queue's next owner, uncommitted, without counting a reconsume. Messages taken for
@@ -23,6 +34,16 @@ use ferrymq_core::client::{BatchVerdicts, Listener, ListenerError, Message};
 use tokio::sync::{oneshot, Notify};
 
 use crate::wire;
+
+/// The client's `consume_workers` for a consumer whose deliveries these are: high enough
+/// never to split a pulled batch (see the module doc); [`Deliveries::take`] keeps the bound.
+pub(crate) const CLIENT_WORKERS: usize = 1 << 20;
+
+/// The client's `max_buffered_per_queue` for such a consumer: four pulls of the default 32
+/// per queue, so that a queue taken away by a rebalance has no more than this many messages
+/// queued here for its release to wait for (the client's default, 1000, would let a slow
+/// listener's member keep a queue's release waiting for up to a thousand calls).
+pub(crate) const CLIENT_BUFFER_PER_QUEUE: usize = 128;
 
 /// What Kotlin answered for one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +85,9 @@ struct Call {
 struct State {
     /// Closed: calls are answered `NotStarted` at once.
     closed: bool,
+    /// Verdicts missing, over every call in `calls`: messages queued or handed out and not
+    /// answered (so handed out and not answered: this less `queued.len()`).
+    missing: usize,
     /// The last delivery id given out (ids start at 1).
     last_id: i64,
     /// Messages of calls not yet handed to Kotlin, oldest first, each under its delivery id
@@ -75,10 +99,12 @@ struct State {
 }
 
 /// The messages of one push consumer between the client and Kotlin (see the module doc).
-#[derive(Default)]
 pub(crate) struct Deliveries {
     state: Mutex<State>,
-    /// Woken when messages are queued or the deliveries close.
+    /// Most messages handed out and not answered.
+    limit: usize,
+    /// Woken when messages are queued, when answers make room under `limit` for queued
+    /// ones, or when the deliveries close.
     arrived: Notify,
 }
 
@@ -93,6 +119,11 @@ fn finish(finished: Finished) {
 }
 
 impl Deliveries {
+    /// Deliveries handing out at most `limit` messages not answered yet (at least one).
+    pub(crate) fn new(limit: usize) -> Self {
+        Deliveries { state: Mutex::default(), limit: limit.max(1), arrived: Notify::new() }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -131,6 +162,7 @@ impl Deliveries {
             }
             let first = state.last_id + 1;
             state.last_id += n as i64;
+            state.missing += n;
             state.calls.insert(first, Call { verdicts: vec![None; n], missing: n, done });
             first
         };
@@ -154,15 +186,23 @@ impl Deliveries {
         Some(verdicts)
     }
 
-    /// Up to `max` queued messages with their delivery ids, oldest first, without waiting.
+    /// Up to `max` queued messages with their delivery ids, oldest first, without waiting,
+    /// and no more than `limit` leaves room for.
     fn take_queued(&self, max: usize) -> (Vec<(i64, Vec<u8>)>, bool) {
         let mut state = self.state();
-        let n = max.min(state.queued.len());
+        let out = state.missing.saturating_sub(state.queued.len());
+        let n = max.min(state.queued.len()).min(self.limit.saturating_sub(out));
         (state.queued.drain(..n).collect(), state.closed)
     }
 
-    /// Waits (up to `timeout`, forever when none) for a message, then takes every one queued,
-    /// `max` at most, oldest first, each serialized as an `FfiDelivered` (see
+    /// Whether messages are queued that `limit` holds back (holding the lock): answers then
+    /// wake a taker.
+    fn held_back(&self, state: &State) -> bool {
+        !state.queued.is_empty() && state.missing.saturating_sub(state.queued.len()) >= self.limit
+    }
+
+    /// Waits (up to `timeout`, forever when none) for a message that `limit` leaves room for,
+    /// then takes every one queued, `max` at most (and no more than that room), oldest first, each serialized as an `FfiDelivered` (see
     /// [`wire::encode_taken`]). Empty on timeout or once closed.
     pub(crate) async fn take(&self, max: usize, timeout: Option<Duration>) -> Vec<(i64, Vec<u8>)> {
         let wait = async {
@@ -202,6 +242,7 @@ impl Deliveries {
         }
         let closing = {
             let mut state = self.state();
+            // Handed out no more: `missing` still counts them, now as queued.
             for entry in taken.into_iter().rev() {
                 state.queued.push_front(entry);
             }
@@ -219,8 +260,9 @@ impl Deliveries {
     pub(crate) fn settle(&self, answers: &[i64]) -> i32 {
         let mut skipped = 0;
         let mut finished = Finished::new();
-        {
+        let room = {
             let mut state = self.state();
+            let held_back = self.held_back(&state);
             for &answer in answers {
                 let verdict = if answer > 0 { Verdict::Consumed } else { Verdict::Failed(None) };
                 let recorded = answer
@@ -230,16 +272,28 @@ impl Deliveries {
                     skipped += 1;
                 }
             }
-        }
+            held_back && !self.held_back(&state)
+        };
         finish(finished);
+        if room {
+            self.arrived.notify_waiters();
+        }
         skipped
     }
 
     /// Records one verdict for the delivery `id`.
     pub(crate) fn answer(&self, id: i64, verdict: Verdict) -> Result<(), Unanswerable> {
         let mut finished = Finished::new();
-        let recorded = record(&mut self.state(), id, verdict, &mut finished);
+        let (recorded, room) = {
+            let mut state = self.state();
+            let held_back = self.held_back(&state);
+            let recorded = record(&mut state, id, verdict, &mut finished);
+            (recorded, held_back && !self.held_back(&state))
+        };
         finish(finished);
+        if room {
+            self.arrived.notify_waiters();
+        }
         recorded
     }
 
@@ -264,6 +318,7 @@ impl Deliveries {
             let mut state = self.state();
             state.closed = true;
             state.queued.clear();
+            state.missing = 0;
             std::mem::take(&mut state.calls)
                 .into_values()
                 .map(|call| {
@@ -289,6 +344,7 @@ fn record(state: &mut State, id: i64, verdict: Verdict, finished: &mut Finished)
     }
     *slot = Some(verdict);
     call.missing -= 1;
+    state.missing -= 1;
     if call.missing == 0 {
         if let Some(call) = state.calls.remove(&first) {
             finished.push((call.done, call.verdicts.into_iter().map(|v| v.unwrap_or(Verdict::NotStarted)).collect()));
@@ -327,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_completes_when_its_last_verdict_is_in() {
-        let deliveries = Arc::new(Deliveries::default());
+        let deliveries = Arc::new(Deliveries::new(100));
         let verdicts = deliveries.queue(&[message(1), message(2), message(3)]).unwrap();
         let taken = deliveries.take(2, None).await;
         assert_eq!(ids(&taken), vec![1, 2]);
@@ -344,7 +400,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_answers_what_is_open_not_started_and_refuses_later_calls() {
-        let deliveries = Arc::new(Deliveries::default());
+        let deliveries = Arc::new(Deliveries::new(100));
         let first = deliveries.queue(&[message(1), message(2)]).unwrap();
         let second = deliveries.queue(&[message(3)]).unwrap();
         let taken = deliveries.take(2, None).await;
@@ -360,8 +416,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_more_than_the_limit_is_handed_out_unanswered() {
+        let deliveries = Arc::new(Deliveries::new(2));
+        let _first = deliveries.queue(&[message(1), message(2), message(3)]).unwrap();
+        let _second = deliveries.queue(&[message(4), message(5)]).unwrap();
+        assert_eq!(ids(&deliveries.take(10, None).await), vec![1, 2]);
+        assert!(deliveries.take(10, Some(Duration::from_millis(1))).await.is_empty());
+        // An answer makes room for one more, and wakes a taker waiting for it.
+        let taker = tokio::spawn({
+            let deliveries = deliveries.clone();
+            async move { ids(&deliveries.take(10, None).await) }
+        });
+        tokio::task::yield_now().await;
+        deliveries.answer(2, Verdict::Consumed).unwrap();
+        assert_eq!(taker.await.unwrap(), vec![3]);
+        // Given back, a message no longer counts as handed out.
+        let taken = deliveries.take(10, Some(Duration::from_millis(1))).await;
+        assert!(taken.is_empty());
+        deliveries.settle(&[1]);
+        let taken = deliveries.take(10, None).await;
+        assert_eq!(ids(&taken), vec![4]);
+        deliveries.give_back(taken);
+        assert_eq!(ids(&deliveries.take(10, None).await), vec![4]);
+        assert_eq!(deliveries.settle(&[3, 4]), 0);
+        assert_eq!(ids(&deliveries.take(10, None).await), vec![5]);
+    }
+
+    #[tokio::test]
     async fn a_waiting_taker_is_woken_by_a_call() {
-        let deliveries = Arc::new(Deliveries::default());
+        let deliveries = Arc::new(Deliveries::new(100));
         let taker = tokio::spawn({
             let deliveries = deliveries.clone();
             async move { ids(&deliveries.take(10, None).await) }

@@ -13,7 +13,12 @@
 // of `core/tests/client_throughput.rs` run with FERRYMQ_CLIENT_BENCH_SINGLES=20000
 // FERRYMQ_CLIENT_BENCH_MESSAGES=200000: 20 000 single sends, 200 000 in batches of 100, a
 // backlog of 200 000 for push consumption, so that each row lasts about a second on a release
-// build (a drain of 20 000 lasted 40 to 100 ms, too short to compare).
+// build (a drain of 20 000 lasted 40 to 100 ms, too short to compare). For a ratio beside the
+// Rust client that is not mostly noise, run both at 1 500 000 (FERRYMQ_KT_BENCH_SCALE=7.5
+// FERRYMQ_KT_BENCH_ONLY=sendBatch,listener,flow; FERRYMQ_CLIENT_BENCH_MESSAGES=1500000): the
+// Rust listener drains 200 000 in 0.25 to 0.7 s. The drains are timed as the Rust bench times
+// them: from before the consumer is made (made, started, and for the flow collected) until the
+// last message is counted.
 // Prints one line per path, with the process's CPU time per message (every JVM thread: the
 // caller, the library's runtime, the JIT and the GC); BENCHMARKS.md ("Kotlin/JVM SDK")
 // records the figures. Each path uses a fresh topic of 8 queues and a fresh group; sizes
@@ -23,6 +28,7 @@ package dev.ferrymq.bench
 
 import dev.ferrymq.Client
 import dev.ferrymq.OutgoingMessage
+import dev.ferrymq.PushConsumer
 import java.lang.management.ManagementFactory
 import java.nio.file.Files
 import java.util.UUID
@@ -125,8 +131,9 @@ private suspend fun run(where: String, client: Client, remote: Boolean) {
         val count = n(if (remote) 20_000 else 200_000)
         val topic = backlog(client, count)
         val done = CountDownLatch(count)
-        val consumer = client.pushConsumer("g-${UUID.randomUUID()}", topic, listener = { done.countDown() })
+        lateinit var consumer: PushConsumer
         val nanos = timed {
+            consumer = client.pushConsumer("g-${UUID.randomUUID()}", topic, listener = { done.countDown() })
             consumer.start()
             done.await()
         }
@@ -136,8 +143,10 @@ private suspend fun run(where: String, client: Client, remote: Boolean) {
     row("flow") {
         val count = n(if (remote) 20_000 else 200_000)
         val topic = backlog(client, count)
-        val consumer = client.pushConsumer("g-${UUID.randomUUID()}", topic)
-        report(where, "PushConsumer.messages() flow, ack() each", count, timed { consumer.messages().onEach { it.ack() }.take(count).collect() })
+        val nanos = timed {
+            client.pushConsumer("g-${UUID.randomUUID()}", topic).messages().onEach { it.ack() }.take(count).collect()
+        }
+        report(where, "PushConsumer.messages() flow, ack() each", count, nanos)
     }
     row("simple") {
         val count = n(if (remote) 5_000 else 20_000)
