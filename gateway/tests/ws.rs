@@ -476,14 +476,19 @@ async fn query_offset_is_null_until_the_group_commits() {
     ws.close().await;
 }
 
+/// A large first publish (answered as `slow`), so that publishes sent right after it queue up.
+async fn publish_slowly(ws: &mut WsClient) {
+    let big: Vec<Value> = (0..50).map(|_| json!({"body": "x".repeat(4000)})).collect();
+    ws.send(json!({"op": "publish", "req_id": "slow", "topic": "other", "messages": big})).await;
+}
+
 #[tokio::test]
 async fn pipelined_publishes_with_one_idempotency_key_store_one_message() {
     let t = TestApp::start().await;
     let addr = t.serve().await;
     let mut ws = WsClient::connect(addr, "").await;
-    // A slow first publish, so that the keyed ones queue up behind it and are folded together.
-    let big: Vec<Value> = (0..50).map(|_| json!({"body": "x".repeat(4000)})).collect();
-    ws.send(json!({"op": "publish", "req_id": "slow", "topic": "other", "messages": big})).await;
+    // The keyed ones queue up behind a slow publish and are folded together.
+    publish_slowly(&mut ws).await;
     for i in 0..20 {
         ws.send(json!({"op": "publish", "req_id": format!("r{i}"), "topic": "idem-ws", "body": "once",
             "idempotency_key": "same"}))
@@ -496,12 +501,7 @@ async fn pipelined_publishes_with_one_idempotency_key_store_one_message() {
         ids.insert((published["msg_id"].to_string(), published["queue_offset"].to_string()));
     }
     assert_eq!(ids.len(), 1, "every repeat answers the first result: {ids:?}");
-    let stored: u64 = t.get("/v1/topics/idem-ws").await.body["queue_offsets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["max"].as_u64().unwrap())
-        .sum();
+    let stored = t.stored("idem-ws").await;
     assert_eq!(stored, 1);
     ws.close().await;
 }
@@ -511,9 +511,8 @@ async fn one_bad_publish_among_folded_ones_fails_alone() {
     let t = TestApp::start().await;
     let addr = t.serve().await;
     let mut ws = WsClient::connect(addr, "").await;
-    // A slow first publish, so that the singles queue up behind it and are folded together.
-    let big: Vec<Value> = (0..50).map(|_| json!({"body": "x".repeat(4000)})).collect();
-    ws.send(json!({"op": "publish", "req_id": "slow", "topic": "other", "messages": big})).await;
+    // The singles queue up behind a slow publish and are folded together.
+    publish_slowly(&mut ws).await;
     for i in 0..10 {
         // The broker, not the frame's parse, refuses this tag.
         let tag = if i == 4 { "a||b" } else { "ok" };
@@ -532,12 +531,7 @@ async fn one_bad_publish_among_folded_ones_fails_alone() {
             assert_eq!(answer["op"], "published", "{answer}");
         }
     }
-    let stored: u64 = t.get("/v1/topics/mixed").await.body["queue_offsets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["max"].as_u64().unwrap())
-        .sum();
+    let stored = t.stored("mixed").await;
     assert_eq!(stored, 9);
     ws.close().await;
 }

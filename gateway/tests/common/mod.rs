@@ -136,6 +136,12 @@ impl TestApp {
         self.call(Method::GET, uri, None).await
     }
 
+    /// How many messages `topic` holds: the sum of its queues' max offsets.
+    pub async fn stored(&self, topic: &str) -> u64 {
+        let reply = self.get(&format!("/v1/topics/{topic}")).await;
+        reply.body["queue_offsets"].as_array().expect("queue_offsets").iter().map(|q| q["max"].as_u64().unwrap()).sum()
+    }
+
     pub async fn post(&self, uri: &str, body: Value) -> Reply {
         self.call(Method::POST, uri, Some(body)).await
     }
