@@ -507,6 +507,37 @@ async fn a_batch_listener_gets_several_messages_per_call_within_the_workers_and_
     client.close().await.unwrap();
 }
 
+/// With a backlog, many pulled batches wait for workers at once; a call must still carry as
+/// many messages as there are free workers, not one each (handing each freed worker to
+/// another waiting batch made nearly every call a call of one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_listener_under_a_backlog_gets_calls_as_wide_as_the_free_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("backlog", 4).await.unwrap();
+    send_numbered(&client, "backlog", 0, 2000).await;
+    let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let log = sizes.clone();
+    let listener = Listener::batch(move |messages: &[Message]| {
+        log.lock().unwrap().push(messages.len());
+        let n = messages.len();
+        async move {
+            tokio::task::yield_now().await;
+            (0..n).map(|_| Ok(())).collect()
+        }
+    });
+    let consumer = client.push_consumer("wide", "backlog", fast().consume_workers(4).listener(listener)).unwrap();
+    consumer.start().await.unwrap();
+    let total = || sizes.lock().unwrap().iter().sum::<usize>() >= 2000;
+    assert!(eventually(Duration::from_secs(20), total).await, "not all consumed");
+    consumer.close().await.unwrap();
+    let sizes = sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 2000, "each message once");
+    assert!(sizes.iter().all(|&n| (1..=4).contains(&n)), "within the workers");
+    assert!(sizes.len() * 2 <= 2000, "{} calls for 2000 messages: calls of one", sizes.len());
+    client.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_a_batch_listener_did_not_start_stay_for_the_next_owner() {
     let dir = tempfile::tempdir().unwrap();

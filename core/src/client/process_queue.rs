@@ -130,6 +130,8 @@ pub(crate) struct ConsumerCore {
     pub(crate) sink: Sink,
     /// Listener calls running at once, across all queues.
     pub(crate) workers: Arc<Semaphore>,
+    /// Taken by the pulled batch that waits for workers (see [`ConsumerCore::take_workers`]).
+    pub(crate) batch_turn: tokio::sync::Mutex<()>,
     /// The group's `max_reconsume_times`, learnt at start.
     pub(crate) max_reconsume_times: AtomicU32,
     /// Broadcasting: this member's offsets (in memory only; a restarted member begins at its
@@ -138,6 +140,22 @@ pub(crate) struct ConsumerCore {
 }
 
 impl ConsumerCore {
+    /// Up to `n` workers for one call of a batch listener, at least one: waits for the first,
+    /// then takes every other one free. One pulled batch at a time waits: the semaphore hands
+    /// each freed worker to the next waiter, so with a backlog of batches all waiting each
+    /// would get one worker, and each call one message.
+    async fn take_workers(&self, n: usize) -> Result<tokio::sync::SemaphorePermit<'_>, tokio::sync::AcquireError> {
+        let _turn = self.batch_turn.lock().await;
+        let mut workers = self.workers.acquire().await?;
+        while workers.num_permits() < n {
+            match self.workers.try_acquire() {
+                Ok(more) => workers.merge(more),
+                Err(_) => break,
+            }
+        }
+        Ok(workers)
+    }
+
     fn max_reconsume_times(&self) -> u32 {
         self.max_reconsume_times.load(Ordering::Relaxed)
     }
@@ -594,19 +612,13 @@ impl ProcessQueue {
         }
         let mut messages = messages.into_iter();
         while !rest.is_empty() {
-            let worker = tokio::select! {
-                w = core.workers.acquire() => w,
+            let workers = tokio::select! {
+                w = core.take_workers(rest.len()) => w,
                 _ = self.stopped() => return,
             };
-            let Ok(mut workers) = worker else { return };
+            let Ok(workers) = workers else { return };
             if self.is_stopped() {
                 return;
-            }
-            while workers.num_permits() < rest.len() {
-                match core.workers.try_acquire() {
-                    Ok(more) => workers.merge(more),
-                    Err(_) => break,
-                }
             }
             let chunk: Vec<Message> = messages.by_ref().take(workers.num_permits()).collect();
             let verdicts = match AssertUnwindSafe(listener.call_batch(&chunk)).catch_unwind().await {

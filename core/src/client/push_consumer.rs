@@ -618,6 +618,7 @@ impl PushConsumer {
             timings,
             sink,
             workers: Arc::new(Semaphore::new(options.consume_workers)),
+            batch_turn: tokio::sync::Mutex::new(()),
             max_reconsume_times: AtomicU32::new(timings.max_reconsume_times),
             local_offsets: Mutex::new(HashMap::new()),
         });
