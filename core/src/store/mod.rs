@@ -1002,17 +1002,18 @@ impl Inner {
     }
 }
 
-/// A quarter of the machine's memory (`MemTotal` of `/proc/meminfo`; 256 MiB where that
-/// cannot be read).
+/// A quarter of the machine's memory (256 MiB where it cannot be read).
 fn recent_bytes() -> u64 {
     static RECENT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *RECENT.get_or_init(|| {
-        let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        });
-        total_kib.map_or(256 << 20, |kib| kib.saturating_mul(1024) / 4)
-    })
+    *RECENT.get_or_init(|| memory_bytes().map_or(256 << 20, |total| total / 4))
+}
+
+/// The machine's memory: `MemTotal` of `/proc/meminfo`.
+fn memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
 }
 
 #[cfg(test)]
@@ -1048,17 +1049,9 @@ mod tests {
         let first = store.append(msg(0, 10)).unwrap();
         let last = store.append(msg(1, 10)).unwrap();
         assert!(store.is_recent(first.commit_offset) && store.is_recent(last.commit_offset));
-        let memory = std::fs::read_to_string("/proc/meminfo").unwrap();
-        let total_kib: u64 = memory
-            .lines()
-            .find(|l| l.starts_with("MemTotal:"))
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(recent_bytes(), total_kib * 1024 / 4);
+        let memory = memory_bytes().expect("MemTotal in /proc/meminfo");
+        assert!(memory > 0);
+        assert_eq!(recent_bytes(), memory / 4);
     }
 
     #[test]

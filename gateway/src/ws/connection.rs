@@ -630,11 +630,10 @@ async fn run_publisher(broker: Arc<Broker>, mut jobs: mpsc::Receiver<PublishJob>
         let answers = match job.work {
             PublishWork::Single(first) => {
                 let topic = job.topic;
-                let first_foldable = first.idempotency_key.is_none();
+                // A send with an idempotency key is deduplicated on its own.
+                let foldable = first.idempotency_key.is_none();
                 let mut bytes = first.body.len();
                 let mut run = vec![(job.req_id, first)];
-                // A send with an idempotency key is deduplicated on its own.
-                let foldable = first_foldable;
                 while foldable && run.len() < max_batch {
                     let Ok(next) = jobs.try_recv() else { break };
                     match next.work {
