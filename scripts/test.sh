@@ -17,6 +17,9 @@ if cargo tree -p ferrymq-core --no-default-features -e normal | grep -E '^[^a-z]
   exit 1
 fi
 cargo test --workspace --lib --bins --tests
+# The disk-fault tests (EIO, ENOSPC, short writes, power loss) inject faults through the
+# store's real I/O paths, which only the `failpoints` feature compiles in.
+cargo test -p ferrymq-core --features failpoints --test store_faults
 cargo test --workspace --doc
 
 # Python SDK: build it with pip (maturin), then pytest (embedded and against `ferrymq serve`),
