@@ -42,8 +42,12 @@ fn unhex(s: &str) -> Option<String> {
     if !pairs.remainder().is_empty() {
         return None;
     }
-    let bytes: Option<Vec<u8>> = pairs.map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)).collect();
-    String::from_utf8(bytes?).ok()
+    // Sized once: collecting through `Option` cannot know the length and grew the vector.
+    let mut bytes = Vec::with_capacity(s.len() / 2);
+    for p in pairs {
+        bytes.push(nibble(p[0])? << 4 | nibble(p[1])?);
+    }
+    String::from_utf8(bytes).ok()
 }
 
 impl Receipt {
