@@ -15,11 +15,7 @@
 //! Appends that do not wait on a thread ([`super::Store::append_batch_queued`]) ask for a
 //! flush instead: the sync thread ([`Flusher::run_syncer`]) joins the same group commit for the
 //! highest end asked for, and every flush, whoever leads it, wakes the futures it covered.
-//! While it flushes, further appends gather for the next one. When the writer thread has
-//! written a batch and nothing else waits to be written, it leads that flush itself
-//! ([`Flusher::flush_or_request`]): one thread hand-off less at a modest rate (e2e p99 at
-//! 10k msg/s 1.23-1.50 ms against 1.62-1.73 ms in three A/B pairs, 2026-12-07), and under
-//! load, with writes queued, the sync thread still flushes beside the writer. (Waiting before its msync for as
+//! While it flushes, further appends gather for the next one. (Waiting before its msync for as
 //! many requests as recent flushes had bought nothing in two A/Bs, 2026-12-07: peer-bench
 //! produce and e2e, and 64 async producers in `store_rounds`; it is gone.)
 //!
@@ -176,27 +172,6 @@ impl Flusher {
         if st.flushed < target {
             self.request_locked(st, target);
         }
-    }
-
-    /// Makes the log durable below `target` on the calling thread when nobody is flushing, as
-    /// the leader of a group commit; otherwise asks the sync thread, as [`Flusher::request`]
-    /// does. The writer thread calls this when no other write waits for it: at a modest rate
-    /// that spares the hand-off to the sync thread on the way to durable, while under load
-    /// the writer keeps writing and the sync thread flushes beside it. A failure poisons the
-    /// store and wakes every waiter, as in the sync thread.
-    pub(crate) fn flush_or_request(&self, log: &CommitLog, target: u64, after_flush: &dyn Fn()) {
-        let mut st = self.lock();
-        if st.flushed >= target || self.is_poisoned() {
-            return;
-        }
-        if st.flushing {
-            self.request_locked(st, target);
-            return;
-        }
-        st.flushing = true;
-        // A future that waits for `target` meanwhile needs no sync thread.
-        st.requested = st.requested.max(target);
-        let _ = self.lead(st, log, false, after_flush);
     }
 
     fn request_locked(&self, mut st: MutexGuard<'_, FlushState>, target: u64) {

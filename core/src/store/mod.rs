@@ -388,36 +388,24 @@ impl Store {
             "ferrymq-write",
             Box::new(move || {
                 let sync = i.config.flush == FlushMode::Sync;
-                let mut next = requests.recv().ok();
-                while let Some(req) = next.take() {
+                while let Ok(req) = requests.recv() {
                     let written = i.write_tails(req.tails, false);
-                    let end = written.as_ref().ok().filter(|_| sync).map(|(_, end)| *end);
-                    next = requests.try_recv().ok();
-                    match (end, &next) {
-                        // More to write: the sync thread flushes while this thread writes.
-                        (Some(end), Some(_)) => {
-                            i.flusher.request(end);
-                            let _ = req.done.send(written);
-                        }
-                        // Nothing else waits: flush here (unless a flush is running), one
-                        // thread hand-off less on the way to durable.
-                        (Some(end), None) => {
-                            let _ = req.done.send(written);
-                            i.flusher.flush_or_request(&i.log, end, &|| i.dispatch_flushed());
-                        }
-                        (None, _) => {
-                            let _ = req.done.send(written);
-                        }
+                    if let (true, Ok((_, end))) = (sync, &written) {
+                        i.flusher.request(*end);
                     }
-                    if next.is_none() {
-                        next = requests.recv().ok();
-                    }
+                    let _ = req.done.send(written);
                 }
             }),
         )?;
         if inner.config.flush == FlushMode::Sync {
+            let i = inner.clone();
+            // Right after its msync the sync thread dispatches a small flushed range itself.
+            let after_flush = move || {
+                let end = i.flusher.flushed().min(i.log.write_pos());
+                i.dispatcher.dispatch_inline(&i.log, &i.queues, &i.index, end, INLINE_DISPATCH_BYTES)
+            };
             let j = inner.clone();
-            spawn("ferrymq-sync", Box::new(move || j.flusher.run_syncer(&j.log, &|| j.dispatch_flushed())))?;
+            spawn("ferrymq-sync", Box::new(move || j.flusher.run_syncer(&j.log, &after_flush)))?;
         }
         let i = inner.clone();
         spawn(
@@ -849,13 +837,6 @@ impl Inner {
     /// Appends encoded records as one atomic batch (see [`Store::append_batch`]). With `enter`,
     /// the appender is counted in for the group commit's gathering (a blocking append that
     /// waits next).
-    /// Right after an msync, whoever led it dispatches a small flushed range itself (sync
-    /// mode), sparing the wake-up of the dispatcher thread.
-    fn dispatch_flushed(&self) {
-        let end = self.flusher.flushed().min(self.log.write_pos());
-        self.dispatcher.dispatch_inline(&self.log, &self.queues, &self.index, end, INLINE_DISPATCH_BYTES)
-    }
-
     fn write_tails(&self, mut tails: Vec<EncodedTail>, enter: bool) -> Result<(Vec<AppendResult>, u64)> {
         self.check_writable()?;
         if tails.is_empty() {
