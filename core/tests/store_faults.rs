@@ -376,6 +376,80 @@ fn power_loss_keeps_every_sync_acknowledged_append() {
     }
 }
 
+/// The power-loss model for queued batches: three producers keep several batches of one to
+/// three messages queued each, so the writer thread appends batches of different producers
+/// in one write. Recovery of an image taken at an instant holds every batch acknowledged
+/// durable before it, and every batch whole or not at all: each queue ends at a batch
+/// boundary.
+#[test]
+fn power_loss_keeps_queued_batches_whole() {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    for round in 0..3u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let image = tempfile::tempdir().unwrap();
+        fault::track_durable(dir.path());
+        let store = Store::open(tiny_config(dir.path(), FlushMode::Sync)).unwrap();
+        // Per queue: the index after each queued batch; the acknowledged (queue, i, result).
+        let boundaries: Mutex<Vec<Vec<u64>>> = Mutex::new(vec![vec![0]; 3]);
+        let acked: Mutex<Vec<(u32, u64, AppendResult)>> = Mutex::new(Vec::new());
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let taken = std::thread::scope(|s| {
+            for q in 0..3u32 {
+                let (store, boundaries, acked, stop) = (&store, &boundaries, &acked, &stop);
+                s.spawn(move || {
+                    let (mut i, mut k) = (0u64, 0u64);
+                    let mut queued = VecDeque::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let n = 1 + k % 3;
+                        let batch: Vec<_> = (i..i + n).map(|j| msg("t", q, j)).collect();
+                        boundaries.lock().unwrap()[q as usize].push(i + n);
+                        queued.push_back((i, store.append_batch_queued(batch).unwrap()));
+                        (i, k) = (i + n, k + 1);
+                        if queued.len() == 4 {
+                            let (first, appending) = queued.pop_front().unwrap();
+                            let (results, end) = futures::executor::block_on(appending).unwrap();
+                            futures::executor::block_on(store.durable(end)).unwrap();
+                            let mut acked = acked.lock().unwrap();
+                            acked.extend(results.into_iter().zip(first..).map(|(r, j)| (q, j, r)));
+                        }
+                    }
+                    for (_, appending) in queued {
+                        let _ = futures::executor::block_on(appending);
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_millis(150 + 40 * round));
+            let before = acked.lock().unwrap().clone();
+            fault::power_loss_image(dir.path(), image.path()).unwrap();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            before
+        });
+        store.shutdown().unwrap();
+        drop(store);
+        fault::untrack(dir.path());
+        assert!(taken.len() > 20, "round {round}: only {} appends", taken.len());
+
+        let store = Store::open(tiny_config(image.path(), FlushMode::Sync)).unwrap();
+        assert!(store.wait_dispatched(store.stats().max_offset, Duration::from_secs(10)));
+        for (q, i, r) in &taken {
+            let got = store.read(r.commit_offset).unwrap_or_else(|e| panic!("round {round}: acked {q}/{i} lost: {e}"));
+            assert_is_msg(&got, "t", *q, *i);
+        }
+        let boundaries = boundaries.into_inner().unwrap();
+        for q in 0..3u32 {
+            let units = store.read_queue("t", q, 0, usize::MAX).unwrap();
+            for (n, u) in units.iter().enumerate() {
+                assert_eq!(u.queue_offset, n as u64, "queue {q} is dense");
+                assert_is_msg(&store.read(u.commit_offset).unwrap(), "t", q, n as u64);
+            }
+            let len = units.len() as u64;
+            assert!(boundaries[q as usize].contains(&len), "round {round}: queue {q} ends inside a batch at {len}");
+        }
+        eprintln!("power loss round {round}: {} acknowledged messages survived", taken.len());
+    }
+}
+
 /// A pending append whose group commit fails is never reported durable: its future fails with
 /// `Poisoned`, and so does every later one; its dispatch future resolves `false`.
 #[test]
