@@ -305,6 +305,30 @@ fn a_dispatch_error_poisons_instead_of_spinning() {
     check_after_poison(dir.path(), store, &acked, FlushMode::Sync);
 }
 
+/// Waits `wait` while producers append, then images `dir` into `image` as a power loss at
+/// that instant would leave it, stops the producers, and returns what was acknowledged before
+/// the instant: all of it must survive.
+fn power_loss_after<T: Clone>(
+    wait: Duration,
+    dir: &Path,
+    image: &Path,
+    acked: &std::sync::Mutex<Vec<T>>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Vec<T> {
+    std::thread::sleep(wait);
+    let before = acked.lock().unwrap().clone();
+    fault::power_loss_image(dir, image).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    before
+}
+
+/// Shuts the store down and stops the power-loss model for its directory.
+fn stop_tracked(store: std::sync::Arc<Store>, dir: &Path) {
+    store.shutdown().unwrap();
+    drop(store);
+    fault::untrack(dir);
+}
+
 /// The power-loss model: while several threads append in sync mode, the directory is imaged
 /// as a machine crash at that instant would leave it (every byte no completed msync covered
 /// is dropped; see `fault::power_loss_image`). Recovery of the image must hold every append
@@ -342,16 +366,9 @@ fn power_loss_keeps_every_sync_acknowledged_append() {
                     }
                 });
             }
-            std::thread::sleep(Duration::from_millis(150 + 35 * round));
-            // Everything acknowledged so far must survive the power loss taken right after.
-            let before = acked.lock().unwrap().clone();
-            fault::power_loss_image(dir.path(), image.path()).unwrap();
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            before
+            power_loss_after(Duration::from_millis(150 + 35 * round), dir.path(), image.path(), &acked, &stop)
         });
-        store.shutdown().unwrap();
-        drop(store);
-        fault::untrack(dir.path());
+        stop_tracked(store, dir.path());
         assert!(taken.len() > 20, "round {round}: only {} appends", taken.len());
 
         let store = Store::open(config(image.path(), round)).unwrap();
@@ -419,15 +436,9 @@ fn power_loss_keeps_queued_batches_whole() {
                     }
                 });
             }
-            std::thread::sleep(Duration::from_millis(150 + 40 * round));
-            let before = acked.lock().unwrap().clone();
-            fault::power_loss_image(dir.path(), image.path()).unwrap();
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            before
+            power_loss_after(Duration::from_millis(150 + 40 * round), dir.path(), image.path(), &acked, &stop)
         });
-        store.shutdown().unwrap();
-        drop(store);
-        fault::untrack(dir.path());
+        stop_tracked(store, dir.path());
         assert!(taken.len() > 20, "round {round}: only {} appends", taken.len());
 
         let store = Store::open(tiny_config(image.path(), FlushMode::Sync)).unwrap();
