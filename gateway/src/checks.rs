@@ -14,9 +14,10 @@ use crate::auth::{Action, Grants};
 use crate::state::AppState;
 use crate::wire::{CheckAnswer, CheckRequest, MessageOut};
 use crate::ws::protocol::{CheckFrame, ServerFrame};
+use crate::ws::Outbox;
 
 /// One connection's outbox, keyed by its sequence number, with its token's grants.
-type Producer = (u64, Grants, crate::ws::Outbox);
+type Producer = (u64, Grants, Outbox);
 
 /// WebSocket connections that answer checks, by producer group.
 #[derive(Debug, Default)]
@@ -27,7 +28,7 @@ pub struct ProducerRegistry {
 impl ProducerRegistry {
     /// Connection `conn` answers checks of `group` (again: it moves to the front).
     /// Only checks of topics that `grants` may publish to reach it.
-    pub fn register(&self, group: &str, conn: u64, grants: Grants, out: crate::ws::Outbox) {
+    pub fn register(&self, group: &str, conn: u64, grants: Grants, out: Outbox) {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         let list = groups.entry(group.to_string()).or_default();
         list.retain(|(c, _, _)| *c != conn);
@@ -45,7 +46,7 @@ impl ProducerRegistry {
 
     /// The most recently registered open connection of `group` whose token may publish to
     /// `topic` (the check shows it a message of that topic, and it could end the transaction).
-    pub fn pick(&self, group: &str, topic: &str) -> Option<crate::ws::Outbox> {
+    pub fn pick(&self, group: &str, topic: &str) -> Option<Outbox> {
         let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         groups
             .get(group)?

@@ -202,7 +202,8 @@ impl Deliveries {
     }
 
     /// Waits (up to `timeout`, forever when none) for a message that `limit` leaves room for,
-    /// then takes every one queued, `max` at most (and no more than that room), oldest first, each serialized as an `FfiDelivered` (see
+    /// then takes every one queued, `max` at most (and no more than that room), oldest first,
+    /// each serialized as an `FfiDelivered` (see
     /// [`wire::encode_taken`]). Empty on timeout or once closed.
     pub(crate) async fn take(&self, max: usize, timeout: Option<Duration>) -> Vec<(i64, Vec<u8>)> {
         let wait = async {
@@ -258,43 +259,40 @@ impl Deliveries {
     /// Records one verdict per answer: a positive id consumed, a negated one failed (the
     /// retry delay). Returns how many were unknown (answered already, abandoned by close).
     pub(crate) fn settle(&self, answers: &[i64]) -> i32 {
-        let mut skipped = 0;
-        let mut finished = Finished::new();
-        let room = {
-            let mut state = self.state();
-            let held_back = self.held_back(&state);
+        self.recording(|state, finished| {
+            let mut skipped = 0;
             for &answer in answers {
                 let verdict = if answer > 0 { Verdict::Consumed } else { Verdict::Failed(None) };
-                let recorded = answer
-                    .checked_abs()
-                    .map_or(Err(Unanswerable::Unknown), |id| record(&mut state, id, verdict, &mut finished));
+                let recorded =
+                    answer.checked_abs().map_or(Err(Unanswerable::Unknown), |id| record(state, id, verdict, finished));
                 if recorded.is_err() {
                     skipped += 1;
                 }
             }
-            held_back && !self.held_back(&state)
-        };
-        finish(finished);
-        if room {
-            self.arrived.notify_waiters();
-        }
-        skipped
+            skipped
+        })
     }
 
     /// Records one verdict for the delivery `id`.
     pub(crate) fn answer(&self, id: i64, verdict: Verdict) -> Result<(), Unanswerable> {
+        self.recording(|state, finished| record(state, id, verdict, finished))
+    }
+
+    /// Runs `f` (recording verdicts) under the lock, then completes the calls it finished and
+    /// wakes a taker if the answers made room under `limit` for queued messages.
+    fn recording<R>(&self, f: impl FnOnce(&mut State, &mut Finished) -> R) -> R {
         let mut finished = Finished::new();
-        let (recorded, room) = {
+        let (out, room) = {
             let mut state = self.state();
             let held_back = self.held_back(&state);
-            let recorded = record(&mut state, id, verdict, &mut finished);
-            (recorded, held_back && !self.held_back(&state))
+            let out = f(&mut state, &mut finished);
+            (out, held_back && !self.held_back(&state))
         };
         finish(finished);
         if room {
             self.arrived.notify_waiters();
         }
-        recorded
+        out
     }
 
     /// Answers `NotStarted` for the messages queued and not handed out.

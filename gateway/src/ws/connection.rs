@@ -30,6 +30,7 @@ use crate::ws::protocol::{
     ServerFrame, StartIn, StartName, SubscribeFrame, UnsubscribeFrame,
 };
 use crate::ws::window::{SubscriptionTask, Window};
+use crate::ws::Outbox;
 
 /// Default window of a subscription.
 pub const DEFAULT_CREDITS: u32 = 100;
@@ -69,7 +70,7 @@ pub struct Connection {
     conn_id: String,
     /// Key in the producer registry.
     seq: u64,
-    out: crate::ws::Outbox,
+    out: Outbox,
     subs: HashMap<String, Sub>,
     /// (group, client id) pairs this connection made members, released on close.
     members: BTreeSet<(String, String)>,
@@ -80,7 +81,7 @@ pub struct Connection {
 
 impl Connection {
     /// A new connection sending its frames to `out`.
-    pub fn new(state: AppState, broker: Arc<Broker>, caller: Caller, out: crate::ws::Outbox) -> Self {
+    pub fn new(state: AppState, broker: Arc<Broker>, caller: Caller, out: Outbox) -> Self {
         let seq: u64 = rand::random();
         let conn_id = format!("ws-{seq:016x}");
         let (publisher, jobs) = mpsc::channel(256);
@@ -606,7 +607,7 @@ type Answers = futures::future::BoxFuture<'static, Vec<ServerFrame>>;
 /// appended before the next is taken, but its answer waits for durability and dispatch while
 /// later batches are appended (up to [`PIPELINE_DEPTH`]): one connection keeps the group commit
 /// busy on its own.
-async fn run_publisher(broker: Arc<Broker>, mut jobs: mpsc::Receiver<PublishJob>, out: crate::ws::Outbox) {
+async fn run_publisher(broker: Arc<Broker>, mut jobs: mpsc::Receiver<PublishJob>, out: Outbox) {
     let max_batch = broker.config().max_batch_messages.clamp(1, COALESCE_MAX);
     let max_bytes = broker.config().max_batch_bytes;
     let mut pending: Option<PublishJob> = None;

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::problem::ApiError;
 use crate::ws::protocol::{FrameIds, ServerFrame};
+use crate::ws::Outbox;
 
 /// Most messages one receive asks for, so that a wide window still streams in small steps.
 const MAX_RECEIVE: usize = 64;
@@ -140,7 +141,7 @@ pub struct SubscriptionTask {
     /// Its window.
     pub window: Arc<Window>,
     /// The connection's outgoing frames.
-    pub out: crate::ws::Outbox,
+    pub out: Outbox,
     /// Registration as a waiting member (clustering), taken before `subscribed` goes out so
     /// that a burst right after it is already shared; held while the window has free credits.
     pub ready: Option<ReadyGuard>,
