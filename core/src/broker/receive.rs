@@ -28,6 +28,9 @@ use crate::{Error, Result};
 const SCAN_LIMIT: u64 = 4096;
 /// Most ended receipts remembered (the oldest are forgotten first, then answer `unknown`).
 pub const MAX_ENDED_RECEIPTS: usize = 10_000;
+/// Most messages a receive makes room for up front (a larger `max_messages` grows its batch
+/// as it fills).
+const MAX_RESERVED: usize = 256;
 /// How long the outcome of an ended receipt is remembered, to answer `acked` or `expired`.
 const ENDED_MEMORY: Duration = Duration::from_secs(600);
 /// Most expired deliveries sent back in one append.
@@ -542,6 +545,9 @@ impl Broker {
         let in_place = req.orderly || req.mode == ConsumeMode::Broadcasting;
         let deadline = Instant::now() + req.invisible;
         let out = &mut taken.messages;
+        out.reserve(req.max_messages.min(MAX_RESERVED));
+        // Body bytes in `out`, kept as messages are added.
+        let mut out_bytes = 0usize;
         let mut bytes_full = false;
         for (store_topic, queue_id) in queues {
             if out.len() >= req.max_messages || bytes_full {
@@ -635,7 +641,7 @@ impl Broker {
                     if !state.returned.contains_key(&unit.queue_offset) {
                         continue; // taken by another receive meanwhile
                     }
-                    if self.offer(&offer, &mut state, unit, rec, out) == Offered::Full {
+                    if self.offer(&offer, &mut state, unit, rec, out, &mut out_bytes) == Offered::Full {
                         full = true;
                         bytes_full = true;
                         break;
@@ -670,7 +676,7 @@ impl Broker {
                             continue;
                         }
                     }
-                    if self.offer(&offer, &mut state, unit, rec, out) == Offered::Full {
+                    if self.offer(&offer, &mut state, unit, rec, out, &mut out_bytes) == Offered::Full {
                         full = true;
                         bytes_full = true;
                         break;
@@ -714,6 +720,7 @@ impl Broker {
         unit: CqUnit,
         rec: Candidate,
         out: &mut Vec<Message>,
+        out_bytes: &mut usize,
     ) -> Offered {
         let offset = unit.queue_offset;
         if state.done.contains(offset) || state.inflight.contains_key(&offset) {
@@ -740,8 +747,7 @@ impl Broker {
             return Offered::Skipped;
         }
         // At most max_receive_bytes of bodies, but always at least one message.
-        let taken: usize = out.iter().map(|m| m.body.len()).sum();
-        if !out.is_empty() && taken + rec.body.len() > self.config.max_receive_bytes {
+        if !out.is_empty() && *out_bytes + rec.body.len() > self.config.max_receive_bytes {
             return Offered::Full;
         }
         state.returned.remove(&offset);
@@ -773,6 +779,7 @@ impl Broker {
             }
             .encode(),
         );
+        *out_bytes += m.body.len();
         out.push(m);
         Offered::Delivered
     }

@@ -43,6 +43,9 @@ pub(crate) struct CommitLog {
     pwrite: bool,
     segments: RwLock<Vec<Arc<Segment>>>,
     write_pos: AtomicU64,
+    /// The log end when this process opened the store: every record from here on was
+    /// written by this process.
+    opened_at: u64,
     min_offset: AtomicU64,
     appender: Mutex<Appender>,
     /// Set while the dispatcher uses the space reserve (see [`CommitLog::refuse_growth`]).
@@ -91,6 +94,7 @@ impl CommitLog {
             pwrite,
             segments: RwLock::new(segments),
             write_pos: AtomicU64::new(pos),
+            opened_at: pos,
             min_offset: AtomicU64::new(min),
             appender: Mutex::new(Appender { active, pos, last_record, last_store_ts, queue_offsets: HashMap::new() }),
             growth_refused: AtomicBool::new(false),
@@ -418,8 +422,14 @@ impl CommitLog {
         Ok(f(&view))
     }
 
-    /// Reads and CRC-checks the record at `offset`, copying only that record.
-    pub(crate) fn read(&self, offset: u64) -> Result<StoredMessage> {
+    /// The log end when this process opened the store: records from here on are its own.
+    pub(crate) fn opened_at(&self) -> u64 {
+        self.opened_at
+    }
+
+    /// Reads the record at `offset`, copying only that record, and checks its CRC if
+    /// `verify_crc`.
+    pub(crate) fn read(&self, offset: u64, verify_crc: bool) -> Result<StoredMessage> {
         let max = self.write_pos();
         let min = self.min_offset();
         if offset >= max || offset < min {
@@ -428,7 +438,7 @@ impl CommitLog {
         let seg = self.segment_for(offset).ok_or_else(|| out_of_range(offset, min, max))?;
         let local = offset - seg.base();
         let bytes = record_bytes(&seg, local, offset)?;
-        let msg = record::decode(bytes).map_err(|reason| Error::Corrupt {
+        let msg = record::decode(bytes, verify_crc).map_err(|reason| Error::Corrupt {
             path: seg.path().to_path_buf(),
             offset: local,
             reason: reason.to_string(),
@@ -551,7 +561,7 @@ mod tests {
             for (i, (r, body)) in placed.iter().enumerate() {
                 let seg = log.segment_for(r.commit_offset).unwrap();
                 prop_assert!(r.commit_offset + u64::from(r.size) + FILLER_RESERVE <= seg.end(), "record spans or eats the filler reserve");
-                let m = log.read(r.commit_offset).unwrap();
+                let m = log.read(r.commit_offset, true).unwrap();
                 prop_assert_eq!(m.msg_id, format!("m{i}"));
                 prop_assert_eq!(m.body.len(), *body);
                 prop_assert_eq!(m.queue_offset, next_q[i % 3]);
@@ -583,7 +593,7 @@ mod tests {
         assert_eq!(end, 4096 - FILLER_RESERVE);
         let (rs, _) = log.append(&mut [tail(1, 10)], 2).map_err(|(e, _)| e).unwrap();
         assert_eq!(rs[0].commit_offset, 4096, "rolled to the next segment");
-        assert_eq!(log.read(0).unwrap().body.len(), body);
+        assert_eq!(log.read(0, true).unwrap().body.len(), body);
     }
 
     /// While the dispatcher holds the space reserve no segment is created (it would take the
@@ -615,7 +625,7 @@ mod tests {
         assert!(log.allow_growth_if(&|| true));
         let (rolled, _) = log.append(&mut [tail(2, 3000)], 4).map_err(|(e, _)| e).unwrap();
         assert_eq!(rolled[0].commit_offset, 4096);
-        assert_eq!(log.read(first[0].commit_offset).unwrap().body.len(), 1000);
-        assert_eq!(log.read(fits[0].commit_offset).unwrap().body.len(), 1000);
+        assert_eq!(log.read(first[0].commit_offset, true).unwrap().body.len(), 1000);
+        assert_eq!(log.read(fits[0].commit_offset, true).unwrap().body.len(), 1000);
     }
 }

@@ -393,9 +393,9 @@ pub(crate) fn parse(b: &[u8], verify_crc: bool) -> Result<RecordView<'_>, &'stat
     })
 }
 
-/// Decodes a whole record into an owned message, checking the CRC.
-pub(crate) fn decode(b: &[u8]) -> Result<StoredMessage, &'static str> {
-    let v = parse(b, true)?;
+/// Decodes a whole record into an owned message, checking the CRC if `verify_crc`.
+pub(crate) fn decode(b: &[u8], verify_crc: bool) -> Result<StoredMessage, &'static str> {
+    let v = parse(b, verify_crc)?;
     let mut c = Cursor { b: v.rest, pos: 0 };
     let prop_count = c.u16()?;
     let mut properties = BTreeMap::new();
@@ -501,7 +501,7 @@ mod tests {
         fn round_trip(msg in arb_msg(), batch in any::<bool>()) {
             let p = Placement { batch_continues: batch, ..placement() };
             let buf = encode(msg.clone(), p);
-            let back = decode(&buf).unwrap();
+            let back = decode(&buf, true).unwrap();
             prop_assert_eq!(back.size as usize, buf.len());
             prop_assert_eq!(back.commit_offset, p.commit_offset);
             prop_assert_eq!(back.queue_offset, p.queue_offset);
@@ -527,12 +527,12 @@ mod tests {
             let mut buf = encode(msg, placement());
             let i = pos.index(buf.len());
             buf[i] ^= 1 << bit;
-            prop_assert!(decode(&buf).is_err());
+            prop_assert!(decode(&buf, true).is_err());
         }
 
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = decode(&bytes);
+            let _ = decode(&bytes, true);
             let _ = parse(&bytes, false);
         }
     }
