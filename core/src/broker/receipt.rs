@@ -50,19 +50,49 @@ fn unhex(s: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// What every receipt of one queue for one owner starts with (`r1.<owner hex>.<topic
+/// hex>.<queue>.`) and the CRC state after it: a receive encodes it once per queue and then
+/// only the offset, nonce and CRC per message.
+#[derive(Clone, Debug)]
+pub(crate) struct ReceiptPrefix {
+    text: String,
+    crc: crc32fast::Hasher,
+}
+
+impl ReceiptPrefix {
+    pub(crate) fn new(owner: &str, topic: &str, queue_id: u32) -> ReceiptPrefix {
+        let mut text = String::with_capacity(16 + 2 * (owner.len() + topic.len()));
+        text.push_str("r1.");
+        push_hex(&mut text, owner.as_bytes());
+        text.push('.');
+        push_hex(&mut text, topic.as_bytes());
+        text.push('.');
+        text.push_str(itoa::Buffer::new().format(queue_id));
+        text.push('.');
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(text.as_bytes());
+        ReceiptPrefix { text, crc }
+    }
+
+    /// The receipt of the delivery with `nonce` of the message at `offset`.
+    pub(crate) fn receipt(&self, offset: u64, nonce: u64) -> String {
+        let mut out = String::with_capacity(self.text.len() + 20 + 1 + 16 + 1 + 8);
+        out.push_str(&self.text);
+        let tail = out.len();
+        out.push_str(itoa::Buffer::new().format(offset));
+        out.push('.');
+        push_hex(&mut out, &nonce.to_be_bytes());
+        let mut crc = self.crc.clone();
+        crc.update(&out.as_bytes()[tail..]);
+        out.push('.');
+        push_hex(&mut out, &crc.finalize().to_be_bytes());
+        out
+    }
+}
+
 impl Receipt {
     pub(crate) fn encode(&self) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::with_capacity(48 + 2 * (self.owner.len() + self.topic.len()));
-        out.push_str("r1.");
-        push_hex(&mut out, self.owner.as_bytes());
-        out.push('.');
-        push_hex(&mut out, self.topic.as_bytes());
-        // Writing into a String cannot fail.
-        let _ = write!(out, ".{}.{}.{:016x}", self.queue_id, self.offset, self.nonce);
-        let crc = crc32fast::hash(out.as_bytes());
-        let _ = write!(out, ".{crc:08x}");
-        out
+        ReceiptPrefix::new(&self.owner, &self.topic, self.queue_id).receipt(self.offset, self.nonce)
     }
 
     pub(crate) fn parse(s: &str) -> Result<Receipt> {

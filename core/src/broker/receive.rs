@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::long_poll::{enable_all, wait_any};
 use super::offset_ranges::OffsetRanges;
 use super::props::{self, ORIGIN_TOPIC};
-use super::receipt::Receipt;
+use super::receipt::{Receipt, ReceiptPrefix};
 use super::topic::retry_topic;
 use super::types::*;
 use super::{compile_filter, validate_group_name, Broker, Filter};
@@ -44,9 +44,9 @@ type Key = (String, String, u32);
 struct Inflight {
     nonce: u64,
     deadline: Instant,
-    client_id: String,
+    client_id: Arc<str>,
     in_place: bool,
-    user_topic: String,
+    user_topic: Arc<str>,
     reconsume_times: u32,
     commit_offset: u64,
     /// Handed out by an orderly receive: a failure returns every later delivery of its queue.
@@ -79,13 +79,12 @@ struct Returned {
     /// Not before this time.
     not_before: Option<Instant>,
     /// The user topic whose receives take it (`None`: any).
-    topic: Option<String>,
+    topic: Option<Arc<str>>,
 }
 
 /// What one receive offers from one queue.
 struct Offer<'a> {
     req: &'a ReceiveRequest,
-    owner: &'a str,
     topic: &'a TopicInfo,
     store_topic: &'a str,
     queue_id: u32,
@@ -93,6 +92,10 @@ struct Offer<'a> {
     filter: &'a Filter,
     in_place: bool,
     deadline: Instant,
+    /// Shared by every delivery of this receive.
+    client_id: &'a Arc<str>,
+    user_topic: &'a Arc<str>,
+    receipt: ReceiptPrefix,
 }
 
 /// What a receive read for one unit, outside the lock.
@@ -172,48 +175,46 @@ impl QueueState {
     }
 }
 
-/// Outcomes of ended receipts, by nonce: kept for [`ENDED_MEMORY`] and at most
-/// [`MAX_ENDED_RECEIPTS`] of them, oldest forgotten first.
+/// Outcomes of ended receipts: kept for [`ENDED_MEMORY`] and at most [`MAX_ENDED_RECEIPTS`]
+/// of them, oldest forgotten first.
+///
+/// A ring in the order they ended, with no index: every ack and nack adds one (a push at
+/// the end, where a hash map's insert and removal missed the cache twice), and only an ack
+/// or nack of a receipt that already ended looks one up, scanning back from the newest.
 #[derive(Debug, Default)]
 struct EndedReceipts {
-    /// Nonces are random, so a hash as cheap as a multiply spreads them evenly.
-    outcomes: rustc_hash::FxHashMap<u64, (ReceiptFailure, Instant)>,
-    order: VecDeque<(Instant, u64)>,
+    order: VecDeque<Ended>,
+}
+
+#[derive(Debug)]
+struct Ended {
+    nonce: u64,
+    at: Instant,
+    outcome: ReceiptFailure,
 }
 
 impl EndedReceipts {
-    fn insert(&mut self, nonce: u64, outcome: (ReceiptFailure, Instant)) {
-        self.outcomes.insert(nonce, outcome);
-        self.order.push_back((outcome.1, nonce));
-        while self.order.len() > MAX_ENDED_RECEIPTS {
-            self.pop_oldest();
+    fn insert(&mut self, nonce: u64, outcome: ReceiptFailure, at: Instant) {
+        if self.order.len() >= MAX_ENDED_RECEIPTS {
+            self.order.pop_front();
         }
+        self.order.push_back(Ended { nonce, at, outcome });
     }
 
-    fn get(&self, nonce: &u64) -> Option<&(ReceiptFailure, Instant)> {
-        self.outcomes.get(nonce)
-    }
-
-    fn pop_oldest(&mut self) {
-        if let Some((at, nonce)) = self.order.pop_front() {
-            // Only the entry this record made (a nonce is not reused, but be exact).
-            if let std::collections::hash_map::Entry::Occupied(entry) = self.outcomes.entry(nonce) {
-                if entry.get().1 == at {
-                    entry.remove();
-                }
-            }
-        }
+    /// The latest outcome of the receipt with `nonce`, if remembered.
+    fn get(&self, nonce: u64) -> Option<ReceiptFailure> {
+        self.order.iter().rev().find(|e| e.nonce == nonce).map(|e| e.outcome)
     }
 
     /// Forgets outcomes older than `ENDED_MEMORY`.
     fn expire(&mut self, now: Instant) {
-        while self.order.front().is_some_and(|(at, _)| now.duration_since(*at) >= ENDED_MEMORY) {
-            self.pop_oldest();
+        while self.order.front().is_some_and(|e| now.duration_since(e.at) >= ENDED_MEMORY) {
+            self.order.pop_front();
         }
     }
 
     fn len(&self) -> usize {
-        self.outcomes.len()
+        self.order.len()
     }
 }
 
@@ -309,12 +310,12 @@ impl LeaseTable {
             let gone: Vec<u64> = state
                 .inflight
                 .iter()
-                .filter(|(_, i)| i.client_id == client_id && !i.failing)
+                .filter(|(_, i)| &*i.client_id == client_id && !i.failing)
                 .map(|(o, _)| *o)
                 .collect();
             for offset in gone {
                 if let Some(i) = state.inflight.remove(&offset) {
-                    topics.insert(i.user_topic.clone());
+                    topics.insert(i.user_topic.to_string());
                     state.returned.insert(offset, Returned { not_before: None, topic: Some(i.user_topic) });
                 }
             }
@@ -335,7 +336,7 @@ impl LeaseTable {
                 continue;
             }
             if let Some(i) = state.inflight.remove(&r.offset) {
-                topics.insert(i.user_topic.clone());
+                topics.insert(i.user_topic.to_string());
                 state.returned.insert(r.offset, Returned { not_before: None, topic: Some(i.user_topic) });
             }
         }
@@ -361,9 +362,9 @@ impl LeaseTable {
                 let held = state.hold_for_failure(offset, max, pause, &mut revoked);
                 if let Some((inflight, in_place)) = held {
                     let mut ended = self.ended();
-                    ended.insert(inflight.nonce, (ReceiptFailure::Expired, now));
+                    ended.insert(inflight.nonce, ReceiptFailure::Expired, now);
                     for nonce in revoked {
-                        ended.insert(nonce, (ReceiptFailure::Expired, now));
+                        ended.insert(nonce, ReceiptFailure::Expired, now);
                     }
                     failed.push(Failed {
                         owner: key.0.clone(),
@@ -544,6 +545,8 @@ impl Broker {
         queues.rotate_left(start);
         let in_place = req.orderly || req.mode == ConsumeMode::Broadcasting;
         let deadline = Instant::now() + req.invisible;
+        let client_id: Arc<str> = Arc::from(req.client_id.as_str());
+        let user_topic: Arc<str> = Arc::from(topic.name.as_str());
         let out = &mut taken.messages;
         out.reserve(req.max_messages.min(MAX_RESERVED));
         // Body bytes in `out`, kept as messages are added.
@@ -578,8 +581,20 @@ impl Broker {
                 };
                 Ok(QueueState { committed, cursor: committed, ..QueueState::default() })
             })?;
-            let offer =
-                Offer { req, owner, topic, store_topic: &store_topic, queue_id, is_retry, filter, in_place, deadline };
+            let receipt = ReceiptPrefix::new(owner, &store_topic, queue_id);
+            let offer = Offer {
+                req,
+                topic,
+                store_topic: &store_topic,
+                queue_id,
+                is_retry,
+                filter,
+                in_place,
+                deadline,
+                client_id: &client_id,
+                user_topic: &user_topic,
+                receipt,
+            };
             // Under the queue's lock: what came back and may go out again, and where the scan
             // of new messages starts.
             let (again, before) = {
@@ -738,7 +753,7 @@ impl Broker {
             let origin = rec.properties.get(ORIGIN_TOPIC).cloned().unwrap_or_default();
             if origin != o.topic.name {
                 // Another topic's retry: left for its own receives.
-                state.returned.insert(offset, Returned { not_before: None, topic: Some(origin) });
+                state.returned.insert(offset, Returned { not_before: None, topic: Some(Arc::from(origin)) });
                 return Offered::Skipped;
             }
         }
@@ -758,9 +773,9 @@ impl Broker {
             Inflight {
                 nonce,
                 deadline: o.deadline,
-                client_id: o.req.client_id.clone(),
+                client_id: o.client_id.clone(),
                 in_place: o.in_place,
-                user_topic: o.topic.name.clone(),
+                user_topic: o.user_topic.clone(),
                 reconsume_times,
                 commit_offset: unit.commit_offset,
                 orderly: o.req.orderly,
@@ -769,16 +784,7 @@ impl Broker {
         );
         let mut m = props::to_message(rec, MessageState::Stored);
         m.reconsume_times = reconsume_times;
-        m.receipt = Some(
-            Receipt {
-                owner: o.owner.to_string(),
-                topic: o.store_topic.to_string(),
-                queue_id: o.queue_id,
-                offset,
-                nonce,
-            }
-            .encode(),
-        );
+        m.receipt = Some(o.receipt.receipt(offset, nonce));
         *out_bytes += m.body.len();
         out.push(m);
         Offered::Delivered
@@ -819,7 +825,7 @@ impl Broker {
                 // An orderly queue waits for this ack before it hands out the next message.
                 let wake = i.orderly.then(|| i.user_topic.clone());
                 state.finish(r.offset);
-                self.consumption.ended().insert(r.nonce, (ReceiptFailure::Acked, Instant::now()));
+                self.consumption.ended().insert(r.nonce, ReceiptFailure::Acked, Instant::now());
                 if !r.owner.contains('\0') {
                     self.offsets.set(&r.owner, &r.topic, r.queue_id, state.committed);
                 }
@@ -830,7 +836,7 @@ impl Broker {
                 return Ok(Ok(()));
             }
         }
-        Ok(Err(self.consumption.ended().get(&r.nonce).map(|(f, _)| *f).unwrap_or(ReceiptFailure::Unknown)))
+        Ok(Err(self.consumption.ended().get(r.nonce).unwrap_or(ReceiptFailure::Unknown)))
     }
 
     /// Gives a received message back: it returns to the group with `reconsume_times + 1` after
@@ -868,14 +874,14 @@ impl Broker {
             let mut ended = self.consumption.ended();
             let now = Instant::now();
             for nonce in revoked {
-                ended.insert(nonce, (ReceiptFailure::Expired, now));
+                ended.insert(nonce, ReceiptFailure::Expired, now);
             }
             match taken {
                 Some((inflight, in_place)) => {
                     Failed { owner: r.owner.clone(), key, offset: r.offset, inflight, delay, in_place }
                 }
                 None => {
-                    return Ok(Err(ended.get(&r.nonce).map(|(f, _)| *f).unwrap_or(ReceiptFailure::Unknown)));
+                    return Ok(Err(ended.get(r.nonce).unwrap_or(ReceiptFailure::Unknown)));
                 }
             }
         };
@@ -979,5 +985,38 @@ impl Broker {
             self.waiters.wake(&f.inflight.user_topic);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_receipts_answer_the_latest_outcome_within_their_bound_and_memory() {
+        let t0 = Instant::now();
+        let mut ended = EndedReceipts::default();
+        ended.insert(7, ReceiptFailure::Expired, t0);
+        ended.insert(8, ReceiptFailure::Acked, t0);
+        ended.insert(7, ReceiptFailure::Acked, t0);
+        assert_eq!(ended.get(7), Some(ReceiptFailure::Acked), "the latest outcome of a nonce");
+        assert_eq!(ended.get(8), Some(ReceiptFailure::Acked));
+        assert_eq!(ended.get(9), None);
+
+        // The oldest go first once the bound is reached.
+        for nonce in 100..100 + MAX_ENDED_RECEIPTS as u64 - 1 {
+            ended.insert(nonce, ReceiptFailure::Expired, t0 + Duration::from_secs(1));
+        }
+        assert_eq!(ended.len(), MAX_ENDED_RECEIPTS);
+        assert_eq!(ended.get(8), None, "forgotten: the oldest beyond the bound");
+        assert_eq!(ended.get(7), Some(ReceiptFailure::Acked));
+        assert_eq!(ended.get(100), Some(ReceiptFailure::Expired));
+
+        // And after ENDED_MEMORY, whatever the count.
+        ended.expire(t0 + ENDED_MEMORY);
+        assert_eq!(ended.get(7), None);
+        assert_eq!(ended.get(100), Some(ReceiptFailure::Expired), "ended a second later");
+        ended.expire(t0 + ENDED_MEMORY + Duration::from_secs(1));
+        assert_eq!(ended.len(), 0);
     }
 }
