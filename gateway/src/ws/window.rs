@@ -72,11 +72,14 @@ impl Window {
         self.changed.notify_one();
     }
 
-    /// A message went out under `receipt`, leased until `until`.
-    pub fn record(&self, receipt: String, until: Instant) {
+    /// Messages of one receive go out under `receipts`, all leased until `until`.
+    pub fn record_all(&self, receipts: impl IntoIterator<Item = String>, until: Instant) {
         let mut state = self.lock();
-        state.in_flight.insert(receipt, until);
-        state.earliest_end = Some(state.earliest_end.map_or(until, |t| t.min(until)));
+        let before = state.in_flight.len();
+        state.in_flight.extend(receipts.into_iter().map(|r| (r, until)));
+        if state.in_flight.len() > before {
+            state.earliest_end = Some(state.earliest_end.map_or(until, |t| t.min(until)));
+        }
     }
 
     /// Whether `receipt` is in flight here.
@@ -187,11 +190,10 @@ impl SubscriptionTask {
                     return;
                 }
             };
+            // Recorded before any of them goes out, so that no ack can come first.
+            let until = Instant::now() + self.request.invisible;
+            self.window.record_all(messages.iter().filter_map(|m| m.receipt.clone()), until);
             for message in messages {
-                let until = Instant::now() + self.request.invisible;
-                if let Some(receipt) = &message.receipt {
-                    self.window.record(receipt.clone(), until);
-                }
                 let frame = ServerFrame::Message { id: self.id.clone(), message: message.into() };
                 if self.out.send(frame).await.is_err() {
                     return;
@@ -236,8 +238,8 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(30);
         assert_eq!(window.available(now).0, 2);
-        window.record("a".into(), later);
-        window.record("b".into(), later);
+        window.record_all(["a".into()], later);
+        window.record_all(["b".into()], later);
         assert_eq!(window.available(now).0, 0);
         assert!(window.release("a"));
         assert!(!window.release("a"));
@@ -250,7 +252,7 @@ mod tests {
     fn expired_leases_free_their_slots() {
         let window = Window::new(1);
         let now = Instant::now();
-        window.record("a".into(), now + Duration::from_millis(10));
+        window.record_all(["a".into()], now + Duration::from_millis(10));
         assert_eq!(window.available(now).0, 0);
         assert_eq!(window.available(now + Duration::from_millis(20)).0, 1);
         assert!(!window.holds("a"));
@@ -261,9 +263,9 @@ mod tests {
         let window = Window::new(3);
         let now = Instant::now();
         let at = |ms| now + Duration::from_millis(ms);
-        window.record("a".into(), at(10));
-        window.record("b".into(), at(20));
-        window.record("c".into(), at(30));
+        window.record_all(["a".into()], at(10));
+        window.record_all(["b".into()], at(20));
+        window.record_all(["c".into()], at(30));
         assert_eq!(window.available(now), (0, Some(at(10))));
         // "a" answered: its end may still be named, never a later one than the next.
         assert!(window.release("a"));
