@@ -24,8 +24,19 @@ impl IdGen {
     pub(crate) fn next(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let ms = super::now_ms() & 0xFFFF_FFFF_FFFF;
-        format!("{ms:012X}{:04X}{n:016X}", self.prefix)
+        hex32(u128::from(ms) << 80 | u128::from(self.prefix) << 64 | u128::from(n))
     }
+}
+
+/// `v` as 32 upper-case hex digits (what `format!("{v:032X}")` writes, without the
+/// formatting machinery: one id per published message).
+fn hex32(v: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = [0u8; 32];
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = HEX[(v >> (4 * (31 - i)) & 0xF) as usize];
+    }
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Whether `s` has the shape of an id this broker issues.
@@ -43,5 +54,17 @@ mod tests {
         let ids: std::collections::HashSet<String> = (0..10_000).map(|_| gen.next()).collect();
         assert_eq!(ids.len(), 10_000);
         assert!(ids.iter().all(|id| is_well_formed(id)));
+    }
+
+    #[test]
+    fn ids_are_written_as_the_format_machinery_writes_them() {
+        for v in [0u128, 1, 0xABCDEF, u128::MAX, u128::MAX / 3, 1 << 127] {
+            assert_eq!(hex32(v), format!("{v:032X}"));
+        }
+        let gen = IdGen::new("b");
+        let id = gen.next();
+        let ms = u64::from_str_radix(&id[..12], 16).unwrap();
+        assert!(ms.abs_diff(crate::broker::now_ms()) < 60_000, "{id}: the first 12 digits are the time");
+        assert_eq!(u16::from_str_radix(&id[12..16], 16).unwrap(), gen.prefix);
     }
 }
