@@ -103,18 +103,29 @@ fn matches_any(patterns: &[String], name: Option<&str>) -> bool {
 /// Whether `text` matches the glob `pattern`, where `*` matches any run of characters (also
 /// none) and `?` exactly one; every other character matches itself.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    // Checked per frame: ASCII names (nearly all) match byte by byte without collecting.
+    if pattern.is_ascii() && text.is_ascii() {
+        return glob(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
+    glob(&pattern, &text, '*', '?')
+}
+
+fn glob<T: Copy + PartialEq>(pattern: &[T], text: &[T], any_run: T, any_one: T) -> bool {
     let (mut p, mut t) = (0, 0);
     // The last `*` seen and the text position it is currently taken to stop at. On a mismatch
     // the star swallows one more character; linear backtracking suffices because a later star
     // can always absorb what an earlier one would have.
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
-        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+        if p < pattern.len() && (pattern[p] == any_one || pattern[p] == text[t]) {
             p += 1;
             t += 1;
-        } else if p < pattern.len() && pattern[p] == '*' {
+        } else if p < pattern.len() && pattern[p] == any_run {
             star = Some((p, t));
             p += 1;
         } else if let Some((star_p, star_t)) = star {
@@ -125,7 +136,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    pattern[p..].iter().all(|&c| c == '*')
+    pattern[p..].iter().all(|&c| c == any_run)
 }
 
 /// Why an auth file was refused.
@@ -481,6 +492,8 @@ mod tests {
             ("t?p", "tp", false),
             ("??-*", "eu-orders", true),
             ("é?", "éü", true),
+            ("?", "é", true),
+            ("o?", "oé", true),
             ("*x", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
             ("a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
         ] {

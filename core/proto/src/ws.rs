@@ -737,6 +737,9 @@ impl ServerFrame {
     pub fn to_json(&self) -> String {
         match self {
             ServerFrame::Message { id, message } => fast_json::message_frame(id, message),
+            ServerFrame::Published { req_id, result: PublishedBody::Single(result) } => {
+                fast_json::published_frame(req_id, result)
+            }
             other => serde_json::to_string(other).unwrap_or_else(|e| {
                 // Every field is a string, number, bool, list or string map: serialising
                 // cannot fail. Should it, the client gets a well-formed error frame.
@@ -749,7 +752,7 @@ impl ServerFrame {
 
 /// Hand-written JSON for the hot frames; `ServerFrame::to_json` is the entry point.
 mod fast_json {
-    use super::MessageOut;
+    use super::{MessageOut, SendResultOut};
 
     /// The frame's names, punctuation, numbers and quotes: everything but the strings' text.
     const FRAME_FIXED: usize = 400;
@@ -816,6 +819,26 @@ mod fast_json {
         out.push_str(",\"state\":\"");
         out.push_str(m.state.as_str());
         out.push_str("\"}");
+        out
+    }
+
+    /// A `published` frame for one message (one per publish the server answers).
+    pub(super) fn published_frame(req_id: &str, r: &SendResultOut) -> String {
+        let extra = r.transaction_id.as_ref().map_or(0, |t| t.len() + 20);
+        let mut out = String::with_capacity(100 + req_id.len() + r.msg_id.len() + extra);
+        out.push_str("{\"op\":\"published\",\"req_id\":");
+        string(&mut out, req_id);
+        out.push_str(",\"msg_id\":");
+        string(&mut out, &r.msg_id);
+        out.push_str(",\"queue_id\":");
+        opt_number(&mut out, r.queue_id.map(u64::from));
+        out.push_str(",\"queue_offset\":");
+        opt_number(&mut out, r.queue_offset);
+        if let Some(t) = &r.transaction_id {
+            out.push_str(",\"transaction_id\":");
+            string(&mut out, t);
+        }
+        out.push('}');
         out
     }
 
@@ -1052,6 +1075,20 @@ mod tests {
         #[test]
         fn message_frames_are_written_exactly_as_serde_writes_them(id in "\\PC{0,12}", message in any_message()) {
             let frame = ServerFrame::Message { id, message };
+            let by_serde = serde_json::to_string(&frame).expect("serializes");
+            proptest::prop_assert_eq!(frame.to_json(), by_serde);
+        }
+
+        #[test]
+        fn published_frames_are_written_exactly_as_serde_writes_them(
+            req_id in "\\PC{0,12}",
+            msg_id in "\\PC{0,40}",
+            queue_id in proptest::option::of(proptest::prelude::any::<u32>()),
+            queue_offset in proptest::option::of(proptest::prelude::any::<u64>()),
+            transaction_id in proptest::option::of("\\PC{0,40}"),
+        ) {
+            let result = SendResultOut { msg_id, queue_id, queue_offset, transaction_id };
+            let frame = ServerFrame::Published { req_id, result: PublishedBody::Single(result) };
             let by_serde = serde_json::to_string(&frame).expect("serializes");
             proptest::prop_assert_eq!(frame.to_json(), by_serde);
         }

@@ -415,7 +415,8 @@ impl ConsumeQueue {
 pub(crate) struct ConsumeQueues {
     root: PathBuf,
     units_per_file: u64,
-    map: RwLock<HashMap<String, BTreeMap<u32, Arc<ConsumeQueue>>>>,
+    /// Looked up for every dispatched record and every receive: FxHash, not SipHash.
+    map: RwLock<rustc_hash::FxHashMap<String, BTreeMap<u32, Arc<ConsumeQueue>>>>,
 }
 
 impl ConsumeQueues {
@@ -438,7 +439,7 @@ impl ConsumeQueues {
         mut keep: impl FnMut(&str, u32, &CqUnit) -> bool,
     ) -> Result<ConsumeQueues> {
         fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-        let mut map: HashMap<String, BTreeMap<u32, Arc<ConsumeQueue>>> = HashMap::new();
+        let mut map: rustc_hash::FxHashMap<String, BTreeMap<u32, Arc<ConsumeQueue>>> = Default::default();
         for topic_entry in fs::read_dir(&root).map_err(|e| Error::io(&root, e))? {
             let topic_entry = topic_entry.map_err(|e| Error::io(&root, e))?;
             let Ok(topic) = topic_entry.file_name().into_string() else {
@@ -513,7 +514,7 @@ impl ConsumeQueues {
     }
 
     /// Next queue offsets per topic and queue (to seed the appender after recovery).
-    pub(crate) fn max_offsets(&self) -> HashMap<String, HashMap<u32, u64>> {
+    pub(crate) fn max_offsets(&self) -> super::commit_log::QueueOffsets {
         self.map
             .read()
             .unwrap_or_else(|p| p.into_inner())
