@@ -370,6 +370,19 @@ impl CommitLog {
         seg.prepare(local, local.saturating_add(ahead), chunk)
     }
 
+    /// One step of zero-writing the active segment ahead of the appender (sync mode, which
+    /// writes with pwrite and msyncs every group commit): zeroes the next chunk between `gap`
+    /// and `ahead` bytes past the write position, so group commits land on blocks the file
+    /// system counts as written (see [`MappedFile::zero_ahead`](super::mmap::MappedFile)).
+    /// Returns whether it did anything (call again until it does not).
+    pub(crate) fn zero_step(&self, ahead: u64, gap: u64) -> bool {
+        let Some(seg) = self.segments.read().unwrap_or_else(|p| p.into_inner()).last().cloned() else {
+            return false;
+        };
+        let local = self.write_pos().saturating_sub(seg.base());
+        seg.zero_ahead(local, local.saturating_add(ahead), gap)
+    }
+
     /// The segment holding `offset`, if retained.
     pub(crate) fn segment_for(&self, offset: u64) -> Option<Arc<Segment>> {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());

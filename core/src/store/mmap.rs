@@ -42,6 +42,10 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 use super::fault;
 use crate::{Error, Result};
 
+/// Most bytes one `zero_ahead` call writes (under the writer lock, so appends wait at most
+/// for one such copy into the page cache).
+pub(crate) const ZERO_CHUNK: usize = 64 << 10;
+
 /// A file mapped read-write and shared in full, with safe views (see the module docs).
 pub(crate) struct MappedFile {
     path: PathBuf,
@@ -51,7 +55,14 @@ pub(crate) struct MappedFile {
     len: usize,
     atomic_end: usize,
     published: AtomicUsize,
-    writer: Mutex<()>,
+    /// Held by every writer; holds the end of the furthest byte written (or being written)
+    /// through `write_with` or `pwrite`, which `zero_ahead` never goes below.
+    writer: Mutex<usize>,
+    /// A second open file description for `zero_ahead`'s writes (opened on first use), so
+    /// that nothing done through it can take a write-back error away from the next msync of
+    /// the mapping, which decides what is acknowledged (each open file description sees an
+    /// error once).
+    zero_fd: std::sync::OnceLock<File>,
 }
 
 impl std::fmt::Debug for MappedFile {
@@ -110,8 +121,42 @@ impl MappedFile {
             len,
             atomic_end,
             published: AtomicUsize::new(atomic_end),
-            writer: Mutex::new(()),
+            writer: Mutex::new(atomic_end),
+            zero_fd: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Writes zeros over `[offset, offset + len)` (clamped to the file, at most `ZERO_CHUNK`
+    /// bytes) and starts writing them back, if the range starts at least `gap` bytes past
+    /// everything written or being written; returns the bytes zeroed (0 when refused). The
+    /// content does not change (fallocated blocks read as zeros), but once written back the
+    /// file system counts the blocks as written, so an msync of data later written there
+    /// writes the data only, without the block-state metadata a first write into fallocated
+    /// blocks needs (ext4 writes that synchronously inside the msync). Bytes are never zeroed
+    /// after a write reached them: the writer lock orders each zeroing against every write,
+    /// and a later write simply overwrites the zeros. Nothing is waited for or made durable.
+    pub(crate) fn zero_ahead(&self, offset: usize, len: usize, gap: usize) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        static ZEROS: [u8; ZERO_CHUNK] = [0; ZERO_CHUNK];
+        let fd = match self.zero_fd.get() {
+            Some(fd) => fd,
+            None => {
+                let fd = OpenOptions::new().write(true).open(&self.path)?;
+                self.zero_fd.get_or_init(|| fd)
+            }
+        };
+        let len = {
+            let written = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let floor = (*written).max(self.published()).saturating_add(gap);
+            if offset < floor || offset >= self.len {
+                return Ok(0);
+            }
+            let len = len.min(self.len - offset).min(ZERO_CHUNK);
+            fd.write_all_at(&ZEROS[..len], offset as u64)?;
+            len
+        };
+        start_writeback(fd, offset, len)?;
+        Ok(len)
     }
 
     /// The file's path.
@@ -148,13 +193,14 @@ impl MappedFile {
     /// Runs `f` on the unpublished bytes `[offset, offset + len)` as a mutable slice. Fails if
     /// the range is not entirely in `[published, len)`. Writers are serialised by a mutex.
     pub(crate) fn write_with<R>(&self, offset: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
-        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut written = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if offset.checked_add(len).is_none_or(|e| e > self.len) {
             return Err(self.bounds_error(offset, "write past the end of the file"));
         }
         if offset < self.published() {
             return Err(self.bounds_error(offset, "write outside the unpublished region"));
         }
+        *written = (*written).max(offset + len);
         // SAFETY: `[offset, offset + len)` is inside the mapping and at or above `published`, so
         // no reader holds a slice of it (`read` stops below `published`) and no atomic view
         // covers it (atomics live below `atomic_end <= published`). The `writer` mutex, held
@@ -172,10 +218,11 @@ impl MappedFile {
     /// shootdown) and the next write does not fault. Sync mode uses it.
     pub(crate) fn pwrite(&self, offset: usize, data: &[u8]) -> Result<()> {
         use std::os::unix::fs::FileExt;
-        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut written = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if offset.checked_add(data.len()).is_none_or(|e| e > self.len) || offset < self.published() {
             return Err(self.bounds_error(offset, "write outside the unpublished region"));
         }
+        *written = (*written).max(offset + data.len());
         if let Err(e) = fault::check(fault::Point::Pwrite, &self.path) {
             // An injected short write: half the bytes land, then the call fails.
             let _ = self.file.write_all_at(&data[..data.len() / 2], offset as u64);
@@ -263,6 +310,21 @@ impl MappedFile {
         }
         let len = len.min(self.len - offset);
         let _ = self.map.advise_range(Advice::PopulateWrite, offset, len);
+    }
+}
+
+/// Starts writing back `[offset, offset + len)` of `file` without waiting for it
+/// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`): no cache flush, nothing made durable.
+fn start_writeback(file: &File, offset: usize, len: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (offset, len) = (offset as libc::off64_t, len as libc::off64_t);
+    // SAFETY: sync_file_range takes a file descriptor, two integers and flags, no pointers;
+    // the descriptor is valid for the call because `file` is borrowed.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -355,6 +417,69 @@ mod tests {
         assert!(f.atomic_u64(12).is_none());
         assert!(f.atomic_u32(16).is_none());
         f.flush_range(0, 4096).unwrap();
+    }
+
+    #[test]
+    fn zeroing_ahead_stays_clear_of_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = MappedFile::open(&path, 4 * ZERO_CHUNK as u64, 0, true).unwrap();
+        f.pwrite(0, &[7; 1000]).unwrap();
+        // Within the gap of the written bytes, or below them: refused.
+        assert_eq!(f.zero_ahead(500, 4096, 0).unwrap(), 0);
+        assert_eq!(f.zero_ahead(1000, 4096, 4096).unwrap(), 0);
+        assert_eq!(f.zero_ahead(5096, 4096, 4096).unwrap(), 4096);
+        // At most one chunk per call, clamped to the file.
+        assert_eq!(f.zero_ahead(8192, usize::MAX, 0).unwrap(), ZERO_CHUNK);
+        assert_eq!(f.zero_ahead(4 * ZERO_CHUNK - 10, 100, 0).unwrap(), 10);
+        assert_eq!(f.zero_ahead(4 * ZERO_CHUNK, 100, 0).unwrap(), 0);
+        // A write after zeroing lands over the zeros.
+        f.pwrite(6000, &[9; 10]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes[..1000].iter().all(|&b| b == 7));
+        assert!(bytes[1000..6000].iter().all(|&b| b == 0));
+        assert!(bytes[6000..6010].iter().all(|&b| b == 9));
+    }
+
+    #[test]
+    fn zeroing_ahead_never_overwrites_a_concurrent_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let len = 2 << 20;
+        let f = std::sync::Arc::new(MappedFile::open(&path, len as u64, 0, true).unwrap());
+        let pos = std::sync::Arc::new(AtomicUsize::new(0));
+        let zeroer = {
+            let (f, pos) = (f.clone(), pos.clone());
+            std::thread::spawn(move || {
+                // No gap at all, and a view of the writer's position that may be stale: every
+                // other call aims behind it, where only the writer lock's floor stops it.
+                let mut behind = false;
+                while pos.load(Ordering::Acquire) < len {
+                    let at = pos.load(Ordering::Acquire);
+                    let target = if behind { at.saturating_sub(4096) } else { at + 2048 };
+                    f.zero_ahead(target, 4096, 0).unwrap();
+                    behind = !behind;
+                }
+            })
+        };
+        let mut at = 0;
+        let mut n = 0u8;
+        while at < len {
+            let chunk = (1000 + usize::from(n) * 7).min(len - at);
+            n = n.wrapping_add(1);
+            f.pwrite(at, &vec![n | 1; chunk]).unwrap();
+            at += chunk;
+            pos.store(at, Ordering::Release);
+        }
+        zeroer.join().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (mut at, mut n) = (0, 0u8);
+        while at < len {
+            let chunk = (1000 + usize::from(n) * 7).min(len - at);
+            n = n.wrapping_add(1);
+            assert!(bytes[at..at + chunk].iter().all(|&b| b == n | 1), "bytes at {at} were zeroed");
+            at += chunk;
+        }
     }
 
     #[test]

@@ -83,6 +83,13 @@ const PREPARE_AHEAD: u64 = 64 << 20;
 const PREPARE_CHUNK: u64 = 4 << 20;
 const PREPARE_INTERVAL: Duration = Duration::from_millis(10);
 
+/// In sync mode the zero thread keeps the active segment zero-written from `ZERO_GAP` past
+/// the write position to eight intervals' worth of recent appends ahead of it, at least
+/// `ZERO_AHEAD_MIN` and at most `PREPARE_AHEAD`, checking every `PREPARE_INTERVAL` (see
+/// `CommitLog::zero_step`). An idle store zeroes nothing.
+const ZERO_GAP: u64 = 1 << 20;
+const ZERO_AHEAD_MIN: u64 = 4 << 20;
+
 /// Smallest accepted `segment_bytes`.
 const MIN_SEGMENT_BYTES: u64 = 4096;
 
@@ -418,9 +425,30 @@ impl Store {
                 }
             }),
         )?;
-        // Sync mode writes with pwrite, which allocates page-cache pages itself, and flushes
-        // only what group commit asks for: preparing ahead there cost more than it saved
-        // (zero-filling pages, then writing every byte to the disk twice; BENCHMARKS.md).
+        // Sync mode writes with pwrite, which allocates page-cache pages itself, and msyncs
+        // only what group commit asks for; its zero thread writes zeros ahead of the appender
+        // (below) so that those msyncs find written blocks. Faulting pages in there cost more
+        // than it saved (BENCHMARKS.md, issue 14).
+        if inner.config.flush == FlushMode::Sync {
+            let i = inner.clone();
+            spawn(
+                "ferrymq-zero",
+                Box::new(move || {
+                    let mut last = i.log.write_pos();
+                    let mut rate = 0u64; // bytes appended per interval, decaying peak
+                    while !i.stop.wait(PREPARE_INTERVAL) {
+                        let pos = i.log.write_pos();
+                        rate = (pos.saturating_sub(last)).max(rate - rate / 8);
+                        last = pos;
+                        if rate == 0 {
+                            continue;
+                        }
+                        let ahead = rate.saturating_mul(8).clamp(ZERO_AHEAD_MIN, PREPARE_AHEAD);
+                        while i.log.zero_step(ahead, ZERO_GAP) && !i.closed.load(Ordering::Acquire) {}
+                    }
+                }),
+            )?;
+        }
         if inner.config.flush == FlushMode::Async {
             let i = inner.clone();
             spawn(
@@ -1092,6 +1120,43 @@ mod tests {
         let m = store.read(own.commit_offset).expect("this process's own record is not checked again");
         assert_eq!(m.body[..99], [7; 99]);
         assert_eq!(m.body[99], 7 ^ 0x40);
+    }
+
+    #[test]
+    fn sync_appends_beside_the_zero_thread_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path(), FlushMode::Sync);
+        c.segment_bytes = 6 << 20;
+        c.cq_units_per_file = 4096;
+        c.index_slots = 1024;
+        c.index_entries_per_file = 8192;
+        let store = Store::open(c.clone()).unwrap();
+        let results: Vec<AppendResult> = std::thread::scope(|s| {
+            let writers: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let store = &store;
+                    s.spawn(move || {
+                        let mut out = Vec::new();
+                        for i in 0..1500 {
+                            out.push(store.append(msg(t * 10_000 + i, 1000 + (i as usize % 7) * 100)).unwrap());
+                            if i % 100 == 0 {
+                                // Pauses let the zero thread see a rate and get ahead.
+                                std::thread::sleep(Duration::from_millis(15));
+                            }
+                        }
+                        out
+                    })
+                })
+                .collect();
+            writers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        assert!(store.stats().segment_count >= 2, "the log rolled while zeroing");
+        store.shutdown().unwrap();
+        let store = Store::open(c).unwrap();
+        for r in &results {
+            let m = store.read(r.commit_offset).expect("every acknowledged record reads back, CRC checked");
+            assert!(m.body.iter().all(|&b| b == 7));
+        }
     }
 
     #[test]

@@ -29,8 +29,8 @@ pub(crate) struct Segment {
     file: MappedFile,
     /// Newest store timestamp of a record in this segment (0 if unknown or empty).
     last_store_ts: AtomicU64,
-    /// Bytes below this (segment-relative) have been faulted in (and in sync mode msynced)
-    /// ahead of the appender.
+    /// Bytes below this (segment-relative) have been prepared ahead of the appender: faulted
+    /// in (async mode) or zero-written (sync mode).
     prepared: AtomicU64,
 }
 
@@ -129,6 +129,30 @@ impl Segment {
         self.file.prefault(start as usize, (end - start) as usize);
         self.prepared.fetch_max(end, Ordering::AcqRel);
         true
+    }
+
+    /// One step of zero-writing ahead of the appender in sync mode: zeroes the next chunk of
+    /// `[from + gap, until)` (segment-relative) not yet zeroed, through
+    /// [`MappedFile::zero_ahead`], which refuses anything within `gap` of what was written.
+    /// Returns whether it did anything.
+    pub(crate) fn zero_ahead(&self, from: u64, until: u64, gap: u64) -> bool {
+        let start = self.prepared.load(Ordering::Acquire).max(from.saturating_add(gap));
+        let until = until.min(self.len());
+        if start >= until {
+            return false;
+        }
+        match self.file.zero_ahead(start as usize, (until - start) as usize, gap as usize) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.prepared.fetch_max(start + n as u64, Ordering::AcqRel);
+                true
+            }
+            Err(e) => {
+                // Only an optimisation: appends still work on blocks never zeroed.
+                tracing::debug!(path = %self.path().display(), error = %e, "zeroing ahead of the appender failed");
+                false
+            }
+        }
     }
 
     /// The trailer's timestamp, if this is a sealed segment with an intact trailer.
