@@ -86,9 +86,11 @@ const PREPARE_INTERVAL: Duration = Duration::from_millis(10);
 /// In sync mode the zero thread keeps the active segment zero-written from `ZERO_GAP` past
 /// the write position to eight intervals' worth of recent appends ahead of it, at least
 /// `ZERO_AHEAD_MIN` and at most `PREPARE_AHEAD`, checking every `PREPARE_INTERVAL` (see
-/// `CommitLog::zero_step`). An idle store zeroes nothing.
+/// `CommitLog::zero_step`), while group commits are small. An idle store zeroes nothing.
 const ZERO_GAP: u64 = 1 << 20;
 const ZERO_AHEAD_MIN: u64 = 4 << 20;
+/// The zero thread runs only while the log's group commits average at most this many bytes.
+const ZERO_MAX_GROUP: u64 = 64 << 10;
 
 /// Smallest accepted `segment_bytes`.
 const MIN_SEGMENT_BYTES: u64 = 4096;
@@ -435,12 +437,19 @@ impl Store {
                 "ferrymq-zero",
                 Box::new(move || {
                     let mut last = i.log.write_pos();
+                    let mut last_flushes = i.flusher.timings().count;
                     let mut rate = 0u64; // bytes appended per interval, decaying peak
                     while !i.stop.wait(PREPARE_INTERVAL) {
                         let pos = i.log.write_pos();
-                        rate = (pos.saturating_sub(last)).max(rate - rate / 8);
-                        last = pos;
-                        if rate == 0 {
+                        let flushes = i.flusher.timings().count;
+                        let appended = pos.saturating_sub(last);
+                        let groups = flushes.saturating_sub(last_flushes);
+                        rate = appended.max(rate - rate / 8);
+                        (last, last_flushes) = (pos, flushes);
+                        // Zeroing pays where group commits are small (then the block-state
+                        // metadata is most of an msync); with large ones it only doubles the
+                        // bytes written (REST batches lost 8%: BENCHMARKS.md, issue 14).
+                        if rate == 0 || appended > groups.saturating_mul(ZERO_MAX_GROUP) {
                             continue;
                         }
                         let ahead = rate.saturating_mul(8).clamp(ZERO_AHEAD_MIN, PREPARE_AHEAD);
