@@ -448,7 +448,7 @@ impl Store {
                         (last, last_flushes) = (pos, flushes);
                         // Zeroing pays where group commits are small (then the block-state
                         // metadata is most of an msync); with large ones it only doubles the
-                        // bytes written (REST batches lost 8%: BENCHMARKS.md, issue 14).
+                        // bytes written (REST batch runs came out up to 8% slower: BENCHMARKS.md).
                         if rate == 0 || appended > groups.saturating_mul(ZERO_MAX_GROUP) {
                             continue;
                         }
