@@ -92,6 +92,27 @@ const ZERO_AHEAD_MIN: u64 = 4 << 20;
 /// The zero thread runs only while the log's group commits average at most this many bytes.
 const ZERO_MAX_GROUP: u64 = 64 << 10;
 
+/// How fast the log grows, for the threads that prepare ahead of the appender.
+struct AppendRate {
+    last: u64,
+    /// Bytes appended per interval, a peak decaying by an eighth per interval.
+    peak: u64,
+}
+
+impl AppendRate {
+    fn new(pos: u64) -> AppendRate {
+        AppendRate { last: pos, peak: 0 }
+    }
+
+    /// Bytes appended since the last step (the log is at `pos` now), and the decayed peak.
+    fn step(&mut self, pos: u64) -> (u64, u64) {
+        let appended = pos.saturating_sub(self.last);
+        self.last = pos;
+        self.peak = appended.max(self.peak - self.peak / 8);
+        (appended, self.peak)
+    }
+}
+
 /// Smallest accepted `segment_bytes`.
 const MIN_SEGMENT_BYTES: u64 = 4096;
 
@@ -436,16 +457,13 @@ impl Store {
             spawn(
                 "ferrymq-zero",
                 Box::new(move || {
-                    let mut last = i.log.write_pos();
+                    let mut rate = AppendRate::new(i.log.write_pos());
                     let mut last_flushes = i.flusher.timings().count;
-                    let mut rate = 0u64; // bytes appended per interval, decaying peak
                     while !i.stop.wait(PREPARE_INTERVAL) {
-                        let pos = i.log.write_pos();
+                        let (appended, rate) = rate.step(i.log.write_pos());
                         let flushes = i.flusher.timings().count;
-                        let appended = pos.saturating_sub(last);
                         let groups = flushes.saturating_sub(last_flushes);
-                        rate = appended.max(rate - rate / 8);
-                        (last, last_flushes) = (pos, flushes);
+                        last_flushes = flushes;
                         // Zeroing pays where group commits are small (then the block-state
                         // metadata is most of an msync); with large ones it only doubles the
                         // bytes written (REST batch runs came out up to 8% slower: BENCHMARKS.md).
@@ -463,12 +481,9 @@ impl Store {
             spawn(
                 "ferrymq-prepare",
                 Box::new(move || {
-                    let mut last = i.log.write_pos();
-                    let mut rate = 0u64; // bytes appended per interval, decaying peak
+                    let mut rate = AppendRate::new(i.log.write_pos());
                     while !i.stop.wait(PREPARE_INTERVAL) {
-                        let pos = i.log.write_pos();
-                        rate = (pos.saturating_sub(last)).max(rate - rate / 8);
-                        last = pos;
+                        let (_, rate) = rate.step(i.log.write_pos());
                         let ahead = rate.saturating_mul(8).min(PREPARE_AHEAD);
                         if ahead == 0 {
                             continue;
