@@ -31,12 +31,9 @@ impl IdGen {
 /// `v` as 32 upper-case hex digits (what `format!("{v:032X}")` writes, without the
 /// formatting machinery: one id per published message).
 fn hex32(v: u128) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = [0u8; 32];
-    for (i, d) in out.iter_mut().enumerate() {
-        *d = HEX[(v >> (4 * (31 - i)) & 0xF) as usize];
-    }
-    out.iter().map(|&b| char::from(b)).collect()
+    let mut out = String::with_capacity(32);
+    super::receipt::push_hex_with(&mut out, &v.to_be_bytes(), super::receipt::UPPER_HEX);
+    out
 }
 
 /// Whether `s` has the shape of an id this broker issues.

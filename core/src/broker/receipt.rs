@@ -19,14 +19,22 @@ pub(crate) struct Receipt {
     pub(crate) nonce: u64,
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Hex digits of receipts.
+const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
+/// Hex digits of message ids.
+pub(crate) const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-fn push_hex(out: &mut String, bytes: &[u8]) {
+/// Appends `bytes` as two `digits` each, high nibble first.
+pub(crate) fn push_hex_with(out: &mut String, bytes: &[u8], digits: &[u8; 16]) {
     out.reserve(2 * bytes.len());
     for &b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
+        out.push(char::from(digits[usize::from(b >> 4)]));
+        out.push(char::from(digits[usize::from(b & 0xf)]));
     }
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    push_hex_with(out, bytes, LOWER_HEX);
 }
 
 fn unhex(s: &str) -> Option<String> {
