@@ -97,6 +97,41 @@ async fn start_positions_apply_only_without_a_committed_offset() {
 }
 
 #[tokio::test]
+async fn a_start_fixed_at_subscribing_holds_until_the_first_receive() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.create_topic("t", Some(2), None).unwrap();
+    for i in 0..4 {
+        broker.send("t", msg(&format!("old{i}"))).await.unwrap();
+    }
+    for mode in [ConsumeMode::Clustering, ConsumeMode::Broadcasting] {
+        let group = format!("late-{mode:?}");
+        broker.fix_start(&group, "c", "t", mode, StartPosition::Last).unwrap();
+        broker.send("t", msg(&format!("after-{mode:?}"))).await.unwrap();
+        let mut last = receive(&group, "t", "c");
+        last.start = StartPosition::Last;
+        last.mode = mode;
+        // Stored after the start was fixed, before the first receive: delivered, and nothing older.
+        let got = drain(&broker, &last, 1, Duration::from_secs(2)).await;
+        assert_eq!(bodies(&got), [format!("after-{mode:?}")], "{mode:?}");
+        assert!(broker.receive(last).await.unwrap().is_empty(), "{mode:?}");
+    }
+    // Fixing again moves nothing: a group with a position keeps it.
+    broker.send("t", msg("later")).await.unwrap();
+    broker.fix_start("late-Clustering", "c", "t", ConsumeMode::Clustering, StartPosition::Last).unwrap();
+    let mut again = receive("late-Clustering", "t", "c");
+    again.start = StartPosition::Last;
+    let mut rest = bodies(&drain(&broker, &again, 2, Duration::from_secs(2)).await);
+    rest.sort();
+    assert_eq!(rest, ["after-Broadcasting", "later"]);
+    assert!(matches!(
+        broker.fix_start("g", "c", "missing", ConsumeMode::Clustering, StartPosition::Last),
+        Err(ferrymq_core::Error::NotFound { .. })
+    ));
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn membership_changes_are_observable_and_members_expire() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());

@@ -381,6 +381,31 @@ async fn native_send_back_retries_through_the_group() {
     ws.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_subscription_gets_everything_stored_after_subscribed() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "fresh", "queues": 2})).await;
+    t.publish("fresh", json!({"body": "before"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    for round in 0..20 {
+        let group = format!("tail-{round}");
+        ws.send(json!({"op": "subscribe", "id": group, "group": group, "topic": "fresh", "start": "last"})).await;
+        ws.next_op("subscribed").await;
+        // The start is fixed by the time `subscribed` arrives: the group already holds it.
+        let offsets = t.get(&format!("/v1/groups/{group}")).await.body["offsets"].clone();
+        let committed: u64 = offsets.as_array().unwrap().iter().map(|o| o["committed"].as_u64().unwrap()).sum();
+        assert_eq!(committed, round + 1, "round {round}: {offsets}");
+        let sent = t.publish("fresh", json!({"body": format!("after {round}")})).await;
+        let message = ws.next_op("message").await;
+        assert_eq!((&message["id"], &message["msg_id"]), (&json!(group), &sent["msg_id"]), "round {round}");
+        ws.send(json!({"op": "ack", "receipt": message["receipt"]})).await;
+        ws.send(json!({"op": "unsubscribe", "id": group})).await;
+        ws.next_op("unsubscribed").await;
+    }
+    ws.close().await;
+}
+
 #[tokio::test]
 async fn start_positions_apply_to_a_new_group() {
     let t = TestApp::start().await;

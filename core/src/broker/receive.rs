@@ -512,6 +512,65 @@ impl Broker {
         }
     }
 
+    /// Fixes where a new subscription starts on each queue of `topic` its owner holds no
+    /// position on yet, as of this call. The WebSocket gateway calls it before it answers
+    /// `subscribed`, so that `start: "last"` delivers everything stored after that answer, not
+    /// only what is stored after the subscription's first receive.
+    pub fn fix_start(
+        &self,
+        group: &str,
+        client_id: &str,
+        topic: &str,
+        mode: ConsumeMode,
+        start: StartPosition,
+    ) -> Result<()> {
+        validate_group_name(group)?;
+        let topic = self.topic_for_read(topic)?;
+        let owner = owner_of(group, client_id, mode);
+        for queue_id in 0..topic.queues {
+            let key = (owner.clone(), topic.name.clone(), queue_id);
+            let bounds = self.store.queue_bounds(&topic.name, queue_id);
+            self.consumption.queue_or_insert(&key, || {
+                self.first_state(&owner, mode, start, &topic.name, queue_id, false, bounds)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The state of a queue its owner has not read in this process: at the committed offset
+    /// (clustering groups commit theirs to the offset table; broadcasting members keep their
+    /// own position in memory), else where `start` says, within `(min, max)`.
+    #[allow(clippy::too_many_arguments)]
+    fn first_state(
+        &self,
+        owner: &str,
+        mode: ConsumeMode,
+        start: StartPosition,
+        store_topic: &str,
+        queue_id: u32,
+        is_retry: bool,
+        (min, max): (u64, u64),
+    ) -> Result<QueueState> {
+        let clustering = mode == ConsumeMode::Clustering;
+        let stored = if clustering { self.offsets.get(owner, store_topic, queue_id) } else { None };
+        let committed = match stored {
+            Some(c) => c,
+            None if is_retry => min,
+            None => {
+                let start = match start {
+                    StartPosition::First => min,
+                    StartPosition::Last => max,
+                    StartPosition::Timestamp(ts) => self.store.offset_for_timestamp(store_topic, queue_id, ts)?,
+                };
+                if clustering && start != min {
+                    self.offsets.set(owner, store_topic, queue_id, start);
+                }
+                start
+            }
+        };
+        Ok(QueueState { committed, cursor: committed, ..QueueState::default() })
+    }
+
     fn collect(
         &self,
         req: &ReceiveRequest,
@@ -560,26 +619,7 @@ impl Broker {
             let key = (owner.to_string(), store_topic.clone(), queue_id);
             let (min, max) = store.queue_bounds(&store_topic, queue_id);
             let queue = self.consumption.queue_or_insert(&key, || {
-                // Broadcasting members keep their own position (in memory); clustering groups
-                // commit theirs to the offset table.
-                let clustering = req.mode == ConsumeMode::Clustering;
-                let stored = if clustering { self.offsets.get(owner, &store_topic, queue_id) } else { None };
-                let committed = match stored {
-                    Some(c) => c,
-                    None if is_retry => min,
-                    None => {
-                        let start = match req.start {
-                            StartPosition::First => min,
-                            StartPosition::Last => max,
-                            StartPosition::Timestamp(ts) => store.offset_for_timestamp(&store_topic, queue_id, ts)?,
-                        };
-                        if clustering && start != min {
-                            self.offsets.set(owner, &store_topic, queue_id, start);
-                        }
-                        start
-                    }
-                };
-                Ok(QueueState { committed, cursor: committed, ..QueueState::default() })
+                self.first_state(owner, req.mode, req.start, &store_topic, queue_id, is_retry, (min, max))
             })?;
             let receipt = ReceiptPrefix::new(owner, &store_topic, queue_id);
             let offer = Offer {

@@ -201,6 +201,9 @@ impl Connection {
             vec![Subscription { topic: f.topic.clone(), filter: filter.clone(), mode }],
         )?;
         self.members.insert((f.group.clone(), client_id.clone()));
+        // Where it starts is fixed before `subscribed` goes out, so that everything stored after
+        // that answer is delivered.
+        self.broker.fix_start(&f.group, &client_id, &f.topic, mode, start)?;
         let orderly = f.orderly.unwrap_or(false);
         let window =
             Arc::new(if orderly { Window::orderly(u64::from(credits)) } else { Window::new(u64::from(credits)) });
