@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrymq_core::broker::{FilterSpec, Message, MessageState, ResetTarget, TransactionResolution};
+use ferrymq_core::broker::{ConsumeMode, FilterSpec, Message, MessageState, ResetTarget, TransactionResolution};
 use ferrymq_core::client::{
     Client, FindQuery, Listener, ListenerError, MessageBuilder, PushConsumer, DEFAULT_INVISIBLE,
 };
@@ -266,6 +266,31 @@ async fn start_last_applies_where_a_remote_group_has_no_offset() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(bodies(&late), ["new"], "start last skips what was there, over a gateway too");
     consumer.close().await.unwrap();
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_once_start_returned_reaches_a_consumer_that_starts_at_the_last_offset() {
+    let Some((_gateway, client)) = start_gateway().await else { return };
+    client.admin().create_topic("remote-fresh", 4).await.unwrap();
+    let producer = client.producer(None);
+    producer.send("remote-fresh", "before").await.unwrap();
+    for round in 0..4 {
+        for mode in [ConsumeMode::Clustering, ConsumeMode::Broadcasting] {
+            let seen: Seen = Arc::default();
+            let options =
+                fast().mode(mode).start(ferrymq_core::broker::StartPosition::Last).listener(recorder("l", &seen));
+            let consumer =
+                client.push_consumer(&format!("from-now-{round}-{mode:?}"), "remote-fresh", options).unwrap();
+            consumer.start().await.unwrap();
+            // No pause: once `start` returned, where the consumer starts is fixed.
+            let sent = format!("after start, {round} {mode:?}");
+            producer.send("remote-fresh", sent.as_str()).await.unwrap();
+            assert!(eventually(Duration::from_secs(5), || !seen.lock().unwrap().is_empty()).await, "{round} {mode:?}");
+            consumer.close().await.unwrap();
+            assert_eq!(bodies(&seen), [sent], "{round} {mode:?}");
+        }
+    }
     client.close().await.unwrap();
 }
 

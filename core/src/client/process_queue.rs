@@ -244,6 +244,10 @@ pub(crate) struct ProcessQueue {
     tracker: Mutex<OffsetTracker>,
     /// Set once the start offset is known (commits before would store nonsense).
     started: AtomicBool,
+    /// Becomes true once the start offset is fixed (under `StartPosition::Last`, committed for
+    /// a clustering group), or once the queue gave up before that (stopped, or its orderly
+    /// lease is held elsewhere): what [`ProcessQueue::settled`] waits for.
+    settled: watch::Sender<bool>,
     /// Orderly clustering: the broker's lease is held.
     locked: AtomicBool,
     buffer: Arc<Semaphore>,
@@ -259,6 +263,7 @@ impl ProcessQueue {
             stop: watch::channel(false).0,
             tracker: Mutex::new(OffsetTracker::default()),
             started: AtomicBool::new(false),
+            settled: watch::channel(false).0,
             locked: AtomicBool::new(false),
             buffer: Arc::new(Semaphore::new(buffer.max(1))),
             handlers: AtomicUsize::new(0),
@@ -281,6 +286,12 @@ impl ProcessQueue {
     /// Whether this queue holds its orderly lease.
     pub(crate) fn is_locked(&self) -> bool {
         self.locked.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the queue's start offset is fixed, or once it will not be (see `settled`).
+    pub(crate) async fn settled(&self) {
+        let mut rx = self.settled.subscribe();
+        let _ = rx.wait_for(|settled| *settled).await;
     }
 
     /// Resolves once the queue is asked to stop.
@@ -306,9 +317,11 @@ impl ProcessQueue {
     pub(crate) async fn run(self: Arc<Self>, core: Arc<ConsumerCore>) {
         let lease = core.orderly && core.mode == ConsumeMode::Clustering;
         if lease && !self.acquire_lease(&core).await {
+            self.settled.send_replace(true);
             return;
         }
         let Some((offset, skip_before)) = self.start_offset(&core).await else {
+            self.settled.send_replace(true);
             self.release_lease(&core, lease).await;
             return;
         };
@@ -317,6 +330,7 @@ impl ProcessQueue {
         if core.start == StartPosition::Last {
             self.commit(&core).await;
         }
+        self.settled.send_replace(true);
         tracing::debug!(group = %core.group, queue = ?self.queue, offset, "queue assigned");
 
         let orderly = if core.orderly {

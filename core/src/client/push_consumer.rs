@@ -49,6 +49,8 @@ pub const DEFAULT_REBALANCE_INTERVAL: Duration = Duration::from_secs(20);
 /// Longest time between two looks at the member list when the transport cannot report
 /// membership changes.
 const MEMBERSHIP_POLL: Duration = Duration::from_secs(2);
+/// The longest `start` waits for the first rebalance's queues to fix where they start.
+const START_SETTLE: Duration = Duration::from_secs(10);
 
 /// The verdict on one delivered message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -665,8 +667,10 @@ impl PushConsumer {
     }
 
     /// Joins the group and starts consuming: registers with a heartbeat, takes a share of the
-    /// queues, and starts the background task. [`Error::NotFound`] when the topic does not
-    /// exist; [`Error::Conflict`] when started twice or after close.
+    /// queues, and starts the background task. Returns once those queues know where they start
+    /// (bounded by 10 s), so a message sent after `start` returns is consumed even from
+    /// [`StartPosition::Last`]. [`Error::NotFound`] when the topic does not exist;
+    /// [`Error::Conflict`] when started twice or after close.
     pub async fn start(&self) -> Result<()> {
         {
             let mut state = self.inner.state();
@@ -742,6 +746,14 @@ impl Inner {
             core.max_reconsume_times.store(group.max_reconsume_times, Ordering::Relaxed);
         }
         self.rebalance().await;
+        // Where each queue of the first rebalance starts is fixed before `start` returns, so
+        // that a message sent after it reaches a consumer that starts at the last offset.
+        // Bounded: a broker that does not answer leaves the queues to keep trying on their own.
+        let queues: Vec<Arc<ProcessQueue>> = self.state().assigned.values().map(|r| r.pq.clone()).collect();
+        let settled = futures::future::join_all(queues.iter().map(|pq| pq.settled()));
+        if tokio::time::timeout(START_SETTLE, settled).await.is_err() {
+            tracing::warn!(group = %core.group, "start offsets not fixed yet; starting anyway");
+        }
         let task = tokio::spawn(self.clone().run());
         self.state().main = Some(task);
         Ok(())
