@@ -530,9 +530,8 @@ impl Broker {
         for queue_id in 0..topic.queues {
             let key = (owner.clone(), topic.name.clone(), queue_id);
             let bounds = self.store.queue_bounds(&topic.name, queue_id);
-            self.consumption.queue_or_insert(&key, || {
-                self.first_state(&owner, mode, start, &topic.name, queue_id, false, bounds)
-            })?;
+            self.consumption
+                .queue_or_insert(&key, || self.first_state(&owner, mode, start, &topic.name, queue_id, bounds))?;
         }
         Ok(())
     }
@@ -540,7 +539,6 @@ impl Broker {
     /// The state of a queue its owner has not read in this process: at the committed offset
     /// (clustering groups commit theirs to the offset table; broadcasting members keep their
     /// own position in memory), else where `start` says, within `(min, max)`.
-    #[allow(clippy::too_many_arguments)]
     fn first_state(
         &self,
         owner: &str,
@@ -548,14 +546,12 @@ impl Broker {
         start: StartPosition,
         store_topic: &str,
         queue_id: u32,
-        is_retry: bool,
         (min, max): (u64, u64),
     ) -> Result<QueueState> {
         let clustering = mode == ConsumeMode::Clustering;
         let stored = if clustering { self.offsets.get(owner, store_topic, queue_id) } else { None };
         let committed = match stored {
             Some(c) => c,
-            None if is_retry => min,
             None => {
                 let start = match start {
                     StartPosition::First => min,
@@ -619,7 +615,9 @@ impl Broker {
             let key = (owner.to_string(), store_topic.clone(), queue_id);
             let (min, max) = store.queue_bounds(&store_topic, queue_id);
             let queue = self.consumption.queue_or_insert(&key, || {
-                self.first_state(owner, req.mode, req.start, &store_topic, queue_id, is_retry, (min, max))
+                // A retry queue is read from its start.
+                let start = if is_retry { StartPosition::First } else { req.start };
+                self.first_state(owner, req.mode, start, &store_topic, queue_id, (min, max))
             })?;
             let receipt = ReceiptPrefix::new(owner, &store_topic, queue_id);
             let offer = Offer {
