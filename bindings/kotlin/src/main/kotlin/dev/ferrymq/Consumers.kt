@@ -49,8 +49,10 @@ class PushConsumer internal constructor(
     /** The queues this member consumes now. */
     fun assignment(): List<QueueRef> = ffi.assignment().map { QueueRef(it.topic, it.queueId) }
 
-    /** Joins the group and starts consuming. [FerryException.NotFound] when the topic does not
-     * exist; [FerryException.Conflict] when started twice or after close. */
+    /** Joins the group and starts consuming; returns once the queues it took know where they
+     * start, so a message sent afterwards is consumed, also from [StartPosition.Last].
+     * [FerryException.NotFound] when the topic does not exist; [FerryException.Conflict] when
+     * started twice or after close. */
     suspend fun start() {
         check(started.compareAndSet(false, true)) { "the consumer was started already" }
         native { ffi.start() }
