@@ -153,7 +153,7 @@ fn dispatch_listener_sees_growth() {
 }
 
 #[test]
-fn delete_topic_drops_queues_and_offsets_continue() {
+fn delete_topic_drops_queues_and_a_new_topic_of_that_name_starts_at_zero() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), FlushMode::Async);
     for i in 0..10 {
@@ -163,11 +163,21 @@ fn delete_topic_drops_queues_and_offsets_continue() {
     assert!(store.queue_ids("gone").is_empty());
     assert_eq!(store.queue_bounds("gone", 0), (0, 0));
     assert!(!dir.path().join("consumequeue/gone").exists());
+    // `max` is the offset the next message gets: the first message of the new topic gets 0.
     let r = store.append(msg("gone", 0, 10)).unwrap();
+    assert_eq!(r.queue_offset, 0);
     assert!(store.wait_dispatched(r.commit_offset + u64::from(r.size), WAIT));
-    assert_eq!(store.queue_bounds("gone", 0), (10, 11));
-    assert_eq!(store.read_queue("gone", 0, 0, 10).unwrap().len(), 1);
+    assert_eq!(store.queue_bounds("gone", 0), (0, 1));
+    let units = store.read_queue("gone", 0, 0, 10).unwrap();
+    assert_eq!(units.len(), 1);
+    assert_eq!(units[0].commit_offset, r.commit_offset, "the new message, not an old one");
     assert!(matches!(store.delete_topic("a/b"), Err(Error::InvalidArgument { .. })));
+    // The same after a restart: the old records stay in the log and stay out of the queue.
+    store.shutdown().unwrap();
+    drop(store);
+    let store = open(dir.path(), FlushMode::Async);
+    assert_eq!(store.queue_bounds("gone", 0), (0, 1));
+    assert_eq!(store.append(msg("gone", 0, 11)).unwrap().queue_offset, 1);
 }
 
 #[test]

@@ -166,6 +166,13 @@ impl CommitLog {
         self.lock().queue_offsets = table;
     }
 
+    /// Forgets a deleted topic's next queue offsets: a topic created again under its name
+    /// starts its queues at 0, as it does after a restart (which rebuilds the offsets from the
+    /// consume queues, and the deleted topic has none).
+    pub(crate) fn forget_queue_offsets(&self, topic: &str) {
+        self.lock().queue_offsets.remove(topic);
+    }
+
     /// `(write_pos, start of the last record or u64::MAX, last store ts)` under the append
     /// lock, for the shutdown checkpoint.
     pub(crate) fn tail_snapshot(&self) -> (u64, u64, u64) {

@@ -745,14 +745,14 @@ impl Store {
 
     /// Drops every consume queue of the topic (its records stay in the log until retention).
     /// Waits (up to 5 s) for records already appended to be dispatched first, so they do not
-    /// bring the queues back; the next append to the topic starts a queue at the offset where
-    /// the old one ended.
+    /// bring the queues back; the next append to the topic starts a new queue at offset 0.
     pub fn delete_topic(&self, topic: &str) -> Result<()> {
         record::validate_topic(topic)?;
         let inner = &self.inner;
         inner.dispatcher.wait(inner.log.write_pos(), Duration::from_secs(5));
         {
             let _paused = inner.dispatcher.pause();
+            inner.log.forget_queue_offsets(topic);
             inner.queues.remove_topic(topic)?;
         }
         inner.checkpoint(Flush::Full)
