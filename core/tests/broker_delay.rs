@@ -54,9 +54,16 @@ async fn deliver_at_and_delay_ms_are_never_early() {
         .await
         .unwrap();
     broker.send("at", OutgoingMessage { delay: Some(Delay::Millis(150)), ..msg("ms") }).await.unwrap();
-    broker.send("at", OutgoingMessage { delay: Some(Delay::At(1)), ..msg("past") }).await.unwrap();
+    let past = broker.send("at", OutgoingMessage { delay: Some(Delay::At(1)), ..msg("past") }).await.unwrap();
+    // Nothing to wait for: stored in its topic at once, with its place in the answer.
+    assert_eq!((past.queue_id, past.queue_offset), (Some(0), Some(0)));
+    let now = broker.send("at", OutgoingMessage { delay: Some(Delay::At(now_ms())), ..msg("now") }).await.unwrap();
+    assert_eq!((now.queue_id, now.queue_offset), (Some(0), Some(1)));
     let first = receive_one(&broker, "g", "at", Duration::from_secs(3)).await.unwrap();
     assert_eq!(first.body, b"past", "a time in the past is delivered at once");
+    broker.ack("g", first.receipt.as_ref().unwrap()).await.unwrap().unwrap();
+    let first = receive_one(&broker, "g", "at", Duration::from_secs(3)).await.unwrap();
+    assert_eq!(first.body, b"now");
     broker.ack("g", first.receipt.as_ref().unwrap()).await.unwrap().unwrap();
     let second = receive_one(&broker, "g", "at", Duration::from_secs(3)).await.unwrap();
     assert_eq!(second.body, b"ms");

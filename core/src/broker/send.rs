@@ -325,10 +325,11 @@ impl Broker {
                 }
                 rec.topic = TRANS_HALF_TOPIC.into();
                 Placement::Half { transaction_id }
-            } else if let Some(delay) = m.delay {
+            } else if let Some(delay) = m.delay.filter(|d| !matches!(d, Delay::At(at) if *at <= now)) {
                 self.schedule_record(&mut rec, delay, now, &topic.name);
                 Placement::Scheduled
             } else {
+                // Also a `deliver_at` that has come already: nothing to wait for.
                 rec.queue_id = self.select_queue(topic, m.sharding_key.as_deref());
                 Placement::Visible
             };
