@@ -45,12 +45,23 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// The request's media type without parameters, lower-cased; `None` when no `Content-Type`
+/// was sent.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?;
+    Some(value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
 /// Whether the request's media type is JSON (`application/json` or `*/*+json`).
 /// `None` when no `Content-Type` was sent.
 pub fn is_json(headers: &HeaderMap) -> Option<bool> {
-    let value = headers.get(header::CONTENT_TYPE)?;
-    let essence = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    Some(essence == "application/json" || essence.ends_with("+json"))
+    media_type(headers).map(|essence| essence == "application/json" || essence.ends_with("+json"))
+}
+
+/// Whether the request's media type is exactly `application/json` (any parameters): what makes
+/// a publish a JSON message. Every other media type, `+json` ones included, is a raw body.
+pub fn is_application_json(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|essence| essence == "application/json")
 }
 
 /// Accepts JSON or an absent `Content-Type`; anything else is `415`.

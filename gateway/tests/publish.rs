@@ -86,6 +86,28 @@ async fn raw_body_is_stored_byte_for_byte_with_header_attributes() {
 }
 
 #[tokio::test]
+async fn only_application_json_is_a_json_message_and_other_json_media_types_are_raw_bodies() {
+    let t = TestApp::start().await;
+    let cases = [
+        ("application/problem+json", true),
+        ("application/cloudevents+json; charset=utf-8", true),
+        ("Application/JSON; charset=utf-8", false),
+    ];
+    for (i, (media_type, raw)) in cases.into_iter().enumerate() {
+        let text = format!("{{\"body\":\"case {i}\"}}");
+        let request = Request::post("/v1/topics/media/messages")
+            .header(header::CONTENT_TYPE, media_type)
+            .body(Body::from(text.clone()))
+            .unwrap();
+        assert_eq!(t.send(request).await.status, StatusCode::OK, "{media_type}");
+        let got = t.receive_n("g", "media", 1).await;
+        let expected = if raw { text } else { format!("case {i}") };
+        assert_eq!(got[0]["body"], expected, "{media_type}");
+        t.post("/v1/groups/g/ack", json!({"receipts": [got[0]["receipt"]]})).await;
+    }
+}
+
+#[tokio::test]
 async fn curl_form_body_is_a_raw_body() {
     let t = TestApp::start().await;
     let request = Request::post("/v1/topics/curl/messages")

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::access::Caller;
 use crate::auth::Action;
-use crate::extract::{from_value, is_json, parse_json, read_body, Json, Path};
+use crate::extract::{from_value, is_application_json, parse_json, read_body, Json, Path};
 use crate::problem::{ApiError, ApiResult, FieldError, Problem};
 use crate::state::AppState;
 use crate::wire::{
@@ -79,7 +79,7 @@ pub async fn publish(
     };
     let idempotency_key = text_header(&headers, IDEMPOTENCY_KEY)?;
     let body = read_body(req, &()).await?;
-    if is_json(&headers) != Some(true) {
+    if !is_application_json(&headers) {
         let mut msg = raw_message(&headers, &ctx)?;
         msg.body = body.to_vec();
         msg.idempotency_key = idempotency_key;
