@@ -45,7 +45,7 @@ impl Filter {
     /// Parses a SQL92 expression over message properties, in RocketMQ's dialect.
     ///
     /// Supports `=`, `<>` / `!=`, `<`, `<=`, `>`, `>=` (numbers only), `[NOT] BETWEEN .. AND ..`
-    /// (numbers only), `[NOT] IN ('a', ...)`, `IS [NOT] NULL`, `[NOT] CONTAINS` / `STARTSWITH` /
+    /// (numbers only), `[NOT] IN ('a', 2, ...)`, `IS [NOT] NULL`, `[NOT] CONTAINS` / `STARTSWITH` /
     /// `ENDSWITH 'text'`, `AND`, `OR`, `NOT` and parentheses; string literals in single quotes
     /// (`''` escapes a quote), integers, decimals, `TRUE`, `FALSE`. The identifier `TAGS` is the
     /// message tag unless a property has that name. Errors name the problem and its 1-based
@@ -217,6 +217,15 @@ mod tests {
         ("region IN ('eu', 'us')", None, &[("region", "asia")], false),
         ("region NOT IN ('eu', 'us')", None, &[("region", "asia")], true),
         ("region NOT IN ('eu', 'us')", None, &[], false),
+        // Numeric literals compare as `=` does: the property read as a number.
+        ("n IN (5, 15)", None, &[("n", "15")], true),
+        ("n IN (5, 15)", None, &[("n", "15.0")], true),
+        ("n IN (5, 15)", None, &[("n", "7")], false),
+        ("n IN (-1.5, 'x')", None, &[("n", "-1.5")], true),
+        ("n IN (-1.5, 'x')", None, &[("n", "x")], true),
+        ("n NOT IN (5, 15)", None, &[("n", "7")], true),
+        ("n IN (5, 15)", None, &[("n", "abc")], false),
+        ("n NOT IN (5, 15)", None, &[("n", "abc")], false),
         // IS NULL.
         ("region IS NULL", None, &[], true),
         ("region IS NULL", None, &[("region", "")], false),
@@ -305,9 +314,10 @@ mod tests {
         ("a BETWEEN 1 AND", "unexpected end of expression"),
         ("a IN ()", "empty IN list at position 3"),
         ("a IN 'x'", "expected '(' after IN"),
-        ("a IN ('x',)", "accepts only string literals, found ')'"),
+        ("a IN ('x',)", "accepts only string and numeric literals, found ')'"),
         ("a IN ('x' 'y')", "expected ',' or ')'"),
-        ("a IN (1, 2)", "accepts only string literals, found number '1'"),
+        ("a IN (TRUE)", "accepts only string and numeric literals, found 'TRUE'"),
+        ("a IN (b)", "accepts only string and numeric literals, found"),
         ("a IN ('x'", "expected ',' or ')' in IN list at position 3, found the end"),
         ("a = NULL", "NULL at position 5 is only allowed in IS NULL"),
         ("a IS 1", "expected NULL after IS"),

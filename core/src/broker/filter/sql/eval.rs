@@ -138,9 +138,20 @@ fn eval(expr: &Expr, message: &Message<'_>) -> Truth {
                 _ => Truth::Unknown,
             }
         }
+        // `x IN (a, b)` is `x = a OR x = b`.
         Expr::In { operand, list, negated } => match resolve(operand, message) {
-            Some(Value::Str(value)) => Truth::from_bool(list.iter().any(|item| item == value)).negate_if(*negated),
-            _ => Truth::Unknown,
+            Some(value) => {
+                let mut result = Truth::False;
+                for item in list {
+                    match resolve(item, message).map_or(Truth::Unknown, |item| compare(value, CompareOp::Eq, item)) {
+                        Truth::True => return Truth::True.negate_if(*negated),
+                        Truth::Unknown => result = Truth::Unknown,
+                        Truth::False => {}
+                    }
+                }
+                result.negate_if(*negated)
+            }
+            None => Truth::Unknown,
         },
         Expr::IsNull { operand, negated } => Truth::from_bool(resolve(operand, message).is_none()).negate_if(*negated),
         Expr::Text { operand, op, pattern, negated } => match resolve(operand, message) {

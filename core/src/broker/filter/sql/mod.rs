@@ -60,8 +60,9 @@ enum Expr {
     Compare { left: Operand, op: CompareOp, right: Operand },
     /// `operand [NOT] BETWEEN low AND high`, bounds inclusive.
     Between { operand: Operand, low: Operand, high: Operand, negated: bool },
-    /// `operand [NOT] IN ('a', 'b', ...)`.
-    In { operand: Operand, list: Vec<String>, negated: bool },
+    /// `operand [NOT] IN ('a', 2, ...)`: string and numeric literals, each compared as `=`
+    /// compares.
+    In { operand: Operand, list: Vec<Operand>, negated: bool },
     /// `operand IS [NOT] NULL`.
     IsNull { operand: Operand, negated: bool },
     /// `operand [NOT] CONTAINS|STARTSWITH|ENDSWITH 'text'`.

@@ -237,7 +237,7 @@ impl Parser<'_> {
         Ok(Expr::Between { operand, low, high, negated })
     }
 
-    /// After `[NOT] IN`: `('a', 'b', ...)`, string literals only, at least one.
+    /// After `[NOT] IN`: `('a', 2, ...)`, string and numeric literals, at least one.
     fn in_list(&mut self, operand: Operand, negated: bool, pos: usize) -> Result<Expr, String> {
         if !matches!(self.peek(), Some(Token { kind: TokenKind::LParen, .. })) {
             return Err(format!("expected '(' after IN at position {pos}, found {}", self.found()));
@@ -248,18 +248,17 @@ impl Parser<'_> {
         }
         let mut list = Vec::new();
         loop {
-            match self.peek() {
-                Some(Token { kind: TokenKind::Str(value), .. }) => {
-                    list.push(value.clone());
-                    self.next += 1;
-                }
-                _ => {
-                    return Err(format!(
-                        "IN list at position {pos} accepts only string literals, found {}",
-                        self.found()
-                    ))
-                }
+            let literal = matches!(
+                self.peek(),
+                Some(Token { kind: TokenKind::Str(_) | TokenKind::Number { .. } | TokenKind::Minus, .. })
+            );
+            if !literal {
+                return Err(format!(
+                    "IN list at position {pos} accepts only string and numeric literals, found {}",
+                    self.found()
+                ));
             }
+            list.push(self.operand()?.0);
             match self.peek() {
                 Some(Token { kind: TokenKind::Comma, .. }) => self.next += 1,
                 Some(Token { kind: TokenKind::RParen, .. }) => {
