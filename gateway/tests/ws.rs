@@ -202,6 +202,30 @@ async fn closing_returns_held_messages_and_leaves_the_group_at_once() {
 }
 
 #[tokio::test]
+async fn a_subscription_ends_with_an_error_when_its_topic_is_deleted() {
+    // A long lease makes the subscription's long polls long (10 s).
+    let t = TestApp::start_with(|c| c.lease_ttl = Duration::from_secs(60), settings()).await;
+    let addr = t.serve().await;
+    t.post("/v1/topics", json!({"name": "doomed", "queues": 2})).await;
+    t.publish("doomed", json!({"body": "last words"})).await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "subscribe", "id": "s", "group": "g", "topic": "doomed"})).await;
+    ws.next_op("message").await;
+    assert_eq!(t.delete("/v1/topics/doomed").await.status, 204);
+    // At once, not after the subscription's long poll runs out.
+    let error =
+        tokio::time::timeout(Duration::from_secs(2), ws.next_op("error")).await.expect("an error frame at once");
+    assert_eq!((&error["id"], &error["type"]), (&json!("s"), &json!("urn:ferrymq:error:not-found")), "{error}");
+    // The subscription is over: its id can be used again once the topic is back.
+    t.post("/v1/topics", json!({"name": "doomed", "queues": 2})).await;
+    ws.send(json!({"op": "subscribe", "id": "s", "group": "g", "topic": "doomed"})).await;
+    ws.next_op("subscribed").await;
+    t.publish("doomed", json!({"body": "born again"})).await;
+    assert_eq!(ws.next_op("message").await["body"], "born again");
+    ws.close().await;
+}
+
+#[tokio::test]
 async fn unsubscribe_stops_delivery() {
     let t = TestApp::start().await;
     let addr = t.serve().await;

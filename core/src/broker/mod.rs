@@ -245,7 +245,10 @@ impl Broker {
         self.groups.remove_topic(name)?;
         self.dedup.remove_topic(name);
         let topic = name.to_string();
-        self.blocking(move |s| s.delete_topic(&topic)).await
+        let deleted = self.blocking(move |s| s.delete_topic(&topic)).await;
+        // Long polls on the topic look again, and find it gone.
+        self.waiters.wake(name);
+        deleted
     }
 
     fn topic_for_write(&self, name: &str) -> Result<TopicInfo> {

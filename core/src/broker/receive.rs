@@ -509,6 +509,10 @@ impl Broker {
             let wake = next_ready.map_or(deadline, |at| deadline.min(tokio::time::Instant::from_std(at)));
             wait_any(notified, wake).await;
             woken = true;
+            // Deleted meanwhile: the receive ends as one on a missing topic does.
+            if !self.topics.contains(&req.topic) {
+                return Err(Error::not_found("topic", &req.topic));
+            }
         }
     }
 

@@ -81,6 +81,10 @@ impl TopicTable {
         self.lock().get(name).cloned()
     }
 
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.lock().contains_key(name)
+    }
+
     pub(crate) fn list(&self) -> Vec<TopicInfo> {
         self.lock().values().cloned().collect()
     }
