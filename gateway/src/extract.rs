@@ -86,8 +86,13 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Byt
     })
 }
 
-/// Deserializes JSON, reporting the failing field as a JSON Pointer.
+/// Deserializes a JSON object, reporting the failing field as a JSON Pointer. Every request
+/// body of the API is an object: an array is not read as a struct's fields in order.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::invalid("", "the body must be a JSON object"));
+    }
     Ok(ferrymq_proto::json::parse(bytes)?)
 }
 

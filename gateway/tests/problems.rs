@@ -41,6 +41,27 @@ async fn malformed_json_is_invalid_argument_at_the_root() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_invalid_and_names_no_internal_type() {
+    let t = TestApp::start().await;
+    for (uri, body) in [
+        ("/v1/topics", json!(["arrayed", 2, "rw"])),
+        ("/v1/topics/t/messages", json!(["hello"])),
+        ("/v1/groups/g/receive", json!("t")),
+        ("/v1/topics", json!({"name": "nested", "queues": [2]})),
+    ] {
+        let reply = t.post(uri, body.clone()).await;
+        reply.problem(400, "invalid-argument");
+        let detail = reply.body["detail"].as_str().unwrap().to_string();
+        for internal in ["struct", "enum", "CreateTopic", "PublishMessage", "ReceiveBody"] {
+            assert!(!detail.contains(internal), "{uri} {body}: {detail}");
+        }
+    }
+    assert_eq!(t.get("/v1/topics/arrayed").await.status, 404, "no topic made from an array");
+    let reply = t.post("/v1/topics", json!(["arrayed", 2, "rw"])).await;
+    assert!(reply.body["detail"].as_str().unwrap().contains("JSON object"), "{}", reply.text);
+}
+
+#[tokio::test]
 async fn wrong_type_and_missing_field_name_the_field() {
     let t = TestApp::start().await;
     let reply = t.post("/v1/topics", json!({"name": "t", "queues": "eight"})).await;

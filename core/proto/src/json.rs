@@ -19,7 +19,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
                 if !pointer.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() =>
             {
                 let message = inner.to_string();
-                let message = message.find(" at line ").map_or(message.as_str(), |at| &message[..at]);
+                let message = plain(message.find(" at line ").map_or(message.as_str(), |at| &message[..at]));
                 FieldError::new(pointer, format!("has the wrong type or value ({message})"))
             }
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
@@ -55,6 +55,21 @@ where
     })
 }
 
+/// A serde message in the words of the JSON document: no Rust type names (`expected struct
+/// CreateTopic`, `untagged enum StartIn`), and JSON's names for its types.
+fn plain(message: &str) -> String {
+    if let Some(at) = message.find("expected struct ") {
+        return format!("{}expected a JSON object", plain(&message[..at]));
+    }
+    if message.starts_with("data did not match any variant of untagged enum ") {
+        return "is none of the accepted forms".to_owned();
+    }
+    message
+        .replace("invalid type: sequence", "invalid type: array")
+        .replace("invalid type: map", "invalid type: object")
+        .replace("expected a sequence", "expected an array")
+}
+
 /// Builds the field error of a serde message; a missing field names the field itself.
 fn field_error(prefix: &str, pointer: &str, message: &str) -> FieldError {
     // serde_json appends " at line L column C"; the pointer says where already.
@@ -62,6 +77,7 @@ fn field_error(prefix: &str, pointer: &str, message: &str) -> FieldError {
         Some(at) => &message[..at],
         None => message,
     };
+    let message = &plain(message);
     let field = match message.strip_prefix("missing field `").and_then(|s| s.strip_suffix('`')) {
         Some(name) => format!("{prefix}{pointer}/{}", escape_pointer(name)),
         None => format!("{prefix}{pointer}"),
@@ -127,6 +143,17 @@ mod tests {
         let err = parse::<Body>(br#"{"messages": []} x"#).unwrap_err();
         assert_eq!(err.field, "");
         assert!(err.message.contains("malformed"), "{}", err.message);
+    }
+
+    #[test]
+    fn messages_name_json_types_and_no_rust_type() {
+        let err = parse::<Body>(br#"{"messages": [1]}"#).unwrap_err();
+        assert_eq!(err.field, "/messages/0");
+        assert_eq!(err.message, "invalid type: integer `1`, expected a JSON object");
+        let err = parse::<Body>(br#"{"messages": {"body": "a"}}"#).unwrap_err();
+        assert_eq!(err.message, "invalid type: object, expected an array");
+        let err = parse::<crate::ws::StartIn>(br#""middle""#).unwrap_err();
+        assert_eq!(err.message, "is none of the accepted forms");
     }
 
     #[test]
