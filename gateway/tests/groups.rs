@@ -95,6 +95,17 @@ async fn reset_replays_from_earliest_and_skips_to_latest() {
 }
 
 #[tokio::test]
+async fn a_group_never_seen_has_no_dead_letters_to_list_but_a_known_one_has_an_empty_list() {
+    let t = TestApp::start().await;
+    t.get("/v1/groups/never-seen/dlq").await.problem(404, "not-found");
+    t.post("/v1/groups/never-seen/dlq/0123/resend", json!({})).await.problem(404, "not-found");
+    assert_eq!(t.put("/v1/groups/made", json!({})).await.status, 200);
+    let listed = t.get("/v1/groups/made/dlq").await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.body, json!({"messages": []}));
+}
+
+#[tokio::test]
 async fn failing_message_reaches_the_dlq_and_can_be_resent() {
     let t = TestApp::start().await;
     t.put("/v1/groups/dg", json!({"max_reconsume_times": 1})).await;

@@ -274,6 +274,11 @@ impl Broker {
 
     // ----- groups -----
 
+    /// Whether a group exists: it received, subscribed or was `PUT`, or has offsets (a reset).
+    pub(crate) fn group_exists(&self, name: &str) -> bool {
+        self.groups.exists(name) || !self.offsets.topics_of(name).is_empty()
+    }
+
     /// Registers or refreshes a member with its subscriptions (native clients and gateway
     /// subscribers call this periodically).
     pub fn heartbeat(
@@ -372,7 +377,7 @@ impl Broker {
 
     /// A group in detail; `NotFound` for a group never seen.
     pub fn group(&self, name: &str) -> Result<GroupDetail> {
-        if !self.groups.exists(name) && self.offsets.topics_of(name).is_empty() {
+        if !self.group_exists(name) {
             return Err(Error::not_found("group", name));
         }
         let mut offsets = Vec::new();

@@ -147,6 +147,9 @@ impl Broker {
     /// still listed.
     async fn dlq_records(&self, group: &str) -> Result<(Vec<StoredMessage>, u64)> {
         validate_group_name(group)?;
+        if !self.group_exists(group) {
+            return Err(Error::not_found("group", group));
+        }
         let topic = dlq_topic(group);
         let (records, from) = self
             .blocking(move |s| {
