@@ -53,6 +53,32 @@ async fn a_topic_created_again_after_deletion_starts_empty_at_offset_zero() {
 }
 
 #[tokio::test]
+async fn a_deleted_topic_s_messages_are_found_by_no_lookup_also_once_the_name_is_used_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyed = |body: &str| OutgoingMessage { keys: vec!["k".into()], ..msg(body) };
+    let old = {
+        let broker = open(dir.path()).await;
+        broker.create_topic("reborn", Some(1), None).unwrap();
+        let old = broker.send("reborn", keyed("old")).await.unwrap();
+        assert_eq!(broker.message(&old.msg_id).await.unwrap().body, b"old");
+        broker.delete_topic("reborn").await.unwrap();
+        assert!(matches!(broker.message(&old.msg_id).await, Err(Error::NotFound { .. })));
+        broker.create_topic("reborn", Some(1), None).unwrap();
+        broker.send("reborn", keyed("new")).await.unwrap();
+        broker.shutdown().await.unwrap();
+        old
+    };
+    // The same after a restart.
+    let broker = open(dir.path()).await;
+    assert!(matches!(broker.message(&old.msg_id).await, Err(Error::NotFound { .. })));
+    let by_key = broker.find_messages("reborn", Some("k"), None, None, 10).await.unwrap();
+    assert_eq!(bodies(&by_key), ["new"]);
+    let by_time = broker.find_messages("reborn", None, Some(0), None, 10).await.unwrap();
+    assert_eq!(bodies(&by_time), ["new"]);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn permissions_and_auto_creation() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());

@@ -15,12 +15,14 @@ impl Broker {
         }
         let id = msg_id.to_string();
         let records = self
-            .blocking(move |s| s.lookup_msg_id(&id)?.into_iter().map(|o| s.read(o)).collect::<Result<Vec<_>>>())
+            .blocking(move |s| {
+                s.lookup_msg_id(&id)?.into_iter().map(|o| Ok((o, s.read(o)?))).collect::<Result<Vec<_>>>()
+            })
             .await?;
         let mut scheduled = None;
         let mut half = None;
         let mut stored = None;
-        for rec in records {
+        for (offset, rec) in records {
             match rec.topic.as_str() {
                 SCHEDULE_TOPIC | TIMER_TOPIC => scheduled = Some(rec),
                 TRANS_HALF_TOPIC => half = Some(rec),
@@ -30,6 +32,8 @@ impl Broker {
                         stored = Some(rec);
                     }
                 }
+                // Stored in a topic deleted since.
+                t if self.dropped.cut(t).is_some_and(|cut| offset < cut) => {}
                 _ => stored = Some(rec),
             }
         }
@@ -67,6 +71,8 @@ impl Broker {
         if from >= to {
             return Ok(Vec::new());
         }
+        // Records of an earlier topic of this name, deleted since, lie below its cut.
+        let since = self.dropped.cut(topic).unwrap_or(0);
         let topic = topic.to_string();
         let key = key.map(str::to_string);
         let records = self
@@ -76,7 +82,7 @@ impl Broker {
                     None => s.lookup_time(&topic, from, to, limit)?,
                 };
                 let mut out = Vec::new();
-                for o in offsets {
+                for o in offsets.into_iter().filter(|o| *o >= since) {
                     let rec = s.read(o)?;
                     if rec.topic == topic && rec.store_ts >= from && rec.store_ts < to {
                         out.push(rec);

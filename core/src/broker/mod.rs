@@ -12,6 +12,7 @@ mod config;
 mod consumer_back;
 mod dedup;
 mod delay;
+mod dropped;
 pub mod filter;
 mod group;
 mod long_poll;
@@ -88,6 +89,7 @@ pub struct Broker {
     check_urls: Mutex<std::collections::BTreeMap<String, String>>,
     check_url_file: meta::MetaFile,
     dlq_resent: retry::DlqResent,
+    dropped: dropped::DroppedTopics,
     shutdown: watch::Sender<bool>,
     closed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -141,6 +143,7 @@ impl Broker {
                 meta::MetaFile::new(&dir, "dlq_removed.json")?,
                 &store,
             )?,
+            dropped: dropped::DroppedTopics::open(meta::MetaFile::new(&dir, "dropped_topics.json")?)?,
             shutdown: watch::channel(false).0,
             closed: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
@@ -245,10 +248,18 @@ impl Broker {
         self.groups.remove_topic(name)?;
         self.dedup.remove_topic(name);
         let topic = name.to_string();
-        let deleted = self.blocking(move |s| s.delete_topic(&topic)).await;
+        let deleted = self
+            .blocking(move |s| {
+                s.delete_topic(&topic)?;
+                let stats = s.stats();
+                Ok((stats.max_offset, stats.min_offset))
+            })
+            .await;
         // Long polls on the topic look again, and find it gone.
         self.waiters.wake(name);
-        deleted
+        let (cut, log_start) = deleted?;
+        let topic = name.to_string();
+        self.off_runtime(move |b| b.dropped.record(&topic, cut, log_start)).await
     }
 
     fn topic_for_write(&self, name: &str) -> Result<TopicInfo> {
