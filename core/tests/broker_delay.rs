@@ -119,3 +119,24 @@ async fn short_timers_behind_a_long_one_leave_one_range_of_progress() {
     assert!(sizes.timer_done <= 1, "300 delivered timers behind a pending one are one range: {sizes:?}");
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_delayed_message_of_a_deleted_topic_does_not_reach_a_new_topic_of_that_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.create_topic("phoenix", Some(1), None).unwrap();
+    let due = now_ms() + 200;
+    broker.send("phoenix", OutgoingMessage { delay: Some(Delay::At(due)), ..msg("from before") }).await.unwrap();
+    broker
+        .send("phoenix", OutgoingMessage { delay: Some(Delay::Level(1)), ..msg("level, from before") })
+        .await
+        .unwrap();
+    broker.delete_topic("phoenix").await.unwrap();
+    broker.create_topic("phoenix", Some(1), None).unwrap();
+    broker.send("phoenix", OutgoingMessage { delay: Some(Delay::At(due)), ..msg("after") }).await.unwrap();
+    let first = receive_one(&broker, "g", "phoenix", Duration::from_secs(3)).await.unwrap();
+    assert_eq!(first.body, b"after");
+    broker.ack("g", first.receipt.as_ref().unwrap()).await.unwrap().unwrap();
+    assert!(receive_one(&broker, "g", "phoenix", Duration::from_millis(500)).await.is_none(), "nothing from before");
+    broker.shutdown().await.unwrap();
+}

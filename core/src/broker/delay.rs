@@ -129,6 +129,10 @@ impl Broker {
             tracing::warn!(msg_id = %rec.msg_id, "scheduled message without a target topic dropped");
             return Ok(None);
         };
+        if self.dropped.cut(&real).is_some_and(|cut| rec.commit_offset < cut) {
+            tracing::warn!(topic = %real, msg_id = %rec.msg_id, "delayed message for a deleted topic dropped");
+            return Ok(None);
+        }
         let queue_id = if real.starts_with('%') {
             0
         } else {
