@@ -38,6 +38,24 @@ async fn commit_once_rollback_never() {
 }
 
 #[tokio::test]
+async fn a_commit_after_the_topic_was_deleted_reaches_no_new_topic_of_that_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker.create_topic("txr", Some(1), None).unwrap();
+    let old = broker.send("txr", half("from before")).await.unwrap();
+    broker.delete_topic("txr").await.unwrap();
+    broker.create_topic("txr", Some(1), None).unwrap();
+    let new = broker.send("txr", half("after")).await.unwrap();
+    for sent in [&old, &new] {
+        let tx = sent.transaction_id.as_deref().unwrap();
+        broker.end_transaction(tx, TransactionResolution::Commit).await.unwrap();
+    }
+    let got = drain(&broker, &receive("g", "txr", "c"), 2, Duration::from_millis(800)).await;
+    assert_eq!(bodies(&got), ["after"]);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn unknown_answers_lead_to_checks_then_discard() {
     let dir = tempfile::tempdir().unwrap();
     let broker = open(dir.path()).await;

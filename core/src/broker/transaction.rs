@@ -236,7 +236,10 @@ impl Broker {
                 born_ts: half.born_ts,
                 reconsume_times: 0,
             };
-            match (due, self.topics.get(&real)) {
+            // Half messages written before their topic was deleted belong to the deleted one,
+            // also when a topic of that name exists again.
+            let deleted_since = self.dropped.cut(&real).is_some_and(|cut| offset < cut);
+            match (due, self.topics.get(&real).filter(|_| !deleted_since)) {
                 (_, None) => tracing::warn!(topic = %real, tx, "committed transaction for a deleted topic dropped"),
                 (Some(at), Some(_)) if at > now_ms() => {
                     self.schedule_record(&mut copy, Delay::At(at), now_ms(), &real);
