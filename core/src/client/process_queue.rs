@@ -379,6 +379,9 @@ impl ProcessQueue {
                     tracing::warn!(group = %core.group, queue = ?self.queue, error = %e, "taking a queue lease failed")
                 }
             }
+            // Held elsewhere for now (a member that has not let go yet): whoever holds it
+            // decides where the queue stands, and `start` does not wait for it.
+            self.settled.send_replace(true);
             if !self.pause(retry).await {
                 return false;
             }
