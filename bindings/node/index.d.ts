@@ -104,8 +104,10 @@ export declare class Message {
    * messages fetched in the same batch: `Buffer.from(message.body)` for a copy of its own
    * (to keep one body without the others). */
   readonly body: Buffer;
-  /** The body decoded as UTF-8. */
-  readonly text: string;
+  /** The body decoded as UTF-8; null when it is not valid UTF-8. */
+  readonly text: string | null;
+  /** The body in base64 (the contract's `body_base64`). */
+  readonly bodyBase64: string;
   readonly tag: string | null;
   readonly keys: string[];
   readonly properties: Record<string, string>;

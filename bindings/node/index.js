@@ -245,6 +245,9 @@ const NOT_STARTED = 2;
 const LOOKED_UP = { kind: 'none' };
 const LISTENER = { kind: 'listener' };
 
+/** Decodes UTF-8 and refuses anything that is not. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 class Message {
   /** How it is settled (a private field: cheaper to set than a non-enumerable property, and
    * as invisible to `Object.keys`, JSON and `assert.deepEqual`). */
@@ -268,9 +271,18 @@ class Message {
     this.#settle = settle;
   }
 
-  /** The body as UTF-8 text (invalid sequences replaced). */
+  /** The body as UTF-8 text; null when it is not valid UTF-8. */
   get text() {
-    return this.body.toString('utf8');
+    try {
+      return STRICT_UTF8.decode(this.body);
+    } catch {
+      return null;
+    }
+  }
+
+  /** The body in base64 (the contract's `body_base64`). */
+  get bodyBase64() {
+    return this.body.toString('base64');
   }
 
   async ack() {

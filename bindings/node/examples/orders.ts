@@ -41,7 +41,7 @@ export async function run(url: string): Promise<number> {
     const simple = client.simpleConsumer('audit-readers', 'audit', { filter: '*' });
     const received = await simple.receive({ maxMessages: 10, waitMs: 1000, invisibleMs: 30000 });
     for (const message of received) {
-      if (message.text.length === 0) await simple.nack(message, { delayMs: 500 });
+      if (!message.text) await simple.nack(message, { delayMs: 500 });
       else await message.ack();
     }
     await consumer.close();

@@ -50,6 +50,14 @@ forEachTransport((getClient) => {
     const received = await drain(client.simpleConsumer(uniq('g'), topic), 3);
     const bodies = received.map((m) => m.body.toString('hex')).sort();
     assert.deepEqual(bodies, ['0102ff', '070809', Buffer.from('héllo').toString('hex')].sort());
+    // Every field of the contract's message, `bodyBase64` too; `text` is null when the body is
+    // not valid UTF-8 (as in Python and Kotlin).
+    const byHex = Object.fromEntries(received.map((m) => [m.body.toString('hex'), m]));
+    assert.equal(byHex['0102ff'].bodyBase64, 'AQL/');
+    assert.equal(byHex['0102ff'].text, null);
+    assert.equal(byHex['070809'].bodyBase64, 'BwgJ');
+    assert.equal(byHex[Buffer.from('héllo').toString('hex')].text, 'héllo');
+    assert.equal(byHex[Buffer.from('héllo').toString('hex')].bodyBase64, Buffer.from('héllo').toString('base64'));
   });
 
   test('a batch is stored whole, results in order', async (t) => {

@@ -78,6 +78,10 @@ class Message internal constructor(
             return utf8(body).also { decoded = it }
         }
 
+    /** The body in base64 (the contract's `body_base64`). */
+    val bodyBase64: String
+        get() = java.util.Base64.getEncoder().encodeToString(body)
+
     /** The tag, if any. */
     val tag: String? = tag
 

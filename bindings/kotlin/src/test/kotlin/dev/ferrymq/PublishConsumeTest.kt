@@ -64,6 +64,7 @@ class PublishConsumeTest {
             val m = client.admin().message(sent.msgId)
             assertArrayEquals(body, m.body)
             assertNull(m.text)
+            assertEquals("AP/+Aw==", m.bodyBase64)
         }
     }
 
