@@ -295,6 +295,52 @@ async fn a_message_sent_once_start_returned_reaches_a_consumer_that_starts_at_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_and_batches_within_the_limits_travel_whole_whatever_their_bytes() {
+    let gateway = Gateway::start_with(&["--set", "segment_bytes=64MiB"]);
+    let client = connect(&gateway.url(), options()).await;
+    client.admin().create_topic("big", 1).await.unwrap();
+    let limit = 4 * 1024 * 1024;
+    // Valid UTF-8 whose every byte is escaped in JSON text (six bytes each), and bytes that are
+    // not UTF-8 at all.
+    let zeros = vec![0u8; limit];
+    let noise: Vec<u8> = (0..limit).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let producer = client.producer(None);
+    producer.send("big", zeros.clone()).await.unwrap();
+    producer.send("big", noise.clone()).await.unwrap();
+    // A batch of 14 MiB (under the 16 MiB batch limit): about 19 MB as base64.
+    let parts: Vec<Vec<u8>> = (0..4u8).map(|k| noise[..7 * limit / 8].iter().map(|b| b ^ k).collect()).collect();
+    producer.send_batch("big", parts.clone()).await.unwrap();
+    let too_big = producer.send("big", vec![0u8; limit + 1]).await.unwrap_err();
+    assert_eq!(too_big.kind(), "payload-too-large", "{too_big}");
+
+    // Out over WebSocket (a push consumer) and over REST (a simple consumer).
+    // Compared as sets: a push consumer's listener may take them in any order.
+    let expected: BTreeSet<Vec<u8>> = [zeros, noise].into_iter().chain(parts).collect();
+    let push = client.push_consumer("big-push", "big", fast()).unwrap();
+    push.start().await.unwrap();
+    let mut pushed = BTreeSet::new();
+    while pushed.len() < expected.len() {
+        let m = tokio::time::timeout(Duration::from_secs(20), push.recv()).await.expect("delivered").unwrap();
+        assert!(expected.contains(&m.message().body), "a pushed body differs");
+        pushed.insert(m.message().body.clone());
+        m.ack();
+    }
+    push.close().await.unwrap();
+    let simple = client.simple_consumer("big-simple", "big", FilterSpec::default()).unwrap();
+    let mut received = BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while received.len() < expected.len() {
+        assert!(std::time::Instant::now() < deadline, "received {} of {}", received.len(), expected.len());
+        for m in simple.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.unwrap() {
+            assert!(expected.contains(&m.body), "a received body differs");
+            received.insert(m.body.clone());
+            simple.ack(&m).await.unwrap();
+        }
+    }
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_remote_member_has_left_the_group_when_close_returns() {
     // The contract: a connection that closes leaves `members` at once. A close that returned
     // as soon as its own close frame was written raced the gateway's clean-up.

@@ -359,10 +359,12 @@ impl PublishMessage {
 }
 
 impl From<MessageIn> for PublishMessage {
-    /// The JSON publish of a message: `body` when it is UTF-8 text, else `body_base64`.
+    /// The JSON publish of a message: `body` when it is UTF-8 text that JSON escapes into no
+    /// more than base64 would take (so not NUL-filled text), else `body_base64`.
     fn from(m: MessageIn) -> Self {
         let (body, body_base64) = match String::from_utf8(m.body) {
-            Ok(text) => (Some(text), None),
+            Ok(text) if escaped_len(&text) <= text.len().div_ceil(3) * 4 => (Some(text), None),
+            Ok(text) => (None, Some(encode_base64(text.as_bytes()))),
             Err(e) => (None, Some(encode_base64(e.as_bytes()))),
         };
         let (delay_level, delay_ms, deliver_at) = match m.delay {
@@ -386,6 +388,20 @@ impl From<MessageIn> for PublishMessage {
             idempotency_key: m.idempotency_key,
         }
     }
+}
+
+/// The length of `text` as the inside of a JSON string: a quote, a backslash and the short
+/// escapes take two bytes, every other control character six (`\u0000`).
+fn escaped_len(text: &str) -> usize {
+    text.len()
+        + text
+            .bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+                0..=0x1f => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -474,6 +490,16 @@ mod tests {
             let back: PublishMessage = serde_json::from_str(&json).expect("deserializes");
             assert_eq!(back.validate("", &ctx()).expect("valid"), original);
         }
+    }
+
+    #[test]
+    fn text_goes_as_text_unless_escaping_would_make_it_longer_than_base64() {
+        let publish = |body: &[u8]| PublishMessage::from(MessageIn { body: body.to_vec(), ..MessageIn::default() });
+        let plain = publish("line one\nline \"two\"".as_bytes());
+        assert_eq!((plain.body.as_deref(), plain.body_base64), (Some("line one\nline \"two\""), None));
+        let zeros = publish(&[0; 30]);
+        assert_eq!((zeros.body, zeros.body_base64.as_deref()), (None, Some("A".repeat(40).as_str())));
+        assert_eq!(escaped_len("a\u{0}\"\u{1f}é"), 1 + 6 + 2 + 6 + 2);
     }
 
     #[test]

@@ -585,6 +585,9 @@ fn unexpected(frame: &ServerFrame) -> Error {
 
 // ----- one WebSocket -----
 
+/// The largest frame the client accepts from the gateway.
+const MAX_FRAME_BYTES: usize = 256 << 20;
+
 type Pending = Mutex<HashMap<String, oneshot::Sender<Result<ServerFrame>>>>;
 type Producers = Mutex<HashMap<String, mpsc::Sender<TransactionCheck>>>;
 
@@ -612,7 +615,13 @@ impl Socket {
         let connector = tls.map(tokio_tungstenite::Connector::Rustls);
         // `true`: TCP_NODELAY. Publishes and acks are small frames; with Nagle's algorithm one
         // that follows another unacknowledged one would wait for the server's delayed ACK.
-        let (stream, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)
+        // A `message` frame carries its body twice (JSON text and base64): a body at the
+        // gateway's 4 MiB default whose every byte JSON escapes makes a frame of about 30 MB,
+        // over tungstenite's default frame limit of 16 MiB.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_FRAME_BYTES))
+            .max_frame_size(Some(MAX_FRAME_BYTES));
+        let (stream, _) = tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, connector)
             .await
             .map_err(|e| Error::Connection(format!("WebSocket to {}: {e}", url.split('?').next().unwrap_or(url))))?;
         let (mut sink, mut source) = stream.split();

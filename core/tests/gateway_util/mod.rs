@@ -21,9 +21,14 @@ pub struct Gateway {
 impl Gateway {
     /// Starts one on a fresh directory and a free port.
     pub fn start() -> Gateway {
+        Gateway::start_with(&[])
+    }
+
+    /// Starts one with more `serve` arguments (a later `--set` of a key wins).
+    pub fn start_with(extra: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = spawn_gateway(dir.path(), port);
+        let child = spawn_gateway_with(dir.path(), port, extra);
         Gateway { child, dir, port }
     }
 
@@ -64,6 +69,11 @@ fn gateway_binary() -> Option<PathBuf> {
 
 /// Starts `ferrymq serve` on `dir` and `port` with the fast test settings.
 pub fn spawn_gateway(dir: &std::path::Path, port: u16) -> Child {
+    spawn_gateway_with(dir, port, &[])
+}
+
+/// [`spawn_gateway`] with more arguments.
+pub fn spawn_gateway_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
     let binary =
         gateway_binary().expect("no ferrymq binary: `cargo test --workspace` builds it, or set FERRYMQ_GATEWAY_BIN");
     let levels: Vec<String> = (1..=18).map(|n| format!("{}ms", 40 * n)).collect();
@@ -78,6 +88,7 @@ pub fn spawn_gateway(dir: &std::path::Path, port: u16) -> Child {
         .args(["--set", "segment_bytes=4MiB"])
         .arg("--set")
         .arg(format!("delay_levels={}", levels.join(" ")))
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -55,7 +55,9 @@ pub async fn upgrade(
     if let Err(err) = state.broker() {
         return err.into_response();
     }
-    ws.on_upgrade(move |socket| serve_socket(state, caller, socket))
+    // A frame may be as large as a request body: the largest batch, base64-encoded in JSON.
+    let limit = state.settings().body_limit;
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| serve_socket(state, caller, socket))
 }
 
 async fn serve_socket(state: AppState, caller: Caller, socket: WebSocket) {
