@@ -321,6 +321,41 @@ async fn filters_apply_and_start_last_skips_the_backlog() {
     client.close().await.unwrap();
 }
 
+// On one thread the first member's background task first runs after the second has joined.
+#[tokio::test]
+async fn members_started_back_to_back_share_the_queues_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default lease (30 s): members heartbeat every 10 s, so only a membership change
+    // makes them rebalance within the test's seconds.
+    let mut config = support::config(dir.path());
+    config.lease_ttl = ferrymq_core::broker::BrokerConfig::new(dir.path()).lease_ttl;
+    let client = ferrymq_core::client::Client::embedded_with(config).await.unwrap();
+    for round in 0..3 {
+        let topic = format!("joined-{round}");
+        client.admin().create_topic(&topic, 4).await.unwrap();
+        // Default timings: a rebalance on the timer would come 20 s later.
+        let options = || PushConsumerOptions { listener: None, ..PushConsumerOptions::default() };
+        let a = client.push_consumer("joiners", &topic, options()).unwrap();
+        let b = client.push_consumer("joiners", &topic, options()).unwrap();
+        a.start().await.unwrap();
+        b.start().await.unwrap();
+        let disjoint = || {
+            let (qa, qb): (BTreeSet<ferrymq_core::client::QueueRef>, BTreeSet<_>) =
+                (a.assignment().into_iter().collect(), b.assignment().into_iter().collect());
+            qa.is_disjoint(&qb) && qa.len() + qb.len() >= 4
+        };
+        assert!(
+            eventually(Duration::from_secs(3), disjoint).await,
+            "round {round}: {:?} / {:?}",
+            a.assignment(),
+            b.assignment()
+        );
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    }
+    client.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_close_commits_and_a_restart_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();

@@ -740,6 +740,10 @@ impl Inner {
 
     async fn begin(self: Arc<Self>) -> Result<()> {
         let core = &self.core;
+        // Watched from before this member joins: a member that joins right after it (before
+        // the background task first runs) is a change it sees, not one it misses until the
+        // next heartbeat.
+        let membership = core.transport.watch_membership();
         core.transport.topic(&core.topic).await?;
         self.heartbeat().await?;
         if let Ok(group) = core.transport.group(&core.group).await {
@@ -754,7 +758,7 @@ impl Inner {
         if tokio::time::timeout(START_SETTLE, settled).await.is_err() {
             tracing::warn!(group = %core.group, "start offsets not fixed yet; starting anyway");
         }
-        let task = tokio::spawn(self.clone().run());
+        let task = tokio::spawn(self.clone().run(membership));
         self.state().main = Some(task);
         Ok(())
     }
@@ -766,7 +770,7 @@ impl Inner {
     }
 
     /// The background task: heartbeats, lease renewal, rebalancing and offset commits.
-    async fn run(self: Arc<Self>) {
+    async fn run(self: Arc<Self>, mut membership: Option<watch::Receiver<u64>>) {
         let start = tokio::time::Instant::now();
         let mut heartbeat = tokio::time::interval_at(start + self.heartbeat_interval, self.heartbeat_interval);
         let mut rebalance = tokio::time::interval_at(start + self.rebalance_interval, self.rebalance_interval);
@@ -774,7 +778,6 @@ impl Inner {
         for t in [&mut heartbeat, &mut rebalance, &mut commit] {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
-        let mut membership = self.core.transport.watch_membership();
         // Without notifications from the broker, look at the member list often enough to
         // rebalance within seconds of a join or leave.
         let mut poll = membership.is_none().then(|| {
