@@ -236,6 +236,8 @@ export declare class Client {
    * `tls_cert`). `ConnectionError` when it cannot
    * be reached, `Unauthorized` for a missing or wrong token. */
   static connect(url: string, options?: ConnectOptions): Promise<Client>;
+  /** `connect(url, { token })`. */
+  static connect(url: string, token: string): Promise<Client>;
   /** Opens a broker in this process on the directory `path` (created if missing, recovered
    * if it holds data). */
   static embedded(path: string, options?: EmbeddedOptions): Promise<Client>;

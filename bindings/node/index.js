@@ -880,7 +880,8 @@ class Client {
 
   static async connect(url, opts) {
     str(url, '/url');
-    const o = options(opts, '/options', CONNECT_OPTIONS);
+    // `connect(url, token)`, the contract's positional form, or `connect(url, { token, ... })`.
+    const o = typeof opts === 'string' ? { token: opts } : options(opts, '/options', CONNECT_OPTIONS);
     const connectOptions = {
       token: optStr(o.token, '/token'),
       requestTimeoutMs: optInt(o.requestTimeoutMs, '/requestTimeoutMs'),

@@ -157,7 +157,8 @@ describe('a server with an auth_file', () => {
     await admin.producer().send('public-news', 'hello');
     await admin.close();
 
-    const reader = await ferrymq.Client.connect(server.url, { token: 'reader-secret' });
+    // The contract's positional form, `connect(url, token)`, too.
+    const reader = await ferrymq.Client.connect(server.url, 'reader-secret');
     try {
       const [message] = await reader.simpleConsumer('readers', 'public-news').receive({ waitMs: 2000 });
       assert.equal(message.text, 'hello');
