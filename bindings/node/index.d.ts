@@ -328,9 +328,9 @@ export declare class PushConsumer extends EventEmitter implements AsyncIterable<
   readonly clientId: string;
   /** The queues this member consumes now. */
   assignment(): QueueRef[];
-  /** Joins the group and starts consuming; resolves once the queues it took know where they
-   * start, so a message sent afterwards is consumed, also with `start: 'last'`. `NotFound` for
-   * a missing topic, `Conflict` when started twice. */
+  /** Joins the group and starts consuming; with `start: 'last'` it resolves once the queues it
+   * took know where they start, so a message sent afterwards is consumed. `NotFound` for a
+   * missing topic, `Conflict` when started twice. */
   start(): Promise<this>;
   /** The next message (no listener), or null on timeout or once closed. */
   recv(options?: RecvOptions): Promise<Message | null>;

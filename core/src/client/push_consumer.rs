@@ -667,9 +667,9 @@ impl PushConsumer {
     }
 
     /// Joins the group and starts consuming: registers with a heartbeat, takes a share of the
-    /// queues, and starts the background task. Returns once those queues know where they start
-    /// (bounded by 10 s), so a message sent after `start` returns is consumed even from
-    /// [`StartPosition::Last`]. [`Error::NotFound`] when the topic does not exist;
+    /// queues, and starts the background task. From [`StartPosition::Last`] it returns once
+    /// those queues know where they start (bounded by 10 s), so a message sent after `start`
+    /// returns is consumed. [`Error::NotFound`] when the topic does not exist;
     /// [`Error::Conflict`] when started twice or after close.
     pub async fn start(&self) -> Result<()> {
         {
@@ -750,13 +750,16 @@ impl Inner {
             core.max_reconsume_times.store(group.max_reconsume_times, Ordering::Relaxed);
         }
         self.rebalance().await;
-        // Where each queue of the first rebalance starts is fixed before `start` returns, so
-        // that a message sent after it reaches a consumer that starts at the last offset.
-        // Bounded: a broker that does not answer leaves the queues to keep trying on their own.
-        let queues: Vec<Arc<ProcessQueue>> = self.state().assigned.values().map(|r| r.pq.clone()).collect();
-        let settled = futures::future::join_all(queues.iter().map(|pq| pq.settled()));
-        if tokio::time::timeout(START_SETTLE, settled).await.is_err() {
-            tracing::warn!(group = %core.group, "start offsets not fixed yet; starting anyway");
+        // From the last offset, where each queue of the first rebalance starts is fixed
+        // before `start` returns, so that a message sent after it is consumed. Bounded: a
+        // broker that does not answer leaves the queues to keep trying on their own. Other
+        // starts do not depend on the moment, and do not wait.
+        if core.start == StartPosition::Last {
+            let queues: Vec<Arc<ProcessQueue>> = self.state().assigned.values().map(|r| r.pq.clone()).collect();
+            let settled = futures::future::join_all(queues.iter().map(|pq| pq.settled()));
+            if tokio::time::timeout(START_SETTLE, settled).await.is_err() {
+                tracing::warn!(group = %core.group, "start offsets not fixed yet; starting anyway");
+            }
         }
         let task = tokio::spawn(self.clone().run(membership));
         self.state().main = Some(task);

@@ -381,9 +381,9 @@ class PushConsumer:
     def assignment(self) -> List[Tuple[str, int]]:
         """The queues this member consumes now, as ``(topic, queue_id)`` pairs."""
     def start(self) -> None:
-        """Joins the group and starts consuming. Returns once the queues it took know where
-        they start, so a message sent after ``start()`` returns is consumed, also with
-        ``start="last"``."""
+        """Joins the group and starts consuming. With ``start="last"`` it returns once the
+        queues it took know where they start, so a message sent after ``start()`` returns is
+        consumed."""
     def _start_async(self) -> asyncio.Future[None]:
         """``start()`` for :mod:`ferrymq.aio` (internal)."""
     def close(self) -> None:

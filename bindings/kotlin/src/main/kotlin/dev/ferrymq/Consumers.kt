@@ -49,8 +49,8 @@ class PushConsumer internal constructor(
     /** The queues this member consumes now. */
     fun assignment(): List<QueueRef> = ffi.assignment().map { QueueRef(it.topic, it.queueId) }
 
-    /** Joins the group and starts consuming; returns once the queues it took know where they
-     * start, so a message sent afterwards is consumed, also from [StartPosition.Last].
+    /** Joins the group and starts consuming; from [StartPosition.Last] it returns once the
+     * queues it took know where they start, so a message sent afterwards is consumed.
      * [FerryException.NotFound] when the topic does not exist; [FerryException.Conflict] when
      * started twice or after close. */
     suspend fun start() {
