@@ -373,6 +373,12 @@ function sendsFinished(count) {
   if (inFlight === 0) keepAlive.unref();
 }
 
+/** The producers with sends in flight, by their map of sends: `client.producer().send(...)`
+ * keeps no producer, and a collected producer takes its native side, which would deliver the
+ * results, with it (the send would never settle). Its callback reaches this map through its
+ * own map of sends, never through the producer, so that an idle producer can be collected. */
+const sending = new Map();
+
 class Producer extends EventEmitter {
   constructor(nativeClient, groupName) {
     super();
@@ -390,6 +396,7 @@ class Producer extends EventEmitter {
         if (sent.err === undefined) settle.resolve(sent.ok);
         else settle.reject(fromNative(new Error(sent.err)));
       }
+      if (waiting.size === 0) sending.delete(waiting);
       sendsFinished(finished.length);
     };
     this._native = nativeClient.producer(groupName, onSent);
@@ -406,6 +413,7 @@ class Producer extends EventEmitter {
     this._nextId = (id + 1) >>> 0;
     sync(() => start(id));
     sendStarted();
+    sending.set(this._waiting, this);
     return new Promise((resolve, reject) => this._waiting.set(id, { resolve, reject }));
   }
 
