@@ -129,7 +129,7 @@ impl Broker {
             tracing::warn!(msg_id = %rec.msg_id, "scheduled message without a target topic dropped");
             return Ok(None);
         };
-        if self.dropped.cut(&real).is_some_and(|cut| rec.commit_offset < cut) {
+        if self.dropped.hides(&real, rec.commit_offset) {
             tracing::warn!(topic = %real, msg_id = %rec.msg_id, "delayed message for a deleted topic dropped");
             return Ok(None);
         }

@@ -42,6 +42,11 @@ impl DroppedTopics {
     pub(crate) fn cut(&self, topic: &str) -> Option<u64> {
         self.lock().get(topic).copied()
     }
+
+    /// Whether the record of `topic` at `commit_offset` belongs to a deleted incarnation.
+    pub(crate) fn hides(&self, topic: &str, commit_offset: u64) -> bool {
+        self.cut(topic).is_some_and(|cut| commit_offset < cut)
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ impl Broker {
                     }
                 }
                 // Stored in a topic deleted since.
-                t if self.dropped.cut(t).is_some_and(|cut| offset < cut) => {}
+                t if self.dropped.hides(t, offset) => {}
                 _ => stored = Some(rec),
             }
         }

@@ -238,7 +238,7 @@ impl Broker {
             };
             // Half messages written before their topic was deleted belong to the deleted one,
             // also when a topic of that name exists again.
-            let deleted_since = self.dropped.cut(&real).is_some_and(|cut| offset < cut);
+            let deleted_since = self.dropped.hides(&real, offset);
             match (due, self.topics.get(&real).filter(|_| !deleted_since)) {
                 (_, None) => tracing::warn!(topic = %real, tx, "committed transaction for a deleted topic dropped"),
                 (Some(at), Some(_)) if at > now_ms() => {
