@@ -63,3 +63,17 @@ async fn topics_groups_offsets_dead_letters_and_lookups() {
     assert!(matches!(admin.topic("archive").await, Err(Error::NotFound { .. })));
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_client_refuses_everything_once_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path()).await;
+    client.admin().create_topic("closing", 1).await.unwrap();
+    client.producer(None).send("closing", "kept").await.unwrap();
+    everything_fails_once_closed(&client, "closing").await;
+    // What was acknowledged before the close is still there after reopening.
+    let again = client_util::client(dir.path()).await;
+    let consumer = again.simple_consumer("after-close", "closing", FilterSpec::default()).unwrap();
+    let got = consumer.receive(16, Duration::from_millis(200), DEFAULT_INVISIBLE).await.unwrap();
+    assert_eq!(got.iter().map(|m| m.body.as_slice()).collect::<Vec<_>>(), [b"kept".as_slice()]);
+}

@@ -87,9 +87,24 @@ async fn validation_errors_are_returned_at_once() {
     assert!(matches!(producer.send("t", big).await, Err(Error::MessageTooLarge { .. })));
     assert!(started.elapsed() < Duration::from_millis(100), "not retried");
     client.close().await.unwrap();
-    // A closed broker is unavailable: transient, so retried (after 100 ms, then 200 ms).
+    // A closed client stays closed: its error is not retried.
     let started = std::time::Instant::now();
-    let after_close = producer.with_retries(2).send("t", "after close").await;
-    assert!(matches!(after_close, Err(Error::Unavailable(_))), "{after_close:?}");
+    let after_close = producer.with_retries(5).send("t", "after close").await;
+    assert!(matches!(after_close, Err(Error::Connection(_))), "{after_close:?}");
+    assert!(started.elapsed() < Duration::from_millis(100), "not retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_shutting_down_under_an_open_client_is_retried_with_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ferrymq_core::broker::Broker::open(support::config(dir.path())).await.unwrap();
+    let transport = std::sync::Arc::new(ferrymq_core::client::EmbeddedTransport::new(broker.clone()));
+    let client = ferrymq_core::client::Client::with_transport(transport);
+    client.admin().create_topic("t", 1).await.unwrap();
+    broker.shutdown().await.unwrap();
+    // Unavailable is transient: retried after 100 ms, then 200 ms.
+    let started = std::time::Instant::now();
+    let sent = client.producer(None).with_retries(2).send("t", "x").await;
+    assert!(matches!(sent, Err(Error::Unavailable(_))), "{sent:?}");
     assert!(started.elapsed() >= Duration::from_millis(300), "retried with backoff");
 }

@@ -365,3 +365,11 @@ async fn a_closed_remote_member_has_left_the_group_when_close_returns() {
     }
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_client_refuses_everything_once_closed() {
+    let Some((_gateway, client)) = start_gateway().await else { return };
+    client.admin().create_topic("closing", 1).await.unwrap();
+    client.producer(None).send("closing", "kept").await.unwrap();
+    everything_fails_once_closed(&client, "closing").await;
+}

@@ -195,3 +195,32 @@ def test_exit_with_busy_listeners(tmp_path: Path) -> None:
         done = python(code, str(tmp_path / f"data{run}"))
         assert done.returncode == 0, f"run {run}: exit {done.returncode}\n{done.stderr}"
         shutil.rmtree(tmp_path / f"data{run}")
+
+
+def test_a_closed_client_refuses_every_call(client: ferrymq.Client, name: Callable[[str], str]) -> None:
+    """After `close()`, the client and everything it made raise `ConnectionError`: nothing is
+    published, leased or read through a closed client. Closing again is harmless."""
+    topic = name("t")
+    admin = client.admin()
+    admin.create_topic(topic, queues=1)
+    producer = client.producer()
+    producer.send(topic, b"kept")
+    consumer = client.simple_consumer(name("g"), topic)
+    client.close()
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("send", lambda: producer.send(topic, b"late")),
+        ("send_batch", lambda: producer.send_batch(topic, [b"late"])),
+        ("receive", lambda: consumer.receive(max_messages=16)),
+        ("topics", lambda: admin.topics()),
+        ("create_topic", lambda: admin.create_topic(name("t"), queues=1)),
+        ("find_messages", lambda: admin.find_messages(topic)),
+        ("a new admin", lambda: client.admin().topics()),
+    ]
+    for what, call in calls:
+        try:
+            call()
+        except ferrymq.ConnectionError as e:
+            assert "closed" in str(e), (what, e)
+        else:
+            raise AssertionError(f"{what} worked after close()")
+    client.close()

@@ -25,7 +25,7 @@ pub(crate) fn is_transient(e: &Error) -> bool {
 ///
 /// Cheap to clone; clones share the client's transport. A send that fails with a transient
 /// error ([`Error::Unavailable`], [`Error::Timeout`], [`Error::Connection`]) is retried up to
-/// [`Producer::retries`] times; any other error is returned at once.
+/// [`Producer::retries`] times, unless the client is closed; any other error is returned at once.
 #[derive(Clone)]
 pub struct Producer {
     transport: Arc<dyn Transport>,
@@ -107,7 +107,7 @@ impl Producer {
         let mut tries = 0;
         loop {
             match attempt().await {
-                Err(e) if is_transient(&e) && tries < self.retries => {
+                Err(e) if is_transient(&e) && tries < self.retries && !self.transport.is_closed() => {
                     tries += 1;
                     tracing::debug!(error = %e, tries, "send failed; retrying");
                     tokio::time::sleep(backoff).await;

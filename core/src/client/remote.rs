@@ -49,7 +49,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::transport::{BrokerTimings, FindQuery, Transport};
+use super::transport::{closed, BrokerTimings, FindQuery, Transport};
 use crate::broker::{
     Message, OutgoingMessage, PullRequest, PullResult, ReceiptFailure, ReceiveRequest, ResetTarget, SendResult,
     Subscription, TopicDetail, TopicInfo, TransactionCheck, TransactionOutcome, TransactionResolution,
@@ -287,10 +287,6 @@ impl Link {
     }
 }
 
-fn closed() -> Error {
-    Error::Connection("the client is closed".into())
-}
-
 /// Keeps the shared socket up: waits for `socket` to drop, then reconnects with backoff and
 /// restores what it carried. Runs until the transport is closed (which aborts it).
 async fn supervise(
@@ -464,6 +460,9 @@ impl RemoteTransport {
     }
 
     async fn send_authorized(&self, req: reqwest::RequestBuilder) -> Result<Option<Value>> {
+        if self.is_closed() {
+            return Err(closed());
+        }
         let response = req.send().await.map_err(connection_error)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(connection_error)?;
@@ -1354,6 +1353,10 @@ impl Transport for RemoteTransport {
             Ok(())
         }
         .boxed()
+    }
+
+    fn is_closed(&self) -> bool {
+        matches!(*self.link.state.borrow(), LinkState::Closed)
     }
 }
 

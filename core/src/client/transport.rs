@@ -239,6 +239,14 @@ pub trait Transport: Send + Sync + 'static {
     // ----- life cycle -----
 
     /// Closes the transport: an embedded broker shuts down cleanly, a connection closes.
-    /// Idempotent.
+    /// Idempotent. Every operation after it fails with [`closed`]'s error.
     fn close(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Whether [`close`](Self::close) has been called (an error then is not worth a retry).
+    fn is_closed(&self) -> bool;
+}
+
+/// The error of any operation on a closed client, whatever its transport.
+pub(super) fn closed() -> crate::Error {
+    crate::Error::Connection("the client is closed".into())
 }

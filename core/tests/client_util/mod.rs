@@ -75,3 +75,34 @@ pub fn partitioned(consumers: &[&PushConsumer], total: usize) -> bool {
     }
     count == total && all.len() == total
 }
+
+/// After [`Client::close`], every operation of the client and of what it made fails with
+/// [`ferrymq_core::Error::Connection`]: nothing is leased, published or read from a closed
+/// client. `topic` exists and holds a message.
+pub async fn everything_fails_once_closed(client: &Client, topic: &str) {
+    use ferrymq_core::broker::{FilterSpec, ResetTarget};
+    use ferrymq_core::client::{FindQuery, DEFAULT_INVISIBLE};
+    use ferrymq_core::Error;
+
+    let admin = client.admin();
+    let producer = client.producer(None);
+    let consumer = client.simple_consumer("after-close", topic, FilterSpec::default()).unwrap();
+    client.close().await.unwrap();
+    let closed = |what: &str, r: Result<(), Error>| {
+        assert!(matches!(r, Err(Error::Connection(_))), "{what} after close: {r:?}");
+    };
+    closed("send", producer.send(topic, "late").await.map(drop));
+    closed("send_batch", producer.send_batch(topic, ["late"]).await.map(drop));
+    closed("a new producer's send", client.producer(None).send(topic, "late").await.map(drop));
+    closed("receive", consumer.receive(16, Duration::ZERO, DEFAULT_INVISIBLE).await.map(drop));
+    closed("topics", admin.topics().await.map(drop));
+    closed("topic", admin.topic(topic).await.map(drop));
+    closed("create_topic", admin.create_topic("made-after-close", 1).await.map(drop));
+    closed("group", admin.group("after-close").await.map(drop));
+    closed("reset_offsets", admin.reset_offsets("after-close", topic, ResetTarget::Earliest).await.map(drop));
+    closed("dlq", admin.dlq("after-close").await.map(drop));
+    closed("find_messages", admin.find_messages(topic, FindQuery::default()).await.map(drop));
+    closed("message", admin.message("00000000000000000000000000000000").await.map(drop));
+    // Closing again is harmless.
+    client.close().await.unwrap();
+}
