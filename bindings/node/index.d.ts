@@ -255,7 +255,8 @@ export declare class Client {
   /** Administration: topics, groups, offsets, dead letters, lookups. */
   admin(): Admin;
   /** Closes the push consumers made here (committing offsets), then the connection (an
-   * embedded broker shuts down cleanly), and releases every callback. Idempotent. */
+   * embedded broker shuts down cleanly), and releases every callback. Idempotent. After it,
+   * every call of the client and of what it made rejects with `ConnectionError`. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }

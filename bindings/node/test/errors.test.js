@@ -25,6 +25,26 @@ function is(cls, code, field) {
 }
 
 forEachTransport((getClient) => {
+  test('a closed client refuses every call with ConnectionError', async (t) => {
+    const client = await getClient(t);
+    const topic = uniq('t');
+    const admin = client.admin();
+    await admin.createTopic(topic, { queues: 1 });
+    const producer = client.producer();
+    await producer.send(topic, 'kept');
+    const consumer = client.simpleConsumer(uniq('g'), topic);
+    await client.close();
+    const closed = (e) => is(ConnectionError, 'connection')(e) && /closed/.test(e.message);
+    await assert.rejects(producer.send(topic, 'late'), closed, 'send');
+    await assert.rejects(producer.sendBatch(topic, ['late']), closed, 'sendBatch');
+    await assert.rejects(consumer.receive({ maxMessages: 16 }), closed, 'receive');
+    await assert.rejects(admin.topics(), closed, 'topics');
+    await assert.rejects(admin.createTopic(uniq('t')), closed, 'createTopic');
+    await assert.rejects(admin.findMessages(topic), closed, 'findMessages');
+    await assert.rejects(client.admin().topics(), closed, 'a new admin');
+    await client.close();
+  });
+
   test('arguments of the wrong type are InvalidArgument naming the field', async (t) => {
     const client = await getClient(t);
     const producer = client.producer();

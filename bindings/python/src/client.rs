@@ -424,7 +424,8 @@ impl Client {
     }
 
     /// Closes the push consumers made by this client (committing their offsets), then the
-    /// connection. Idempotent.
+    /// connection. Idempotent. After it, every call of the client and of what it made raises
+    /// ``ConnectionError``.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let cell = self.cell.clone();
         raise(py, runtime::block_on(py, async move { cell.close(true).await }))

@@ -609,7 +609,8 @@ class Client:
     def admin(self) -> Admin:
         """Administration: topics, groups, offsets, dead letters, lookups."""
     def close(self) -> None:
-        """Closes the push consumers made by this client, then the connection."""
+        """Closes the push consumers made by this client, then the connection. Idempotent.
+        After it, every call of the client and of what it made raises ``ConnectionError``."""
     def _close_async(self) -> asyncio.Future[None]:
         """``close()`` for :mod:`ferrymq.aio` (internal)."""
     def __enter__(self) -> Client:

@@ -700,7 +700,8 @@ class Client:
         return Admin(self._native.admin())
 
     async def close(self) -> None:
-        """Closes the push consumers made by this client, then the connection."""
+        """Closes the push consumers made by this client, then the connection. Idempotent.
+        After it, every call of the client and of what it made raises ``ConnectionError``."""
         await self._native._close_async()
 
     async def __aenter__(self) -> Client:

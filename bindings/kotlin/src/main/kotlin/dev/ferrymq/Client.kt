@@ -9,6 +9,7 @@ import dev.ferrymq.ffi.ffiEmbedded
 import java.io.Closeable
 import java.lang.ref.WeakReference
 import java.util.concurrent.ConcurrentLinkedQueue
+import java.util.concurrent.atomic.AtomicBoolean
 import kotlinx.coroutines.runBlocking
 
 /**
@@ -27,6 +28,16 @@ import kotlinx.coroutines.runBlocking
 class Client private constructor(private val ffi: FfiClient) : Closeable {
     /** Push consumers with a listener, whose threads [shutdown] stops first. */
     private val listening = ConcurrentLinkedQueue<WeakReference<PushConsumer>>()
+
+    /** Set by [close], which also frees the native client. */
+    private val closed = AtomicBoolean(false)
+
+    /** Runs [block] on the native client, or throws [FerryException.ConnectionError] once
+     * [close] has freed it (what everything made before then throws too). */
+    private inline fun <T> live(block: (FfiClient) -> T): T {
+        if (closed.get()) throw FerryException.ConnectionError("connection", "the client is closed")
+        return block(ffi)
+    }
 
     companion object {
         /** The client's default `consume_workers`. */
@@ -61,7 +72,7 @@ class Client private constructor(private val ffi: FfiClient) : Closeable {
 
     /** A producer, optionally in a producer [group]. */
     @JvmOverloads
-    fun producer(group: String? = null): Producer = Producer(native { ffi.producer(group) })
+    fun producer(group: String? = null): Producer = Producer(live { native { it.producer(group) } })
 
     /**
      * A transactional producer of [group]. [checker] answers the broker's check-backs about the
@@ -69,7 +80,7 @@ class Client private constructor(private val ffi: FfiClient) : Closeable {
      * [Verdict.UNKNOWN]).
      */
     suspend fun transactionProducer(group: String, checker: TransactionChecker): TransactionProducer =
-        TransactionProducer(native { ffi.transactionProducer(group, CheckerAdapter(checker)) })
+        TransactionProducer(live { native { it.transactionProducer(group, CheckerAdapter(checker)) } })
 
     /** [transactionProducer] for Java and other blocking callers. */
     fun transactionProducerBlocking(group: String, checker: TransactionChecker): TransactionProducer =
@@ -118,7 +129,7 @@ class Client private constructor(private val ffi: FfiClient) : Closeable {
             rebalanceIntervalMs = rebalanceIntervalMs,
             pullWaitMs = null,
         )
-        val consumer = PushConsumer(native { ffi.pushConsumer(group, topic, options) }, listener, consumeWorkers ?: DEFAULT_WORKERS)
+        val consumer = PushConsumer(live { native { it.pushConsumer(group, topic, options) } }, listener, consumeWorkers ?: DEFAULT_WORKERS)
         if (listener != null) {
             listening.removeIf { it.get() == null }
             listening.add(WeakReference(consumer))
@@ -130,22 +141,26 @@ class Client private constructor(private val ffi: FfiClient) : Closeable {
      * [filter] or an [sql] filter. */
     @JvmOverloads
     fun simpleConsumer(group: String, topic: String, filter: String = "*", sql: String? = null): SimpleConsumer =
-        SimpleConsumer(native { ffi.simpleConsumer(group, topic, if (sql == null) filter else null, sql) })
+        SimpleConsumer(live { native { it.simpleConsumer(group, topic, if (sql == null) filter else null, sql) } })
 
     /** Administration: topics, groups, offsets, dead letters, lookups. */
-    fun admin(): Admin = Admin(native { ffi.admin() })
+    fun admin(): Admin = Admin(live { native { it.admin() } })
 
-    /** Closes the push consumers made by this client, then the connection. Idempotent. */
+    /** Closes the push consumers made by this client, then the connection. Idempotent. After
+     * it, every call of the client and of what it made throws [FerryException.ConnectionError]. */
     suspend fun shutdown() {
+        if (closed.get()) return
         // Listener calls in progress finish (and their acks count) before the consumers close.
         for (consumer in listening) consumer.get()?.stopListener()
         native { ffi.shutdown() }
     }
 
-    /** [shutdown], blocking: what `use {}` and try-with-resources call. */
+    /** [shutdown], blocking, then frees the native client: what `use {}` and try-with-resources
+     * call. Idempotent. */
     override fun close() {
+        if (closed.get()) return
         runBlocking { shutdown() }
-        ffi.close()
+        if (closed.compareAndSet(false, true)) ffi.close()
     }
 }
 

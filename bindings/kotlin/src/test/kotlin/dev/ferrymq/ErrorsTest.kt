@@ -41,6 +41,32 @@ class ErrorsTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(Backend::class)
+    fun `a closed client refuses every call with ConnectionError`(backend: Backend) = coTest {
+        withClient(backend) { client ->
+            val topic = unique("t")
+            val admin = client.admin()
+            admin.createTopic(topic, queues = 1)
+            val producer = client.producer()
+            producer.send(topic, "kept".bytes())
+            val consumer = client.simpleConsumer(unique("g"), topic)
+            client.close()
+            val calls: List<Pair<String, suspend () -> Unit>> = listOf(
+                "send" to { producer.send(topic, "late".bytes()) },
+                "receive" to { consumer.receive(maxMessages = 16) },
+                "topics" to { admin.topics() },
+                "createTopic" to { admin.createTopic(unique("t")) },
+                "a new admin" to { client.admin().topics() },
+            )
+            for ((what, call) in calls) {
+                val e = assertThrows<FerryException.ConnectionError>(what) { runBlocking { call() } }
+                assertTrue(e.detail.contains("closed"), "$what: ${e.detail}")
+            }
+            client.close()
+        }
+    }
+
     @Test
     fun `an unreachable server is a retriable connection error`() {
         val port = java.net.ServerSocket(0).use { it.localPort }
