@@ -373,3 +373,24 @@ async fn a_remote_client_refuses_everything_once_closed() {
     client.producer(None).send("closing", "kept").await.unwrap();
     everything_fails_once_closed(&client, "closing").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_over_the_limits_is_payload_too_large_and_a_frame_past_reading_says_why() {
+    let gateway = Gateway::start_with(&["--set", "max_batch_bytes=64KiB", "--set", "max_message_bytes=64KiB"]);
+    let client = connect(&gateway.url(), options()).await;
+    client.admin().create_topic("limits", 1).await.unwrap();
+    let producer = client.producer(None).with_retries(0);
+    let noise = |n: usize| -> Vec<u8> { (0..n).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect() };
+    // 1.2 MB of bytes that are not UTF-8: a frame of 1.6 MB, over the HTTP body limit
+    // (64 KiB as base64 plus 1 MiB) but still read, and refused as such.
+    let over = producer.send_batch("limits", vec![noise(400_000); 3]).await.unwrap_err();
+    assert_eq!(over.kind(), "payload-too-large", "{over}");
+    producer.send("limits", "the connection is still there").await.unwrap();
+    // 5.3 MB: past what the gateway reads at all; the connection ends and says why.
+    let past = producer.send_batch("limits", vec![noise(1_000_000); 4]).await.unwrap_err();
+    assert!(matches!(&past, Error::Connection(m) if m.contains("1009") && m.contains("payload-too-large")), "{past}");
+    // The client connects again.
+    let sent = producer.with_retries(5).send("limits", "after").await.unwrap();
+    assert_eq!(sent.queue_offset, Some(1));
+    client.close().await.unwrap();
+}

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use base64::Engine as _;
 use common::*;
 use serde_json::{json, Value};
 
@@ -117,6 +118,42 @@ async fn bad_frames_get_errors_and_the_connection_stays_open() {
     assert_eq!(published["req_id"], "r1");
     assert!(published["msg_id"].is_string());
     ws.close().await;
+}
+
+#[tokio::test]
+async fn a_frame_over_the_size_limit_is_payload_too_large_then_a_1009_close() {
+    let t = TestApp::start().await;
+    let addr = t.serve().await;
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "publish", "req_id": "r1", "topic": "t", "body": "before"})).await;
+    assert_eq!(ws.next_op("published").await["req_id"], "r1");
+    // A batch over the broker's limits in a frame over the HTTP body limit is still read and
+    // refused for its req_id; the connection stays open.
+    let body = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 100 * 1024]);
+    let batch: Vec<Value> = (0..4).map(|_| json!({"body_base64": body})).collect();
+    let frame = json!({"op": "publish", "req_id": "over", "topic": "t", "messages": batch});
+    assert!(frame.to_string().len() > settings().body_limit);
+    ws.send(frame).await;
+    let error = ws.next().await;
+    assert_eq!((&error["op"], &error["req_id"]), (&json!("error"), &json!("over")));
+    assert_eq!(error["type"], "urn:ferrymq:error:payload-too-large");
+    ws.send(json!({"op": "publish", "req_id": "r2", "topic": "t", "body": "still open"})).await;
+    assert_eq!(ws.next_op("published").await["req_id"], "r2");
+
+    let limit = 2 * settings().body_limit;
+    let huge = "x".repeat(limit);
+    ws.send(json!({"op": "publish", "req_id": "big", "topic": "t", "body": huge})).await;
+    let error = ws.next().await;
+    assert_eq!(error["op"], "error");
+    assert_eq!(error["type"], "urn:ferrymq:error:payload-too-large");
+    let detail = error["detail"].as_str().unwrap();
+    assert!(detail.contains(&limit.to_string()), "{detail}");
+    // The rest of an oversized frame cannot be skipped: the server closes with 1009 (too big).
+    assert_eq!(ws.closed_with().await, Some(1009));
+    // The server goes on: a new connection publishes.
+    let mut ws = WsClient::connect(addr, "").await;
+    ws.send(json!({"op": "publish", "req_id": "r3", "topic": "t", "body": "after"})).await;
+    assert_eq!(ws.next_op("published").await["req_id"], "r3");
 }
 
 #[tokio::test]

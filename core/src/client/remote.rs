@@ -658,17 +658,24 @@ impl Socket {
                     Some(Ok(WsMessage::Ping(data))) => {
                         let _ = pong.send(WsMessage::Pong(data));
                     }
+                    Some(Ok(WsMessage::Close(Some(close)))) if !close.reason.is_empty() => {
+                        break format!(
+                            "the gateway closed the connection ({}: {})",
+                            u16::from(close.code),
+                            close.reason
+                        )
+                    }
                     Some(Ok(WsMessage::Close(_))) => break "the gateway closed the connection".to_string(),
                     Some(Err(e)) => break format!("the connection to the gateway failed: {e}"),
                     None => break "the connection to the gateway ended".to_string(),
                     Some(Ok(_)) => {}
                 }
             };
-            record(&reader_reason, why);
+            record(&reader_reason, why.clone());
             alive_tx.send_replace(false);
             let waiting: Vec<_> = reader_pending.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
             for (_, tx) in waiting {
-                let _ = tx.send(Err(Error::Connection("the gateway closed the connection".into())));
+                let _ = tx.send(Err(Error::Connection(why.clone())));
             }
             // After the close frames only the end of the connection is left to read: the
             // gateway ends it once it has given back what the connection held.

@@ -8,7 +8,11 @@ pub mod connection;
 pub mod protocol;
 pub mod window;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -55,18 +59,37 @@ pub async fn upgrade(
     if let Err(err) = state.broker() {
         return err.into_response();
     }
-    // A frame may be as large as a request body: the largest batch, base64-encoded in JSON.
-    let limit = state.settings().body_limit;
-    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| serve_socket(state, caller, socket))
+    // A frame may be twice as large as a request body (the largest batch, base64-encoded in
+    // JSON): a batch somewhat over the broker's limits is still read, and refused with an
+    // `error` for its `req_id` while the connection stays open. Past this, the frame cannot be
+    // read: the connection ends with an `error` and a 1009 close.
+    let limit = state.settings().body_limit.saturating_mul(2);
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| serve_socket(state, caller, socket, limit))
 }
 
-async fn serve_socket(state: AppState, caller: Caller, socket: WebSocket) {
+async fn serve_socket(state: AppState, caller: Caller, socket: WebSocket, limit: usize) {
     let (tx, rx) = socket.split();
-    let tx = tx.with(|text: String| futures::future::ready(Ok::<_, axum::Error>(Message::Text(text.into()))));
+    // Set when the client's frame is over the size limit: the rest of it cannot be skipped,
+    // so the connection ends with an `error` and a 1009 close.
+    let too_large = Arc::new(OnceLock::new());
+    let tx = SocketSink { inner: tx, too_large: too_large.clone(), closing: Vec::new() };
     // A text frame is read where the socket left it: copying it into a `String` first cost
     // a copy of every published body.
     let rx = rx
-        .take_while(|m| futures::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_)))))
+        .take_while(move |m| {
+            let go_on = match m {
+                Ok(m) => !matches!(m, Message::Close(_)),
+                Err(e) => {
+                    if is_too_large(e) {
+                        let _ = too_large.set(format!("a frame is larger than this server takes ({limit} bytes)"));
+                    }
+                    false
+                }
+            };
+            futures::future::ready(go_on)
+        })
         .filter_map(|m| {
             futures::future::ready(match m {
                 Ok(Message::Text(text)) => Some(text),
@@ -74,7 +97,65 @@ async fn serve_socket(state: AppState, caller: Caller, socket: WebSocket) {
                 _ => None,
             })
         });
-    run(state, caller, Box::pin(tx), Box::pin(rx)).await;
+    run(state, caller, tx, Box::pin(rx)).await;
+}
+
+/// Whether a read failed on a frame or message over the size limit (tungstenite's capacity
+/// error; axum does not expose its type, only its text).
+fn is_too_large(e: &axum::Error) -> bool {
+    e.to_string().contains("Space limit exceeded")
+}
+
+/// The socket's sending half, as a sink of JSON text frames. Its close sends, when the
+/// client's frame was too large, the `error` frame saying so and a close frame with 1009.
+struct SocketSink {
+    inner: futures::stream::SplitSink<WebSocket, Message>,
+    too_large: Arc<OnceLock<String>>,
+    /// The frames of the close still to send, in reverse order.
+    closing: Vec<Message>,
+}
+
+impl Sink<String> for SocketSink {
+    type Error = axum::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready_unpin(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, text: String) -> Result<(), Self::Error> {
+        self.inner.start_send_unpin(Message::Text(text.into()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_flush_unpin(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let this = &mut *self;
+        if let Some(detail) = this.too_large.get() {
+            if this.closing.is_empty() && !detail.is_empty() {
+                let error = crate::ws::protocol::error_frame(
+                    &ApiError::PayloadTooLarge(detail.clone()),
+                    crate::ws::protocol::FrameIds { id: None, req_id: None },
+                );
+                let close = CloseFrame { code: close_code::SIZE, reason: "payload-too-large".into() };
+                this.closing = vec![Message::Close(Some(close)), Message::Text(error.to_json().into())];
+                // Sent once, even if the close is polled again after a failure.
+                this.too_large = Arc::new(OnceLock::from(String::new()));
+            }
+            while let Some(frame) = this.closing.pop() {
+                match this.inner.poll_ready_unpin(cx) {
+                    Poll::Ready(Ok(())) => this.inner.start_send_unpin(frame)?,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        this.closing.push(frame);
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        this.inner.poll_close_unpin(cx)
+    }
 }
 
 /// A connection's outgoing frames. Whoever sends a frame encodes it, so the connection's

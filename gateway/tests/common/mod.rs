@@ -242,6 +242,22 @@ impl WsClient {
         }
     }
 
+    /// Reads (at most 5 s) until the server closes the connection; the close frame's code, if
+    /// it sent one.
+    pub async fn closed_with(&mut self) -> Option<u16> {
+        let end = async {
+            while let Some(frame) = self.stream.next().await {
+                match frame {
+                    Ok(WsMessage::Close(close)) => return close.map(|c| u16::from(c.code)),
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            }
+            None
+        };
+        tokio::time::timeout(Duration::from_secs(5), end).await.expect("the server never ended the connection")
+    }
+
     /// Closes the connection.
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
