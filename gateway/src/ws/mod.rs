@@ -74,7 +74,7 @@ async fn serve_socket(state: AppState, caller: Caller, socket: WebSocket, limit:
     // Set when the client's frame is over the size limit: the rest of it cannot be skipped,
     // so the connection ends with an `error` and a 1009 close.
     let too_large = Arc::new(OnceLock::new());
-    let tx = SocketSink { inner: tx, too_large: too_large.clone(), closing: Vec::new() };
+    let tx = SocketSink { inner: tx, too_large: too_large.clone(), closing: None };
     // A text frame is read where the socket left it: copying it into a `String` first cost
     // a copy of every published body.
     let rx = rx
@@ -111,8 +111,8 @@ fn is_too_large(e: &axum::Error) -> bool {
 struct SocketSink {
     inner: futures::stream::SplitSink<WebSocket, Message>,
     too_large: Arc<OnceLock<String>>,
-    /// The frames of the close still to send, in reverse order.
-    closing: Vec<Message>,
+    /// The frames the close still has to send, in reverse order (made on its first poll).
+    closing: Option<Vec<Message>>,
 }
 
 impl Sink<String> for SocketSink {
@@ -132,25 +132,25 @@ impl Sink<String> for SocketSink {
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = &mut *self;
-        if let Some(detail) = this.too_large.get() {
-            if this.closing.is_empty() && !detail.is_empty() {
+        let too_large = &this.too_large;
+        let closing = this.closing.get_or_insert_with(|| match too_large.get() {
+            Some(detail) => {
                 let error = crate::ws::protocol::error_frame(
                     &ApiError::PayloadTooLarge(detail.clone()),
                     crate::ws::protocol::FrameIds { id: None, req_id: None },
                 );
                 let close = CloseFrame { code: close_code::SIZE, reason: "payload-too-large".into() };
-                this.closing = vec![Message::Close(Some(close)), Message::Text(error.to_json().into())];
-                // Sent once, even if the close is polled again after a failure.
-                this.too_large = Arc::new(OnceLock::from(String::new()));
+                vec![Message::Close(Some(close)), Message::Text(error.to_json().into())]
             }
-            while let Some(frame) = this.closing.pop() {
-                match this.inner.poll_ready_unpin(cx) {
-                    Poll::Ready(Ok(())) => this.inner.start_send_unpin(frame)?,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {
-                        this.closing.push(frame);
-                        return Poll::Pending;
-                    }
+            None => Vec::new(),
+        });
+        while let Some(frame) = closing.pop() {
+            match this.inner.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => this.inner.start_send_unpin(frame)?,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    closing.push(frame);
+                    return Poll::Pending;
                 }
             }
         }
