@@ -58,6 +58,39 @@ async fn batch_errors_point_into_the_batch() {
 }
 
 #[tokio::test]
+async fn a_batch_reads_the_same_whichever_key_comes_first() {
+    let t = TestApp::start().await;
+    let post = |text: &'static str| {
+        let request = Request::post("/v1/topics/order/messages")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(text))
+            .unwrap();
+        t.send(request)
+    };
+    for text in [
+        r#"{"messages": [{"body": "a"}, {"body": "b"}]}"#,
+        "\n { \"messages\" :[{\"body\": \"a\"}, {\"body\": \"b\"}], \"extra\": 1}",
+        r#"{"extra": {"messages": 1}, "messages": [{"body": "a"}, {"body": "b"}]}"#,
+    ] {
+        let reply = post(text).await;
+        assert_eq!(reply.status, StatusCode::OK, "{text}: {}", reply.text);
+        assert_eq!(reply.body["results"].as_array().map(Vec::len), Some(2), "{text}");
+    }
+    for text in
+        [r#"{"messages": [{"body": "a"}, {"body": 7}]}"#, r#"{"tag": "x", "messages": [{"body": "a"}, {"body": 7}]}"#]
+    {
+        let reply = post(text).await;
+        reply.problem(400, "invalid-argument");
+        assert_eq!(reply.field(), "/messages/1/body", "{text}");
+    }
+    // Not an object, and a `messages` that is not a list.
+    post(r#"["messages"]"#).await.problem(400, "invalid-argument");
+    let reply = post(r#"{"messages": {"body": "a"}}"#).await;
+    reply.problem(400, "invalid-argument");
+    assert_eq!(reply.field(), "/messages");
+}
+
+#[tokio::test]
 async fn raw_body_is_stored_byte_for_byte_with_header_attributes() {
     let t = TestApp::start().await;
     let body: Vec<u8> = vec![0, 159, 146, 150, 255];

@@ -336,12 +336,12 @@ impl Broker {
             records.push(rec);
             placements.push(placement);
         }
-        let half_info: Vec<(String, String)> = records.iter().map(|r| (r.msg_id.clone(), r.topic.clone())).collect();
+        let msg_ids: Vec<String> = records.iter().map(|r| r.msg_id.clone()).collect();
         let appended = self.append_records(records)?;
         let topic_name = topic.name.clone();
         Ok(async move {
             let appended = appended.await?;
-            Ok(me.send_results(&topic_name, bytes, placements, appended, half_info))
+            Ok(me.send_results(&topic_name, bytes, placements, appended, msg_ids))
         })
     }
 
@@ -353,11 +353,11 @@ impl Broker {
         bytes: u64,
         placements: Vec<Placement>,
         appended: Vec<Appended>,
-        half_info: Vec<(String, String)>,
+        msg_ids: Vec<String>,
     ) -> Vec<SendResult> {
         self.counters.published(topic, appended.len() as u64, bytes);
         let mut results = Vec::with_capacity(appended.len());
-        for ((placement, res), (msg_id, _)) in placements.into_iter().zip(&appended).zip(half_info) {
+        for ((placement, res), msg_id) in placements.into_iter().zip(&appended).zip(msg_ids) {
             results.push(match placement {
                 Placement::Visible => SendResult {
                     msg_id,
