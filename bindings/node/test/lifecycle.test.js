@@ -12,7 +12,6 @@ const { startServer, tempDir } = require('./helpers');
 
 const CHILD = path.join(__dirname, 'fixtures', 'exit_after_close.js');
 const SENDER = path.join(__dirname, 'fixtures', 'send_then_close.js');
-
 const DROPPED = path.join(__dirname, 'fixtures', 'send_from_a_dropped_producer.js');
 
 /** Runs the child; rejects if it has not exited by itself within 60 s. */
@@ -25,56 +24,30 @@ function run(target, child = CHILD, nodeFlags = []) {
   });
 }
 
-describe('the process exits after close', () => {
-  let server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(() => server.stop());
+/** Runs `child` (with `nodeFlags`) against an embedded broker and against a server; each run
+ * must exit by itself and print a line matching `expected`. */
+function inBothModes(title, child, expected, nodeFlags = []) {
+  describe(title, () => {
+    let server;
+    before(async () => {
+      server = await startServer();
+    });
+    after(() => server.stop());
 
-  test('embedded', async (t) => {
-    const stdout = await run(path.join(tempDir(t), 'data'));
-    assert.match(stdout, /closed after 2 heard, 2 iterated/);
-  });
+    test('embedded', async (t) => {
+      assert.match(await run(path.join(tempDir(t), 'data'), child, nodeFlags), expected);
+    });
 
-  test('remote', async () => {
-    const stdout = await run(server.url);
-    assert.match(stdout, /closed after 2 heard, 2 iterated/);
+    test('remote', async () => {
+      assert.match(await run(server.url, child, nodeFlags), expected);
+    });
   });
-});
+}
 
-describe('a send in flight keeps the process alive until it completes', () => {
-  let server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(() => server.stop());
+inBothModes('the process exits after close', CHILD, /closed after 2 heard, 2 iterated/);
 
-  test('embedded', async (t) => {
-    const stdout = await run(path.join(tempDir(t), 'data'), SENDER);
-    assert.match(stdout, /^sent string 0$/m);
-  });
+inBothModes('a send in flight keeps the process alive until it completes', SENDER, /^sent string 0$/m);
 
-  test('remote', async () => {
-    const stdout = await run(server.url, SENDER);
-    assert.match(stdout, /^sent string 0$/m);
-  });
-});
-
-describe('a producer nobody keeps is not collected while its sends are in flight', () => {
-  let server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(() => server.stop());
-
-  test('embedded', async (t) => {
-    const stdout = await run(path.join(tempDir(t), 'data'), DROPPED, ['--expose-gc']);
-    assert.match(stdout, /^sent 50$/m);
-  });
-
-  test('remote', async () => {
-    const stdout = await run(server.url, DROPPED, ['--expose-gc']);
-    assert.match(stdout, /^sent 50$/m);
-  });
-});
+inBothModes('a producer nobody keeps is not collected while its sends are in flight', DROPPED, /^sent 50$/m, [
+  '--expose-gc',
+]);

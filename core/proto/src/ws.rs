@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::group::{MemberOut, ModeOut};
 use crate::json::from_value;
-use crate::message::{MessageOut, PublishBatch, PublishMessage, SendResultOut};
+use crate::message::{MessageOut, PublishBatch, PublishMessage, PublishRequest, SendResultOut};
 use crate::problem::{FieldError, Problem};
 use crate::transaction::TransactionStatusOut;
 
@@ -227,16 +227,31 @@ impl<'de> serde::de::Visitor<'de> for HotPublishVisitor {
 impl HotPublish {
     /// The frame, when it is a whole `publish` frame.
     fn into_frame(self) -> Option<(ClientFrame, FrameIds)> {
-        if self.op.as_deref() != Some("publish") {
+        let HotPublish { op, id, req_id, topic, message, messages } = self;
+        if op.as_deref() != Some("publish") {
             return None;
         }
-        let (req_id, topic) = (self.req_id?, self.topic?);
-        let ids = FrameIds { id: self.id, req_id: Some(req_id.clone()) };
-        let body = match self.messages {
-            Some(messages) => PublishBody::Batch { messages, idempotency_key: self.message.idempotency_key },
-            None => PublishBody::Single(Box::new(self.message)),
+        let (req_id, topic) = (req_id?, topic?);
+        let ids = FrameIds { id, req_id: Some(req_id.clone()) };
+        let body = match messages {
+            Some(messages) => PublishBody::Batch { messages, idempotency_key: message.idempotency_key },
+            None => PublishBody::Single(Box::new(message)),
         };
         Some((ClientFrame::Publish(PublishFrame { req_id, topic, body }), ids))
+    }
+}
+
+impl PublishRequest {
+    /// A REST publish body read in one pass, the way a `publish` frame is: a batch when it has
+    /// `messages`, else one message. `None` when it does not read so; the caller then reads it
+    /// the general way, which words the error. A frame's own keys (`op`, `req_id`, `topic`)
+    /// mean nothing here and are skipped like any other unknown key.
+    pub fn parse_hot(body: &[u8]) -> Option<PublishRequest> {
+        let hot = serde_json::from_slice::<HotPublish>(body).ok()?;
+        Some(match hot.messages {
+            Some(messages) => PublishRequest::Batch(PublishBatch { messages }),
+            None => PublishRequest::Single(Box::new(hot.message)),
+        })
     }
 }
 

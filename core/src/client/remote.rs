@@ -433,7 +433,7 @@ impl RemoteTransport {
     /// The members' sockets, unless the client is closed.
     async fn members_locked(&self) -> Result<tokio::sync::MutexGuard<'_, HashMap<(String, String), MemberLink>>> {
         let members = self.link.members.lock().await;
-        if matches!(*self.link.state.borrow(), LinkState::Closed) {
+        if self.is_closed() {
             return Err(closed());
         }
         Ok(members)

@@ -86,38 +86,35 @@ pub async fn publish(
         let result = broker.send(&topic, msg).await?;
         return Ok(Json(PublishResponse::Single(result.into())));
     }
-    // A body that opens with `"messages"` is a batch: read straight into it, without building
-    // a JSON tree of every message first (a third of the parsing).
-    if opens_with_messages(&body) {
-        let batch: PublishBatch = parse_json(&body)?;
-        let msgs = batch_messages(batch, &ctx)?;
-        let results = broker.send_batch(&topic, msgs, idempotency_key).await?;
-        let results = results.into_iter().map(Into::into).collect();
-        return Ok(Json(PublishResponse::Batch(BatchResult { results })));
+    // Read in one pass, straight into the messages; a body that does not read so goes through
+    // a JSON tree, which words the error.
+    let request = match PublishRequest::parse_hot(&body) {
+        Some(request) => request,
+        None => {
+            let value: serde_json::Value = parse_json(&body)?;
+            if value.get("messages").is_some() {
+                PublishRequest::Batch(from_value(value, "")?)
+            } else {
+                PublishRequest::Single(Box::new(from_value(value, "")?))
+            }
+        }
+    };
+    match request {
+        PublishRequest::Batch(batch) => {
+            let msgs = batch_messages(batch, &ctx)?;
+            let results = broker.send_batch(&topic, msgs, idempotency_key).await?;
+            let results = results.into_iter().map(Into::into).collect();
+            Ok(Json(PublishResponse::Batch(BatchResult { results })))
+        }
+        PublishRequest::Single(single) => {
+            let mut msg = single.into_outgoing("", &ctx)?;
+            if idempotency_key.is_some() {
+                msg.idempotency_key = idempotency_key;
+            }
+            let result = broker.send(&topic, msg).await?;
+            Ok(Json(PublishResponse::Single(result.into())))
+        }
     }
-    let value: serde_json::Value = parse_json(&body)?;
-    if value.get("messages").is_some() {
-        let batch: PublishBatch = from_value(value, "")?;
-        let msgs = batch_messages(batch, &ctx)?;
-        let results = broker.send_batch(&topic, msgs, idempotency_key).await?;
-        let results = results.into_iter().map(Into::into).collect();
-        return Ok(Json(PublishResponse::Batch(BatchResult { results })));
-    }
-    let single: PublishMessage = from_value(value, "")?;
-    let mut msg = single.into_outgoing("", &ctx)?;
-    if idempotency_key.is_some() {
-        msg.idempotency_key = idempotency_key;
-    }
-    let result = broker.send(&topic, msg).await?;
-    Ok(Json(PublishResponse::Single(result.into())))
-}
-
-/// Whether a JSON text's first key is `messages` (`{"messages": ...`, whitespace allowed).
-fn opens_with_messages(body: &[u8]) -> bool {
-    let trim = |b: &[u8]| -> usize { b.iter().take_while(|c| c.is_ascii_whitespace()).count() };
-    let body = &body[trim(body)..];
-    let Some(after_brace) = body.strip_prefix(b"{") else { return false };
-    after_brace[trim(after_brace)..].starts_with(b"\"messages\"")
 }
 
 /// Converts every message of a batch, collecting the errors of all of them.
